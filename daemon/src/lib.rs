@@ -1,0 +1,1 @@
+//! zend: the zen daemon, as a library so tests can run it in-process.

@@ -1,0 +1,31 @@
+//! The contract between `zen-shim` and `zend`, and nothing else.
+//!
+//! - [`v1`]: the `zen.v1` gRPC service generated from `zen.proto` (messages,
+//!   client behind the `client` feature, server behind `server`).
+//! - [`paths`]: where the daemon's socket lives. Both binaries must agree on it
+//!   without talking, and the shim may not pull in the daemon's dependencies, so
+//!   the rule lives here with the wire types.
+//! - [`meta`]: the request-metadata keys a shim sends when it opens a session.
+
+pub mod paths;
+
+/// Generated from `zen.proto`.
+#[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/zen.v1.rs"));
+}
+
+/// Request-metadata keys on `Zend.Session` (see `zen.proto`).
+pub mod meta {
+    /// The shim's version.
+    pub const SHIM_VERSION: &str = "x-zen-shim-version";
+    /// The shim's process id.
+    pub const SHIM_PID: &str = "x-zen-shim-pid";
+    /// The shim's parent process id: the MCP client.
+    pub const CLIENT_PID: &str = "x-zen-client-pid";
+    /// The shim's working directory as raw bytes (binary metadata).
+    pub const CWD_BIN: &str = "x-zen-cwd-bin";
+}
+
+/// The version both binaries are built at; the shim sends it, the daemon compares.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,119 @@
+//! Reaching zend: connect to its socket, or start it and wait until it answers.
+//!
+//! Follows sccache's `connect_or_start_server`: try the socket; if nothing
+//! answers and auto-start is allowed, spawn `zend serve --auto-started` detached
+//! (its own session, stdio on /dev/null, so the MCP client never waits on an
+//! inherited pipe) and retry with backoff. Many shims may race here; zend's lock
+//! file guarantees one daemon, and every shim ends up on the same socket.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+
+/// Set to `1` to never start zend (a service manager owns it).
+pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
+/// Path of the `zend` binary to start, when it is neither beside the shim nor on PATH.
+pub const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
+/// How long to wait for a freshly started daemon to answer.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn connect_or_start(socket: &Path) -> Result<Channel, String> {
+    if let Ok(channel) = connect(socket).await {
+        return Ok(channel);
+    }
+    if std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1") {
+        return Err(format!(
+            "no zend answers at {} and {NO_AUTOSTART_ENV}=1 forbids starting one; \
+             start it with `zend serve` (or your service manager), or unset {NO_AUTOSTART_ENV}",
+            socket.display()
+        ));
+    }
+    let zend = find_zend()?;
+    let mut child = spawn_detached(&zend)?;
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(1);
+    loop {
+        tokio::time::sleep(delay).await;
+        if let Ok(channel) = connect(socket).await {
+            // The child is a detached daemon (or exited because another shim's
+            // daemon won the race); reap it later without blocking.
+            std::thread::spawn(move || child.wait());
+            return Ok(channel);
+        }
+        if let Ok(Some(status)) = child.try_wait()
+            && !status.success()
+        {
+            return Err(format!(
+                "started {} but it exited with {status}; run `zend serve` in a terminal to see why",
+                zend.display()
+            ));
+        }
+        if started.elapsed() > START_DEADLINE {
+            return Err(format!(
+                "started {} but nothing answered at {} within {}s; see zend's log (`zend status`)",
+                zend.display(),
+                socket.display(),
+                START_DEADLINE.as_secs()
+            ));
+        }
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn connect(socket: &Path) -> Result<Channel, tonic::transport::Error> {
+    let socket: PathBuf = socket.to_path_buf();
+    // The URI is required by the API and ignored by the connector.
+    Endpoint::from_static("http://zend.local")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+        }))
+        .await
+}
+
+/// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.
+fn find_zend() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(ZEND_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(me) = std::env::current_exe() {
+        let beside = me.with_file_name("zend");
+        if beside.is_file() {
+            return Ok(beside);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("zend");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!(
+        "cannot find the zend binary beside zen-shim or on PATH; install it next to zen-shim \
+         or set {ZEND_BIN_ENV}"
+    ))
+}
+
+fn spawn_detached(zend: &Path) -> Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(zend);
+    command
+        .args(["serve", "--auto-started"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; it detaches zend from the client's
+    // session and terminal so the client's exit or Ctrl-C does not reach it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|e| format!("cannot start {}: {e}", zend.display()))
+}
