@@ -1,1 +1,23 @@
 //! zend: the zen daemon, as a library so tests can run it in-process.
+//!
+//! # Layout
+//! - [`server`]: lifecycle — lock, store, socket, `run(listener, daemon)`, shutdown.
+//! - [`ipc`]: the `zen.v1.Zend` gRPC service; peer-credential checks.
+//! - [`mcp`]: one rmcp server per Session stream; the frame transport.
+//! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
+//! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
+//! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
+//! - [`cli`], [`client`]: subcommands that talk to a running zend.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod ipc;
+pub mod locations;
+pub mod logging;
+pub mod mcp;
+pub mod server;
+pub mod sessions;
+pub mod tools;
+pub mod util;

@@ -114,7 +114,11 @@ mod tests {
     fn default_runtime_dir_is_short_and_per_user() {
         let dir = default_runtime_dir();
         let socket = dir.join(SOCKET_NAME);
-        assert!(socket.as_os_str().len() <= MAX_SOCKET_PATH, "{}", socket.display());
+        assert!(
+            socket.as_os_str().len() <= MAX_SOCKET_PATH,
+            "{}",
+            socket.display()
+        );
         assert!(dir.to_string_lossy().contains(&current_uid().to_string()));
     }
 
@@ -124,11 +128,15 @@ mod tests {
         let base = std::env::temp_dir().join(format!("zen-proto-test-{}", std::process::id()));
         let dir = base.join("run");
         ensure_private_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let mode = std::fs::metadata(&dir).map(|m| m.permissions().mode()).unwrap_or(0);
+        let mode = std::fs::metadata(&dir)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
         assert_eq!(mode & 0o777, 0o700);
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok();
         ensure_private_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let mode = std::fs::metadata(&dir).map(|m| m.permissions().mode()).unwrap_or(0);
+        let mode = std::fs::metadata(&dir)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
         assert_eq!(mode & 0o777, 0o700);
         std::fs::remove_dir_all(&base).ok();
     }
@@ -137,7 +145,10 @@ mod tests {
     fn a_file_in_place_of_the_dir_is_refused() {
         let base = std::env::temp_dir().join(format!("zen-proto-test-file-{}", std::process::id()));
         std::fs::write(&base, b"x").ok();
-        let err = ensure_private_dir(&base).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = ensure_private_dir(&base)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("not a directory"), "{err}");
         std::fs::remove_file(&base).ok();
     }

@@ -68,7 +68,11 @@ async fn connect(socket: &Path) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_static("http://zend.local")
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
         }))
         .await
 }
@@ -115,5 +119,7 @@ fn spawn_detached(zend: &Path) -> Result<std::process::Child, String> {
             Ok(())
         });
     }
-    command.spawn().map_err(|e| format!("cannot start {}: {e}", zend.display()))
+    command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", zend.display()))
 }

@@ -25,7 +25,10 @@ use zen_proto::v1::zend_client::ZendClient;
 const OUTBOUND_CAPACITY: usize = 32;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("zen-shim: cannot start the async runtime: {e}");
@@ -57,7 +60,11 @@ async fn run() -> Result<(), String> {
         .session(request)
         .await
         .map_err(|status| {
-            format!("zend refused the session at {}: {}", socket.display(), status.message())
+            format!(
+                "zend refused the session at {}: {}",
+                socket.display(),
+                status.message()
+            )
         })?
         .into_inner();
 
@@ -100,7 +107,9 @@ async fn pump_stdin(outbound: mpsc::Sender<Frame>) {
                 if line.is_empty() {
                     continue;
                 }
-                let frame = Frame { json: line.clone().into() };
+                let frame = Frame {
+                    json: line.clone().into(),
+                };
                 if outbound.send(frame).await.is_err() {
                     return;
                 }
@@ -112,11 +121,20 @@ async fn pump_stdin(outbound: mpsc::Sender<Frame>) {
 fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     use tonic::metadata::{BinaryMetadataValue, MetadataValue};
     use zen_proto::meta;
-    metadata.insert(meta::SHIM_VERSION, MetadataValue::from_static(zen_proto::VERSION));
+    metadata.insert(
+        meta::SHIM_VERSION,
+        MetadataValue::from_static(zen_proto::VERSION),
+    );
     metadata.insert(meta::SHIM_PID, MetadataValue::from(std::process::id()));
-    metadata.insert(meta::CLIENT_PID, MetadataValue::from(std::os::unix::process::parent_id()));
+    metadata.insert(
+        meta::CLIENT_PID,
+        MetadataValue::from(std::os::unix::process::parent_id()),
+    );
     if let Ok(cwd) = std::env::current_dir() {
         use std::os::unix::ffi::OsStrExt;
-        metadata.insert_bin(meta::CWD_BIN, BinaryMetadataValue::from_bytes(cwd.as_os_str().as_bytes()));
+        metadata.insert_bin(
+            meta::CWD_BIN,
+            BinaryMetadataValue::from_bytes(cwd.as_os_str().as_bytes()),
+        );
     }
 }

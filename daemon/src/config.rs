@@ -1,0 +1,164 @@
+//! Configuration as data: YAML compiled into zend, overridden by the user's copy.
+//!
+//! Every file under `config/` in the repository is embedded at build time. At
+//! start, zend reads the same file name from its config directory, if present,
+//! and deep-merges it over the built-in one (maps merge key by key; anything else
+//! is replaced), then deserializes the result. So a user's file need only hold
+//! what it changes. Errors name the file and line.
+//!
+//! This module holds the loader and `server.yaml`'s type; other modules own
+//! their files' types (models, limits, tools) and load them through [`load_layered`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The built-in `config/server.yaml`.
+pub const SERVER_YAML: &str = include_str!("../../config/server.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}:{column}: {message}; fix the file or remove it to use the defaults")]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}; fix the file or remove it to use the defaults")]
+    Invalid { file: PathBuf, message: String },
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `server.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds an auto-started zend waits with no sessions before exiting; 0 = never.
+    pub idle_timeout_secs: u64,
+    /// Seconds live calls get to finish on shutdown.
+    pub shutdown_deadline_secs: u64,
+    /// Tools hidden from clients.
+    #[serde(default)]
+    pub disabled_tools: Vec<String>,
+}
+
+impl ServerConfig {
+    pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        load_layered("server.yaml", SERVER_YAML, config_dir)
+    }
+}
+
+/// Parses `builtin` (the compiled-in file `name`), merges `<config_dir>/<name>`
+/// over it when that file exists, and deserializes the result.
+pub fn load_layered<T: DeserializeOwned>(
+    name: &str,
+    builtin: &str,
+    config_dir: &Path,
+) -> Result<T, ConfigError> {
+    let builtin_path = PathBuf::from(format!("<built-in>/config/{name}"));
+    let mut merged = parse_yaml(builtin, &builtin_path)?;
+    let user_path = config_dir.join(name);
+    let mut source = builtin_path;
+    match std::fs::read_to_string(&user_path) {
+        Ok(text) => {
+            let user = parse_yaml(&text, &user_path)?;
+            merge(&mut merged, user);
+            source = user_path;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ConfigError::Read {
+                file: user_path,
+                source,
+            });
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| ConfigError::Invalid {
+        file: source,
+        message: e.to_string(),
+    })
+}
+
+/// Parses YAML text into a JSON value, reporting syntax errors with file and line.
+pub fn parse_yaml(text: &str, file: &Path) -> Result<serde_json::Value, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    yaml_serde::from_str::<serde_json::Value>(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        ConfigError::Syntax {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Deep merge: objects merge key by key, anything else in `over` replaces `base`.
+pub fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_server_yaml_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::load(dir.path()).unwrap();
+        assert_eq!(config.idle_timeout_secs, 1800);
+    }
+
+    #[test]
+    fn user_file_overrides_only_what_it_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.yaml"), "idle_timeout_secs: 5\n").unwrap();
+        let config = ServerConfig::load(dir.path()).unwrap();
+        assert_eq!(config.idle_timeout_secs, 5);
+        assert_eq!(config.shutdown_deadline_secs, 10);
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("server.yaml"),
+            "idle_timeout_secs: 5\n  bad: [\n",
+        )
+        .unwrap();
+        let err = ServerConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("server.yaml:2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.yaml"), "idle_timeout: 5\n").unwrap();
+        let err = ServerConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! `Daemon`: the state one zend shares across all its sessions. Built once at
+//! start (configuration resolved into runtime objects), then read-only apart
+//! from the session table and the store.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::locations::Locations;
+use crate::sessions::Sessions;
+use crate::tools;
+
+pub struct Daemon {
+    pub started: Instant,
+    pub locations: Locations,
+    pub socket_path: PathBuf,
+    pub server: ServerConfig,
+    /// Started by a shim (so it exits when idle), not by hand or a service manager.
+    pub auto_started: bool,
+    pub sessions: Sessions,
+    /// Cancelled when zend begins shutting down.
+    pub shutdown: CancellationToken,
+    pub tools: tools::Registry,
+    pub db: sled::Db,
+    /// Milliseconds live calls get on shutdown (server.yaml, or what `zend stop` asked).
+    shutdown_deadline_ms: AtomicU64,
+}
+
+impl Daemon {
+    pub fn new(
+        locations: Locations,
+        socket_path: PathBuf,
+        server: ServerConfig,
+        auto_started: bool,
+        db: sled::Db,
+    ) -> Self {
+        let mut disabled = server.disabled_tools.clone();
+        // Zen's variable, kept so people moving from Zen keep their setup.
+        if let Ok(list) = std::env::var("DISABLED_TOOLS") {
+            disabled.extend(
+                list.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+        Self {
+            started: Instant::now(),
+            locations,
+            socket_path,
+            tools: tools::Registry::builtin(&disabled),
+            auto_started,
+            sessions: Sessions::default(),
+            shutdown: CancellationToken::new(),
+            shutdown_deadline_ms: AtomicU64::new(
+                server.shutdown_deadline_secs.saturating_mul(1000),
+            ),
+            server,
+            db,
+        }
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_shutdown_deadline(&self, deadline: Duration) {
+        self.shutdown_deadline_ms
+            .store(deadline.as_millis() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,204 @@
+//! The gRPC side of zend: the `zen.v1.Zend` service over a Unix socket.
+//!
+//! **Boundary:** with `mcp`, the only module that touches tonic types. Each
+//! `Session` stream becomes one MCP session (see `mcp`); `Status` and `Shutdown`
+//! serve `zend status` and `zend stop`. Connections from other users are
+//! refused before any byte is read (peer credentials).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+use zen_proto::v1::zend_server::Zend;
+use zen_proto::v1::{
+    Frame, Paths, SessionInfo, ShutdownReply, ShutdownRequest, StatusReply, StatusRequest,
+};
+
+use crate::daemon::Daemon;
+use crate::mcp::{self, McpServer, transport::FrameTransport};
+use crate::sessions::SessionMeta;
+
+/// Frames queued towards one shim; beyond this the session's writer waits.
+const OUTBOUND_CAPACITY: usize = 64;
+
+pub struct ZendService {
+    daemon: Arc<Daemon>,
+}
+
+impl ZendService {
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        Self { daemon }
+    }
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Zend for ZendService {
+    type SessionStream = FrameStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<Frame>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        if self.daemon.shutdown.is_cancelled() {
+            return Err(Status::unavailable(
+                "zend is shutting down; retry in a moment",
+            ));
+        }
+        let meta = session_meta(request.metadata());
+        let inbound = request.into_inner();
+        let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        let daemon = Arc::clone(&self.daemon);
+        tokio::spawn(async move {
+            let guard = daemon.sessions.open(meta);
+            let session = Arc::clone(&guard.session);
+            tracing::info!(session = %session.id, shim_pid = session.meta.shim_pid, client_pid = session.meta.client_pid, "session opened");
+            let server = McpServer::new(Arc::clone(&daemon), Arc::clone(&session));
+            let transport = FrameTransport::new(inbound, outbound.clone());
+            let shutdown = daemon.shutdown.clone();
+            let ended = tokio::select! {
+                ended = mcp::serve(server, transport, shutdown.clone()) => ended,
+                () = wait_for_shutdown(&daemon, &session) => Ok(()),
+            };
+            match ended {
+                Ok(()) if shutdown.is_cancelled() => {
+                    let _ = outbound
+                        .send(Err(Status::unavailable(
+                            "zend was stopped; your MCP client can restart the zen server",
+                        )))
+                        .await;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::info!(session = %session.id, error = %e, "session ended before initialize");
+                    let _ = outbound
+                        .send(Err(Status::invalid_argument(format!(
+                            "{e}; the first message must be MCP initialize"
+                        ))))
+                        .await;
+                }
+            }
+            tracing::info!(session = %session.id, "session closed");
+            drop(guard);
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        Ok(Response::new(status_reply(&self.daemon)))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownReply>, Status> {
+        let deadline_ms = request.into_inner().deadline_ms;
+        tracing::info!(deadline_ms, "shutdown requested");
+        if deadline_ms > 0 {
+            self.daemon
+                .set_shutdown_deadline(std::time::Duration::from_millis(deadline_ms));
+        }
+        self.daemon.shutdown.cancel();
+        Ok(Response::new(ShutdownReply {
+            pid: std::process::id(),
+        }))
+    }
+}
+
+/// Resolves when zend is shutting down and this session has no call left
+/// running (or the shutdown deadline has passed).
+async fn wait_for_shutdown(daemon: &Daemon, session: &crate::sessions::Session) {
+    daemon.shutdown.cancelled().await;
+    let deadline = tokio::time::Instant::now() + daemon.shutdown_deadline();
+    while session.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn session_meta(metadata: &tonic::metadata::MetadataMap) -> SessionMeta {
+    use zen_proto::meta;
+    let text = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let cwd = metadata
+        .get_bin(meta::CWD_BIN)
+        .and_then(|v| v.to_bytes().ok())
+        .map(|bytes| {
+            use std::os::unix::ffi::OsStrExt;
+            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+        })
+        .unwrap_or_default();
+    SessionMeta {
+        shim_version: text(meta::SHIM_VERSION),
+        shim_pid: text(meta::SHIM_PID).parse().unwrap_or(0),
+        client_pid: text(meta::CLIENT_PID).parse().unwrap_or(0),
+        cwd,
+    }
+}
+
+pub fn status_reply(daemon: &Daemon) -> StatusReply {
+    let sessions = daemon
+        .sessions
+        .snapshot()
+        .iter()
+        .map(|s| {
+            let (client_name, client_version) = s.client().unwrap_or_default();
+            SessionInfo {
+                id: s.id.clone(),
+                shim_version: s.meta.shim_version.clone(),
+                shim_pid: s.meta.shim_pid,
+                client_pid: s.meta.client_pid,
+                cwd: s.meta.cwd.to_string_lossy().into_owned(),
+                client_name,
+                client_version,
+                age_ms: s.opened.elapsed().as_millis() as u64,
+                in_flight_calls: s.in_flight(),
+            }
+        })
+        .collect();
+    let locations = &daemon.locations;
+    StatusReply {
+        daemon_version: zen_proto::VERSION.to_owned(),
+        pid: std::process::id(),
+        uptime_ms: daemon.started.elapsed().as_millis() as u64,
+        socket_path: daemon.socket_path.to_string_lossy().into_owned(),
+        sessions,
+        auto_started: daemon.auto_started,
+        paths: Some(Paths {
+            config_dir: locations.config_dir.to_string_lossy().into_owned(),
+            data_dir: locations.data_dir.to_string_lossy().into_owned(),
+            state_dir: locations.state_dir.to_string_lossy().into_owned(),
+            runtime_dir: locations.runtime_dir.to_string_lossy().into_owned(),
+            log_file: locations.log_path().to_string_lossy().into_owned(),
+        }),
+        in_flight_calls: daemon.sessions.in_flight(),
+        ledger_json: String::new(),
+    }
+}
+
+/// Accepts a connection only from this daemon's own user.
+pub fn peer_is_owner(stream: &UnixStream) -> bool {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == zen_proto::paths::current_uid() => true,
+        Ok(cred) => {
+            tracing::warn!(peer_uid = cred.uid(), peer_pid = ?cred.pid(), "refused a connection from another user");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a connection whose peer cannot be identified");
+            false
+        }
+    }
+}

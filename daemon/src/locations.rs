@@ -1,0 +1,140 @@
+//! Where zend keeps things: config, data (the sled store), state (logs) and
+//! runtime (lock file and socket) directories.
+//!
+//! Defaults come from the `directories` crate's project dirs for "zen". One
+//! variable, `ZEN_HOME`, relocates all four at once (tests use it to isolate
+//! themselves); each can also be set alone by a flag or its own variable. The
+//! runtime directory follows `zen_proto::paths`, the rule the shim uses too.
+
+use std::path::{Path, PathBuf};
+
+use zen_proto::paths;
+
+/// Per-directory overrides, from flags or environment (`ZEN_CONFIG_DIR`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub home: Option<PathBuf>,
+    pub config_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub runtime_dir: Option<PathBuf>,
+}
+
+/// The resolved directories of one zend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    pub config_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    #[error(
+        "cannot find a home directory for zen's files (is HOME set?); set ZEN_HOME to a directory zen may use"
+    )]
+    NoHome,
+    #[error("cannot prepare {path}: {source}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Locations {
+    /// Resolves the directories: explicit override, else `ZEN_HOME`, else the platform default.
+    pub fn resolve(overrides: &Overrides) -> Result<Self, LocationError> {
+        let home = overrides.home.clone().or_else(|| {
+            std::env::var_os(paths::HOME_ENV)
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+        });
+        let (config, data, state) = match &home {
+            Some(home) => (home.join("config"), home.join("data"), home.join("state")),
+            None => {
+                let dirs =
+                    directories::ProjectDirs::from("", "", "zen").ok_or(LocationError::NoHome)?;
+                let state = dirs
+                    .state_dir()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| dirs.data_local_dir().join("state"));
+                (
+                    dirs.config_dir().to_path_buf(),
+                    dirs.data_dir().to_path_buf(),
+                    state,
+                )
+            }
+        };
+        let runtime = match (&overrides.runtime_dir, &home) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(home)) => home.join("run"),
+            (None, None) => paths::default_runtime_dir(),
+        };
+        Ok(Self {
+            config_dir: overrides.config_dir.clone().unwrap_or(config),
+            data_dir: overrides.data_dir.clone().unwrap_or(data),
+            state_dir: overrides.state_dir.clone().unwrap_or(state),
+            runtime_dir: runtime,
+        })
+    }
+
+    /// The socket path: `ZEN_SOCKET` when set, else `<runtime_dir>/zend.sock`.
+    pub fn socket_path(&self) -> PathBuf {
+        match std::env::var_os(paths::SOCKET_ENV) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => self.runtime_dir.join(paths::SOCKET_NAME),
+        }
+    }
+
+    /// The single-instance lock file; it also records the holder's pid.
+    pub fn lock_path(&self) -> PathBuf {
+        self.runtime_dir.join("zend.lock")
+    }
+
+    /// Today's log file (rotated daily, a week kept).
+    pub fn log_path(&self) -> PathBuf {
+        crate::logging::current_log_file(&self.state_dir)
+    }
+
+    /// Creates the directories zend writes to; the runtime directory is private (0700).
+    pub fn prepare(&self) -> Result<(), LocationError> {
+        for dir in [&self.config_dir, &self.data_dir, &self.state_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| LocationError::Prepare {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        paths::ensure_private_dir(&self.runtime_dir).map_err(|source| LocationError::Prepare {
+            path: self.runtime_dir.clone(),
+            source,
+        })?;
+        if let Some(parent) = self.socket_path().parent() {
+            paths::ensure_private_dir(parent).map_err(|source| LocationError::Prepare {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_relocates_everything_and_flags_win() {
+        let overrides = Overrides {
+            home: Some(PathBuf::from("/tmp/zh")),
+            data_dir: Some(PathBuf::from("/srv/zen-data")),
+            ..Overrides::default()
+        };
+        let locations = Locations::resolve(&overrides).unwrap();
+        assert_eq!(locations.config_dir, PathBuf::from("/tmp/zh/config"));
+        assert_eq!(locations.data_dir, PathBuf::from("/srv/zen-data"));
+        assert_eq!(locations.state_dir, PathBuf::from("/tmp/zh/state"));
+        assert_eq!(locations.runtime_dir, PathBuf::from("/tmp/zh/run"));
+    }
+}

@@ -1,0 +1,83 @@
+//! zend's logs: `tracing` to a daily-rotated file in the state directory
+//! (`zend.YYYY-MM-DD.log`, a week kept), and to stderr when zend runs in the
+//! foreground. Level from `ZEN_LOG`, else `RUST_LOG`, else `info`. Nothing here
+//! ever sees a secret: providers keep keys in a type that cannot be printed.
+
+use std::path::{Path, PathBuf};
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Keeps the log writer alive; drop it last so buffered lines reach the file.
+pub struct LogGuard {
+    _file: WorkerGuard,
+}
+
+pub fn filter() -> EnvFilter {
+    let spec = std::env::var("ZEN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Logs to the state directory, and to stderr too when `to_stderr`.
+pub fn init(state_dir: &Path, to_stderr: bool) -> std::io::Result<LogGuard> {
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("zend")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(state_dir)
+        .map_err(std::io::Error::other)?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    let stderr_layer =
+        to_stderr.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    // A second init (tests running zend in-process) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
+    Ok(LogGuard { _file: guard })
+}
+
+/// Today's log file (UTC date, as the rotation names it).
+pub fn current_log_file(state_dir: &Path) -> PathBuf {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    let (y, m, d) = civil_from_days(days);
+    state_dir.join(format!("zend.{y:04}-{m:02}-{d:02}.log"))
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,209 @@
+//! The MCP surface of zend: one rmcp server per Session stream.
+//!
+//! **Boundary:** this is what clients see. Only this module (and `ipc`) touch
+//! rmcp types; tools get domain types (`tools::CallContext`, `ToolOutput`).
+//! `initialize` records the client's name on the session; `tools/list` and
+//! `tools/call` go to the tool registry; a failing tool becomes an `isError`
+//! result the assistant can read, never a dropped session.
+
+pub mod transport;
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, ToolAnnotations,
+};
+use rmcp::service::{Peer, RequestContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::Daemon;
+use crate::sessions::Session;
+use crate::tools::{CallContext, NoProgress, ProgressSink, ToolError};
+
+/// JSON-RPC error codes zend sends itself.
+pub mod error_code {
+    pub const PARSE_ERROR: i32 = -32700;
+    pub const INVALID_REQUEST: i32 = -32600;
+    pub const INVALID_PARAMS: i32 = -32602;
+}
+
+/// Short instructions sent with `initialize`; every byte here costs each
+/// assistant session context, so keep it tight.
+pub const INSTRUCTIONS: &str = "zen lets you consult other AI models. Tools take an optional `model` \
+(call `listmodels` when unsure which exist) and return a continuation_id: pass it back to continue \
+the same conversation with any tool, in any session.";
+
+/// One session's MCP server.
+#[derive(Clone)]
+pub struct McpServer {
+    daemon: Arc<Daemon>,
+    session: Arc<Session>,
+}
+
+impl McpServer {
+    pub fn new(daemon: Arc<Daemon>, session: Arc<Session>) -> Self {
+        Self { daemon, session }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = Implementation::new("zen", zen_proto::VERSION);
+        info.title = Some("zen".into());
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(info)
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        self.session.set_client(
+            request.client_info.name.clone(),
+            request.client_info.version.clone(),
+        );
+        tracing::info!(
+            session = %self.session.id,
+            client = %request.client_info.name,
+            client_version = %request.client_info.version,
+            "initialize"
+        );
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let tools = self
+            .daemon
+            .tools
+            .iter()
+            .map(|tool| {
+                let spec = tool.spec();
+                rmcp::model::Tool::new(
+                    spec.name.clone(),
+                    spec.description.clone(),
+                    Arc::new(spec.input_schema.clone()),
+                )
+                .with_annotations(
+                    ToolAnnotations::with_title(spec.title.clone())
+                        .read_only(spec.read_only)
+                        .open_world(spec.open_world),
+                )
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let Some(tool) = self.daemon.tools.get(&name).cloned() else {
+            return Err(McpError::invalid_params(
+                format!(
+                    "unknown tool '{name}'; available tools: {}",
+                    self.daemon.tools.names().join(", ")
+                ),
+                None,
+            ));
+        };
+        let _running = self.session.begin_call();
+        let progress: Arc<dyn ProgressSink> = match context.meta.get_progress_token() {
+            Some(token) => Arc::new(PeerProgress {
+                peer: context.peer.clone(),
+                token,
+            }),
+            None => Arc::new(NoProgress),
+        };
+        let cancel = CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        let call = CallContext {
+            daemon: Arc::clone(&self.daemon),
+            session: Arc::clone(&self.session),
+            request_id: context.id.to_string(),
+            progress,
+            cancel: cancel.clone(),
+        };
+        let span = tracing::info_span!("tool", tool = %name, session = %self.session.id, id = %call.request_id);
+        let arguments = request.arguments.unwrap_or_default();
+        let outcome = {
+            use tracing::Instrument;
+            let run = tool.call(&call, arguments).instrument(span);
+            tokio::select! {
+                outcome = run => outcome,
+                () = context.ct.cancelled() => {
+                    cancel.cancel();
+                    Err(ToolError::Cancelled)
+                }
+            }
+        };
+        let result = match outcome {
+            Ok(output) if output.is_error => {
+                CallToolResult::error(vec![ContentBlock::text(output.text)])
+            }
+            Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.text)]),
+            Err(error) => {
+                tracing::info!(tool = %name, %error, "tool call failed");
+                CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+            }
+        };
+        Ok(CallToolResponse::Complete(result))
+    }
+}
+
+/// Progress for one request, sent as `notifications/progress` on its session.
+struct PeerProgress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+}
+
+impl ProgressSink for PeerProgress {
+    fn progress(&self, progress: f64, total: Option<f64>, message: String) {
+        let mut param = ProgressNotificationParam::new(self.token.clone(), progress);
+        param.total = total;
+        param.message = Some(message);
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = peer.notify_progress(param).await {
+                tracing::debug!(error = %e, "cannot send progress");
+            }
+        });
+    }
+}
+
+/// Why a session ended other than by the client closing it.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session did not start: {0}")]
+    Initialize(String),
+}
+
+/// Serves one MCP session over `transport` until the client closes it or zend
+/// shuts down (after which the caller ends the stream).
+pub async fn serve<T, E, A>(
+    server: McpServer,
+    transport: T,
+    shutdown: CancellationToken,
+) -> Result<(), SessionError>
+where
+    T: rmcp::transport::IntoTransport<RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let running = server
+        .serve_with_ct(transport, shutdown.child_token())
+        .await
+        .map_err(|e| SessionError::Initialize(e.to_string()))?;
+    let _ = running.waiting().await;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! zend's lifecycle: single-instance lock, store, socket, serve, shut down.
+//!
+//! Start-up order matters for the shims racing to start us: take the lock (the
+//! loser says who holds it and exits 0), open the store, and only then remove
+//! any stale socket and bind, so "the socket answers" means "zend is ready".
+//! Only the lock holder ever removes a socket, and only the one it created.
+//!
+//! [`run`] takes an already bound listener and the daemon state, like
+//! mini-redis's `server::run`, so tests and socket activation can supply their own.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
+use zen_proto::v1::zend_server::ZendServer;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::daemon::Daemon;
+use crate::ipc::{self, ZendService};
+use crate::locations::{LocationError, Locations, Overrides};
+
+/// How `zend serve` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub overrides: Overrides,
+    /// Started by a shim: exit when idle.
+    pub auto_started: bool,
+    /// Overrides server.yaml's `idle_timeout_secs`.
+    pub idle_timeout_secs: Option<u64>,
+    /// Also log to stderr (foreground use).
+    pub log_to_stderr: bool,
+}
+
+/// How `serve` ended without error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// Served until shut down.
+    Stopped,
+    /// Another zend holds the lock.
+    AlreadyRunning { pid: Option<u32>, socket: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use the lock file {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start logging in {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open the store at {path}: {source}; if another zend uses it, stop that one first"
+    )]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs zend until it is stopped (or finds another zend already running).
+pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
+    let locations = Locations::resolve(&options.overrides)?;
+    locations.prepare()?;
+    let socket = locations.socket_path();
+
+    let lock_path = locations.lock_path();
+    let lock_error = |source| ServeError::Lock {
+        path: lock_path.clone(),
+        source,
+    };
+    let mut lock = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(lock_error)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Ok(ServeOutcome::AlreadyRunning {
+                pid: read_pid(&mut lock),
+                socket,
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+    }
+
+    let _log =
+        crate::logging::init(&locations.state_dir, options.log_to_stderr).map_err(|source| {
+            ServeError::Log {
+                path: locations.state_dir.clone(),
+                source,
+            }
+        })?;
+    let mut server_config = ServerConfig::load(&locations.config_dir)?;
+    if let Some(secs) = options.idle_timeout_secs {
+        server_config.idle_timeout_secs = secs;
+    }
+
+    let store_path = locations.data_dir.join("store");
+    let db = sled::Config::new()
+        .path(&store_path)
+        .open()
+        .map_err(|source| ServeError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
+
+    let listener = bind(&socket)?;
+    write_pid(&mut lock).map_err(lock_error)?;
+    let created = socket_identity(&socket);
+    tracing::info!(pid = std::process::id(), socket = %socket.display(), auto_started = options.auto_started, "zend serving");
+
+    let daemon = Arc::new(Daemon::new(
+        locations,
+        socket.clone(),
+        server_config,
+        options.auto_started,
+        db,
+    ));
+    let result = run(listener, Arc::clone(&daemon)).await;
+
+    if let Err(e) = daemon.db.flush_async().await {
+        tracing::error!(error = %e, "cannot flush the store on shutdown");
+    }
+    // Remove the socket only if it is still the one we created.
+    if created.is_some() && socket_identity(&socket) == created {
+        let _ = std::fs::remove_file(&socket);
+    }
+    tracing::info!("zend stopped");
+    result.map(|()| ServeOutcome::Stopped)
+}
+
+/// Serves `listener` until `daemon.shutdown` is cancelled (by `Shutdown`, a
+/// signal or the idle timer), then gives live calls the shutdown deadline.
+pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), ServeError> {
+    let incoming =
+        tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(|conn| match conn {
+            Ok(stream) if ipc::peer_is_owner(&stream) => Some(Ok::<_, std::io::Error>(stream)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                None
+            }
+        });
+    tokio::spawn(stop_on_signals(Arc::clone(&daemon)));
+    if daemon.auto_started && daemon.server.idle_timeout_secs > 0 {
+        tokio::spawn(exit_when_idle(
+            Arc::clone(&daemon),
+            Duration::from_secs(daemon.server.idle_timeout_secs),
+        ));
+    }
+    let service = ZendServer::new(ZendService::new(Arc::clone(&daemon)))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    let shutdown = daemon.shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+    // Sessions end themselves once their calls finish; this bounds the wait.
+    let hard_stop = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(daemon.shutdown_deadline() + Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = hard_stop => tracing::warn!("sessions did not close in time; stopping anyway"),
+    }
+    Ok(())
+}
+
+async fn stop_on_signals(daemon: Arc<Daemon>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        () = daemon.shutdown.cancelled() => return,
+    }
+    daemon.shutdown.cancel();
+}
+
+async fn exit_when_idle(daemon: Arc<Daemon>, timeout: Duration) {
+    let mut count = daemon.sessions.watch_count();
+    loop {
+        while *count.borrow_and_update() > 0 {
+            if count.changed().await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => {
+                if daemon.sessions.is_empty() {
+                    tracing::info!(idle_secs = timeout.as_secs(), "no sessions for the idle timeout: exiting");
+                    daemon.shutdown.cancel();
+                    return;
+                }
+            }
+            changed = count.changed() => if changed.is_err() { return },
+            () = daemon.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Binds the socket (mode 0600), replacing a stale one: we hold the lock, so
+/// any socket already there belongs to a daemon that is gone.
+fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bind_error = |source| ServeError::Bind {
+        path: socket.to_path_buf(),
+        source,
+    };
+    if socket.as_os_str().len() > zen_proto::paths::MAX_SOCKET_PATH {
+        return Err(bind_error(std::io::Error::other(format!(
+            "the path is longer than {} bytes; set ZEN_SOCKET or ZEN_HOME to a shorter place",
+            zen_proto::paths::MAX_SOCKET_PATH
+        ))));
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => tracing::info!(socket = %socket.display(), "removed a stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_error(e)),
+    }
+    let listener = UnixListener::bind(socket).map_err(bind_error)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+fn socket_identity(socket: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(socket)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+fn write_pid(lock: &mut File) -> std::io::Result<()> {
+    lock.set_len(0)?;
+    lock.rewind()?;
+    writeln!(lock, "{}", std::process::id())?;
+    lock.flush()
+}
+
+fn read_pid(lock: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    lock.rewind().ok()?;
+    lock.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}

@@ -1,0 +1,204 @@
+//! The live MCP sessions of this daemon: who is connected, since when, and how
+//! many tool calls each has running. `zend status` reads it; the idle timer
+//! watches its count; tools see their own entry as the session context.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+/// What the shim told us when it opened the session (request metadata).
+#[derive(Debug, Clone, Default)]
+pub struct SessionMeta {
+    pub shim_version: String,
+    pub shim_pid: u32,
+    pub client_pid: u32,
+    pub cwd: PathBuf,
+}
+
+/// One live session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub meta: SessionMeta,
+    pub opened: Instant,
+    client: Mutex<Option<(String, String)>>,
+    in_flight: AtomicU32,
+    registry: Arc<Registry>,
+}
+
+impl Session {
+    /// The MCP client's name and version from `initialize`, once known.
+    pub fn client(&self) -> Option<(String, String)> {
+        self.client.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// A short label for logs and ledger records: client name, else "unknown".
+    pub fn client_name(&self) -> String {
+        self.client()
+            .map(|(name, _)| name)
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    pub fn set_client(&self, name: String, version: String) {
+        if let Ok(mut client) = self.client.lock() {
+            *client = Some((name, version));
+        }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a tool call as running until the guard drops.
+    pub fn begin_call(self: &Arc<Self>) -> CallGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.registry.in_flight.fetch_add(1, Ordering::Relaxed);
+        CallGuard {
+            session: Arc::clone(self),
+        }
+    }
+}
+
+/// Marks a tool call as finished when dropped.
+#[derive(Debug)]
+pub struct CallGuard {
+    session: Arc<Session>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.session.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.session
+            .registry
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct Registry {
+    live: Mutex<BTreeMap<u64, Arc<Session>>>,
+    in_flight: AtomicU32,
+}
+
+/// The table of live sessions.
+#[derive(Debug)]
+pub struct Sessions {
+    registry: Arc<Registry>,
+    next_id: AtomicU64,
+    count: watch::Sender<usize>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            registry: Arc::new(Registry {
+                live: Mutex::new(BTreeMap::new()),
+                in_flight: AtomicU32::new(0),
+            }),
+            next_id: AtomicU64::new(1),
+            count: watch::channel(0).0,
+        }
+    }
+}
+
+impl Sessions {
+    /// Registers a session; it stays listed until the returned guard drops.
+    pub fn open(&self, meta: SessionMeta) -> SessionGuard<'_> {
+        let number = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(Session {
+            id: format!("s{number}"),
+            meta,
+            opened: Instant::now(),
+            client: Mutex::new(None),
+            in_flight: AtomicU32::new(0),
+            registry: Arc::clone(&self.registry),
+        });
+        let count = match self.registry.live.lock() {
+            Ok(mut live) => {
+                live.insert(number, Arc::clone(&session));
+                live.len()
+            }
+            Err(_) => 0,
+        };
+        self.count.send_replace(count);
+        SessionGuard {
+            sessions: self,
+            number,
+            session,
+        }
+    }
+
+    /// Live sessions, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<Session>> {
+        self.registry
+            .live
+            .lock()
+            .map(|live| live.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tool calls running across all sessions.
+    pub fn in_flight(&self) -> u32 {
+        self.registry.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Watches the number of live sessions (the idle timer uses it).
+    pub fn watch_count(&self) -> watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+}
+
+/// Removes its session from the table when dropped.
+#[derive(Debug)]
+pub struct SessionGuard<'a> {
+    sessions: &'a Sessions,
+    number: u64,
+    pub session: Arc<Session>,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let count = match self.sessions.registry.live.lock() {
+            Ok(mut live) => {
+                live.remove(&self.number);
+                live.len()
+            }
+            Err(_) => 0,
+        };
+        self.sessions.count.send_replace(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_listed_while_open_and_calls_are_counted() {
+        let sessions = Sessions::default();
+        let first = sessions.open(SessionMeta::default());
+        let second = sessions.open(SessionMeta::default());
+        assert_eq!(sessions.len(), 2);
+        let call = second.session.begin_call();
+        assert_eq!(sessions.in_flight(), 1);
+        assert_eq!(second.session.in_flight(), 1);
+        drop(call);
+        assert_eq!(sessions.in_flight(), 0);
+        drop(first);
+        let ids: Vec<String> = sessions.snapshot().iter().map(|s| s.id.clone()).collect();
+        assert_eq!(ids, vec!["s2".to_owned()]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The tool layer: the `Tool` trait, the registry of enabled tools, and the
+//! context every call runs in.
+//!
+//! Tools are domain code: they see a [`CallContext`] (session, request id,
+//! working directory, progress sink, cancellation) and JSON arguments, and they
+//! return a [`ToolOutput`]. They know nothing of rmcp or tonic (the `mcp` module
+//! translates), and they never speak HTTP (every model call goes through
+//! `providers`).
+
+mod version;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::Daemon;
+use crate::sessions::Session;
+
+/// Tools that are always on, whatever `disabled_tools` says.
+pub const ALWAYS_ON: &[&str] = &["version", "listmodels"];
+
+/// What clients see of a tool in `tools/list`.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// A JSON Schema object for the arguments.
+    pub input_schema: Map<String, Value>,
+    /// The tool changes nothing outside zen's own store.
+    pub read_only: bool,
+    /// The tool talks to the outside world (a model provider).
+    pub open_world: bool,
+}
+
+/// Receives progress while a call runs; the MCP layer turns it into
+/// `notifications/progress` when the client asked for them.
+pub trait ProgressSink: Send + Sync {
+    fn progress(&self, progress: f64, total: Option<f64>, message: String);
+}
+
+/// A sink for calls whose client sent no progress token.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn progress(&self, _progress: f64, _total: Option<f64>, _message: String) {}
+}
+
+/// Everything a tool call may know about where it runs.
+pub struct CallContext {
+    pub daemon: Arc<Daemon>,
+    pub session: Arc<Session>,
+    /// The JSON-RPC request id, as text.
+    pub request_id: String,
+    pub progress: Arc<dyn ProgressSink>,
+    /// Cancelled when the client sends `notifications/cancelled` or the session ends.
+    pub cancel: CancellationToken,
+}
+
+/// A tool's answer: the text the assistant reads, and whether it is an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            is_error: false,
+        }
+    }
+}
+
+/// Why a call failed, as the assistant will read it (as an `isError` result).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled by the client")]
+    Cancelled,
+}
+
+/// One tool.
+#[async_trait::async_trait]
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+    async fn call(
+        &self,
+        context: &CallContext,
+        arguments: Map<String, Value>,
+    ) -> Result<ToolOutput, ToolError>;
+}
+
+/// The enabled tools, by name.
+#[derive(Default)]
+pub struct Registry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl Registry {
+    /// The built-in tools minus the disabled ones (`ALWAYS_ON` tools cannot be disabled).
+    pub fn builtin(disabled: &[String]) -> Self {
+        let mut registry = Self::default();
+        let all: Vec<Arc<dyn Tool>> = vec![Arc::new(version::Version::new())];
+        for tool in all {
+            let name = tool.spec().name.clone();
+            let is_disabled = disabled
+                .iter()
+                .any(|d| d.trim().eq_ignore_ascii_case(&name));
+            if !is_disabled || ALWAYS_ON.contains(&name.as_str()) {
+                registry.tools.insert(name, tool);
+            }
+        }
+        registry
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// Tools in a stable order (by name).
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
+        self.tools.values()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
+    }
+}
+
+/// Builds a JSON Schema object from `(name, type, description, required)` rows.
+pub fn object_schema(properties: &[(&str, Value)], required: &[&str]) -> Map<String, Value> {
+    let mut props = Map::new();
+    for (name, schema) in properties {
+        props.insert((*name).to_owned(), schema.clone());
+    }
+    let mut schema = Map::new();
+    schema.insert("type".into(), Value::from("object"));
+    schema.insert("properties".into(), Value::Object(props));
+    if !required.is_empty() {
+        schema.insert("required".into(), Value::from(required.to_vec()));
+    }
+    schema
+}
