@@ -1,0 +1,368 @@
+//! The harness: an isolated zen home, MCP clients over real shims, and daemon
+//! bookkeeping so that no test leaks a process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long any single expected message may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn zend_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zend"))
+}
+
+pub fn shim_bin() -> PathBuf {
+    let shim = zend_bin().with_file_name("zen-shim");
+    assert!(
+        shim.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        shim.display()
+    );
+    shim
+}
+
+/// A private zen home: config, data, state and the socket live under it.
+pub struct ZenHome {
+    pub dir: tempfile::TempDir,
+    /// Extra environment for every process started from this home.
+    pub env: Vec<(String, String)>,
+}
+
+impl ZenHome {
+    pub fn new() -> Self {
+        // Short path: the socket lives under it (macOS caps socket paths at 104 bytes).
+        let dir = tempfile::Builder::new()
+            .prefix("zt")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        Self {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.path().join("config")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run").join("zend.sock")
+    }
+
+    /// Writes a file into the config directory.
+    pub fn write_config(&self, name: &str, text: &str) {
+        let path = self.config_dir().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// A command with the stripped environment MCP clients give servers.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("HOME", self.path())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ZEN_HOME", self.path());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    pub fn zend(&self, args: &[&str]) -> Output {
+        self.command(&zend_bin()).args(args).output().unwrap()
+    }
+
+    /// Starts an MCP client session through a fresh zen-shim (not yet initialized).
+    pub fn shim(&self) -> McpClient {
+        McpClient::spawn(self.command(&shim_bin()))
+    }
+
+    /// Starts a shim and completes the MCP handshake.
+    pub fn session(&self) -> McpClient {
+        let mut client = self.shim();
+        client.initialize();
+        client
+    }
+
+    /// The pid in the lock file (the daemon that holds or last held it).
+    pub fn daemon_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.path().join("run/zend.lock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Live `zend` processes whose ZEN_HOME is this home.
+    pub fn zend_pids(&self) -> Vec<u32> {
+        let needle = format!("ZEN_HOME={}", self.path().display());
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if !argv0.ends_with(b"zend") {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+                && !is_zombie(pid)
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Waits until no zend of this home is alive.
+    pub fn wait_no_daemon(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if self.zend_pids().is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.zend_pids().is_empty()
+    }
+
+    /// Stops this home's daemon: politely, then by force.
+    pub fn stop_daemon(&self) {
+        if self.zend_pids().is_empty() {
+            return;
+        }
+        let _ = self.zend(&["stop", "--deadline", "2"]);
+        if !self.wait_no_daemon(Duration::from_secs(5)) {
+            for pid in self.zend_pids() {
+                kill9(pid);
+            }
+            self.wait_no_daemon(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for ZenHome {
+    fn drop(&mut self) {
+        self.stop_daemon();
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+pub fn kill9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+/// One MCP client talking to one zen-shim.
+pub struct McpClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    next_id: u64,
+    /// Notifications seen while waiting for responses.
+    pub notifications: Vec<Value>,
+}
+
+impl McpClient {
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut child_stderr = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut child_stderr, &mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            lines,
+            stderr,
+            next_id: 1,
+            notifications: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        let mut line = message.to_string().into_bytes();
+        line.push(b'\n');
+        self.send_raw(&line);
+    }
+
+    /// The next line from the shim, parsed.
+    pub fn recv(&mut self) -> Value {
+        let line = self.lines.recv_timeout(WAIT).unwrap_or_else(|e| {
+            panic!(
+                "no message from zen-shim ({e}); its stderr: {}",
+                self.stderr()
+            )
+        });
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("shim wrote a non-JSON line {line:?}: {e}"))
+    }
+
+    /// Sends a request and returns its response (result or error object),
+    /// collecting notifications that arrive meanwhile.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response_to(id)
+    }
+
+    pub fn response_to(&mut self, id: u64) -> Value {
+        loop {
+            let message = self.recv();
+            if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
+                return message;
+            }
+            self.notifications.push(message);
+        }
+    }
+
+    pub fn next_request_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        let response = self.request(
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "zen-e2e", "version": "1.0"}
+            }),
+        );
+        assert!(
+            response.get("result").is_some(),
+            "initialize failed: {response}"
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        response
+    }
+
+    /// `tools/call`; returns the `result` object (panics on a JSON-RPC error).
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        let response = self.request("tools/call", json!({"name": name, "arguments": arguments}));
+        match response.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("tools/call {name} failed: {response}"),
+        }
+    }
+
+    /// Closes stdin and waits for the shim to exit.
+    pub fn close(mut self) -> ExitStatus {
+        self.stdin.take();
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let until = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("zen-shim did not exit; its stderr: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text content of a tools/call result.
+pub fn result_text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// The pid zend reports in the `version` tool's text.
+pub fn pid_from_version(text: &str) -> u32 {
+    let start = text.find("(pid ").expect("version text names the pid") + 5;
+    text[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
