@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[allow(dead_code)] // Harness helpers are shared by suites that each use a part.
 mod support;
 
 mod suite;
