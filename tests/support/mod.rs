@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod mock_provider;
+
 /// How long any single expected message may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 

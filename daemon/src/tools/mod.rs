@@ -7,6 +7,10 @@
 //! translates), and they never speak HTTP (every model call goes through
 //! `providers`).
 
+pub mod args;
+pub mod config;
+pub mod engine;
+pub mod files;
 mod version;
 
 use std::collections::BTreeMap;

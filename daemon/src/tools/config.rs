@@ -1,0 +1,79 @@
+//! Per-tool configuration: `config/tools/<name>.yaml`, compiled in for every
+//! built-in tool and overridable key by key from `<config_dir>/tools/<name>.yaml`.
+//! A YAML file in the user's `tools/` folder whose name is not a built-in tool
+//! is a declarative plugin (see `plugin`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, load_layered};
+
+/// Which kind of model a tool wants when the model is `auto`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelCategory {
+    Fast,
+    #[default]
+    Balanced,
+    Reasoning,
+}
+
+/// Daemon-wide limits for one tool, across all sessions.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLimits {
+    /// Calls per minute; absent = unlimited.
+    pub rpm: Option<u32>,
+    /// Calls running at once; absent = unlimited.
+    pub concurrency: Option<u32>,
+}
+
+/// One tool's settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// Shown to clients as the tool's title.
+    pub title: String,
+    /// Shown to clients in tools/list: keep it short, it costs every session context.
+    pub description: String,
+    /// The system prompt for the tool's model calls.
+    #[serde(default)]
+    pub system_prompt: String,
+    /// Default model (name or alias), or `auto` to pick by `category`.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub category: ModelCategory,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Default thinking mode: minimal, low, medium, high, max.
+    #[serde(default)]
+    pub thinking_mode: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// When non-empty, only these models (names or aliases) may be used by this tool.
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    #[serde(default)]
+    pub limits: ToolLimits,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// The compiled-in YAML of each built-in tool.
+pub fn builtin_yaml(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "chat" => include_str!("../../../config/tools/chat.yaml"),
+        "version" => include_str!("../../../config/tools/version.yaml"),
+        _ => return None,
+    })
+}
+
+/// Loads a built-in tool's configuration, with the user's overrides.
+pub fn load(name: &str, config_dir: &Path) -> Result<ToolConfig, ConfigError> {
+    let builtin = builtin_yaml(name).unwrap_or("");
+    load_layered(&format!("{name}.yaml"), builtin, &config_dir.join("tools"))
+}
