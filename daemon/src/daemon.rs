@@ -36,21 +36,13 @@ impl Daemon {
         server: ServerConfig,
         auto_started: bool,
         db: sled::Db,
+        tools: tools::Registry,
     ) -> Self {
-        let mut disabled = server.disabled_tools.clone();
-        // Zen's variable, kept so people moving from Zen keep their setup.
-        if let Ok(list) = std::env::var("DISABLED_TOOLS") {
-            disabled.extend(
-                list.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty()),
-            );
-        }
         Self {
             started: Instant::now(),
             locations,
             socket_path,
-            tools: tools::Registry::builtin(&disabled),
+            tools,
             auto_started,
             sessions: Sessions::default(),
             shutdown: CancellationToken::new(),
@@ -70,4 +62,18 @@ impl Daemon {
         self.shutdown_deadline_ms
             .store(deadline.as_millis() as u64, Ordering::Relaxed);
     }
+}
+
+/// Tools to hide: server.yaml's `disabled_tools` plus Zen's `DISABLED_TOOLS`
+/// variable (comma-separated), kept so people moving from Zen keep their setup.
+pub fn disabled_tools(server: &ServerConfig) -> Vec<String> {
+    let mut disabled = server.disabled_tools.clone();
+    if let Ok(list) = std::env::var("DISABLED_TOOLS") {
+        disabled.extend(
+            list.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    disabled
 }

@@ -130,6 +130,11 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
             source,
         })?;
 
+    let tools = crate::tools::Registry::builtin(
+        &locations.config_dir,
+        &crate::daemon::disabled_tools(&server_config),
+    )?;
+
     let listener = bind(&socket)?;
     write_pid(&mut lock).map_err(lock_error)?;
     let created = socket_identity(&socket);
@@ -141,6 +146,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         server_config,
         options.auto_started,
         db,
+        tools,
     ));
     let result = run(listener, Arc::clone(&daemon)).await;
 

@@ -68,6 +68,8 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
     Some(match name {
         "chat" => include_str!("../../../config/tools/chat.yaml"),
         "version" => include_str!("../../../config/tools/version.yaml"),
+        "challenge" => include_str!("../../../config/tools/challenge.yaml"),
+        "apilookup" => include_str!("../../../config/tools/apilookup.yaml"),
         _ => return None,
     })
 }

@@ -7,23 +7,31 @@
 //! translates), and they never speak HTTP (every model call goes through
 //! `providers`).
 
+mod apilookup;
 pub mod args;
+mod challenge;
 pub mod config;
 pub mod engine;
 pub mod files;
 mod version;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ConfigError;
 use crate::daemon::Daemon;
 use crate::sessions::Session;
+use config::ToolConfig;
 
 /// Tools that are always on, whatever `disabled_tools` says.
 pub const ALWAYS_ON: &[&str] = &["version", "listmodels"];
+
+/// Every built-in tool, by name; each has `config/tools/<name>.yaml`.
+pub const BUILTIN: &[&str] = &["apilookup", "challenge", "version"];
 
 /// What clients see of a tool in `tools/list`.
 #[derive(Debug, Clone)]
@@ -108,20 +116,29 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in tools minus the disabled ones (`ALWAYS_ON` tools cannot be disabled).
-    pub fn builtin(disabled: &[String]) -> Self {
+    /// The built-in tools with their configuration (built-in YAML plus the
+    /// user's overrides), minus the disabled ones (`ALWAYS_ON` tools cannot be
+    /// disabled; a tool whose YAML says `enabled: false` is disabled).
+    pub fn builtin(config_dir: &Path, disabled: &[String]) -> Result<Self, ConfigError> {
         let mut registry = Self::default();
-        let all: Vec<Arc<dyn Tool>> = vec![Arc::new(version::Version::new())];
-        for tool in all {
-            let name = tool.spec().name.clone();
-            let is_disabled = disabled
-                .iter()
-                .any(|d| d.trim().eq_ignore_ascii_case(&name));
-            if !is_disabled || ALWAYS_ON.contains(&name.as_str()) {
-                registry.tools.insert(name, tool);
+        let is_disabled = |name: &str, config: &ToolConfig| {
+            !ALWAYS_ON.contains(&name)
+                && (!config.enabled || disabled.iter().any(|d| d.trim().eq_ignore_ascii_case(name)))
+        };
+        for name in BUILTIN {
+            let config = config::load(name, config_dir)?;
+            if is_disabled(name, &config) {
+                continue;
             }
+            let tool: Arc<dyn Tool> = match *name {
+                "version" => Arc::new(version::Version::new(&config)),
+                "challenge" => Arc::new(challenge::Challenge::new(&config)),
+                "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
+                _ => continue,
+            };
+            registry.tools.insert((*name).to_owned(), tool);
         }
-        registry
+        Ok(registry)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::config::ToolConfig;
 use super::{CallContext, Tool, ToolError, ToolOutput, ToolSpec, object_schema};
 
 pub struct Version {
@@ -10,12 +11,12 @@ pub struct Version {
 }
 
 impl Version {
-    pub fn new() -> Self {
+    pub fn new(config: &ToolConfig) -> Self {
         Self {
             spec: ToolSpec {
                 name: "version".into(),
-                title: "Version".into(),
-                description: "zen's versions, uptime, paths and live sessions.".into(),
+                title: config.title.clone(),
+                description: config.description.clone(),
                 input_schema: object_schema(&[], &[]),
                 read_only: true,
                 open_world: false,
