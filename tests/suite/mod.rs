@@ -2,3 +2,6 @@
 
 /// Spine: shim ↔ daemon, auto-start, single instance, status/stop, bad input.
 mod foundation;
+
+/// The tool engine, conversational tools, prompts and plugins.
+mod tools;

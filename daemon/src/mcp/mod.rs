@@ -11,9 +11,11 @@ pub mod transport;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, Prompt, PromptArgument, PromptMessage, Role, ServerCapabilities, ServerConfig,
+    ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -53,9 +55,14 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = Implementation::new("zen", zen_proto::VERSION);
         info.title = Some("zen".into());
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(info)
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(info)
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn initialize(
@@ -101,6 +108,44 @@ impl ServerHandler for McpServer {
             })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let prompts = crate::tools::prompts::list(&self.daemon.tools)
+            .into_iter()
+            .map(|spec| {
+                let arguments = spec
+                    .arguments
+                    .iter()
+                    .map(|(name, description, required)| {
+                        PromptArgument::new(*name)
+                            .with_description(*description)
+                            .with_required(*required)
+                    })
+                    .collect();
+                let mut prompt = Prompt::new(spec.name, Some(spec.description), Some(arguments));
+                prompt.title = Some(spec.title);
+                prompt
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let arguments = request.arguments.unwrap_or_default();
+        let text = crate::tools::prompts::render(&self.daemon.tools, &request.name, &arguments)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        Ok(GetPromptResponse::Complete(GetPromptResult::new(vec![
+            PromptMessage::new_text(Role::User, text),
+        ])))
     }
 
     async fn call_tool(

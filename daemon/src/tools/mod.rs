@@ -13,6 +13,7 @@ mod challenge;
 pub mod config;
 pub mod engine;
 pub mod files;
+pub mod prompts;
 mod version;
 
 use std::collections::BTreeMap;
