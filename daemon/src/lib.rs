@@ -4,6 +4,7 @@
 //! - [`server`]: lifecycle — lock, store, socket, `run(listener, daemon)`, shutdown.
 //! - [`ipc`]: the `zen.v1.Zend` gRPC service; peer-credential checks.
 //! - [`mcp`]: one rmcp server per Session stream; the frame transport.
+//! - [`providers`]: every model call — registry, wire adapters, retries, fallbacks, cost.
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
@@ -17,6 +18,7 @@ pub mod ipc;
 pub mod locations;
 pub mod logging;
 pub mod mcp;
+pub mod providers;
 pub mod server;
 pub mod sessions;
 pub mod tools;
