@@ -238,6 +238,11 @@ impl Store {
         self.flusher.flush().await
     }
 
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
@@ -354,6 +359,67 @@ impl fmt::Display for KeyDisplay<'_> {
             Ok(text) if text.chars().all(|c| !c.is_control()) => f.write_str(text),
             _ => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
         }
+    }
+}
+
+/// Helpers for the store's, memory's and ledger's tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A store in a temporary directory with a manual clock at 2025-03-10 12:00 UTC.
+    pub(crate) fn open_store(limits: LimitsConfig) -> (tempfile::TempDir, Store, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = reopen(&dir, limits);
+        (dir, store, clock)
+    }
+
+    pub(crate) fn reopen(
+        dir: &tempfile::TempDir,
+        limits: LimitsConfig,
+    ) -> (Store, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(
+            Timestamp::parse_rfc3339("2025-03-10T12:00:00Z").unwrap(),
+        ));
+        let store = Store::open_with(
+            dir.path(),
+            StoreOptions {
+                limits,
+                clock: clock.clone(),
+            },
+        )
+        .unwrap();
+        (store, clock)
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` and returns what it logged at WARN and above.
+    pub(crate) fn capture_warnings<R>(f: impl FnOnce() -> R) -> (R, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        (result, logs)
     }
 }
 
