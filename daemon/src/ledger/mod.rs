@@ -239,9 +239,12 @@ impl Ledger {
         };
         for entry in self.inner.totals.scan_prefix(format!("{period}/")) {
             let (key, bytes) = entry?;
-            let parsed = std::str::from_utf8(&key)
-                .ok()
-                .and_then(|key| key.splitn(3, '/').nth(1).zip(key.splitn(3, '/').nth(2)));
+            // `<period>/<dimension>/<name>`; a name may itself contain '/'.
+            let parsed = std::str::from_utf8(&key).ok().and_then(|key| {
+                let mut parts = key.splitn(3, '/');
+                parts.next();
+                parts.next().zip(parts.next())
+            });
             let Some((dimension, name)) = parsed else {
                 warn_corrupt(trees::LEDGER_TOTALS, &key, &"malformed key");
                 continue;
