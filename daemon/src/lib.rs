@@ -7,6 +7,8 @@
 //! - [`providers`]: every model call — registry, wire adapters, retries, fallbacks, cost.
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
+//! - [`store`]: the sled database; [`memory`]: conversation threads;
+//!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
 
@@ -15,11 +17,14 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod ipc;
+pub mod ledger;
 pub mod locations;
 pub mod logging;
 pub mod mcp;
+pub mod memory;
 pub mod providers;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod tools;
 pub mod util;
