@@ -96,7 +96,12 @@ impl ModelTool {
         }
         let name = plugin.name.clone();
         let config = plugin.config.clone();
-        Self::new(&name, &config, input_schema, Shape::Plugin(Box::new(plugin)))
+        Self::new(
+            &name,
+            &config,
+            input_schema,
+            Shape::Plugin(Box::new(plugin)),
+        )
     }
 
     fn new(
