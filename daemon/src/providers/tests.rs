@@ -1202,7 +1202,11 @@ async fn real_litellm_proxy_when_configured() {
     let env = Env::from_map([("LITELLM_BASE_URL", url), ("LITELLM_API_KEY", key)]);
     let mut config = test_config();
     config.settings.max_retries = 0;
-    let p = Providers::new(config, &env).unwrap();
+    let p = Providers::new(config.clone(), &env).unwrap();
+    let mut failing = model("litellm", "zen-mock-500");
+    failing.fallbacks = vec!["litellm/zen-mock".into()];
+    config.models.insert("proxy-500".into(), failing);
+    let with_fallback = Providers::new(config, &env).unwrap();
 
     for stream in [true, false] {
         let mut req = request("litellm/zen-mock", "Hi");
@@ -1217,6 +1221,17 @@ async fn real_litellm_proxy_when_configured() {
         );
         assert!(c.cost.usd.unwrap() > 0.0);
     }
+    // model_info prices from the proxy's config (1e-6 in, 2e-6 out) reach us through its header.
+    let c = p
+        .complete(request("litellm/zen-mock-custom", "Hi"), None)
+        .await
+        .unwrap();
+    let expected = c.usage.input_tokens as f64 * 1e-6 + c.usage.output_tokens as f64 * 2e-6;
+    assert!(
+        (c.cost.usd.unwrap() - expected).abs() < 1e-9,
+        "{:?} vs {expected}",
+        c.cost
+    );
     // The proxy's own router falls back from the failing deployment to zen-mock.
     let c = p
         .complete(request("litellm/zen-mock-500-with-fallback", "Hi"), None)
