@@ -1238,6 +1238,13 @@ async fn real_litellm_proxy_when_configured() {
         .await
         .unwrap();
     assert_eq!(c.text, "Hello from the LiteLLM mock upstream.");
+    // zend's own fallback after the proxy's 500.
+    let c = with_fallback
+        .complete(request("proxy-500", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(c.model, "litellm/zen-mock");
+    assert_eq!(c.attempts.len(), 2);
     let err = p
         .complete(request("litellm/zen-mock-ratelimit", "Hi"), None)
         .await
