@@ -12,6 +12,7 @@ pub mod args;
 mod challenge;
 mod chat;
 pub mod config;
+mod consensus;
 pub mod engine;
 pub mod files;
 pub mod limits;
@@ -39,6 +40,7 @@ pub const BUILTIN: &[&str] = &[
     "apilookup",
     "challenge",
     "chat",
+    "consensus",
     "listmodels",
     "thinkdeep",
     "version",
@@ -162,6 +164,7 @@ impl Registry {
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
+                "consensus" => Arc::new(consensus::Consensus::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
                 _ => continue,
