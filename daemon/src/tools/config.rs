@@ -72,6 +72,7 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
         "chat" => include_str!("../../../config/tools/chat.yaml"),
         "consensus" => include_str!("../../../config/tools/consensus.yaml"),
         "listmodels" => include_str!("../../../config/tools/listmodels.yaml"),
+        "threads" => include_str!("../../../config/tools/threads.yaml"),
         "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
         _ => return None,
     })

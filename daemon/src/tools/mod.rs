@@ -19,6 +19,7 @@ pub mod limits;
 mod listmodels;
 pub mod plugin;
 pub mod prompts;
+mod threads;
 mod version;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ pub const BUILTIN: &[&str] = &[
     "consensus",
     "listmodels",
     "thinkdeep",
+    "threads",
     "version",
 ];
 
@@ -165,6 +167,7 @@ impl Registry {
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
                 "consensus" => Arc::new(consensus::Consensus::new(&config)),
+                "threads" => Arc::new(threads::Threads::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
                 _ => continue,
