@@ -8,7 +8,9 @@
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
+//! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
 
+pub mod activation;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod locations;
 pub mod logging;
 pub mod mcp;
 pub mod server;
+pub mod service;
 pub mod sessions;
 pub mod tools;
 pub mod util;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zend::locations::{Locations, Overrides};
 use zend::server::{ServeOptions, ServeOutcome};
+use zend::service::{self, Manager, ServiceSpec};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,14 @@ enum Command {
         /// Seconds with no sessions before an auto-started zend exits (0 = never).
         #[arg(long)]
         idle_timeout: Option<u64>,
+        /// Run by a service manager: shims wait for this zend rather than start one.
+        #[arg(long)]
+        service: bool,
+    },
+    /// Run zend as a systemd user service (Linux) or a launchd agent (macOS).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
     },
     /// Show the running daemon: versions, paths, sessions, costs.
     Status {
@@ -56,6 +65,31 @@ enum Command {
         /// Seconds live calls may take to finish.
         #[arg(long, default_value_t = 10)]
         deadline: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Write the unit files (or LaunchAgent) and enable them.
+    Install {
+        /// Show the files and commands without writing or running anything.
+        #[arg(long)]
+        print: bool,
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
+    },
+    /// Disable the service and remove its files.
+    Uninstall {
+        /// Show what would be removed without doing it.
+        #[arg(long)]
+        print: bool,
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
+    },
+    /// Show whether the service is installed and what the manager says of it.
+    Status {
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
     },
 }
 
@@ -93,12 +127,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve {
             auto_started,
             idle_timeout,
+            service,
         } => {
             let options = ServeOptions {
                 overrides,
                 auto_started,
                 idle_timeout_secs: idle_timeout,
                 log_to_stderr: !auto_started,
+                service,
             };
             match zend::server::serve(options).await? {
                 ServeOutcome::Stopped => Ok(0),
@@ -110,6 +146,33 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(0)
                 }
             }
+        }
+        Command::Service { action } => {
+            let locations = Locations::resolve(&overrides)?;
+            let spec = ServiceSpec::for_this_user(&locations, &overrides)?;
+            let runner = zend::service::SystemRunner;
+            let code = match action {
+                ServiceAction::Install { print, manager } => {
+                    if !print {
+                        // An auto-started zend would hold the socket and the lock.
+                        zend::cli::stop(
+                            &locations.socket_path(),
+                            Duration::from_secs(10),
+                            &mut stdout,
+                        )
+                        .await
+                        .context("stopping the running zend")?;
+                    }
+                    service::install(&service::plan(manager, &spec), print, &runner, &mut stdout)
+                }
+                ServiceAction::Uninstall { print, manager } => {
+                    service::uninstall(&service::plan(manager, &spec), print, &runner, &mut stdout)
+                }
+                ServiceAction::Status { manager } => {
+                    service::status(&service::plan(manager, &spec), &runner, &mut stdout)
+                }
+            };
+            Ok(code.context("zend service")?)
         }
         Command::Status { json } => {
             let socket = Locations::resolve(&overrides)?.socket_path();

@@ -33,6 +33,9 @@ pub struct ServeOptions {
     pub idle_timeout_secs: Option<u64>,
     /// Also log to stderr (foreground use).
     pub log_to_stderr: bool,
+    /// Run by a service manager: mark the socket as managed so shims never
+    /// start a zend of their own beside it.
+    pub service: bool,
 }
 
 /// How `serve` ended without error.
@@ -76,6 +79,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Activation(#[from] crate::activation::ActivationError),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -135,9 +140,23 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         &crate::daemon::disabled_tools(&server_config),
     )?;
 
-    let listener = bind(&socket)?;
+    // A socket handed to us by the service manager is its own: never removed.
+    let (listener, socket, created) = match crate::activation::listener_from_env()? {
+        Some(listener) => {
+            let socket = activated_path(&listener).unwrap_or(socket);
+            tracing::info!(socket = %socket.display(), "using the socket passed by the service manager");
+            (listen(listener, &socket)?, socket, None)
+        }
+        None => {
+            let listener = bind(&socket)?;
+            let created = socket_identity(&socket);
+            (listener, socket, created)
+        }
+    };
     write_pid(&mut lock).map_err(lock_error)?;
-    let created = socket_identity(&socket);
+    if options.service {
+        crate::service::mark_managed(&socket);
+    }
     tracing::info!(pid = std::process::id(), socket = %socket.display(), auto_started = options.auto_started, "zend serving");
 
     let daemon = Arc::new(Daemon::new(
@@ -259,6 +278,26 @@ fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
     let listener = UnixListener::bind(socket).map_err(bind_error)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
     Ok(listener)
+}
+
+/// The path of an activated socket, for status and logs.
+fn activated_path(listener: &std::os::unix::net::UnixListener) -> Option<PathBuf> {
+    listener
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_pathname().map(Path::to_path_buf))
+}
+
+fn listen(
+    listener: std::os::unix::net::UnixListener,
+    socket: &Path,
+) -> Result<UnixListener, ServeError> {
+    let bind_error = |source| ServeError::Bind {
+        path: socket.to_path_buf(),
+        source,
+    };
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    UnixListener::from_std(listener).map_err(bind_error)
 }
 
 fn socket_identity(socket: &Path) -> Option<(u64, u64)> {
