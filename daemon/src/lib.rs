@@ -9,6 +9,7 @@
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
 //! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
+//! - [`register`], [`logs`]: `zend register <client>`, `zend logs`.
 
 pub mod activation;
 pub mod cli;
@@ -18,7 +19,9 @@ pub mod daemon;
 pub mod ipc;
 pub mod locations;
 pub mod logging;
+pub mod logs;
 pub mod mcp;
+pub mod register;
 pub mod server;
 pub mod service;
 pub mod sessions;

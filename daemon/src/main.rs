@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zend::locations::{Locations, Overrides};
+use zend::register::{Client, RegisterSpec};
 use zend::server::{ServeOptions, ServeOutcome};
 use zend::service::{self, Manager, ServiceSpec};
 
@@ -54,6 +55,26 @@ enum Command {
     Service {
         #[command(subcommand)]
         action: ServiceAction,
+    },
+    /// Add zen to an MCP client's configuration (other servers and keys are kept).
+    Register {
+        #[arg(value_enum)]
+        client: Client,
+        /// Show the command or the resulting config file without changing anything.
+        #[arg(long)]
+        print: bool,
+        /// The zen-shim to register (default: beside this zend, else on PATH).
+        #[arg(long)]
+        shim: Option<PathBuf>,
+    },
+    /// Print the end of zend's newest log file.
+    Logs {
+        /// Keep printing new lines (across the daily rotation) until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to print first.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
     },
     /// Show the running daemon: versions, paths, sessions, costs.
     Status {
@@ -173,6 +194,32 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             };
             Ok(code.context("zend service")?)
+        }
+        Command::Register {
+            client,
+            print,
+            shim,
+        } => {
+            let spec = RegisterSpec::for_this_user(shim).context("zend register")?;
+            let runner = zend::service::SystemRunner;
+            Ok(
+                zend::register::register(client, &spec, print, &runner, &mut stdout)
+                    .context("zend register")?,
+            )
+        }
+        Command::Logs { follow, lines } => {
+            let locations = Locations::resolve(&overrides)?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_interrupt = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                on_interrupt.cancel();
+            });
+            Ok(
+                zend::logs::tail(&locations.state_dir, lines, follow, stop, &mut stdout)
+                    .await
+                    .context("zend logs")?,
+            )
         }
         Command::Status { json } => {
             let socket = Locations::resolve(&overrides)?.socket_path();

@@ -206,3 +206,123 @@ fn stop_child(home: &ZenHome, daemon: &mut std::process::Child) -> std::process:
     assert!(stop.status.success(), "{stop:?}");
     status
 }
+
+#[test]
+fn register_edits_client_configs_without_clobbering_them() {
+    let home = ZenHome::new();
+    let shim = shim_bin().canonicalize().unwrap();
+    let shim = shim.to_string_lossy();
+    let cursor = home.path().join(".cursor/mcp.json");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    let before = "{\n  \"mcpServers\": {\n    \"other\": {\"command\": \"other\"}\n  },\n  \"keep\": true\n}\n";
+    std::fs::write(&cursor, before).unwrap();
+
+    let print = home.zend(&["register", "cursor", "--print"]);
+    assert!(print.status.success(), "{print:?}");
+    assert!(stdout(&print).contains(shim.as_ref()), "{}", stdout(&print));
+    assert_eq!(std::fs::read_to_string(&cursor).unwrap(), before);
+
+    let applied = home.zend(&["register", "cursor"]);
+    assert!(applied.status.success(), "{applied:?}");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&cursor).unwrap()).unwrap();
+    assert_eq!(config["mcpServers"]["other"]["command"], "other");
+    assert_eq!(config["mcpServers"]["zen"]["command"], shim.as_ref());
+    assert_eq!(config["keep"], true);
+    let again = home.zend(&["register", "cursor"]);
+    assert!(stdout(&again).contains("nothing to do"), "{again:?}");
+
+    let codex = home.path().join(".codex/config.toml");
+    std::fs::create_dir_all(codex.parent().unwrap()).unwrap();
+    std::fs::write(&codex, "# mine\n[mcp_servers.other]\ncommand = \"other\"\n").unwrap();
+    assert!(home.zend(&["register", "codex"]).status.success());
+    let text = std::fs::read_to_string(&codex).unwrap();
+    assert!(
+        text.starts_with("# mine\n[mcp_servers.other]\ncommand = \"other\"\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "[mcp_servers.zen]\ncommand = \"{shim}\"\nargs = []\ntool_timeout_sec = 600\n"
+        )),
+        "{text}"
+    );
+
+    for (client, path) in [
+        ("gemini", ".gemini/settings.json"),
+        (
+            "claude-desktop",
+            ".config/Claude/claude_desktop_config.json",
+        ),
+    ] {
+        let output = home.zend(&["register", client]);
+        assert!(output.status.success(), "{output:?}");
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.path().join(path)).unwrap())
+                .unwrap();
+        assert_eq!(
+            config["mcpServers"]["zen"]["command"],
+            shim.as_ref(),
+            "{client}"
+        );
+    }
+
+    let broken = home.path().join(".gemini/settings.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let refused = home.zend(&["register", "gemini"]);
+    assert!(!refused.status.success());
+    assert_eq!(std::fs::read_to_string(&broken).unwrap(), "{ not json");
+}
+
+#[test]
+fn register_claude_code_runs_claude_when_present_else_prints_the_command() {
+    let mut home = ZenHome::new();
+    home.env.push(("PATH".into(), "/usr/bin:/bin".into()));
+    let shim = shim_bin().canonicalize().unwrap();
+    let output = home.zend(&["register", "claude"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains(&format!(
+            "claude mcp add --scope user zen -- {}",
+            shim.display()
+        )),
+        "{}",
+        stdout(&output)
+    );
+
+    let bin = home.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = home.path().join("claude.log");
+    let script = bin.join("claude");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" > '{}'\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    home.env
+        .push(("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())));
+    let output = home.zend(&["register", "claude-code"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        format!("mcp add --scope user zen -- {}", shim.display())
+    );
+}
+
+#[test]
+fn logs_prints_the_tail_of_the_newest_log() {
+    let home = ZenHome::new();
+    let empty = home.zend(&["logs"]);
+    assert!(empty.status.success(), "{empty:?}");
+    assert!(stdout(&empty).contains("no zend log"), "{empty:?}");
+
+    let client = home.session();
+    drop(client);
+    home.stop_daemon();
+    let all = stdout(&home.zend(&["logs", "-n", "1000"]));
+    assert!(all.contains("zend serving"), "{all}");
+    let last = stdout(&home.zend(&["logs", "-n", "1"]));
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert!(all.ends_with(&last), "{last}");
+}
