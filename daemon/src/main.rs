@@ -1,5 +1,6 @@
 //! The `zend` binary: argument parsing and one call into the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zend::locations::{Locations, Overrides};
+use zend::mcp::http::HttpOptions;
 use zend::register::{Client, RegisterSpec};
 use zend::server::{ServeOptions, ServeOutcome};
 use zend::service::{self, Manager, ServiceSpec};
@@ -50,7 +52,21 @@ enum Command {
         /// Run by a service manager: shims wait for this zend rather than start one.
         #[arg(long)]
         service: bool,
+        /// Also serve MCP over streamable HTTP at http://ADDR/mcp (bearer token: `zend http-token`).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Allow --http on a non-loopback address, and any Host header.
+        #[arg(long, requires = "http")]
+        http_allow_remote: bool,
+        /// A browser Origin to accept besides loopback ones (repeatable).
+        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        http_allow_origin: Vec<String>,
+        /// A Host name to accept besides loopback ones (repeatable).
+        #[arg(long, value_name = "HOST", requires = "http")]
+        http_allow_host: Vec<String>,
     },
+    /// Print the bearer token of the HTTP endpoint (created on first use).
+    HttpToken,
     /// Run zend as a systemd user service (Linux) or a launchd agent (macOS).
     Service {
         #[command(subcommand)]
@@ -149,6 +165,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             auto_started,
             idle_timeout,
             service,
+            http,
+            http_allow_remote,
+            http_allow_origin,
+            http_allow_host,
         } => {
             let options = ServeOptions {
                 overrides,
@@ -156,6 +176,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 idle_timeout_secs: idle_timeout,
                 log_to_stderr: !auto_started,
                 service,
+                http: http.map(|addr| HttpOptions {
+                    addr,
+                    allow_remote: http_allow_remote,
+                    allowed_origins: http_allow_origin,
+                    allowed_hosts: http_allow_host,
+                }),
             };
             match zend::server::serve(options).await? {
                 ServeOutcome::Stopped => Ok(0),
@@ -220,6 +246,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .await
                     .context("zend logs")?,
             )
+        }
+        Command::HttpToken => {
+            let locations = Locations::resolve(&overrides)?;
+            let token = zend::mcp::http::load_or_create_token(&locations.config_dir)?;
+            writeln!(stdout, "{}", token.reveal())?;
+            Ok(0)
         }
         Command::Status { json } => {
             let socket = Locations::resolve(&overrides)?.socket_path();

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     /// Run by a service manager: mark the socket as managed so shims never
     /// start a zend of their own beside it.
     pub service: bool,
+    /// Also serve MCP over streamable HTTP (`--http`).
+    pub http: Option<crate::mcp::http::HttpOptions>,
 }
 
 /// How `serve` ended without error.
@@ -79,6 +81,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] crate::mcp::http::HttpError),
     #[error(transparent)]
     Activation(#[from] crate::activation::ActivationError),
     #[error("the gRPC server failed: {0}")]
@@ -140,6 +144,16 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         &crate::daemon::disabled_tools(&server_config),
     )?;
 
+    // Bound before the socket, so a bad address leaves nothing behind.
+    let http = match &options.http {
+        Some(http) => {
+            let token = crate::mcp::http::load_or_create_token(&locations.config_dir)?;
+            let listener = crate::mcp::http::bind(http).await?;
+            Some((listener, crate::mcp::http::Gate::new(token, http)))
+        }
+        None => None,
+    };
+
     // A socket handed to us by the service manager is its own: never removed.
     let (listener, socket, created) = match crate::activation::listener_from_env()? {
         Some(listener) => {
@@ -167,6 +181,17 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         db,
         tools,
     ));
+    if let Some((listener, gate)) = http {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving MCP over HTTP at http://{addr}{}", crate::mcp::http::MCP_PATH);
+        }
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move {
+            if let Err(e) = crate::mcp::http::serve(listener, daemon, gate).await {
+                tracing::error!(error = %e, "the HTTP endpoint stopped");
+            }
+        });
+    }
     let result = run(listener, Arc::clone(&daemon)).await;
 
     if let Err(e) = daemon.db.flush_async().await {

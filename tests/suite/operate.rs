@@ -326,3 +326,177 @@ fn logs_prints_the_tail_of_the_newest_log() {
     assert_eq!(last.lines().count(), 1, "{last}");
     assert!(all.ends_with(&last), "{last}");
 }
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The JSON-RPC message answering `id` in a JSON or SSE response body.
+fn rpc_reply(body: &str, id: u64) -> Value {
+    let candidates: Vec<Value> = if body.trim_start().starts_with('{') {
+        vec![serde_json::from_str(body).unwrap()]
+    } else {
+        body.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str(data.trim()).ok())
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .find(|m: &Value| m["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no reply to {id} in {body:?}"))
+}
+
+#[test]
+fn http_endpoint_needs_the_token_rejects_foreign_origins_and_serves_tools() {
+    let home = ZenHome::new();
+    let token = stdout(&home.zend(&["http-token"])).trim().to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    assert_eq!(stdout(&home.zend(&["http-token"])).trim(), token, "stable");
+
+    let port = free_port();
+    let mut daemon = home
+        .command(&zend_bin())
+        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + crate::support::WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "zend never listened on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let post = |body: Value, session: Option<&str>| {
+            let mut request = http
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .bearer_auth(&token)
+                .json(&body);
+            if let Some(session) = session {
+                request = request
+                    .header("mcp-session-id", session)
+                    .header("mcp-protocol-version", "2025-06-18");
+            }
+            request
+        };
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "zen-http-e2e", "version": "1.0"}}});
+
+        let anonymous = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let foreign = post(initialize.clone(), None)
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 403);
+
+        let response = post(initialize, None).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .expect("a session id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let init = rpc_reply(&response.text().await.unwrap(), 1);
+        assert_eq!(init["result"]["serverInfo"]["name"], "zen", "{init}");
+
+        let initialized = post(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            Some(&session),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert!(initialized.status().is_success(), "{initialized:?}");
+
+        let list = post(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+            Some(&session),
+        )
+        .send()
+        .await
+        .unwrap();
+        let list = rpc_reply(&list.text().await.unwrap(), 2);
+        assert!(
+            list["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "version"),
+            "{list}"
+        );
+
+        let call = post(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                   "params": {"name": "version", "arguments": {}}}),
+            Some(&session),
+        )
+        .send()
+        .await
+        .unwrap();
+        let call = rpc_reply(&call.text().await.unwrap(), 3);
+        assert_eq!(call["result"]["isError"], false, "{call}");
+        let text = call["result"]["content"][0]["text"].as_str().unwrap();
+        assert_eq!(pid_from_version(text), daemon.id(), "{text}");
+
+        // One zend session per HTTP session, named after the client.
+        let status: Value =
+            serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+        let sessions = status["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 1, "{status}");
+        assert_eq!(sessions[0]["client_name"], "zen-http-e2e");
+
+        let closed = http
+            .delete(&url)
+            .bearer_auth(&token)
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap();
+        assert!(closed.status().is_success(), "{closed:?}");
+    });
+    let until = std::time::Instant::now() + crate::support::WAIT;
+    loop {
+        let status: Value =
+            serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+        if status["sessions"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the HTTP session stayed listed: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(stop_child(&home, &mut daemon).success());
+}
