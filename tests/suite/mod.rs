@@ -5,3 +5,6 @@ mod foundation;
 
 /// The tool engine, conversational tools, prompts and plugins.
 mod tools;
+
+/// Operating zen: services, socket activation, client registration, logs, HTTP.
+mod operate;
