@@ -73,6 +73,7 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
         "consensus" => include_str!("../../../config/tools/consensus.yaml"),
         "listmodels" => include_str!("../../../config/tools/listmodels.yaml"),
         "threads" => include_str!("../../../config/tools/threads.yaml"),
+        "planner" => include_str!("../../../config/tools/planner.yaml"),
         "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
         _ => return None,
     })

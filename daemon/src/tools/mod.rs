@@ -17,6 +17,7 @@ pub mod engine;
 pub mod files;
 pub mod limits;
 mod listmodels;
+mod planner;
 pub mod plugin;
 pub mod prompts;
 mod threads;
@@ -43,6 +44,7 @@ pub const BUILTIN: &[&str] = &[
     "chat",
     "consensus",
     "listmodels",
+    "planner",
     "thinkdeep",
     "threads",
     "version",
@@ -167,6 +169,7 @@ impl Registry {
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
                 "consensus" => Arc::new(consensus::Consensus::new(&config)),
+                "planner" => Arc::new(planner::Planner::new(&config)),
                 "threads" => Arc::new(threads::Threads::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
