@@ -676,3 +676,73 @@ fn the_tool_surface_fits_the_context_budget() {
         "model names leaked into a schema"
     );
 }
+
+#[test]
+fn a_fake_key_never_reaches_logs_errors_status_or_the_store() {
+    let mock = MockProvider::start();
+    // The upstream even echoes the key back in its error body.
+    mock.set(Behaviour {
+        fail: Some((
+            401,
+            format!(r#"{{"error":{{"message":"Incorrect API key provided: {FAKE_KEY}"}}}}"#),
+        )),
+        ..Behaviour::default()
+    });
+    let mut home = ZenHome::with_mock(&mock);
+    home.env.push(("ZEN_LOG".into(), "trace".into()));
+    home.env.push(("ANTHROPIC_API_KEY".into(), FAKE_KEY.into()));
+    home.env
+        .push(("ANTHROPIC_BASE_URL".into(), mock.url.clone()));
+    home.write_config(
+        ".env",
+        &format!("GEMINI_API_KEY={FAKE_KEY}\nGEMINI_BASE_URL={}\n", mock.url),
+    );
+    let mut client = home.session();
+    let mut seen = String::new();
+    for model in [
+        "gpt-5",
+        "claude-sonnet-4-5",
+        "gemini-2.5-pro",
+        "no-such-model",
+    ] {
+        let result = client.call_tool("chat", json!({"prompt": "hi", "model": model}));
+        assert_eq!(result["isError"], true, "{model}: {}", result_text(&result));
+        seen.push_str(&result.to_string());
+    }
+    seen.push_str(&client.call_tool("listmodels", json!({})).to_string());
+    seen.push_str(&client.call_tool("version", json!({})).to_string());
+    for args in [&["status", "--json"][..], &["status"][..]] {
+        let out = home.zend(args);
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        seen.contains("rejected the API key"),
+        "the auth failure is reported: {seen}"
+    );
+    home.stop_daemon();
+    seen.push_str(&client.stderr());
+    assert!(!seen.contains(FAKE_KEY), "key in client-visible output");
+    // Everything zend wrote: logs, store, runtime files.
+    let mut stack = vec![home.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n != ".env") {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                assert!(
+                    !bytes
+                        .windows(FAKE_KEY.len())
+                        .any(|w| w == FAKE_KEY.as_bytes()),
+                    "the key is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 3, "searched {files} files");
+}
