@@ -746,3 +746,24 @@ fn a_fake_key_never_reaches_logs_errors_status_or_the_store() {
     }
     assert!(files > 3, "searched {files} files");
 }
+
+#[test]
+fn a_rate_limit_from_limits_yaml_holds_across_sessions() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    home.write_config("limits.yaml", "tools:\n  chat:\n    rpm: 1\n");
+    let mut first = home.session();
+    let mut second = home.session();
+    assert_eq!(
+        first.call_tool("chat", json!({"prompt": "one"}))["isError"],
+        false
+    );
+    let refused = second.call_tool("chat", json!({"prompt": "two"}));
+    assert_eq!(refused["isError"], true);
+    let text = result_text(&refused);
+    assert!(
+        text.contains("1 calls per minute") && text.contains("retry in"),
+        "{text}"
+    );
+    assert_eq!(mock.completions().len(), 1);
+}

@@ -20,7 +20,7 @@ pub enum ModelCategory {
 }
 
 /// Daemon-wide limits for one tool, across all sessions.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolLimits {
     /// Calls per minute; absent = unlimited.

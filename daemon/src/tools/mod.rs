@@ -201,6 +201,15 @@ impl Registry {
         self.configs.get(name)
     }
 
+    /// Applies limits.yaml's per-tool limits over the tools' own.
+    pub fn override_limits(&mut self, limits: BTreeMap<String, config::ToolLimits>) {
+        for (name, limit) in limits {
+            if let Some(config) = self.configs.get_mut(&name) {
+                config.limits = limit;
+            }
+        }
+    }
+
     /// Admission control built from every tool's `limits`.
     pub fn limiter(&self) -> limits::Limiter {
         limits::Limiter::new(
