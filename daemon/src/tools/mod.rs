@@ -15,6 +15,7 @@ pub mod engine;
 pub mod files;
 pub mod prompts;
 mod version;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -126,7 +127,7 @@ impl Registry {
             !ALWAYS_ON.contains(&name)
                 && (!config.enabled || disabled.iter().any(|d| d.trim().eq_ignore_ascii_case(name)))
         };
-        for name in BUILTIN {
+        for name in BUILTIN.iter().chain(workflow::TOOLS) {
             let config = config::load(name, config_dir)?;
             if is_disabled(name, &config) {
                 continue;
@@ -135,7 +136,10 @@ impl Registry {
                 "version" => Arc::new(version::Version::new(&config)),
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
-                _ => continue,
+                _ => match workflow::build(name, &config, config_dir)? {
+                    Some(tool) => tool,
+                    None => continue,
+                },
             };
             registry.tools.insert((*name).to_owned(), tool);
         }
