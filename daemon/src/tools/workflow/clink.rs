@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{ConfigError, load_layered};
-use crate::tools::args::{self, schema};
+use crate::tools::args;
 use crate::tools::config::ToolConfig;
 use crate::tools::{
     CallContext, Tool, ToolError, ToolOutput, ToolSpec, engine, files, object_schema,
@@ -335,12 +335,15 @@ impl Clink {
         let roles: Vec<&String> = clink.roles.keys().collect();
         let input_schema = object_schema(
             &[
-                schema::prompt("The request for the sub-agent."),
+                ("prompt", json!({"type": "string"})),
                 ("cli_name", json!({"type": "string", "enum": clis})),
                 ("role", json!({"type": "string", "enum": roles})),
-                schema::files(),
-                schema::continuation_id(),
-                schema::working_directory(),
+                (
+                    "absolute_file_paths",
+                    json!({"type": "array", "items": {"type": "string"}}),
+                ),
+                ("continuation_id", json!({"type": "string"})),
+                ("working_directory_absolute_path", json!({"type": "string"})),
             ],
             &["prompt"],
         );

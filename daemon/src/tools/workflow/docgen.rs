@@ -44,7 +44,6 @@ impl Kind for DocGen {
                 "total_files_to_document",
                 json!({"type": "integer", "minimum": 0}),
             ),
-            ("document_complexity", json!({"type": "boolean"})),
         ]
     }
 

@@ -77,11 +77,11 @@ impl Kind for Precommit {
         vec![
             (
                 "path",
-                json!({"type": "string", "description": "Absolute path of the git repository (step 1)."}),
+                json!({"type": "string", "description": "Repository (absolute path)"}),
             ),
             (
                 "compare_to",
-                json!({"type": "string", "description": "Ref to diff HEAD against instead of staged/unstaged."}),
+                json!({"type": "string", "description": "Git ref to diff against"}),
             ),
             ("include_staged", json!({"type": "boolean"})),
             ("include_unstaged", json!({"type": "boolean"})),

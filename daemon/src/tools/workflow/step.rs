@@ -174,51 +174,38 @@ pub fn one_of(values: &[&str]) -> Value {
 }
 
 /// The input schema of a step-protocol tool: the common fields, then the tool's own.
+/// Field names carry the meaning (they are Zen's); only the non-obvious ones are described.
+/// `files_checked` and `relevant_context` are accepted but not advertised, to keep
+/// `tools/list` small: Zen's users send them by habit, and the first step's answer
+/// asks for them.
 pub fn schema(fields: Fields, own: Vec<(&'static str, Value)>) -> Map<String, Value> {
+    let text = || json!({"type": "string"});
+    let number = || json!({"type": "integer"});
     let mut properties = vec![
-        (
-            "step",
-            json!({"type": "string", "description": "This step's work; step 1: the task and your plan."}),
-        ),
-        ("step_number", json!({"type": "integer", "minimum": 1})),
-        ("total_steps", json!({"type": "integer", "minimum": 1})),
-        (
-            "next_step_required",
-            json!({"type": "boolean", "description": "false on the last step (the expert is called then)."}),
-        ),
-        (
-            "findings",
-            json!({"type": "string", "description": "What you found so far."}),
-        ),
-        ("files_checked", strings()),
-        (
-            "relevant_files",
-            described(strings(), "Absolute paths that matter; sent to the expert."),
-        ),
-        ("relevant_context", strings()),
+        ("step", text()),
+        ("step_number", number()),
+        ("total_steps", number()),
+        ("next_step_required", json!({"type": "boolean"})),
+        ("findings", text()),
+        ("relevant_files", described(strings(), "Absolute paths")),
     ];
     if fields.issues {
         properties.push((
             "issues_found",
-            json!({"type": "array", "items": {"type": "object", "properties": {
-                "severity": one_of(&["critical", "high", "medium", "low"]),
-                "description": {"type": "string"}
-            }, "required": ["severity", "description"]}}),
+            json!({"type": "array", "items": {"type": "object"},
+                   "description": "[{severity, description}]"}),
         ));
     }
     if !fields.confidence.is_empty() {
         properties.push(("confidence", one_of(fields.confidence)));
     }
     if fields.hypothesis {
-        properties.push(("hypothesis", json!({"type": "string"})));
+        properties.push(("hypothesis", text()));
     }
     properties.extend([
-        (
-            "use_assistant_model",
-            json!({"type": "boolean", "description": "false: no expert call."}),
-        ),
-        ("continuation_id", json!({"type": "string"})),
-        ("model", json!({"type": "string"})),
+        ("use_assistant_model", json!({"type": "boolean"})),
+        ("continuation_id", text()),
+        ("model", text()),
     ]);
     properties.extend(own);
     object_schema(

@@ -37,10 +37,7 @@ impl Kind for Tracer {
     fn own_schema(&self) -> Vec<(&'static str, Value)> {
         vec![
             ("trace_mode", one_of(&["precision", "dependencies", "ask"])),
-            (
-                "target_description",
-                json!({"type": "string", "description": "What to trace and why."}),
-            ),
+            ("target_description", json!({"type": "string"})),
         ]
     }
 
