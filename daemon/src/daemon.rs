@@ -24,6 +24,7 @@ pub struct Daemon {
     /// Cancelled when zend begins shutting down.
     pub shutdown: CancellationToken,
     pub tools: tools::Registry,
+    pub limiter: tools::limits::Limiter,
     pub db: sled::Db,
     /// Milliseconds live calls get on shutdown (server.yaml, or what `zend stop` asked).
     shutdown_deadline_ms: AtomicU64,
@@ -42,6 +43,7 @@ impl Daemon {
             started: Instant::now(),
             locations,
             socket_path,
+            limiter: tools.limiter(),
             tools,
             auto_started,
             sessions: Sessions::default(),

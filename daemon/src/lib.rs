@@ -4,8 +4,11 @@
 //! - [`server`]: lifecycle — lock, store, socket, `run(listener, daemon)`, shutdown.
 //! - [`ipc`]: the `zen.v1.Zend` gRPC service; peer-credential checks.
 //! - [`mcp`]: one rmcp server per Session stream; the frame transport.
+//! - [`providers`]: every model call — registry, wire adapters, retries, fallbacks, cost.
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
+//! - [`store`]: the sled database; [`memory`]: conversation threads;
+//!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
 
@@ -14,10 +17,14 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod ipc;
+pub mod ledger;
 pub mod locations;
 pub mod logging;
 pub mod mcp;
+pub mod memory;
+pub mod providers;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod tools;
 pub mod util;

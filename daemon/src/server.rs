@@ -130,10 +130,10 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
             source,
         })?;
 
-    let tools = crate::tools::Registry::builtin(
+    let (tools, _problems) = crate::tools::Registry::load(
         &locations.config_dir,
         &crate::daemon::disabled_tools(&server_config),
-    )?;
+    );
 
     let listener = bind(&socket)?;
     write_pid(&mut lock).map_err(lock_error)?;

@@ -180,17 +180,12 @@ impl ServerHandler for McpServer {
             progress,
             cancel: cancel.clone(),
         };
-        let span = tracing::info_span!("tool", tool = %name, session = %self.session.id, id = %call.request_id);
         let arguments = request.arguments.unwrap_or_default();
-        let outcome = {
-            use tracing::Instrument;
-            let run = tool.call(&call, arguments).instrument(span);
-            tokio::select! {
-                outcome = run => outcome,
-                () = context.ct.cancelled() => {
-                    cancel.cancel();
-                    Err(ToolError::Cancelled)
-                }
+        let outcome = tokio::select! {
+            outcome = crate::tools::execute(&tool, &call, arguments) => outcome,
+            () = context.ct.cancelled() => {
+                cancel.cancel();
+                Err(ToolError::Cancelled)
             }
         };
         let result = match outcome {
@@ -198,10 +193,7 @@ impl ServerHandler for McpServer {
                 CallToolResult::error(vec![ContentBlock::text(output.text)])
             }
             Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.text)]),
-            Err(error) => {
-                tracing::info!(tool = %name, %error, "tool call failed");
-                CallToolResult::error(vec![ContentBlock::text(error.to_string())])
-            }
+            Err(error) => CallToolResult::error(vec![ContentBlock::text(error.to_string())]),
         };
         Ok(CallToolResponse::Complete(result))
     }

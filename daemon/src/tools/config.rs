@@ -66,10 +66,11 @@ fn enabled_by_default() -> bool {
 /// The compiled-in YAML of each built-in tool.
 pub fn builtin_yaml(name: &str) -> Option<&'static str> {
     Some(match name {
-        "chat" => include_str!("../../../config/tools/chat.yaml"),
         "version" => include_str!("../../../config/tools/version.yaml"),
         "challenge" => include_str!("../../../config/tools/challenge.yaml"),
         "apilookup" => include_str!("../../../config/tools/apilookup.yaml"),
+        "chat" => include_str!("../../../config/tools/chat.yaml"),
+        "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
         "analyze" => include_str!("../../../config/tools/analyze.yaml"),
         "clink" => include_str!("../../../config/tools/clink.yaml"),
         "codereview" => include_str!("../../../config/tools/codereview.yaml"),
@@ -88,4 +89,28 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
 pub fn load(name: &str, config_dir: &Path) -> Result<ToolConfig, ConfigError> {
     let builtin = builtin_yaml(name).unwrap_or("");
     load_layered(&format!("{name}.yaml"), builtin, &config_dir.join("tools"))
+}
+
+/// A built-in tool's configuration without the user's overrides.
+pub fn load_builtin(name: &str) -> Result<ToolConfig, ConfigError> {
+    let builtin = builtin_yaml(name).unwrap_or("");
+    let path = Path::new("<built-in>/config/tools").join(format!("{name}.yaml"));
+    let value = crate::config::parse_yaml(builtin, &path)?;
+    serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+        file: path,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_tool_yaml_parses() {
+        for name in crate::tools::BUILTIN {
+            let config = load_builtin(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!config.description.is_empty(), "{name} has no description");
+        }
+    }
 }

@@ -10,9 +10,12 @@
 mod apilookup;
 pub mod args;
 mod challenge;
+mod chat;
 pub mod config;
 pub mod engine;
 pub mod files;
+pub mod limits;
+pub mod plugin;
 pub mod prompts;
 mod version;
 pub mod workflow;
@@ -24,7 +27,6 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigError;
 use crate::daemon::Daemon;
 use crate::sessions::Session;
 use config::ToolConfig;
@@ -33,7 +35,24 @@ use config::ToolConfig;
 pub const ALWAYS_ON: &[&str] = &["version", "listmodels"];
 
 /// Every built-in tool, by name; each has `config/tools/<name>.yaml`.
-pub const BUILTIN: &[&str] = &["apilookup", "challenge", "version"];
+pub const BUILTIN: &[&str] = &[
+    "apilookup",
+    "challenge",
+    "chat",
+    "thinkdeep",
+    "version",
+    // Step-protocol tools and clink (`workflow::TOOLS`).
+    "analyze",
+    "clink",
+    "codereview",
+    "debug",
+    "docgen",
+    "precommit",
+    "refactor",
+    "secaudit",
+    "testgen",
+    "tracer",
+];
 
 /// What clients see of a tool in `tools/list`.
 #[derive(Debug, Clone)]
@@ -98,6 +117,9 @@ pub enum ToolError {
     Failed(String),
     #[error("cancelled by the client")]
     Cancelled,
+    /// Refused by a rate limit, concurrency cap or budget; the text says when to retry.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// One tool.
@@ -115,20 +137,33 @@ pub trait Tool: Send + Sync {
 #[derive(Default)]
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    configs: BTreeMap<String, ToolConfig>,
 }
 
 impl Registry {
     /// The built-in tools with their configuration (built-in YAML plus the
-    /// user's overrides), minus the disabled ones (`ALWAYS_ON` tools cannot be
-    /// disabled; a tool whose YAML says `enabled: false` is disabled).
-    pub fn builtin(config_dir: &Path, disabled: &[String]) -> Result<Self, ConfigError> {
+    /// user's overrides), then the user's plugins, minus the disabled ones
+    /// (`ALWAYS_ON` tools cannot be disabled; `enabled: false` disables).
+    /// A broken user file is reported and skipped (a built-in tool then keeps
+    /// its built-in settings); the problems are returned for `doctor`.
+    pub fn load(config_dir: &Path, disabled: &[String]) -> (Self, Vec<String>) {
         let mut registry = Self::default();
+        let mut problems = Vec::new();
         let is_disabled = |name: &str, config: &ToolConfig| {
             !ALWAYS_ON.contains(&name)
                 && (!config.enabled || disabled.iter().any(|d| d.trim().eq_ignore_ascii_case(name)))
         };
-        for name in BUILTIN.iter().chain(workflow::TOOLS) {
-            let config = config::load(name, config_dir)?;
+        for name in BUILTIN {
+            let config = match config::load(name, config_dir) {
+                Ok(config) => config,
+                Err(error) => {
+                    problems.push(format!("{error} (using the built-in settings of `{name}`)"));
+                    match config::load_builtin(name) {
+                        Ok(config) => config,
+                        Err(_) => continue,
+                    }
+                }
+            };
             if is_disabled(name, &config) {
                 continue;
             }
@@ -136,14 +171,46 @@ impl Registry {
                 "version" => Arc::new(version::Version::new(&config)),
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
-                _ => match workflow::build(name, &config, config_dir)? {
+                "chat" => Arc::new(chat::ModelTool::chat(&config)),
+                "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
+                _ => match workflow::build(name, &config, config_dir, &mut problems) {
                     Some(tool) => tool,
                     None => continue,
                 },
             };
             registry.tools.insert((*name).to_owned(), tool);
+            registry.configs.insert((*name).to_owned(), config);
         }
-        Ok(registry)
+        let (plugins, errors) = plugin::load_all(config_dir, BUILTIN);
+        problems.extend(errors.iter().map(ToString::to_string));
+        for plugin in plugins {
+            let name = plugin.name.clone();
+            if is_disabled(&name, &plugin.config) || registry.tools.contains_key(&name) {
+                continue;
+            }
+            registry.configs.insert(name.clone(), plugin.config.clone());
+            registry
+                .tools
+                .insert(name, Arc::new(chat::ModelTool::plugin(plugin)));
+        }
+        for problem in &problems {
+            tracing::warn!("{problem}");
+        }
+        (registry, problems)
+    }
+
+    /// A tool's configuration (built-in tools and plugins alike).
+    pub fn config(&self, name: &str) -> Option<&ToolConfig> {
+        self.configs.get(name)
+    }
+
+    /// Admission control built from every tool's `limits`.
+    pub fn limiter(&self) -> limits::Limiter {
+        limits::Limiter::new(
+            self.configs
+                .iter()
+                .map(|(name, config)| (name.as_str(), &config.limits)),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
@@ -173,4 +240,33 @@ pub fn object_schema(properties: &[(&str, Value)], required: &[&str]) -> Map<Str
         schema.insert("required".into(), Value::from(required.to_vec()));
     }
     schema
+}
+
+/// Runs one tool call inside the middleware every call goes through: admission
+/// (rate limits, concurrency caps), a tracing span, timing, and cancellation.
+/// Budget checks and ledger writes happen per model call, in `engine`.
+pub async fn execute(
+    tool: &Arc<dyn Tool>,
+    context: &CallContext,
+    arguments: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    use tracing::Instrument;
+    let name = tool.spec().name.clone();
+    let span = tracing::info_span!("tool", tool = %name, session = %context.session.id, id = %context.request_id);
+    async {
+        let _admission = context.daemon.limiter.admit(&name).await?;
+        let started = std::time::Instant::now();
+        let outcome = tokio::select! {
+            outcome = tool.call(context, arguments) => outcome,
+            () = context.cancel.cancelled() => Err(ToolError::Cancelled),
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Ok(output) => tracing::info!(elapsed_ms, is_error = output.is_error, "tool call done"),
+            Err(error) => tracing::info!(elapsed_ms, %error, "tool call failed"),
+        }
+        outcome
+    }
+    .instrument(span)
+    .await
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{ConfigError, load_layered};
+use crate::config::{ConfigError, load_layered, parse_yaml};
 use crate::tools::args;
 use crate::tools::config::ToolConfig;
 use crate::tools::{
@@ -73,6 +73,16 @@ pub struct ClinkConfig {
 impl ClinkConfig {
     pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
         load_layered("clink.yaml", CLINK_YAML, config_dir)
+    }
+
+    /// The built-in `clink.yaml` alone.
+    pub fn builtin() -> Result<Self, ConfigError> {
+        let file = Path::new("<built-in>/config/clink.yaml");
+        let value = parse_yaml(CLINK_YAML, file)?;
+        serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -329,8 +339,22 @@ pub struct Clink {
 }
 
 impl Clink {
-    pub fn new(config: &ToolConfig, config_dir: &Path) -> Result<Self, ConfigError> {
-        let clink = ClinkConfig::load(config_dir)?;
+    /// A broken user `clink.yaml` is reported in `problems`; the built-in one is used then.
+    pub fn new(config: &ToolConfig, config_dir: &Path, problems: &mut Vec<String>) -> Self {
+        let clink = ClinkConfig::load(config_dir).unwrap_or_else(|error| {
+            problems.push(format!("{error} (clink uses its built-in settings)"));
+            ClinkConfig::builtin().unwrap_or_else(|error| {
+                problems.push(format!("{error} (clink has no CLIs)"));
+                ClinkConfig {
+                    default_cli: String::new(),
+                    timeout_secs: 600,
+                    max_output_chars: 60_000,
+                    env: Vec::new(),
+                    clis: BTreeMap::new(),
+                    roles: BTreeMap::new(),
+                }
+            })
+        });
         let clis: Vec<&String> = clink.clis.keys().collect();
         let roles: Vec<&String> = clink.roles.keys().collect();
         let input_schema = object_schema(
@@ -347,7 +371,7 @@ impl Clink {
             ],
             &["prompt"],
         );
-        Ok(Self {
+        Self {
             spec: ToolSpec {
                 name: "clink".into(),
                 title: config.title.clone(),
@@ -358,7 +382,7 @@ impl Clink {
             },
             clink,
             config_file: config_dir.join("clink.yaml").display().to_string(),
-        })
+        }
     }
 
     fn pick<'a, T>(

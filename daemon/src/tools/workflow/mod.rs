@@ -34,7 +34,6 @@ use serde_json::{Map, Value};
 use super::config::ToolConfig;
 use super::engine::{self, ModelTurn};
 use super::{CallContext, Tool, ToolError, ToolOutput, ToolSpec};
-use crate::config::ConfigError;
 use run::Run;
 use step::{Fields, Step};
 
@@ -52,14 +51,16 @@ pub const TOOLS: &[&str] = &[
     "tracer",
 ];
 
-/// Builds one of [`TOOLS`]; `None` for any other name.
+/// Builds one of [`TOOLS`]; `None` for any other name. A broken user
+/// `clink.yaml` is reported in `problems` and the built-in one is used.
 pub fn build(
     name: &str,
     config: &ToolConfig,
     config_dir: &Path,
-) -> Result<Option<Arc<dyn Tool>>, ConfigError> {
+    problems: &mut Vec<String>,
+) -> Option<Arc<dyn Tool>> {
     let kind: Box<dyn Kind> = match name {
-        "clink" => return Ok(Some(Arc::new(clink::Clink::new(config, config_dir)?))),
+        "clink" => return Some(Arc::new(clink::Clink::new(config, config_dir, problems))),
         "analyze" => Box::new(analyze::Analyze),
         "codereview" => Box::new(codereview::CodeReview),
         "debug" => Box::new(debug::Debug),
@@ -69,9 +70,9 @@ pub fn build(
         "secaudit" => Box::new(secaudit::SecAudit),
         "testgen" => Box::new(testgen::TestGen),
         "tracer" => Box::new(tracer::Tracer),
-        _ => return Ok(None),
+        _ => return None,
     };
-    Ok(Some(Arc::new(WorkflowTool::new(kind, config.clone()))))
+    Some(Arc::new(WorkflowTool::new(kind, config.clone())))
 }
 
 /// What one investigation tool adds to the step protocol.
@@ -489,7 +490,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for name in TOOLS {
             let config = crate::tools::config::load(name, dir.path()).unwrap();
-            let tool = build(name, &config, dir.path()).unwrap().unwrap();
+            let tool = build(name, &config, dir.path(), &mut Vec::new()).unwrap();
             assert_eq!(tool.spec().name, *name);
             assert!(!tool.spec().description.is_empty());
         }
@@ -516,7 +517,7 @@ mod tests {
         let mut sizes = Vec::new();
         for name in TOOLS {
             let config = crate::tools::config::load(name, dir.path()).unwrap();
-            let tool = build(name, &config, dir.path()).unwrap().unwrap();
+            let tool = build(name, &config, dir.path(), &mut Vec::new()).unwrap();
             let spec = tool.spec();
             let bytes = entry_bytes(spec);
             sizes.push(format!("{name}: {bytes}"));

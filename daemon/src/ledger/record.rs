@@ -1,0 +1,53 @@
+//! One ledger record per provider call.
+
+use serde::{Deserialize, Serialize};
+
+use crate::memory::ThreadId;
+use crate::store::Timestamp;
+
+/// A provider call, as the providers layer reports it. Failed calls that cost
+/// tokens are recorded too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    /// When the call started.
+    pub time: Timestamp,
+    /// The resolved model name (what budgets' `per_model` keys match).
+    pub model: String,
+    pub provider: String,
+    pub tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The MCP client's name (`claude-code`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    /// `None` when the price is unknown; never 0 for unknown.
+    pub cost_usd: Option<f64>,
+    pub latency_ms: u64,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// The call failed; `kind` is the providers layer's error kind
+    /// (`rate_limited`, `timeout`, ...). Never holds secrets.
+    Error {
+        kind: String,
+    },
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn is_error(&self) -> bool {
+        matches!(self, Outcome::Error { .. })
+    }
+}

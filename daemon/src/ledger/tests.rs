@@ -1,0 +1,297 @@
+//! The ledger against a real sled store in a temporary directory.
+
+use std::time::Duration;
+
+use super::*;
+use crate::memory::ThreadId;
+use crate::store::test_support::{capture_warnings, open_store, reopen};
+use crate::store::{Clock, Timestamp};
+
+fn call(
+    time: Timestamp,
+    model: &str,
+    tool: &str,
+    cost: Option<f64>,
+    latency_ms: u64,
+) -> LedgerRecord {
+    LedgerRecord {
+        time,
+        model: model.into(),
+        provider: "openai".into(),
+        tool: tool.into(),
+        thread: Some(ThreadId::new()),
+        session_id: Some("s1".into()),
+        client: Some("claude-code".into()),
+        input_tokens: 1000,
+        output_tokens: 200,
+        cached_tokens: 10,
+        reasoning_tokens: 5,
+        cost_usd: cost,
+        latency_ms,
+        outcome: Outcome::Ok,
+    }
+}
+
+fn budgets(daily: Option<f64>, monthly: Option<f64>) -> LimitsConfig {
+    let mut limits = LimitsConfig::default();
+    limits.budgets.daily_usd = daily;
+    limits.budgets.monthly_usd = monthly;
+    limits
+}
+
+#[tokio::test]
+async fn totals_by_period_model_tool_and_client() {
+    let (_dir, store, clock) = open_store(LimitsConfig::default());
+    let ledger = store.ledger();
+    let now = clock.now();
+    let yesterday = Timestamp::from_millis(now.as_millis() - 86_400_000);
+    let last_month = Timestamp::parse_rfc3339("2025-02-27T10:00:00Z").unwrap();
+
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.5), 900))
+        .await
+        .unwrap();
+    ledger
+        .record(call(now, "gpt-5", "codereview", Some(0.25), 1500))
+        .await
+        .unwrap();
+    let mut failed = call(now, "o3", "chat", None, 30_000);
+    failed.outcome = Outcome::Error {
+        kind: "timeout".into(),
+    };
+    failed.client = None;
+    ledger.record(failed).await.unwrap();
+    ledger
+        .record(call(yesterday, "gpt-5", "chat", Some(1.0), 800))
+        .await
+        .unwrap();
+    ledger
+        .record(call(last_month, "gpt-5", "chat", Some(2.0), 800))
+        .await
+        .unwrap();
+
+    let totals = ledger.totals(now).unwrap();
+    assert_eq!(totals.today.period, "2025-03-10");
+    assert_eq!(totals.this_month.period, "2025-03");
+    assert_eq!(totals.today.total.calls, 3);
+    assert_eq!(totals.today.total.errors, 1);
+    assert_eq!(totals.today.total.unpriced_calls, 1);
+    assert!((totals.today.total.cost_usd - 0.75).abs() < 1e-9);
+    assert_eq!(totals.today.total.input_tokens, 3000);
+    assert_eq!(totals.today.total.output_tokens, 600);
+    assert_eq!(totals.today.total.cached_tokens, 30);
+    assert_eq!(totals.today.total.reasoning_tokens, 15);
+    assert_eq!(totals.this_month.total.calls, 4);
+    assert!((totals.this_month.total.cost_usd - 1.75).abs() < 1e-9);
+    assert_eq!(totals.all_time.total.calls, 5);
+    assert!((totals.all_time.total.cost_usd - 3.75).abs() < 1e-9);
+
+    assert_eq!(totals.today.by_model["gpt-5"].calls, 2);
+    assert_eq!(totals.today.by_model["o3"].errors, 1);
+    assert_eq!(totals.today.by_tool["chat"].calls, 2);
+    assert_eq!(totals.today.by_tool["codereview"].calls, 1);
+    assert_eq!(totals.today.by_client["claude-code"].calls, 2);
+    assert_eq!(totals.today.by_client[UNKNOWN_CLIENT].calls, 1);
+    // Four gpt-5 calls this month at 800–1500 ms: the median is in (500, 1000].
+    let p50 = totals.this_month.by_model["gpt-5"].p50_latency_ms.unwrap();
+    assert!((500..=1000).contains(&p50), "{p50}");
+    assert_eq!(totals.today.by_model["o3"].p50_latency_ms, Some(30_000));
+
+    let text = totals.render_text();
+    assert!(text.contains("today"), "{text}");
+    assert!(text.contains("$0.7500 +1 unpriced"), "{text}");
+    assert!(text.contains("this month by model"), "{text}");
+    assert!(text.contains("  o3 "), "{text}");
+    assert!(text.contains("unknown"), "{text}");
+    let json = serde_json::to_value(&totals).unwrap();
+    assert_eq!(json["all_time"]["total"]["calls"], 5);
+    assert_eq!(json["today"]["by_model"]["o3"]["cost_usd"], 0.0);
+    assert_eq!(json["today"]["by_model"]["o3"]["unpriced_calls"], 1);
+
+    let records = ledger.records_since(yesterday, 10).unwrap();
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].time, yesterday);
+    assert_eq!(records[3].cost_usd, None);
+}
+
+#[tokio::test]
+async fn totals_survive_a_reopen() {
+    let (dir, store, clock) = open_store(LimitsConfig::default());
+    let now = clock.now();
+    store
+        .ledger()
+        .record_batch(&[
+            call(now, "gpt-5", "chat", Some(0.5), 900),
+            call(now, "o3", "debug", Some(0.1), 400),
+        ])
+        .await
+        .unwrap();
+    let before = store.ledger().totals(now).unwrap();
+    drop(store);
+    let (store, _clock) = reopen(&dir, LimitsConfig::default());
+    assert_eq!(store.ledger().totals(now).unwrap(), before);
+    store
+        .ledger()
+        .record(call(now, "gpt-5", "chat", Some(0.5), 900))
+        .await
+        .unwrap();
+    assert_eq!(store.ledger().totals(now).unwrap().all_time.total.calls, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_all_count() {
+    let (_dir, store, clock) = open_store(LimitsConfig::default());
+    let now = clock.now();
+    let mut handles = Vec::new();
+    for task in 0..8 {
+        let ledger = store.ledger().clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                ledger
+                    .record(call(now, &format!("m{task}"), "chat", Some(0.01), 100))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let totals = store.ledger().totals(now).unwrap();
+    assert_eq!(totals.all_time.total.calls, 80);
+    assert!((totals.all_time.total.cost_usd - 0.8).abs() < 1e-9);
+    assert_eq!(totals.today.by_model.len(), 8);
+    assert_eq!(
+        store
+            .ledger()
+            .records_since(Timestamp::EPOCH, 1000)
+            .unwrap()
+            .len(),
+        80
+    );
+}
+
+#[tokio::test]
+async fn budgets_warn_then_refuse_naming_cap_spend_and_reset() {
+    let (_dir, store, clock) = open_store(budgets(Some(1.0), Some(10.0)));
+    let ledger = store.ledger();
+    let now = clock.now();
+    assert_eq!(ledger.check_budget("gpt-5", now).unwrap(), None);
+
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.5), 100))
+        .await
+        .unwrap();
+    assert_eq!(ledger.check_budget("gpt-5", now).unwrap(), None);
+
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.35), 100))
+        .await
+        .unwrap();
+    let warning = ledger.check_budget("gpt-5", now).unwrap().unwrap();
+    assert_eq!(
+        warning,
+        "Budget: $0.85 of the daily budget of $1.00 spent (85%); it resets at 2025-03-11 00:00 UTC."
+    );
+
+    // An estimate that would pass the cap is refused before spending it.
+    let err = ledger.check_budget_for("gpt-5", 0.2, now).unwrap_err();
+    assert!(matches!(err, BudgetError::Exceeded { .. }), "{err:?}");
+
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.2), 100))
+        .await
+        .unwrap();
+    let err = ledger.check_budget("o3", now).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "refused: this call would pass the daily budget of $1.00 ($1.05 spent today); it resets at 2025-03-11 00:00 UTC (in 12h 0m). To allow it now, raise budgets.daily_usd in limits.yaml"
+    );
+
+    // Tomorrow the daily cap is fresh; the monthly one still counts.
+    clock.advance(Duration::from_secs(13 * 3600));
+    assert_eq!(ledger.check_budget("gpt-5", clock.now()).unwrap(), None);
+    let totals = ledger.totals(clock.now()).unwrap();
+    assert_eq!(totals.budgets.len(), 2);
+    assert_eq!(totals.budgets[1].label(), "monthly");
+    assert!((totals.budgets[1].spent_usd - 1.05).abs() < 1e-9);
+    assert_eq!(totals.budgets[1].resets_at.day_key(), "2025-04-01");
+    assert!(totals.render_text().contains("monthly"));
+}
+
+#[tokio::test]
+async fn per_model_budgets_only_bind_their_model() {
+    let mut limits = LimitsConfig::default();
+    limits.budgets.per_model.insert(
+        "gpt-5".into(),
+        ModelBudget {
+            daily_usd: None,
+            monthly_usd: Some(2.0),
+        },
+    );
+    let (_dir, store, clock) = open_store(limits);
+    let ledger = store.ledger();
+    let now = clock.now();
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(2.0), 100))
+        .await
+        .unwrap();
+    let err = ledger.check_budget("gpt-5", now).unwrap_err().to_string();
+    assert!(
+        err.contains("the monthly budget for gpt-5 of $2.00 ($2.00 spent on gpt-5 this month)"),
+        "{err}"
+    );
+    assert!(err.contains("resets at 2025-04-01 00:00 UTC"), "{err}");
+    assert!(err.contains("budgets.per_model.gpt-5.monthly_usd"), "{err}");
+    assert_eq!(ledger.check_budget("o3", now).unwrap(), None);
+
+    // Budgets can be replaced after limits.yaml is reloaded.
+    ledger.set_budgets(BudgetConfig::default());
+    assert_eq!(ledger.check_budget("gpt-5", now).unwrap(), None);
+}
+
+#[tokio::test]
+async fn corrupt_records_and_totals_are_skipped_with_a_warning() {
+    let (_dir, store, clock) = open_store(LimitsConfig::default());
+    let now = clock.now();
+    let ledger = store.ledger();
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.5), 100))
+        .await
+        .unwrap();
+    let db = store.db();
+    let totals_tree = db.open_tree(crate::store::trees::LEDGER_TOTALS).unwrap();
+    totals_tree.insert("all/model/o3", &b"garbage"[..]).unwrap();
+    totals_tree.insert("all/nonsense", &b"{}"[..]).unwrap();
+    totals_tree
+        .insert(format!("d{}/tool/chat", now.day_key()), &b"[1,"[..])
+        .unwrap();
+    db.open_tree(crate::store::trees::LEDGER)
+        .unwrap()
+        .insert(&[0_u8; 16][..], &b"nope"[..])
+        .unwrap();
+
+    let (totals, logs) = capture_warnings(|| ledger.totals(now).unwrap());
+    assert_eq!(totals.all_time.total.calls, 1);
+    assert!(!totals.all_time.by_model.contains_key("o3"));
+    assert!(!totals.today.by_tool.contains_key("chat"));
+    assert!(
+        logs.contains("skipping a corrupt entry in the store"),
+        "{logs}"
+    );
+    assert!(logs.contains("all/model/o3"), "{logs}");
+    assert!(logs.contains("all/nonsense"), "{logs}");
+
+    let (records, logs) = capture_warnings(|| ledger.records_since(Timestamp::EPOCH, 10).unwrap());
+    assert_eq!(records.len(), 1);
+    assert!(logs.contains("ledger"), "{logs}");
+
+    // A corrupt aggregate restarts from zero on the next record, with a warning.
+    ledger
+        .record(call(now, "gpt-5", "chat", Some(0.5), 100))
+        .await
+        .unwrap();
+    let totals = ledger.totals(now).unwrap();
+    assert_eq!(totals.today.by_tool["chat"].calls, 1);
+    assert_eq!(totals.all_time.total.calls, 2);
+}

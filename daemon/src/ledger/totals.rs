@@ -1,0 +1,302 @@
+//! Aggregates kept next to the records, and the [`Totals`] `zend status` shows.
+//!
+//! Each record updates, in the same transaction, one aggregate per period
+//! (all time, its UTC day, its UTC month) and dimension (total, model, tool,
+//! client): twelve small values. Reading totals is then three prefix scans
+//! over a few dozen keys, however many records there are.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::budget::BudgetStatus;
+use super::record::LedgerRecord;
+use crate::store::Timestamp;
+
+/// Upper bounds (ms) of the latency histogram buckets; the last is open.
+/// Part of the stored schema: changing them bumps the schema version.
+pub const LATENCY_BUCKETS_MS: [u64; 19] = [
+    100,
+    250,
+    500,
+    1_000,
+    2_000,
+    3_000,
+    5_000,
+    7_500,
+    10_000,
+    15_000,
+    20_000,
+    30_000,
+    45_000,
+    60_000,
+    90_000,
+    120_000,
+    180_000,
+    300_000,
+    u64::MAX,
+];
+
+/// Stored per `<period>/<dimension>/<name>` key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Aggregate {
+    calls: u64,
+    errors: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_tokens: u64,
+    reasoning_tokens: u64,
+    /// Sum of known costs.
+    cost_usd: f64,
+    /// Calls whose cost is unknown (not counted in `cost_usd`).
+    unpriced_calls: u64,
+    latency_histogram: Vec<u64>,
+}
+
+impl Aggregate {
+    pub(crate) fn add(&mut self, record: &LedgerRecord) {
+        self.calls += 1;
+        self.errors += u64::from(record.outcome.is_error());
+        self.input_tokens += record.input_tokens;
+        self.output_tokens += record.output_tokens;
+        self.cached_tokens += record.cached_tokens;
+        self.reasoning_tokens += record.reasoning_tokens;
+        match record.cost_usd {
+            Some(cost) if cost.is_finite() => self.cost_usd += cost,
+            _ => self.unpriced_calls += 1,
+        }
+        self.latency_histogram.resize(LATENCY_BUCKETS_MS.len(), 0);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&bound| record.latency_ms <= bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len() - 1);
+        self.latency_histogram[bucket] += 1;
+    }
+
+    pub(crate) fn cost_usd(&self) -> f64 {
+        self.cost_usd
+    }
+
+    /// The median latency, interpolated within its histogram bucket.
+    fn p50_latency_ms(&self) -> Option<u64> {
+        let count: u64 = self.latency_histogram.iter().sum();
+        if count == 0 {
+            return None;
+        }
+        let half = count.div_ceil(2);
+        let mut before = 0;
+        for (bucket, &n) in self.latency_histogram.iter().enumerate() {
+            if before + n >= half && n > 0 {
+                let lower = if bucket == 0 {
+                    0
+                } else {
+                    LATENCY_BUCKETS_MS[bucket - 1]
+                };
+                let Some(&upper) = LATENCY_BUCKETS_MS.get(bucket).filter(|&&u| u != u64::MAX)
+                else {
+                    return Some(lower);
+                };
+                let into = (half - before) as f64 / n as f64;
+                return Some(lower + ((upper - lower) as f64 * into).round() as u64);
+            }
+            before += n;
+        }
+        None
+    }
+
+    pub(crate) fn usage(&self) -> Usage {
+        Usage {
+            calls: self.calls,
+            errors: self.errors,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            cost_usd: self.cost_usd,
+            unpriced_calls: self.unpriced_calls,
+            p50_latency_ms: self.p50_latency_ms(),
+        }
+    }
+}
+
+/// Usage over a period, for one model, tool, client, or all of them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Usage {
+    pub calls: u64,
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Sum of the known costs.
+    pub cost_usd: f64,
+    /// Calls of unknown cost, not in `cost_usd`.
+    pub unpriced_calls: u64,
+    /// Median latency (from a histogram; interpolated within a bucket).
+    pub p50_latency_ms: Option<u64>,
+}
+
+/// One period: all time, a UTC day or a UTC month.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PeriodTotals {
+    /// `all`, `2025-01-31` or `2025-01`.
+    pub period: String,
+    pub total: Usage,
+    pub by_model: BTreeMap<String, Usage>,
+    pub by_tool: BTreeMap<String, Usage>,
+    pub by_client: BTreeMap<String, Usage>,
+}
+
+impl PeriodTotals {
+    pub(crate) fn insert(&mut self, dimension: &str, name: &str, usage: Usage) {
+        match dimension {
+            DIM_TOTAL => self.total = usage,
+            DIM_MODEL => {
+                self.by_model.insert(name.to_owned(), usage);
+            }
+            DIM_TOOL => {
+                self.by_tool.insert(name.to_owned(), usage);
+            }
+            DIM_CLIENT => {
+                self.by_client.insert(name.to_owned(), usage);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What `zend status` shows about spending.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Totals {
+    pub as_of: Timestamp,
+    pub today: PeriodTotals,
+    pub this_month: PeriodTotals,
+    pub all_time: PeriodTotals,
+    /// Every configured cap and how much of it is spent.
+    pub budgets: Vec<BudgetStatus>,
+}
+
+pub(crate) const DIM_TOTAL: &str = "total";
+pub(crate) const DIM_MODEL: &str = "model";
+pub(crate) const DIM_TOOL: &str = "tool";
+pub(crate) const DIM_CLIENT: &str = "client";
+
+/// A client that did not give its name.
+pub const UNKNOWN_CLIENT: &str = "unknown";
+
+pub(crate) const ALL_TIME: &str = "all";
+
+pub(crate) fn day_period(time: Timestamp) -> String {
+    format!("d{}", time.day_key())
+}
+
+pub(crate) fn month_period(time: Timestamp) -> String {
+    format!("m{}", time.month_key())
+}
+
+pub(crate) fn aggregate_key(period: &str, dimension: &str, name: &str) -> String {
+    format!("{period}/{dimension}/{name}")
+}
+
+/// The twelve aggregates a record updates.
+pub(crate) fn aggregate_keys(record: &LedgerRecord) -> Vec<String> {
+    let client = record.client.as_deref().unwrap_or(UNKNOWN_CLIENT);
+    let periods = [
+        ALL_TIME.to_owned(),
+        day_period(record.time),
+        month_period(record.time),
+    ];
+    let mut keys = Vec::with_capacity(12);
+    for period in &periods {
+        keys.push(aggregate_key(period, DIM_TOTAL, ""));
+        keys.push(aggregate_key(period, DIM_MODEL, &record.model));
+        keys.push(aggregate_key(period, DIM_TOOL, &record.tool));
+        keys.push(aggregate_key(period, DIM_CLIENT, client));
+    }
+    keys
+}
+
+impl Totals {
+    /// A table for `zend status`: the three periods, this month by model,
+    /// tool and client, then budgets.
+    pub fn render_text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "{:<14} {:>7} {:>6} {:>9} {:>9} {:>9}  {:<18} {:>8}",
+            "spending", "calls", "errors", "input", "output", "cached", "cost", "p50"
+        );
+        for (label, period) in [
+            ("today", &self.today),
+            ("this month", &self.this_month),
+            ("all time", &self.all_time),
+        ] {
+            row(&mut text, label, &period.total);
+        }
+        for (label, rows) in [
+            ("model", &self.this_month.by_model),
+            ("tool", &self.this_month.by_tool),
+            ("client", &self.this_month.by_client),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(text, "\nthis month by {label}");
+            for (name, usage) in rows {
+                row(&mut text, &format!("  {name}"), usage);
+            }
+        }
+        if !self.budgets.is_empty() {
+            let _ = writeln!(text, "\nbudgets");
+            for budget in &self.budgets {
+                let _ = writeln!(
+                    text,
+                    "  {:<24} ${:.2} of ${:.2} ({:.0}%), resets {}",
+                    budget.label(),
+                    budget.spent_usd,
+                    budget.cap_usd,
+                    budget.fraction() * 100.0,
+                    budget.resets_at.display_minutes()
+                );
+            }
+        }
+        text
+    }
+}
+
+fn row(text: &mut String, label: &str, usage: &Usage) {
+    let _ = writeln!(
+        text,
+        "{:<14} {:>7} {:>6} {:>9} {:>9} {:>9}  {:<18} {:>8}",
+        label,
+        usage.calls,
+        usage.errors,
+        tokens(usage.input_tokens),
+        tokens(usage.output_tokens),
+        tokens(usage.cached_tokens),
+        cost(usage),
+        usage.p50_latency_ms.map_or_else(
+            || "-".to_owned(),
+            |ms| format!("{:.1}s", ms as f64 / 1000.0)
+        ),
+    );
+}
+
+fn tokens(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+fn cost(usage: &Usage) -> String {
+    match (usage.calls, usage.unpriced_calls) {
+        (0, _) => "$0.00".to_owned(),
+        (calls, unpriced) if calls == unpriced => "unknown".to_owned(),
+        (_, 0) => format!("${:.4}", usage.cost_usd),
+        (_, unpriced) => format!("${:.4} +{unpriced} unpriced", usage.cost_usd),
+    }
+}

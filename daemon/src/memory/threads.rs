@@ -1,0 +1,416 @@
+//! [`Threads`]: creating, continuing, reading, listing and expiring threads.
+//!
+//! Writes to one thread hold that thread's stripe lock for the read (summary)
+//! → write (summary, turn, recency index) sequence, and the writes go in one
+//! sled transaction, so a crash never leaves a turn without its summary. The
+//! lock is a std mutex held only around synchronous sled calls, never across
+//! an await; the flush that makes the write durable happens after it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde_json::Value;
+use sled::Tree;
+use sled::transaction::Transactional;
+
+use super::history::estimate_tokens;
+use super::thread::title_from;
+use super::{
+    AppendOutcome, MemoryConfig, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId,
+    ThreadSummary, Turn,
+};
+use crate::store::{Clock, Flusher, Timestamp, decode, encode, trees, warn_corrupt};
+
+type Result<T, E = ThreadError> = std::result::Result<T, E>;
+
+/// Lock stripes: appends to different threads rarely wait on each other.
+const STRIPES: usize = 64;
+
+/// Threads the sweeper removes per batch before it lets others in.
+const SWEEP_BATCH: usize = 256;
+
+/// The trees memory owns (see the key layout in [`crate::store`]).
+pub(crate) struct ThreadTrees {
+    pub summaries: Tree,
+    pub turns: Tree,
+    pub by_updated: Tree,
+    pub workflow: Tree,
+}
+
+/// Conversation threads; cheap to clone.
+#[derive(Clone)]
+pub struct Threads {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    trees: ThreadTrees,
+    flusher: Arc<Flusher>,
+    config: MemoryConfig,
+    clock: Arc<dyn Clock>,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Threads {
+    pub(crate) fn new(
+        trees: ThreadTrees,
+        flusher: Arc<Flusher>,
+        config: MemoryConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                trees,
+                flusher,
+                config,
+                clock,
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &MemoryConfig {
+        &self.inner.config
+    }
+
+    /// Starts a thread and makes it durable.
+    pub async fn create(&self, new: NewThread) -> Result<ThreadId> {
+        let id = ThreadId::new();
+        let now = self.inner.clock.now();
+        let summary = ThreadSummary {
+            id,
+            title: title_from(&new.first_prompt),
+            created: now,
+            updated: now,
+            expires: self.expiry(now),
+            session_id: new.session_id,
+            client: new.client,
+            cwd: new.cwd,
+            parent: new.parent,
+            tools: vec![new.tool],
+            models: Vec::new(),
+            turn_count: 0,
+        };
+        let value = encode(&summary)?;
+        let trees = &self.inner.trees;
+        (&trees.summaries, &trees.by_updated).transaction(|(summaries, by_updated)| {
+            summaries.insert(&id.as_bytes()[..], value.as_slice())?;
+            by_updated.insert(&recency_key(now, &id)[..], &[][..])?;
+            Ok(())
+        })?;
+        self.inner.flusher.flush().await?;
+        Ok(id)
+    }
+
+    /// Appends a turn, stamped with the clock's time, and makes it durable.
+    /// Refreshes the thread's expiry.
+    pub async fn append(&self, id: &ThreadId, turn: NewTurn) -> Result<AppendOutcome> {
+        let outcome = {
+            let _guard = self.lock(id);
+            let mut summary = self.live_summary(id)?;
+            let max = self.inner.config.max_turns;
+            if summary.turn_count >= max {
+                return Err(ThreadError::TooManyTurns { id: *id, max });
+            }
+            let now = self.inner.clock.now().max(summary.updated);
+            let index = summary.turn_count;
+            let turn = Turn {
+                tokens: turn.tokens.unwrap_or_else(|| estimate_tokens(&turn.text)),
+                role: turn.role,
+                text: turn.text,
+                tool: turn.tool,
+                model: turn.model,
+                provider: turn.provider,
+                files: turn.files,
+                images: turn.images,
+                time: now,
+            };
+            let old_recency = recency_key(summary.updated, id);
+            if !summary.tools.contains(&turn.tool) {
+                summary.tools.push(turn.tool.clone());
+            }
+            if let Some(model) = &turn.model
+                && !summary.models.contains(model)
+            {
+                summary.models.push(model.clone());
+            }
+            summary.turn_count += 1;
+            summary.updated = now;
+            let summary_value = encode(&summary)?;
+            let turn_value = encode(&turn)?;
+            let trees = &self.inner.trees;
+            (&trees.summaries, &trees.turns, &trees.by_updated).transaction(
+                |(summaries, turns, by_updated)| {
+                    summaries.insert(&id.as_bytes()[..], summary_value.as_slice())?;
+                    turns.insert(&turn_key(id, index)[..], turn_value.as_slice())?;
+                    by_updated.remove(&old_recency[..])?;
+                    by_updated.insert(&recency_key(now, id)[..], &[][..])?;
+                    Ok(())
+                },
+            )?;
+            AppendOutcome {
+                turn_count: summary.turn_count,
+                remaining_turns: max.saturating_sub(summary.turn_count),
+            }
+        };
+        self.inner.flusher.flush().await?;
+        Ok(outcome)
+    }
+
+    /// A live thread's summary (no turns).
+    pub fn summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
+        self.live_summary(id)
+    }
+
+    /// A live thread with its turns, oldest first. A corrupt turn is skipped.
+    pub fn get(&self, id: &ThreadId) -> Result<Thread> {
+        let summary = self.live_summary(id)?;
+        let turns = self.turns(id)?;
+        Ok(Thread { summary, turns })
+    }
+
+    /// Live threads matching `filter`, most recently updated first.
+    ///
+    /// Walks the recency index newest first and stops at `limit` matches or
+    /// at the first expired thread (all older ones are expired too). Only the
+    /// `text` filter reads turns, and only for threads the other filters and
+    /// the title did not already decide.
+    pub fn list(&self, filter: &ThreadFilter) -> Result<Vec<ThreadSummary>> {
+        let now = self.inner.clock.now();
+        let limit = filter.effective_limit();
+        let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+        let mut found = Vec::new();
+        for entry in self.inner.trees.by_updated.iter().rev() {
+            let (key, _) = entry?;
+            let Some((updated, id)) = parse_recency_key(&key) else {
+                warn_corrupt(trees::THREADS_BY_UPDATED, &key, &"malformed key");
+                continue;
+            };
+            if self.expiry(updated) <= now {
+                break;
+            }
+            let Some(summary) = self.read_summary(&id)? else {
+                continue;
+            };
+            if summary.updated != updated || !summary.matches(filter) {
+                continue;
+            }
+            if let Some(needle) = &needle
+                && !summary.title.to_lowercase().contains(needle)
+                && !self
+                    .turns(&id)?
+                    .iter()
+                    .any(|t| t.text.to_lowercase().contains(needle))
+            {
+                continue;
+            }
+            found.push(summary);
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The workflow state a multi-step tool saved in this thread, if any.
+    pub fn workflow_state(&self, id: &ThreadId, tool: &str) -> Result<Option<Value>> {
+        self.live_summary(id)?;
+        let key = workflow_key(id, tool);
+        Ok(self
+            .inner
+            .trees
+            .workflow
+            .get(&key)?
+            .and_then(|bytes| decode(trees::WORKFLOW, &key, &bytes)))
+    }
+
+    /// Saves a tool's workflow state in this thread, durably.
+    pub async fn set_workflow_state(&self, id: &ThreadId, tool: &str, state: &Value) -> Result<()> {
+        let value = encode(state)?;
+        {
+            let _guard = self.lock(id);
+            self.live_summary(id)?;
+            self.inner
+                .trees
+                .workflow
+                .insert(workflow_key(id, tool), value)?;
+        }
+        self.inner.flusher.flush().await?;
+        Ok(())
+    }
+
+    /// Forgets a tool's workflow state in this thread, durably.
+    pub async fn clear_workflow_state(&self, id: &ThreadId, tool: &str) -> Result<()> {
+        self.inner.trees.workflow.remove(workflow_key(id, tool))?;
+        self.inner.flusher.flush().await?;
+        Ok(())
+    }
+
+    /// Removes every expired thread (summary, turns, workflow state, index
+    /// entry), oldest first, in batches; returns how many it removed. Blocking:
+    /// call it from `spawn_blocking` (as [`super::spawn_sweeper`] does).
+    pub fn sweep_expired(&self) -> Result<usize> {
+        let mut removed = 0;
+        loop {
+            let batch = self.expired_batch()?;
+            if batch.is_empty() {
+                return Ok(removed);
+            }
+            for (updated, id) in batch {
+                if self.remove_if_expired(updated, &id)? {
+                    removed += 1;
+                }
+            }
+        }
+    }
+
+    /// Up to a batch of index entries whose threads have expired.
+    fn expired_batch(&self) -> Result<Vec<(Timestamp, ThreadId)>> {
+        let now = self.inner.clock.now();
+        let mut batch = Vec::new();
+        for entry in self.inner.trees.by_updated.iter() {
+            let (key, _) = entry?;
+            let Some((updated, id)) = parse_recency_key(&key) else {
+                warn_corrupt(
+                    trees::THREADS_BY_UPDATED,
+                    &key,
+                    &"malformed key; removing it",
+                );
+                self.inner.trees.by_updated.remove(&key)?;
+                continue;
+            };
+            if self.expiry(updated) > now || batch.len() >= SWEEP_BATCH {
+                break;
+            }
+            batch.push((updated, id));
+        }
+        Ok(batch)
+    }
+
+    fn remove_if_expired(&self, updated: Timestamp, id: &ThreadId) -> Result<bool> {
+        let _guard = self.lock(id);
+        let trees = &self.inner.trees;
+        let index_key = recency_key(updated, id);
+        let summary = self.read_summary(id)?;
+        if let Some(summary) = &summary
+            && summary.updated != updated
+        {
+            // A stale index entry (the thread moved on); drop only the entry.
+            trees.by_updated.remove(&index_key[..])?;
+            return Ok(false);
+        }
+        let turn_keys = collect_keys(&trees.turns, id)?;
+        let workflow_keys = collect_keys(&trees.workflow, id)?;
+        (
+            &trees.summaries,
+            &trees.turns,
+            &trees.by_updated,
+            &trees.workflow,
+        )
+            .transaction(|(summaries, turns, by_updated, workflow)| {
+                summaries.remove(&id.as_bytes()[..])?;
+                for key in &turn_keys {
+                    turns.remove(key)?;
+                }
+                for key in &workflow_keys {
+                    workflow.remove(key)?;
+                }
+                by_updated.remove(&index_key[..])?;
+                Ok(())
+            })?;
+        Ok(summary.is_some())
+    }
+
+    fn expiry(&self, updated: Timestamp) -> Timestamp {
+        updated.saturating_add(self.inner.config.ttl())
+    }
+
+    /// The summary of a thread that exists and has not expired.
+    fn live_summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
+        let ttl = self.inner.config.ttl();
+        let summary = self
+            .read_summary(id)?
+            .ok_or(ThreadError::NotFound { id: *id, ttl })?;
+        let expires = self.expiry(summary.updated);
+        if expires <= self.inner.clock.now() {
+            return Err(ThreadError::Expired {
+                id: *id,
+                ttl,
+                expired_at: expires,
+            });
+        }
+        Ok(summary)
+    }
+
+    /// A stored summary with `expires` filled in; `None` if missing or corrupt.
+    fn read_summary(&self, id: &ThreadId) -> Result<Option<ThreadSummary>> {
+        let key = id.as_bytes();
+        let Some(bytes) = self.inner.trees.summaries.get(key)? else {
+            return Ok(None);
+        };
+        Ok(
+            decode::<ThreadSummary>(trees::THREADS, key, &bytes).map(|mut summary| {
+                summary.expires = self.expiry(summary.updated);
+                summary
+            }),
+        )
+    }
+
+    fn turns(&self, id: &ThreadId) -> Result<Vec<Turn>> {
+        let mut turns = Vec::new();
+        for entry in self.inner.trees.turns.scan_prefix(id.as_bytes()) {
+            let (key, bytes) = entry?;
+            if let Some(turn) = decode(trees::TURNS, &key, &bytes) {
+                turns.push(turn);
+            }
+        }
+        Ok(turns)
+    }
+
+    fn lock(&self, id: &ThreadId) -> MutexGuard<'_, ()> {
+        let mut hasher = DefaultHasher::new();
+        id.hash(&mut hasher);
+        let stripe = (hasher.finish() % STRIPES as u64) as usize;
+        self.inner.stripes[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn collect_keys(tree: &Tree, id: &ThreadId) -> Result<Vec<sled::IVec>> {
+    tree.scan_prefix(id.as_bytes())
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(ThreadError::from)
+}
+
+fn turn_key(id: &ThreadId, index: u32) -> [u8; 20] {
+    let mut key = [0; 20];
+    key[..16].copy_from_slice(id.as_bytes());
+    key[16..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn recency_key(updated: Timestamp, id: &ThreadId) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..8].copy_from_slice(&updated.as_millis().to_be_bytes());
+    key[8..].copy_from_slice(id.as_bytes());
+    key
+}
+
+fn parse_recency_key(key: &[u8]) -> Option<(Timestamp, ThreadId)> {
+    let millis: [u8; 8] = key.get(..8)?.try_into().ok()?;
+    let id = key.get(8..).filter(|rest| rest.len() == 16)?;
+    Some((
+        Timestamp::from_millis(u64::from_be_bytes(millis)),
+        ThreadId::from_slice(id)?,
+    ))
+}
+
+fn workflow_key(id: &ThreadId, tool: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + tool.len());
+    key.extend_from_slice(id.as_bytes());
+    key.extend_from_slice(tool.as_bytes());
+    key
+}

@@ -1,0 +1,123 @@
+//! The wire-adapter trait and what adapters share: the parameters a model accepts
+//! (LiteLLM's `drop_params`) and the state a streamed answer accumulates.
+
+use serde_json::Value;
+
+use super::config::{TemperatureRule, Wire};
+use super::registry::ResolvedModel;
+use super::types::{CompletionRequest, FinishReason, ReasoningEffort, Usage};
+use super::{anthropic, gemini, openai};
+
+/// What goes on the wire.
+#[derive(Debug)]
+pub(crate) struct HttpRequest {
+    pub url: String,
+    /// Includes the auth header; never log these.
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+/// An error the upstream reported inside a 200 answer (an SSE `error` event), with the
+/// HTTP status it stands for.
+#[derive(Debug)]
+pub(crate) struct UpstreamError {
+    pub status: u16,
+    pub message: String,
+}
+
+/// What an answer accumulates, streamed or not.
+#[derive(Debug, Default)]
+pub(crate) struct Accumulated {
+    pub text: String,
+    pub finish_reason: Option<FinishReason>,
+    pub usage: Option<Usage>,
+    pub request_id: Option<String>,
+    /// Cost reported in the body (`usage.cost`: LiteLLM proxy, OpenRouter).
+    pub upstream_cost: Option<f64>,
+}
+
+/// One wire format. Adapters are stateless; per-call state lives in [`Accumulated`].
+pub(crate) trait Adapter: Sync {
+    fn request(&self, model: &ResolvedModel, params: &Params<'_>, stream: bool) -> HttpRequest;
+
+    /// Parses a whole (non-streamed) answer.
+    fn parse_body(&self, body: &Value, acc: &mut Accumulated) -> Result<(), UpstreamError>;
+
+    /// Parses one SSE event; returns the text delta it carries, if any.
+    fn parse_event(
+        &self,
+        event: Option<&str>,
+        data: &Value,
+        acc: &mut Accumulated,
+    ) -> Result<Option<String>, UpstreamError>;
+}
+
+pub(crate) fn for_wire(wire: Wire) -> &'static dyn Adapter {
+    match wire {
+        Wire::Openai | Wire::Azure => &openai::OpenAi,
+        Wire::Anthropic => &anthropic::Anthropic,
+        Wire::Gemini => &gemini::Gemini,
+    }
+}
+
+/// The request's parameters after dropping what the model does not support.
+#[derive(Debug)]
+pub(crate) struct Params<'a> {
+    pub request: &'a CompletionRequest,
+    pub temperature: Option<f64>,
+    pub max_output_tokens: Option<u64>,
+    pub reasoning_effort: Option<ReasoningEffort>,
+    pub thinking_budget: Option<u64>,
+    pub json_mode: bool,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(request: &'a CompletionRequest, model: &ResolvedModel) -> Self {
+        let caps = &model.info.capabilities;
+        let reasoning = caps.reasoning;
+        let reasoning_effort = request
+            .reasoning_effort
+            .or(request.thinking_budget.map(ReasoningEffort::from_budget))
+            .filter(|_| reasoning);
+        let thinking_budget = request
+            .thinking_budget
+            .or(request.reasoning_effort.map(ReasoningEffort::budget_tokens))
+            .filter(|_| reasoning);
+        let thinking = thinking_budget.is_some() && model.endpoint.wire == Wire::Anthropic;
+        let max_temperature = if model.endpoint.wire == Wire::Anthropic {
+            1.0
+        } else {
+            2.0
+        };
+        let temperature = request
+            .temperature
+            .filter(|_| caps.temperature == TemperatureRule::Supported && !thinking)
+            .map(|t| t.clamp(0.0, max_temperature));
+        let max_output_tokens = match (request.max_output_tokens, model.info.max_output) {
+            (Some(asked), Some(limit)) => Some(asked.min(limit)),
+            (asked, _) => asked,
+        };
+        Self {
+            request,
+            temperature,
+            max_output_tokens,
+            reasoning_effort,
+            thinking_budget,
+            json_mode: request.json_mode && caps.json_mode,
+        }
+    }
+}
+
+/// Merges `extra` (an object) into `body`.
+pub(crate) fn merge_extra(body: &mut Value, extra: Option<&Value>) {
+    if let (Value::Object(body), Some(Value::Object(extra))) = (body, extra) {
+        for (k, v) in extra {
+            body.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// Reads a non-negative integer field.
+pub(crate) fn uint(value: &Value, pointer: &str) -> u64 {
+    value.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! Anthropic Messages (`POST /v1/messages`), streamed as typed SSE events.
+
+use serde_json::{Value, json};
+
+use super::adapter::{Accumulated, Adapter, HttpRequest, Params, UpstreamError, merge_extra, uint};
+use super::registry::ResolvedModel;
+use super::types::{ContentPart, FinishReason, Role, Usage};
+
+pub(crate) struct Anthropic;
+
+/// Anthropic requires `max_tokens`; this is used when neither the request nor the model gives one.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+impl Adapter for Anthropic {
+    fn request(&self, model: &ResolvedModel, params: &Params<'_>, stream: bool) -> HttpRequest {
+        let endpoint = &model.endpoint;
+        let request = params.request;
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|message| {
+                let role = match message.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                let content: Vec<Value> = message
+                    .content
+                    .iter()
+                    .map(|part| match part {
+                        ContentPart::Text { text } => json!({"type": "text", "text": text}),
+                        ContentPart::Image { mime, data_base64 } => json!({
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": mime, "data": data_base64}
+                        }),
+                    })
+                    .collect();
+                json!({"role": role, "content": content})
+            })
+            .collect();
+        let model_max = model.info.max_output;
+        let mut max_tokens = params.max_output_tokens.unwrap_or_else(|| {
+            model_max
+                .unwrap_or(DEFAULT_MAX_TOKENS)
+                .min(DEFAULT_MAX_TOKENS * 4)
+        });
+        let mut body = json!({
+            "model": model.upstream_model,
+            "messages": messages,
+        });
+        if let Some(map) = body.as_object_mut() {
+            if let Some(system) = &request.system {
+                map.insert("system".into(), json!(system));
+            }
+            if let Some(budget) = params.thinking_budget {
+                // The budget must be ≥ 1024 and below max_tokens.
+                let budget = budget.max(1024);
+                if max_tokens <= budget {
+                    max_tokens = budget + DEFAULT_MAX_TOKENS;
+                }
+                map.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": budget}),
+                );
+            }
+            map.insert("max_tokens".into(), json!(max_tokens));
+            if let Some(t) = params.temperature {
+                map.insert("temperature".into(), json!(t));
+            }
+            if !request.stop.is_empty() {
+                map.insert("stop_sequences".into(), json!(request.stop));
+            }
+            if stream {
+                map.insert("stream".into(), json!(true));
+            }
+        }
+        merge_extra(&mut body, endpoint.extra_body.as_ref());
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(key) = &endpoint.key {
+            headers.push(("x-api-key".to_owned(), key.expose().to_owned()));
+        }
+        headers.extend(endpoint.headers.iter().cloned());
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("anthropic-version"))
+        {
+            headers.push(("anthropic-version".to_owned(), "2023-06-01".to_owned()));
+        }
+        HttpRequest {
+            url: format!("{}/v1/messages", endpoint.base_url),
+            headers,
+            body,
+        }
+    }
+
+    fn parse_body(&self, body: &Value, acc: &mut Accumulated) -> Result<(), UpstreamError> {
+        check_error(body)?;
+        acc.request_id = body["id"].as_str().map(str::to_owned);
+        if let Some(blocks) = body["content"].as_array() {
+            for block in blocks {
+                if block["type"] == "text"
+                    && let Some(text) = block["text"].as_str()
+                {
+                    acc.text.push_str(text);
+                }
+            }
+        }
+        acc.finish_reason = body["stop_reason"].as_str().map(finish_reason);
+        acc.usage = Some(usage(&body["usage"], None));
+        Ok(())
+    }
+
+    fn parse_event(
+        &self,
+        event: Option<&str>,
+        data: &Value,
+        acc: &mut Accumulated,
+    ) -> Result<Option<String>, UpstreamError> {
+        let kind = event.or(data["type"].as_str()).unwrap_or_default();
+        match kind {
+            "message_start" => {
+                let message = &data["message"];
+                acc.request_id = message["id"].as_str().map(str::to_owned);
+                acc.usage = Some(usage(&message["usage"], None));
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                if delta["type"] == "text_delta" {
+                    return Ok(delta["text"].as_str().map(str::to_owned));
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                    acc.finish_reason = Some(finish_reason(reason));
+                }
+                // Output tokens are cumulative here; input counts repeat message_start's.
+                acc.usage = Some(usage(&data["usage"], acc.usage));
+            }
+            "error" => check_error(data)?,
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+fn usage(raw: &Value, previous: Option<Usage>) -> Usage {
+    let previous = previous.unwrap_or_default();
+    let pick =
+        |pointer: &str, old: u64| raw.pointer(pointer).and_then(Value::as_u64).unwrap_or(old);
+    let plain = pick("/input_tokens", 0);
+    let cached = pick("/cache_read_input_tokens", previous.cached_tokens);
+    let written = pick("/cache_creation_input_tokens", previous.cache_write_tokens);
+    let input = if raw.get("input_tokens").is_some() {
+        plain + cached + written
+    } else {
+        previous.input_tokens
+    };
+    Usage {
+        input_tokens: input,
+        output_tokens: uint(raw, "/output_tokens").max(previous.output_tokens),
+        cached_tokens: cached,
+        cache_write_tokens: written,
+        reasoning_tokens: 0,
+    }
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn check_error(data: &Value) -> Result<(), UpstreamError> {
+    if data["type"] != "error" {
+        return Ok(());
+    }
+    let error = &data["error"];
+    let status = match error["type"].as_str().unwrap_or_default() {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 529,
+        _ => 500,
+    };
+    Err(UpstreamError {
+        status,
+        message: data.to_string(),
+    })
+}

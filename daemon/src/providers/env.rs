@@ -1,0 +1,181 @@
+//! `Env`: the environment the providers layer reads, as one immutable snapshot.
+//!
+//! Keys and endpoints live with the daemon, not the client: at start zend takes the
+//! process environment plus the `.env` file in its config directory. The process
+//! environment wins over `.env` (so a one-off `OPENAI_API_KEY=... zend` overrides the
+//! file), as python-dotenv does by default. Nothing here writes to the process
+//! environment. Tests build an `Env` from a map.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// A snapshot of environment variables. Empty values count as unset.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Only the given variables (tests).
+    pub fn from_map<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The process environment over `<config_dir>/.env` (if the file exists).
+    pub fn load(config_dir: Option<&Path>) -> Self {
+        let mut vars = HashMap::new();
+        if let Some(dir) = config_dir
+            && let Ok(text) = std::fs::read_to_string(dir.join(".env"))
+        {
+            vars.extend(parse_dotenv(&text));
+        }
+        vars.extend(std::env::vars());
+        Self { vars }
+    }
+
+    /// The variable's value, if set and not blank.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first of `names` that is set, with its name.
+    pub fn first<'a>(&'a self, names: &'a [String]) -> Option<(&'a str, &'a str)> {
+        names
+            .iter()
+            .find_map(|n| self.get(n).map(|v| (n.as_str(), v)))
+    }
+
+    /// Expands `${VAR}` references; `None` when a referenced variable is unset.
+    pub fn expand(&self, text: &str) -> Option<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}')?;
+            out.push_str(self.get(&after[..end])?);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+}
+
+/// Values are never shown: `Env` holds keys.
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` prefixes and matching quotes are handled.
+pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let mut value = value.trim();
+        let quoted = value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')));
+        if quoted {
+            value = &value[1..value.len() - 1];
+        } else if let Some(hash) = value.find(" #") {
+            value = value[..hash].trim_end();
+        }
+        if !key.is_empty() {
+            out.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    out
+}
+
+/// An API key. It cannot be printed: `Debug` and `Display` show only `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the one place that puts it in a header.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_lines() {
+        let parsed =
+            parse_dotenv("# c\nexport A=1\nB = \"two words\"\nC='x#y'\nD=v # note\n\nbad\n");
+        assert_eq!(
+            parsed,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into()),
+                ("C".into(), "x#y".into()),
+                ("D".into(), "v".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn process_env_wins_over_dotenv() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "ZEN_TEST_ONLY_IN_DOTENV=a\nPATH=nope\n",
+        )
+        .unwrap();
+        let env = Env::load(Some(dir.path()));
+        assert_eq!(env.get("ZEN_TEST_ONLY_IN_DOTENV"), Some("a"));
+        assert_ne!(env.get("PATH"), Some("nope"));
+    }
+
+    #[test]
+    fn expand_and_secrets() {
+        let env = Env::from_map([("K", "sk-123"), ("EMPTY", "")]);
+        assert_eq!(env.expand("${K}").as_deref(), Some("sk-123"));
+        assert_eq!(env.expand("${EMPTY}"), None);
+        assert!(!format!("{env:?}").contains("sk-123"));
+        let key = ApiKey::new("sk-123");
+        assert_eq!(format!("{key} {key:?}"), "*** ApiKey(***)");
+    }
+}

@@ -1,0 +1,475 @@
+//! The model registry: names → provider, upstream id and everything known about the model.
+//!
+//! Built once from [`ModelsConfig`] and an [`Env`] snapshot. Resolution follows LiteLLM:
+//! an exact model name or alias from the config; else `provider/model` where only the
+//! first segment is the provider; else a bare name matched by a provider's
+//! `bare_prefixes` (`gpt-`, `claude-`, …), by Zen's `CUSTOM_MODEL_NAME`, or by LiteLLM's
+//! map. Numbers the config leaves out come from LiteLLM's map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::config::{
+    Category, ModelConfig, ModelsConfig, ProviderConfig, Settings, TemperatureRule, Wire,
+};
+use super::cost::Prices;
+use super::env::{ApiKey, Env};
+use super::{ProviderError, litellm};
+
+/// What a model can do; parameters it cannot take are dropped before the call.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Capabilities {
+    pub vision: bool,
+    pub tools: bool,
+    pub json_mode: bool,
+    pub reasoning: bool,
+    pub temperature: TemperatureRule,
+}
+
+/// Everything known about a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub context_window: Option<u64>,
+    pub max_output: Option<u64>,
+    pub capabilities: Capabilities,
+    /// `None` = cost unknown.
+    pub prices: Option<Prices>,
+    /// 1–20 for auto mode (10 when not configured).
+    pub score: u8,
+    pub category: Category,
+    pub description: Option<String>,
+    pub fallbacks: Vec<String>,
+    pub context_window_fallbacks: Vec<String>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The model is in LiteLLM's map.
+    pub in_litellm_map: bool,
+}
+
+/// A model name resolved to where and how to call it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedModel {
+    /// Canonical name: the config entry's name, or `provider/upstream_model`.
+    pub name: String,
+    pub provider: String,
+    /// The id sent upstream (Azure: the deployment).
+    pub upstream_model: String,
+    pub aliases: Vec<String>,
+    pub info: ModelInfo,
+    pub(crate) endpoint: Endpoint,
+}
+
+/// How to reach a model: URL, key, wire format. The key never leaves this struct
+/// except into a request header.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Endpoint {
+    pub wire: Wire,
+    pub base_url: String,
+    pub key: Option<ApiKey>,
+    pub key_hint: String,
+    pub headers: Vec<(String, String)>,
+    pub extra_body: Option<serde_json::Value>,
+    pub api_version: Option<String>,
+    pub max_tokens_field: String,
+    pub cost_from_upstream: bool,
+}
+
+/// A provider row resolved against the environment.
+#[derive(Debug, Clone)]
+pub(crate) struct ProviderState {
+    pub name: String,
+    pub config: ProviderConfig,
+    pub base_url: Option<String>,
+    pub key: Option<ApiKey>,
+    pub key_hint: String,
+    pub headers: Vec<(String, String)>,
+    pub api_version: Option<String>,
+    /// `(variable, lower-cased names)` from `*_ALLOWED_MODELS`.
+    pub allowed: Option<(String, Vec<String>)>,
+    /// Why the provider is not offered; `None` = configured.
+    pub unconfigured: Option<String>,
+}
+
+pub(crate) struct Registry {
+    pub settings: Settings,
+    pub providers: BTreeMap<String, ProviderState>,
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Lower-cased name or alias → model name.
+    index: HashMap<String, String>,
+    /// Zen's `CUSTOM_MODEL_NAME` and similar: bare name → provider.
+    env_models: Vec<(String, String)>,
+    /// Per-model `base_url` / `api_key`, expanded against the environment.
+    overrides: HashMap<String, ModelOverride>,
+    pub default_model: String,
+}
+
+#[derive(Debug, Default)]
+struct ModelOverride {
+    base_url: Option<String>,
+    has_key: bool,
+    key: Option<ApiKey>,
+}
+
+impl Registry {
+    pub fn new(config: ModelsConfig, env: &Env) -> Self {
+        let providers: BTreeMap<String, ProviderState> = config
+            .providers
+            .iter()
+            .map(|(name, row)| (name.clone(), provider_state(name, row, env)))
+            .collect();
+        let mut index = HashMap::new();
+        for (name, model) in &config.models {
+            for alias in &model.aliases {
+                index.insert(alias.to_lowercase(), name.clone());
+            }
+        }
+        // Names win over aliases.
+        for name in config.models.keys() {
+            index.insert(name.to_lowercase(), name.clone());
+        }
+        let env_models = providers
+            .values()
+            .filter_map(|p| {
+                let var = p.config.model_env.as_ref()?;
+                Some((env.get(var)?.to_owned(), p.name.clone()))
+            })
+            .collect();
+        let overrides = config
+            .models
+            .iter()
+            .filter(|(_, m)| m.base_url.is_some() || m.api_key.is_some())
+            .map(|(name, m)| {
+                let over = ModelOverride {
+                    base_url: m
+                        .base_url
+                        .as_deref()
+                        .and_then(|u| env.expand(u))
+                        .map(normalize_url),
+                    has_key: m.api_key.is_some(),
+                    key: m
+                        .api_key
+                        .as_deref()
+                        .and_then(|k| env.expand(k))
+                        .map(ApiKey::new),
+                };
+                (name.clone(), over)
+            })
+            .collect();
+        Self {
+            settings: config.settings,
+            providers,
+            models: config.models,
+            index,
+            env_models,
+            overrides,
+            default_model: env.get("DEFAULT_MODEL").unwrap_or("auto").to_owned(),
+        }
+    }
+
+    /// Resolves without checking whether the provider is configured or allowed.
+    pub fn lookup(&self, name: &str) -> Option<ResolvedModel> {
+        let name = name.trim();
+        if let Some(canonical) = self.index.get(&name.to_lowercase()) {
+            let config = self.models.get(canonical)?;
+            return self.build(
+                canonical,
+                &config.provider,
+                config.model.as_deref(),
+                Some(config),
+            );
+        }
+        if let Some((prefix, rest)) = name.split_once('/')
+            && self.providers.contains_key(prefix)
+            && !rest.is_empty()
+        {
+            let configured = self.models.iter().find(|(n, m)| {
+                m.provider == prefix && m.model.as_deref().unwrap_or(n.as_str()) == rest
+            });
+            return match configured {
+                Some((n, m)) => self.build(n, prefix, m.model.as_deref(), Some(m)),
+                None => self.build(name, prefix, Some(rest), None),
+            };
+        }
+        if let Some((_, provider)) = self.env_models.iter().find(|(m, _)| m == name) {
+            return self.build(&format!("{provider}/{name}"), provider, Some(name), None);
+        }
+        let lower = name.to_lowercase();
+        let by_prefix = self.providers.values().find(|p| {
+            p.config
+                .bare_prefixes
+                .iter()
+                .any(|prefix| lower.starts_with(prefix.as_str()))
+        });
+        if let Some(p) = by_prefix {
+            return self.build(name, &p.name, Some(name), None);
+        }
+        let entry = litellm::lookup(name)?;
+        let provider = self.providers.values().find(|p| {
+            p.name == entry.provider || p.config.litellm_prefix.as_deref() == Some(entry.provider)
+        })?;
+        let upstream = name
+            .strip_prefix(&format!("{}/", entry.provider))
+            .unwrap_or(name);
+        self.build(name, &provider.name.clone(), Some(upstream), None)
+    }
+
+    /// Checks that the model's provider is configured and the model allowed.
+    pub fn check_available(&self, model: &ResolvedModel) -> Result<(), ProviderError> {
+        let Some(provider) = self.providers.get(&model.provider) else {
+            return Err(ProviderError::UnknownModel {
+                name: model.name.clone(),
+                available: Vec::new(),
+            });
+        };
+        if let Some(reason) = &provider.unconfigured {
+            return Err(ProviderError::NotConfigured {
+                provider: provider.name.clone(),
+                model: model.name.clone(),
+                hint: reason.clone(),
+            });
+        }
+        if let Some((variable, allowed)) = &provider.allowed {
+            let names = std::iter::once(model.name.as_str())
+                .chain(std::iter::once(model.upstream_model.as_str()))
+                .chain(model.aliases.iter().map(String::as_str));
+            let full = format!("{}/{}", model.provider, model.upstream_model);
+            let ok = names
+                .chain(std::iter::once(full.as_str()))
+                .any(|n| allowed.contains(&n.to_lowercase()));
+            if !ok {
+                return Err(ProviderError::NotAllowed {
+                    model: model.name.clone(),
+                    variable: variable.clone(),
+                    allowed: allowed.join(","),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Configured, allowed, non-hidden models of the config (plus env-named ones).
+    pub fn available(&self) -> Vec<ResolvedModel> {
+        let mut out: Vec<ResolvedModel> = self
+            .models
+            .iter()
+            .filter(|(_, m)| !m.hidden)
+            .filter_map(|(name, m)| self.build(name, &m.provider, m.model.as_deref(), Some(m)))
+            .chain(
+                self.env_models
+                    .iter()
+                    .filter_map(|(m, p)| self.build(&format!("{p}/{m}"), p, Some(m), None)),
+            )
+            .filter(|m| self.check_available(m).is_ok())
+            .collect();
+        out.sort_by(|a, b| {
+            (
+                a.provider.as_str(),
+                std::cmp::Reverse(a.info.score),
+                a.name.as_str(),
+            )
+                .cmp(&(
+                    b.provider.as_str(),
+                    std::cmp::Reverse(b.info.score),
+                    b.name.as_str(),
+                ))
+        });
+        out
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        provider: &str,
+        upstream: Option<&str>,
+        config: Option<&ModelConfig>,
+    ) -> Option<ResolvedModel> {
+        let state = self.providers.get(provider)?;
+        let upstream = upstream.unwrap_or(name).to_owned();
+        let entry = litellm_entry(provider, &state.config, &upstream);
+        let caps = config.map(|c| c.capabilities.clone()).unwrap_or_default();
+        let wire = state.config.wire;
+        let reasoning = caps
+            .reasoning
+            .or(entry.map(|e| e.reasoning))
+            .unwrap_or(false);
+        let last_segment = upstream.rsplit('/').next().unwrap_or(&upstream);
+        let openai_reasoning = matches!(wire, Wire::Openai | Wire::Azure)
+            && reasoning
+            && ["o1", "o3", "o4", "gpt-5"]
+                .iter()
+                .any(|p| last_segment.starts_with(p))
+            && !last_segment.contains("chat");
+        let capabilities = Capabilities {
+            vision: caps.vision.or(entry.map(|e| e.vision)).unwrap_or(false),
+            tools: caps.tools.or(entry.map(|e| e.tools)).unwrap_or(false),
+            json_mode: caps.json_mode.unwrap_or(match wire {
+                Wire::Anthropic => false,
+                Wire::Gemini => true,
+                Wire::Openai | Wire::Azure => entry.is_none_or(|e| e.json_mode),
+            }),
+            reasoning,
+            temperature: caps.temperature.unwrap_or(if openai_reasoning {
+                TemperatureRule::Fixed
+            } else {
+                TemperatureRule::Supported
+            }),
+        };
+        let settings = &self.settings;
+        let info = ModelInfo {
+            context_window: config
+                .and_then(|c| c.context_window)
+                .or(entry.and_then(|e| e.max_input_tokens)),
+            max_output: config
+                .and_then(|c| c.max_output)
+                .or(entry.and_then(|e| e.max_output_tokens)),
+            capabilities,
+            prices: Prices::merge(
+                config.and_then(|c| c.prices.as_ref()),
+                entry.and_then(|e| e.prices.as_ref()),
+            ),
+            score: config.and_then(|c| c.score).unwrap_or(10).clamp(1, 20),
+            category: config.and_then(|c| c.category).unwrap_or(if reasoning {
+                Category::Reasoning
+            } else {
+                Category::Balanced
+            }),
+            description: config.and_then(|c| c.description.clone()),
+            fallbacks: config.map(|c| c.fallbacks.clone()).unwrap_or_default(),
+            context_window_fallbacks: config
+                .map(|c| c.context_window_fallbacks.clone())
+                .unwrap_or_default(),
+            timeout: Duration::from_secs(
+                config
+                    .and_then(|c| c.timeout_secs)
+                    .unwrap_or(settings.timeout_secs),
+            ),
+            connect_timeout: Duration::from_secs(
+                config
+                    .and_then(|c| c.connect_timeout_secs)
+                    .unwrap_or(settings.connect_timeout_secs),
+            ),
+            in_litellm_map: entry.is_some(),
+        };
+        let overrides = self.overrides.get(name);
+        let base_url = overrides
+            .and_then(|o| o.base_url.clone())
+            .or_else(|| state.base_url.clone())
+            .unwrap_or_default();
+        let key = match overrides {
+            Some(o) if o.has_key => o.key.clone(),
+            _ => state.key.clone(),
+        };
+        Some(ResolvedModel {
+            name: name.to_owned(),
+            provider: provider.to_owned(),
+            upstream_model: upstream,
+            aliases: config.map(|c| c.aliases.clone()).unwrap_or_default(),
+            info,
+            endpoint: Endpoint {
+                wire,
+                base_url,
+                key,
+                key_hint: state.key_hint.clone(),
+                headers: state.headers.clone(),
+                extra_body: state.config.extra_body.clone(),
+                api_version: state.api_version.clone(),
+                max_tokens_field: state
+                    .config
+                    .max_tokens_field
+                    .clone()
+                    .unwrap_or_else(|| "max_tokens".to_owned()),
+                cost_from_upstream: state.config.cost_from_upstream,
+            },
+        })
+    }
+}
+
+fn provider_state(name: &str, row: &ProviderConfig, env: &Env) -> ProviderState {
+    let upper = name.to_uppercase();
+    let base_url = env
+        .get(&format!("{upper}_BASE_URL"))
+        .map(str::to_owned)
+        .or_else(|| row.base_url.as_deref().and_then(|u| env.expand(u)))
+        .map(normalize_url);
+    let key_names = &row.key_env;
+    let key = env.first(key_names).map(|(_, v)| ApiKey::new(v));
+    let key_hint = match key_names.as_slice() {
+        [] => "the provider's key".to_owned(),
+        [one] => one.clone(),
+        many => many.join(" or "),
+    };
+    let headers = row
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), env.expand(v)?)))
+        .collect();
+    let api_version = env
+        .first(&row.api_version_env)
+        .map(|(_, v)| v.to_owned())
+        .or_else(|| row.api_version.clone());
+    let allowed_vars = if row.allowed_models_env.is_empty() {
+        vec![format!("{upper}_ALLOWED_MODELS")]
+    } else {
+        row.allowed_models_env.clone()
+    };
+    let allowed = env.first(&allowed_vars).map(|(var, value)| {
+        let names = value
+            .split(',')
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        (var.to_owned(), names)
+    });
+    let setup = row
+        .setup
+        .clone()
+        .unwrap_or_else(|| format!("set {key_hint}"));
+    let unconfigured = if base_url.is_none() {
+        Some(format!("no endpoint: {setup}"))
+    } else if key.is_none() && row.key_required {
+        Some(format!("no API key: {setup}"))
+    } else {
+        None
+    };
+    ProviderState {
+        name: name.to_owned(),
+        config: row.clone(),
+        base_url,
+        key,
+        key_hint,
+        headers,
+        api_version,
+        allowed,
+        unconfigured,
+    }
+}
+
+/// Trims a trailing `/` and adds `http://` to a bare `host:port` (as `OLLAMA_HOST` often is).
+fn normalize_url(url: String) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// LiteLLM's entry for a model: `<prefix>/<id>`, then `<id>`, then the id's last segment
+/// (OpenRouter's `openai/gpt-4o` is priced as `gpt-4o`).
+fn litellm_entry(
+    provider: &str,
+    row: &ProviderConfig,
+    upstream: &str,
+) -> Option<&'static litellm::LiteLlmEntry> {
+    let prefix = row.litellm_prefix.as_deref().unwrap_or(provider);
+    let prefixed = (!prefix.is_empty()).then(|| format!("{prefix}/{upstream}"));
+    prefixed
+        .as_deref()
+        .and_then(litellm::lookup)
+        .or_else(|| litellm::lookup(upstream))
+        .or_else(|| {
+            upstream
+                .rsplit_once('/')
+                .and_then(|(_, last)| litellm::lookup(last))
+        })
+}

@@ -1,0 +1,1 @@
+//! Tests of the providers layer against a loopback mock HTTP server.

@@ -1,0 +1,486 @@
+//! The durable store: one sled database holding conversation memory
+//! ([`crate::memory`]) and the cost ledger ([`crate::ledger`]).
+//!
+//! This module owns opening the database (one zend at a time), the schema
+//! version, the value encoding, durable flushing and the handling of corrupt
+//! values. What lives in the trees is owned by `memory` and `ledger`; the
+//! layout is written down here, in one place, so a later zend can migrate it.
+//!
+//! # API
+//! - [`Store::open`]`(data_dir)` / [`Store::open_with`]`(data_dir, StoreOptions)`:
+//!   opens `data_dir/store`; fails at once with [`StoreError::Locked`] when
+//!   another zend holds it. Opening never scans the data.
+//! - [`Store::threads`] → [`crate::memory::Threads`], [`Store::ledger`] →
+//!   [`crate::ledger::Ledger`]; both are cheap to clone into tasks.
+//! - [`Store::flush`]: makes every write made so far durable.
+//!
+//! # Key layout (schema version 1)
+//!
+//! Integers in keys are big-endian so sled's byte order is numeric order. A
+//! thread id in a key is the UUID's 16 raw bytes.
+//!
+//! | tree                 | key                                          | value                  |
+//! |----------------------|----------------------------------------------|------------------------|
+//! | default              | `meta/schema_version`                        | JSON number (`1`)      |
+//! | `threads`            | thread id                                    | `ThreadSummary`        |
+//! | `turns`              | thread id, turn index `u32`                  | `Turn`                 |
+//! | `threads_by_updated` | last-update ms `u64`, thread id              | empty                  |
+//! | `workflow`           | thread id, tool name (UTF-8)                 | any JSON value         |
+//! | `ledger`             | call time ms `u64`, sequence `u64`           | `LedgerRecord`         |
+//! | `ledger_totals`      | `<period>/<dimension>/<name>` (UTF-8)        | `Aggregate`            |
+//!
+//! - `threads` holds one small summary per thread (title, times, tools,
+//!   models, turn count), so listing threads never reads turns.
+//! - `threads_by_updated` is the recency index: listing walks it newest
+//!   first; the expiry sweeper walks it oldest first and stops at the first
+//!   thread still alive, so it never scans live threads. Expiry is computed
+//!   from the last update and the *current* TTL, so changing the TTL applies
+//!   to existing threads.
+//! - `ledger_totals` holds aggregates updated in the same transaction as each
+//!   `ledger` record. `<period>` is `all`, `d2025-01-31` (UTC day) or
+//!   `m2025-01` (UTC month); `<dimension>` is `total` (empty name), `model`,
+//!   `tool` or `client`. The latency histogram's bucket bounds
+//!   (`ledger::LATENCY_BUCKETS_MS`) are part of this schema.
+//!
+//! # Value encoding
+//!
+//! Values are JSON (`serde_json`, times as RFC 3339 strings). JSON because
+//! workflow state is already a `serde_json::Value`, because a value decoded by
+//! a newer zend can gain optional fields without a schema bump, and because a
+//! dump of the store is readable when something goes wrong; the values are
+//! small enough that the extra bytes over a binary format do not matter.
+//!
+//! A value that does not decode is logged with `tracing::warn!` (tree and key)
+//! and skipped — a thread missing a turn or a ledger total starting again from
+//! zero is better than a daemon that cannot start. Any change to keys or to
+//! the meaning of values bumps [`SCHEMA_VERSION`]; [`Store::open`] refuses a
+//! store written by a newer zend and would migrate an older one here.
+//!
+//! # Durability
+//!
+//! sled writes to disk in the background every 500 ms. Every API that tells a
+//! client something was recorded (a turn, a ledger record, workflow state)
+//! awaits [`Store::flush`] first, so it survives `kill -9`. Flushes are
+//! serialized and coalesced (group commit): concurrent callers share one
+//! `flush_async`, and sled 0.34's `flush_async` is never called concurrently
+//! (concurrent calls can hang: spacejam/sled#1308).
+
+mod time;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::TransactionError;
+
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+
+use crate::ledger::{Ledger, LimitsConfig};
+use crate::memory::Threads;
+
+/// The layout described in this module's docs.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const SCHEMA_KEY: &[u8] = b"meta/schema_version";
+
+/// Tree names; see the key layout above.
+pub(crate) mod trees {
+    pub const THREADS: &str = "threads";
+    pub const TURNS: &str = "turns";
+    pub const THREADS_BY_UPDATED: &str = "threads_by_updated";
+    pub const WORKFLOW: &str = "workflow";
+    pub const LEDGER: &str = "ledger";
+    pub const LEDGER_TOTALS: &str = "ledger_totals";
+}
+
+/// sled's page cache: enough for every thread summary and the hot threads;
+/// zend is a per-user background process and should stay small.
+const CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "another zend holds the store at {path}; stop it with `zend stop`, or give this one its own data directory (--data-dir or ZEN_DATA_DIR)"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "cannot open the store at {path}: {source}; check that the directory is writable and the disk is not full"
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this zend understands ({supported}); upgrade zend, or move the directory aside to start an empty store"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error(
+        "the store at {path} has an unreadable schema version; move the directory aside to start an empty store"
+    )]
+    BadSchema { path: PathBuf },
+    #[error("the store failed to read or write: {0}; check free disk space and the data directory")]
+    Io(#[from] sled::Error),
+    #[error("cannot encode a value for the store: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<TransactionError<()>> for StoreError {
+    fn from(e: TransactionError<()>) -> Self {
+        match e {
+            TransactionError::Storage(e) => StoreError::Io(e),
+            // Our transactions never abort; they only write.
+            TransactionError::Abort(()) => StoreError::Io(sled::Error::ReportableBug(
+                "a store transaction aborted unexpectedly".to_owned(),
+            )),
+        }
+    }
+}
+
+/// How [`Store::open_with`] configures memory and the ledger.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// `limits.yaml`: thread TTL and max turns, budgets.
+    pub limits: LimitsConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            limits: LimitsConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The open store. Cloning is cheap and shares the database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    flusher: Arc<Flusher>,
+    threads: Threads,
+    ledger: Ledger,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `data_dir/store` with default limits and the wall clock.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = data_dir.join("store");
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .open()
+            .map_err(|source| open_error(&path, source))?;
+        check_schema(&db, &path)?;
+        let open_tree = |name: &str| db.open_tree(name).map_err(StoreError::Io);
+        let flusher = Arc::new(Flusher::new(db.clone()));
+        let threads = Threads::new(
+            crate::memory::ThreadTrees {
+                summaries: open_tree(trees::THREADS)?,
+                turns: open_tree(trees::TURNS)?,
+                by_updated: open_tree(trees::THREADS_BY_UPDATED)?,
+                workflow: open_tree(trees::WORKFLOW)?,
+            },
+            Arc::clone(&flusher),
+            options.limits.threads.clone(),
+            Arc::clone(&options.clock),
+        );
+        let ledger = Ledger::new(
+            db.clone(),
+            open_tree(trees::LEDGER)?,
+            open_tree(trees::LEDGER_TOTALS)?,
+            Arc::clone(&flusher),
+            options.limits.budgets.clone(),
+        );
+        Ok(Store {
+            db,
+            path,
+            flusher,
+            threads,
+            ledger,
+        })
+    }
+
+    /// The sled directory (`data_dir/store`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn threads(&self) -> &Threads {
+        &self.threads
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Makes every write made before this call durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.flusher.flush().await
+    }
+
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn open_error(path: &Path, source: sled::Error) -> StoreError {
+    // sled reports its file lock as an Io error of kind Other whose message
+    // says "could not acquire lock" (fs2's WouldBlock inside).
+    if let sled::Error::Io(io) = &source
+        && (io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
+    {
+        return StoreError::Locked {
+            path: path.to_path_buf(),
+        };
+    }
+    StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes the schema version into a new store; refuses one from a newer zend.
+fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+    match db.get(SCHEMA_KEY)? {
+        None => {
+            // A new store, or one opened before versioning (which held no data).
+            db.insert(SCHEMA_KEY, encode(&SCHEMA_VERSION)?)?;
+            Ok(())
+        }
+        Some(bytes) => match serde_json::from_slice::<u64>(&bytes) {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            Ok(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            // Version 1 is the first; older stores would be migrated here.
+            Ok(_) | Err(_) => Err(StoreError::BadSchema {
+                path: path.to_path_buf(),
+            }),
+        },
+    }
+}
+
+/// Group commit over `flush_async`.
+///
+/// A caller takes a ticket after its write, then waits for the flush lock. A
+/// flush covers every ticket issued before it started, so a caller whose
+/// ticket a finished flush already covers returns without flushing again.
+/// Holding the lock across `flush_async` also keeps sled's `flush_async` from
+/// ever running twice at once.
+pub(crate) struct Flusher {
+    db: sled::Db,
+    issued: AtomicU64,
+    flushed: tokio::sync::Mutex<u64>,
+}
+
+impl Flusher {
+    fn new(db: sled::Db) -> Self {
+        Self {
+            db,
+            issued: AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        let covers = self.issued.load(Ordering::SeqCst);
+        self.db.flush_async().await?;
+        *flushed = covers;
+        Ok(())
+    }
+}
+
+/// Encodes a value as the store does (JSON).
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+/// Decodes a stored value; a corrupt one is logged and skipped (`None`).
+pub(crate) fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Option<T> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            warn_corrupt(tree, key, &error);
+            None
+        }
+    }
+}
+
+/// Logs a value or key that cannot be read; callers then skip it.
+pub(crate) fn warn_corrupt(tree: &str, key: &[u8], error: &dyn fmt::Display) {
+    tracing::warn!(
+        tree,
+        key = %KeyDisplay(key),
+        %error,
+        "skipping a corrupt entry in the store"
+    );
+}
+
+/// Keys in logs: text when printable, hex otherwise.
+struct KeyDisplay<'a>(&'a [u8]);
+
+impl fmt::Display for KeyDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(text) if text.chars().all(|c| !c.is_control()) => f.write_str(text),
+            _ => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
+        }
+    }
+}
+
+/// Helpers for the store's, memory's and ledger's tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A store in a temporary directory with a manual clock at 2025-03-10 12:00 UTC.
+    pub(crate) fn open_store(limits: LimitsConfig) -> (tempfile::TempDir, Store, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = reopen(&dir, limits);
+        (dir, store, clock)
+    }
+
+    pub(crate) fn reopen(
+        dir: &tempfile::TempDir,
+        limits: LimitsConfig,
+    ) -> (Store, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(
+            Timestamp::parse_rfc3339("2025-03-10T12:00:00Z").unwrap(),
+        ));
+        let store = Store::open_with(
+            dir.path(),
+            StoreOptions {
+                limits,
+                clock: clock.clone(),
+            },
+        )
+        .unwrap();
+        (store, clock)
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` and returns what it logged at WARN and above.
+    pub(crate) fn capture_warnings<R>(f: impl FnOnce() -> R) -> (R, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        (result, logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_says_who_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("another zend holds the store at "),
+            "{message}"
+        );
+        assert!(message.contains(&dir.path().join("store").display().to_string()));
+    }
+
+    #[test]
+    fn schema_version_is_written_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(
+                store.db.get(SCHEMA_KEY).unwrap().as_deref(),
+                Some(&b"1"[..])
+            );
+            store.db.insert(SCHEMA_KEY, &b"7"[..]).unwrap();
+            store.db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 7, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade zend"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64_u32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.db.insert(i.to_be_bytes(), &[1_u8][..]).unwrap();
+                store.flush().await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    #[test]
+    fn keys_display_as_text_or_hex() {
+        assert_eq!(KeyDisplay(b"all/total/").to_string(), "all/total/");
+        assert_eq!(KeyDisplay(&[0, 255]).to_string(), "00ff");
+    }
+}
