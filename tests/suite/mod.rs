@@ -5,3 +5,6 @@ mod foundation;
 
 /// The tool engine, conversational tools, prompts and plugins.
 mod tools;
+
+/// Step-protocol tools (codereview, precommit, debug, ...) and clink.
+mod workflow;
