@@ -260,7 +260,7 @@ fn two_sessions_running_the_same_tool_at_once_keep_their_own_state() {
     let home = home_with(&mock);
     let mut alice = home.session();
     let mut bob = home.session();
-    let mut start = |client: &mut McpClient, marker: &str| {
+    let start = |client: &mut McpClient, marker: &str| {
         let mut first = step(1, 2, json!({"hypothesis": format!("{marker}-HYPOTHESIS")}));
         first["findings"] = json!(format!("{marker}-FINDING"));
         continuation_id(&ok(client, "debug", first))
