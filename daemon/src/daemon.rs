@@ -25,7 +25,10 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     pub tools: tools::Registry,
     pub limiter: tools::limits::Limiter,
-    pub db: sled::Db,
+    /// Conversation memory and the cost ledger.
+    pub store: crate::store::Store,
+    /// Every model call goes through here.
+    pub providers: crate::providers::Providers,
     /// Milliseconds live calls get on shutdown (server.yaml, or what `zend stop` asked).
     shutdown_deadline_ms: AtomicU64,
 }
@@ -36,7 +39,8 @@ impl Daemon {
         socket_path: PathBuf,
         server: ServerConfig,
         auto_started: bool,
-        db: sled::Db,
+        store: crate::store::Store,
+        providers: crate::providers::Providers,
         tools: tools::Registry,
     ) -> Self {
         Self {
@@ -52,7 +56,8 @@ impl Daemon {
                 server.shutdown_deadline_secs.saturating_mul(1000),
             ),
             server,
-            db,
+            store,
+            providers,
         }
     }
 

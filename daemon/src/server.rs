@@ -62,14 +62,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "cannot open the store at {path}: {source}; if another zend uses it, stop that one first"
-    )]
-    Store {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProviderError),
     #[error("cannot listen on {path}: {source}")]
     Bind {
         path: PathBuf,
@@ -121,14 +117,16 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         server_config.idle_timeout_secs = secs;
     }
 
-    let store_path = locations.data_dir.join("store");
-    let db = sled::Config::new()
-        .path(&store_path)
-        .open()
-        .map_err(|source| ServeError::Store {
-            path: store_path.clone(),
-            source,
-        })?;
+    let limits = crate::ledger::LimitsConfig::load(&locations.config_dir)?;
+    let env = crate::providers::Env::load(Some(&locations.config_dir));
+    let providers = crate::providers::Providers::load(Some(&locations.config_dir), &env)?;
+    let store = crate::store::Store::open_with(
+        &locations.data_dir,
+        crate::store::StoreOptions {
+            limits,
+            ..Default::default()
+        },
+    )?;
 
     let (tools, _problems) = crate::tools::Registry::load(
         &locations.config_dir,
@@ -145,12 +143,13 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         socket.clone(),
         server_config,
         options.auto_started,
-        db,
+        store,
+        providers,
         tools,
     ));
     let result = run(listener, Arc::clone(&daemon)).await;
 
-    if let Err(e) = daemon.db.flush_async().await {
+    if let Err(e) = daemon.store.flush().await {
         tracing::error!(error = %e, "cannot flush the store on shutdown");
     }
     // Remove the socket only if it is still the one we created.
@@ -174,6 +173,7 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), Serv
             }
         });
     tokio::spawn(stop_on_signals(Arc::clone(&daemon)));
+    crate::memory::spawn_sweeper(daemon.store.threads().clone(), daemon.shutdown.clone());
     if daemon.auto_started && daemon.server.idle_timeout_secs > 0 {
         tokio::spawn(exit_when_idle(
             Arc::clone(&daemon),

@@ -78,3 +78,319 @@ fn disabled_tools_are_hidden_but_version_stays() {
     );
     assert!(names.contains(&"version"), "{names:?}");
 }
+
+use std::time::Duration;
+
+use crate::support::FAKE_KEY;
+use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
+
+/// The continuation_id in a model tool's answer.
+fn continuation_id(text: &str) -> String {
+    let start = text
+        .find("continuation_id: ")
+        .expect("answer offers a continuation")
+        + "continuation_id: ".len();
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn chat_answers_with_model_tokens_cost_and_a_continuation() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        reply: "Use a B-tree.".into(),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let result = client.call_tool(
+        "chat",
+        json!({"prompt": "Which index for range scans?", "model": "gpt-5"}),
+    );
+    let text = result_text(&result);
+    assert_eq!(result["isError"], false, "{text}");
+    assert!(text.starts_with("Use a B-tree."), "{text}");
+    assert!(
+        text.contains("model: gpt-5") && text.contains("100 in / 20 out tokens"),
+        "{text}"
+    );
+    assert!(text.contains('$'), "known model has a cost: {text}");
+    assert!(text.contains("turns left"), "{text}");
+
+    let requests = mock.completions();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.path, "/v1/chat/completions");
+    assert!(
+        request
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {FAKE_KEY}"))
+    );
+    assert_eq!(request.body["model"], "gpt-5");
+    assert_eq!(request.body["messages"][0]["role"], "system");
+    assert!(last_user_text(&request.body).ends_with("Which index for range scans?"));
+
+    // The spend is in the ledger and shows in status.
+    let status: serde_json::Value =
+        serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+    let ledger = status["ledger"].to_string();
+    assert!(ledger.contains("gpt-5"), "{ledger}");
+}
+
+#[test]
+fn a_conversation_continues_across_tools_and_sessions_with_history_once() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        reply: "first answer".into(),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut first = home.session();
+    let text =
+        result_text(&first.call_tool("chat", json!({"prompt": "Remember the word PELICAN."})));
+    let id = continuation_id(&text);
+    assert!(first.close().success());
+
+    mock.set(Behaviour {
+        reply: "second answer".into(),
+        ..Behaviour::default()
+    });
+    let mut second = home.session();
+    let result = second.call_tool(
+        "thinkdeep",
+        json!({"prompt": "What was the word?", "continuation_id": id}),
+    );
+    assert_eq!(result["isError"], false, "{}", result_text(&result));
+    assert_eq!(continuation_id(&result_text(&result)), id);
+    let sent = last_user_text(&mock.completions()[1].body);
+    assert_eq!(
+        sent.matches("--- Turn 1:").count(),
+        1,
+        "history embedded once: {sent}"
+    );
+    assert_eq!(sent.matches("--- Turn 2:").count(), 1, "{sent}");
+    assert!(
+        !sent.contains("--- Turn 3:"),
+        "the new turn is not in the history: {sent}"
+    );
+    assert_eq!(sent.matches("first answer").count(), 1, "{sent}");
+    assert_eq!(sent.matches("What was the word?").count(), 1, "{sent}");
+    assert!(sent.find("PELICAN").unwrap() < sent.find("What was the word?").unwrap());
+
+    let unknown = second.call_tool(
+        "chat",
+        json!({"prompt": "x", "continuation_id": "5b0c4f3e-0000-4000-8000-000000000000"}),
+    );
+    assert_eq!(unknown["isError"], true);
+    assert!(
+        result_text(&unknown).contains("kept for"),
+        "{}",
+        result_text(&unknown)
+    );
+}
+
+#[test]
+fn files_and_directories_are_embedded_and_relative_paths_refused() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(
+        project.path().join("src/lib.rs"),
+        "pub fn answer() -> u32 { 42 }\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("README.md"), "# demo\n").unwrap();
+    let mut client = home.session();
+    let dir = project.path().to_string_lossy().into_owned();
+    let result = client.call_tool(
+        "chat",
+        json!({"prompt": "Review", "absolute_file_paths": [dir]}),
+    );
+    assert_eq!(result["isError"], false, "{}", result_text(&result));
+    let sent = last_user_text(&mock.completions()[0].body);
+    assert!(
+        sent.contains("pub fn answer() -> u32 { 42 }") && sent.contains("# demo"),
+        "{sent}"
+    );
+
+    let relative = client.call_tool(
+        "chat",
+        json!({"prompt": "Review", "absolute_file_paths": ["src/lib.rs"]}),
+    );
+    assert_eq!(relative["isError"], true);
+    assert!(result_text(&relative).contains("not an absolute path"));
+    assert_eq!(
+        mock.completions().len(),
+        1,
+        "no upstream call for bad input"
+    );
+}
+
+#[test]
+fn images_to_a_non_vision_model_and_unknown_models_get_clear_errors() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let image = "data:image/png;base64,iVBORw0KGgo=";
+    let refused = client.call_tool(
+        "chat",
+        json!({"prompt": "What is this?", "model": "deepseek-chat", "images": [image]}),
+    );
+    assert_eq!(refused["isError"], true);
+    assert!(
+        result_text(&refused).contains("does not accept images"),
+        "{}",
+        result_text(&refused)
+    );
+
+    let unknown = client.call_tool(
+        "chat",
+        json!({"prompt": "hi", "model": "no-such-model-xyz"}),
+    );
+    assert_eq!(unknown["isError"], true);
+    let text = result_text(&unknown);
+    assert!(
+        text.contains("no-such-model-xyz") && text.contains("gpt-5"),
+        "lists what is available: {text}"
+    );
+    assert!(mock.completions().is_empty());
+}
+
+#[test]
+fn an_oversize_prompt_is_sent_back_then_accepted_as_prompt_txt() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        echo: true,
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let huge = "long question ".repeat(5_000);
+    let result = client.call_tool("chat", json!({"prompt": huge}));
+    let text = result_text(&result);
+    assert!(
+        text.contains("resend_prompt") && text.contains("prompt.txt"),
+        "{text}"
+    );
+    assert!(mock.completions().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prompt.txt");
+    std::fs::write(&file, &huge).unwrap();
+    let result = client.call_tool(
+        "chat",
+        json!({"prompt": "see prompt.txt", "absolute_file_paths": [file]}),
+    );
+    assert_eq!(result["isError"], false, "{}", result_text(&result));
+    let sent = last_user_text(&mock.completions()[0].body);
+    assert!(sent.contains(&huge), "the file's text is the prompt");
+}
+
+#[test]
+fn a_yaml_plugin_becomes_a_tool() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    home.write_config(
+        "tools/explain.yaml",
+        "description: Explain code for an audience.\nsystem_prompt: You are EXPLAINER.\n\
+         prompt_template: 'For {{audience}}: {{prompt}}'\nfields:\n  - {name: audience, required: true}\n",
+    );
+    home.write_config("tools/broken.yaml", "description: [unclosed\n");
+    let mut client = home.session();
+    let tools = client.request("tools/list", json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"explain") && !names.contains(&"broken"),
+        "{names:?}"
+    );
+
+    let result = client.call_tool(
+        "explain",
+        json!({"prompt": "fn main() {}", "audience": "juniors"}),
+    );
+    assert_eq!(result["isError"], false, "{}", result_text(&result));
+    let body = &mock.completions()[0].body;
+    assert!(last_user_text(body).ends_with("For juniors: fn main() {}"));
+    assert_eq!(body["messages"][0]["content"], "You are EXPLAINER.");
+    let missing = client.call_tool("explain", json!({"prompt": "x"}));
+    assert_eq!(missing["isError"], true);
+}
+
+#[test]
+fn progress_notifications_reach_a_client_that_asks() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        delay: Duration::from_millis(300),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let response = client.request(
+        "tools/call",
+        json!({"name": "chat", "arguments": {"prompt": "slow one"}, "_meta": {"progressToken": "tok-1"}}),
+    );
+    assert!(response.get("result").is_some(), "{response}");
+    let progress: Vec<_> = client
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "no progress in {:?}",
+        client.notifications
+    );
+    assert_eq!(progress[0]["params"]["progressToken"], "tok-1");
+    assert!(
+        progress[0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens so far")
+    );
+}
+
+#[test]
+fn cancellation_stops_the_call_and_is_recorded() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        delay: Duration::from_secs(5),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let id = client.next_request_id();
+    client.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "chat", "arguments": {"prompt": "never mind", "model": "gpt-5"}}}));
+    // Wait until the upstream request is in flight, then cancel.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while mock.completions().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id}}));
+    let started = std::time::Instant::now();
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+        if status["in_flight_calls"] == 0 {
+            let ledger = status["ledger"].to_string();
+            assert!(
+                ledger.contains("gpt-5"),
+                "the cancelled call is in the ledger: {ledger}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "call still running after cancel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The session goes on.
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+}

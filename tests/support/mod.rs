@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 pub mod mock_provider;
 
+/// A fake API key that must never show up in anything zend writes.
+pub const FAKE_KEY: &str = "sk-zen-e2e-DO-NOT-LEAK-7f3a9c";
+
 /// How long any single expected message may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -59,6 +62,21 @@ impl ZenHome {
 
     pub fn socket(&self) -> PathBuf {
         self.path().join("run").join("zend.sock")
+    }
+
+    /// A home whose OpenAI (and DeepSeek) traffic goes to `mock`, with a
+    /// distinctive fake key and fast retries.
+    pub fn with_mock(mock: &mock_provider::MockProvider) -> Self {
+        let mut home = Self::new();
+        home.env.push(("OPENAI_API_KEY".into(), FAKE_KEY.into()));
+        home.env.push(("OPENAI_BASE_URL".into(), mock.v1()));
+        home.env.push(("DEEPSEEK_API_KEY".into(), FAKE_KEY.into()));
+        home.env.push(("DEEPSEEK_BASE_URL".into(), mock.v1()));
+        home.write_config(
+            "models.yaml",
+            "settings:\n  max_retries: 1\n  backoff_base_ms: 5\n  backoff_max_ms: 20\n",
+        );
+        home
     }
 
     /// Writes a file into the config directory.

@@ -184,7 +184,7 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
             log_file: locations.log_path().to_string_lossy().into_owned(),
         }),
         in_flight_calls: daemon.sessions.in_flight(),
-        ledger_json: String::new(),
+        ledger_json: ledger_json(daemon),
     }
 }
 
@@ -199,6 +199,31 @@ pub fn peer_is_owner(stream: &UnixStream) -> bool {
         Err(e) => {
             tracing::warn!(error = %e, "refused a connection whose peer cannot be identified");
             false
+        }
+    }
+}
+
+/// The ledger totals for `Status`, as JSON with a pre-rendered `summary` for the table.
+fn ledger_json(daemon: &Daemon) -> String {
+    use crate::store::Clock;
+    match daemon
+        .store
+        .ledger()
+        .totals(crate::store::SystemClock.now())
+    {
+        Ok(totals) => {
+            let mut value = serde_json::to_value(&totals).unwrap_or(serde_json::Value::Null);
+            if let Some(object) = value.as_object_mut() {
+                object.insert(
+                    "summary".into(),
+                    serde_json::Value::String(totals.render_text()),
+                );
+            }
+            value.to_string()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read ledger totals");
+            String::new()
         }
     }
 }

@@ -7,6 +7,8 @@
 //! with [`BudgetError::Exceeded`], which names the cap, the spend and when it
 //! resets. Past `warn_at` of a cap, the check returns one line of warning for
 //! the tool to append to its result. Calls of unknown cost count as zero.
+//! A check is not a reservation: calls checked at the same moment may
+//! together pass a cap by the cost of the calls in flight.
 
 use std::collections::BTreeMap;
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Daemon;
 use crate::sessions::Session;
-use crate::tools::{CallContext, NoProgress, ProgressSink, ToolError};
+use crate::tools::{CallContext, NoProgress, ProgressSink};
 
 /// JSON-RPC error codes zend sends itself.
 pub mod error_code {
@@ -181,13 +181,15 @@ impl ServerHandler for McpServer {
             cancel: cancel.clone(),
         };
         let arguments = request.arguments.unwrap_or_default();
-        let outcome = tokio::select! {
-            outcome = crate::tools::execute(&tool, &call, arguments) => outcome,
-            () = context.ct.cancelled() => {
+        let watcher = {
+            let (request_ct, cancel) = (context.ct.clone(), cancel.clone());
+            tokio::spawn(async move {
+                request_ct.cancelled().await;
                 cancel.cancel();
-                Err(ToolError::Cancelled)
-            }
+            })
         };
+        let outcome = crate::tools::execute(&tool, &call, arguments).await;
+        watcher.abort();
         let result = match outcome {
             Ok(output) if output.is_error => {
                 CallToolResult::error(vec![ContentBlock::text(output.text)])

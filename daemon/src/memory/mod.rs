@@ -21,6 +21,8 @@
 //!   [`history::token_budget_for`]`(context_window) -> (input, answer)`: pure.
 //! - [`render`]: compact text for a listing and for one thread; the types are
 //!   `Serialize` for JSON.
+//! - [`MemoryConfig`]: the `threads:` section of `limits.yaml` (TTL, max
+//!   turns, sweep interval); `apply_zen_env` honours Zen's variables.
 //!
 //! A thread is identified by a UUID v4 ([`ThreadId`]). Appends to one thread
 //! are serialized (a striped lock plus a sled transaction per append), so two
@@ -78,6 +80,29 @@ impl MemoryConfig {
 
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs(self.sweep_interval_secs.max(1))
+    }
+
+    /// Applies Zen's variables, `CONVERSATION_TIMEOUT_HOURS` and
+    /// `MAX_CONVERSATION_TURNS`, so people moving from Zen keep their setup;
+    /// `var` is `std::env::var` in zend, a map in tests. Unparsable or zero
+    /// values are ignored with a warning.
+    pub fn apply_zen_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        let read = |name: &str| -> Option<u64> {
+            let text = var(name)?;
+            match text.trim().parse::<u64>() {
+                Ok(value) if value > 0 => Some(value),
+                _ => {
+                    tracing::warn!(name, value = %text, "ignoring: expected a whole number above 0");
+                    None
+                }
+            }
+        };
+        if let Some(hours) = read("CONVERSATION_TIMEOUT_HOURS") {
+            self.ttl_hours = hours;
+        }
+        if let Some(turns) = read("MAX_CONVERSATION_TURNS") {
+            self.max_turns = u32::try_from(turns).unwrap_or(u32::MAX);
+        }
     }
 }
 

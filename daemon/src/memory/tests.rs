@@ -662,3 +662,15 @@ async fn a_thread_renders_as_text() {
         "{text}"
     );
 }
+
+#[test]
+fn zen_variables_override_thread_limits() {
+    let mut config = MemoryConfig::default();
+    config.apply_zen_env(|name| match name {
+        "CONVERSATION_TIMEOUT_HOURS" => Some("6".into()),
+        "MAX_CONVERSATION_TURNS" => Some("zero".into()),
+        _ => None,
+    });
+    assert_eq!(config.ttl_hours, 6);
+    assert_eq!(config.max_turns, 50);
+}

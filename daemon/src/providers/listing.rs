@@ -163,8 +163,9 @@ impl ModelListing {
 }
 
 fn tokens(n: u64) -> String {
-    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
-        format!("{}M", n / 1_000_000)
+    if n >= 1_000_000 {
+        let millions = format!("{:.1}", n as f64 / 1e6);
+        format!("{}M", millions.trim_end_matches(".0"))
     } else if n >= 1000 {
         format!("{}K", n / 1000)
     } else {

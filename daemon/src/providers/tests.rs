@@ -1,1 +1,1266 @@
-//! Tests of the providers layer against a loopback mock HTTP server.
+//! Tests of the providers layer against a loopback mock HTTP server (wiremock): the exact
+//! request each adapter sends, real-shaped answers and SSE streams, retries, fallbacks,
+//! cooldowns, cancellation, cost and key hygiene. No network beyond 127.0.0.1.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use super::config::ModelConfig;
+use super::*;
+
+/// A distinctive fake key: it must never show up in errors, Debug output or logs.
+const KEY: &str = "sk-zen-FAKE-7f3a9c-DO-NOT-LEAK-0123456789";
+
+fn test_config() -> ModelsConfig {
+    let mut config = ModelsConfig::load(None).unwrap();
+    config.settings.backoff_base_ms = 1;
+    config.settings.backoff_max_ms = 4;
+    config.settings.max_retries = 2;
+    config.settings.cooldown_failures = 100;
+    config
+}
+
+fn env_for(server: &MockServer, extra: &[(&str, &str)]) -> Env {
+    let uri = server.uri();
+    let mut vars: Vec<(String, String)> = [
+        ("OPENAI_API_KEY", KEY.to_owned()),
+        ("OPENAI_BASE_URL", format!("{uri}/v1")),
+        ("ANTHROPIC_API_KEY", KEY.to_owned()),
+        ("ANTHROPIC_BASE_URL", uri.clone()),
+        ("GEMINI_API_KEY", KEY.to_owned()),
+        ("GEMINI_BASE_URL", uri.clone()),
+        ("AZURE_OPENAI_API_KEY", KEY.to_owned()),
+        ("AZURE_OPENAI_ENDPOINT", uri.clone()),
+        ("OPENROUTER_API_KEY", KEY.to_owned()),
+        ("OPENROUTER_BASE_URL", format!("{uri}/api/v1")),
+        ("LITELLM_BASE_URL", uri.clone()),
+        ("LITELLM_API_KEY", KEY.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Env::from_map(vars)
+}
+
+fn providers(server: &MockServer, config: ModelsConfig) -> Providers {
+    Providers::new(config, &env_for(server, &[])).unwrap()
+}
+
+fn sse(events: &[Value]) -> String {
+    let mut out = String::new();
+    for event in events {
+        out.push_str(&format!("data: {event}\n\n"));
+    }
+    out
+}
+
+fn sse_ok(body: String) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+}
+
+fn openai_stream(text_parts: &[&str], usage: Value) -> String {
+    let mut events: Vec<Value> = text_parts
+        .iter()
+        .map(|t| json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]}))
+        .collect();
+    events.push(json!({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+    events.push(json!({"id": "chatcmpl-1", "choices": [], "usage": usage}));
+    sse(&events) + "data: [DONE]\n\n"
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn request(model: &str, text: &str) -> CompletionRequest {
+    let mut request = CompletionRequest::new(model, vec![Message::user(text)]);
+    request.system = Some("Be brief.".to_owned());
+    request
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+// ---------------------------------------------------------------------------------------
+// Adapters: exact requests and real-shaped answers.
+
+#[tokio::test]
+async fn openai_streams_with_exact_request_and_usage() {
+    let server = MockServer::start().await;
+    let usage = json!({"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 200}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            sse_ok(openai_stream(&["Hel", "lo"], usage)).insert_header("x-request-id", "req_abc"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let providers = providers(&server, test_config());
+    let mut req = request("gpt-4o", "Hi");
+    req.temperature = Some(0.2);
+    req.max_output_tokens = Some(100);
+    req.stop = vec!["END".to_owned()];
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let completion = providers.complete(req, Some(tx)).await.unwrap();
+
+    let sent = &requests(&server).await[0];
+    assert_eq!(
+        header(sent, "authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(header(sent, "content-type"), Some("application/json"));
+    assert_eq!(
+        sent.body_json::<Value>().unwrap(),
+        json!({
+            "model": "gpt-4o",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            "temperature": 0.2,
+            "max_completion_tokens": 100,
+            "stop": ["END"],
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        })
+    );
+    assert_eq!(completion.text, "Hello");
+    assert_eq!(completion.finish_reason, FinishReason::Stop);
+    assert_eq!(completion.model, "gpt-4o");
+    assert_eq!(completion.provider, "openai");
+    assert_eq!(completion.request_id.as_deref(), Some("req_abc"));
+    assert_eq!(
+        completion.usage,
+        Usage {
+            input_tokens: 1200,
+            output_tokens: 300,
+            cached_tokens: 200,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0
+        }
+    );
+    // LiteLLM's gpt-4o prices: 2.5e-6 in, 1.25e-6 cached, 1e-5 out.
+    assert_eq!(completion.cost.source, CostSource::Computed);
+    assert!(close(
+        completion.cost.usd.unwrap(),
+        1000.0 * 2.5e-6 + 200.0 * 1.25e-6 + 300.0 * 1e-5
+    ));
+    assert_eq!(completion.attempts.len(), 1);
+
+    let mut deltas = String::new();
+    let mut saw_usage = false;
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            StreamEvent::Delta(d) => deltas.push_str(&d),
+            StreamEvent::Usage(u) => saw_usage = u.output_tokens == 300,
+            StreamEvent::Started { .. } => {}
+        }
+    }
+    assert_eq!(deltas, "Hello");
+    assert!(saw_usage);
+}
+
+#[tokio::test]
+async fn openai_usage_chunk_with_empty_delta_choice_is_accepted() {
+    let server = MockServer::start().await;
+    let body = sse(&[
+        json!({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}}]}),
+        json!({"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+               "usage": {"prompt_tokens": 5, "completion_tokens": 1}}),
+    ]) + "data: [DONE]\n\n";
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(body))
+        .mount(&server)
+        .await;
+    let completion = providers(&server, test_config())
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "ok");
+    assert_eq!(completion.finish_reason, FinishReason::Length);
+    assert_eq!(completion.usage.input_tokens, 5);
+}
+
+#[tokio::test]
+async fn openai_non_streaming() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-9", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Plain."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+        })))
+        .mount(&server)
+        .await;
+    let mut req = request("gpt-4o", "Hi");
+    req.stream = false;
+    let completion = providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert!(body.get("stream").is_none(), "{body}");
+    assert_eq!(completion.text, "Plain.");
+    assert_eq!(completion.request_id.as_deref(), Some("chatcmpl-9"));
+    assert_eq!(completion.usage.output_tokens, 2);
+}
+
+#[tokio::test]
+async fn reasoning_models_drop_temperature_and_take_effort_and_json() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(openai_stream(
+            &["{}"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let mut req = CompletionRequest::new(
+        "gpt5",
+        vec![Message {
+            role: Role::User,
+            content: vec![
+                ContentPart::Text {
+                    text: "What is this?".into(),
+                },
+                ContentPart::image_data_url("data:image/png;base64,iVBORw0KGgo=").unwrap(),
+            ],
+        }],
+    );
+    req.temperature = Some(0.7);
+    req.reasoning_effort = Some(ReasoningEffort::High);
+    req.json_mode = true;
+    providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "model": "gpt-5",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]}],
+            "reasoning_effort": "high",
+            "response_format": {"type": "json_object"},
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        })
+    );
+}
+
+#[tokio::test]
+async fn anthropic_messages_stream() {
+    let server = MockServer::start().await;
+    let body = [
+        ("message_start", json!({"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "stop_reason": null, "usage": {"input_tokens": 800, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 100, "output_tokens": 1}}})),
+        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+        ("ping", json!({"type": "ping"})),
+        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Bon"}})),
+        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "jour"}})),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 50}})),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]
+    .iter()
+    .map(|(event, data)| format!("event: {event}\ndata: {data}\n\n"))
+    .collect::<String>();
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(sse_ok(body).insert_header("request-id", "req_ant_1"))
+        .mount(&server)
+        .await;
+    let mut req = request("sonnet", "Hi");
+    req.temperature = Some(0.5);
+    req.max_output_tokens = Some(512);
+    let completion = providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+
+    let sent = &requests(&server).await[0];
+    assert_eq!(header(sent, "x-api-key"), Some(KEY));
+    assert_eq!(header(sent, "anthropic-version"), Some("2023-06-01"));
+    assert!(header(sent, "authorization").is_none());
+    assert_eq!(
+        sent.body_json::<Value>().unwrap(),
+        json!({
+            "model": "claude-sonnet-4-5",
+            "system": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+            "max_tokens": 512,
+            "temperature": 0.5,
+            "stream": true
+        })
+    );
+    assert_eq!(completion.text, "Bonjour");
+    assert_eq!(completion.finish_reason, FinishReason::Stop);
+    assert_eq!(completion.request_id.as_deref(), Some("req_ant_1"));
+    assert_eq!(
+        completion.usage,
+        Usage {
+            input_tokens: 1000,
+            output_tokens: 50,
+            cached_tokens: 100,
+            cache_write_tokens: 100,
+            reasoning_tokens: 0
+        }
+    );
+    // LiteLLM's claude-sonnet-4-5: 3e-6 in, 3e-7 cache read, 3.75e-6 cache write, 1.5e-5 out.
+    let expected = 800.0 * 3e-6 + 100.0 * 3e-7 + 100.0 * 3.75e-6 + 50.0 * 1.5e-5;
+    assert!(
+        close(completion.cost.usd.unwrap(), expected),
+        "{:?}",
+        completion.cost
+    );
+}
+
+#[tokio::test]
+async fn anthropic_thinking_drops_temperature_and_sets_budget() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_2", "type": "message", "role": "assistant",
+            "content": [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Done."}],
+            "stop_reason": "max_tokens", "usage": {"input_tokens": 10, "output_tokens": 20}
+        })))
+        .mount(&server)
+        .await;
+    let mut req = request("opus", "Think");
+    req.stream = false;
+    req.temperature = Some(0.3);
+    req.thinking_budget = Some(2000);
+    let completion = providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert!(body.get("temperature").is_none(), "{body}");
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2000})
+    );
+    assert!(body["max_tokens"].as_u64().unwrap() > 2000);
+    assert_eq!(completion.text, "Done.");
+    assert_eq!(completion.finish_reason, FinishReason::Length);
+}
+
+#[tokio::test]
+async fn gemini_stream_generate_content() {
+    let server = MockServer::start().await;
+    let body = sse(&[
+        json!({"candidates": [{"content": {"parts": [{"text": "thinking…", "thought": true}, {"text": "Hi "}], "role": "model"}, "index": 0}], "responseId": "resp-g1", "modelVersion": "gemini-2.5-flash"}),
+        json!({"candidates": [{"content": {"parts": [{"text": "there"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 40, "thoughtsTokenCount": 60, "totalTokenCount": 1100}, "responseId": "resp-g1"}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        ))
+        .respond_with(sse_ok(body))
+        .mount(&server)
+        .await;
+    let mut req = request("flash", "Hello");
+    req.temperature = Some(0.4);
+    req.max_output_tokens = Some(256);
+    req.json_mode = true;
+    req.thinking_budget = Some(128);
+    let completion = providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+
+    let sent = &requests(&server).await[0];
+    assert_eq!(sent.url.query(), Some("alt=sse"));
+    assert_eq!(header(sent, "x-goog-api-key"), Some(KEY));
+    assert_eq!(
+        sent.body_json::<Value>().unwrap(),
+        json!({
+            "contents": [{"role": "user", "parts": [{"text": "Hello"}]}],
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "generationConfig": {
+                "temperature": 0.4, "maxOutputTokens": 256,
+                "responseMimeType": "application/json", "thinkingConfig": {"thinkingBudget": 128}
+            }
+        })
+    );
+    assert_eq!(completion.text, "Hi there");
+    assert_eq!(completion.request_id.as_deref(), Some("resp-g1"));
+    assert_eq!(completion.usage.output_tokens, 100);
+    assert_eq!(completion.usage.reasoning_tokens, 60);
+    // LiteLLM's gemini/gemini-2.5-flash output price covers thoughts too.
+    let prices = litellm::lookup("gemini/gemini-2.5-flash")
+        .unwrap()
+        .prices
+        .clone()
+        .unwrap();
+    assert!(close(
+        completion.cost.usd.unwrap(),
+        1000.0 * prices.input + 100.0 * prices.output
+    ));
+}
+
+#[tokio::test]
+async fn azure_uses_deployment_url_and_api_key_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/my-gpt4o/chat/completions"))
+        .respond_with(sse_ok(openai_stream(
+            &["az"],
+            json!({"prompt_tokens": 3, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let env = env_for(
+        &server,
+        &[("AZURE_OPENAI_API_VERSION", "2025-01-01-preview")],
+    );
+    let providers = Providers::new(test_config(), &env).unwrap();
+    let completion = providers
+        .complete(request("azure/my-gpt4o", "Hi"), None)
+        .await
+        .unwrap();
+    let sent = &requests(&server).await[0];
+    assert_eq!(sent.url.query(), Some("api-version=2025-01-01-preview"));
+    assert_eq!(header(sent, "api-key"), Some(KEY));
+    assert!(header(sent, "authorization").is_none());
+    assert_eq!(sent.body_json::<Value>().unwrap()["model"], "my-gpt4o");
+    assert_eq!(completion.text, "az");
+    assert_eq!(completion.provider, "azure");
+}
+
+#[tokio::test]
+async fn openrouter_headers_slashes_and_upstream_cost() {
+    let server = MockServer::start().await;
+    let usage = json!({"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.00042});
+    Mock::given(method("POST"))
+        .and(path("/api/v1/chat/completions"))
+        .respond_with(sse_ok(openai_stream(&["or"], usage)))
+        .mount(&server)
+        .await;
+    let providers = providers(&server, test_config());
+    let completion = providers
+        .complete(
+            request("openrouter/anthropic/claude-sonnet-4.5", "Hi"),
+            None,
+        )
+        .await
+        .unwrap();
+    let sent = &requests(&server).await[0];
+    assert_eq!(
+        header(sent, "authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(
+        header(sent, "http-referer"),
+        Some("https://github.com/zen-mcp/zen")
+    );
+    assert_eq!(header(sent, "x-title"), Some("zen"));
+    let body: Value = sent.body_json().unwrap();
+    assert_eq!(body["model"], "anthropic/claude-sonnet-4.5");
+    assert_eq!(body["usage"], json!({"include": true}));
+    assert_eq!(body["max_tokens"], Value::Null);
+    assert_eq!(
+        completion.cost,
+        Cost {
+            usd: Some(0.00042),
+            source: CostSource::Upstream
+        }
+    );
+}
+
+#[tokio::test]
+async fn litellm_proxy_cost_header_wins() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(
+            sse_ok(openai_stream(
+                &["proxy"],
+                json!({"prompt_tokens": 10, "completion_tokens": 5}),
+            ))
+            .insert_header("x-litellm-response-cost", "0.0123")
+            .insert_header("x-litellm-call-id", "call-1"),
+        )
+        .mount(&server)
+        .await;
+    let completion = providers(&server, test_config())
+        .complete(request("litellm/zen-mock", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        completion.cost,
+        Cost {
+            usd: Some(0.0123),
+            source: CostSource::Upstream
+        }
+    );
+    assert_eq!(completion.request_id.as_deref(), Some("call-1"));
+    assert_eq!(completion.upstream_model, "zen-mock");
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures: retries, typed errors, fallbacks, cooldowns, timeouts, cancellation.
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(
+                    json!({"error": {"message": "Rate limit reached", "type": "requests"}}),
+                ),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(openai_stream(
+            &["ok"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let completion = providers(&server, test_config())
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After: 1 was not honoured"
+    );
+    assert_eq!(completion.text, "ok");
+    assert_eq!(completion.attempts.len(), 2);
+    assert!(
+        matches!(&completion.attempts[0].outcome, AttemptOutcome::Failed { kind, .. } if kind == "rate_limited")
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream overloaded"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let failure = providers(&server, test_config())
+        .complete_detailed(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure.error, ProviderError::Server { status: 503, .. }),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.attempts.len(), 3);
+    assert!(failure.error.to_string().contains("upstream overloaded"));
+}
+
+#[tokio::test]
+async fn bad_requests_are_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": "Unsupported parameter: 'foo'", "type": "invalid_request_error"}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = providers(&server, test_config())
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::BadRequest { status: 400, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn mid_stream_overload_is_retried() {
+    let server = MockServer::start().await;
+    let overloaded = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":5,\"output_tokens\":0}}}\n\n\
+        event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(overloaded.to_owned()))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let ok = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"fine\"}}\n\n";
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(ok.to_owned()))
+        .mount(&server)
+        .await;
+    let completion = providers(&server, test_config())
+        .complete(request("haiku", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "fine");
+    assert_eq!(completion.attempts.len(), 2);
+    // The failed attempt had reported usage: the ledger sees it.
+    assert_eq!(
+        completion.attempts[0].usage.map(|u| u.input_tokens),
+        Some(5)
+    );
+    // No usage on the successful stream: cost is unknown, not 0.
+    assert_eq!(completion.cost, Cost::UNKNOWN);
+}
+
+fn model(provider: &str, upstream: &str) -> ModelConfig {
+    ModelConfig {
+        provider: provider.to_owned(),
+        model: Some(upstream.to_owned()),
+        ..ModelConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn fallback_chain_after_retries() {
+    let server = MockServer::start().await;
+    for (upstream, status) in [("m-primary", 500), ("m-second", 429)] {
+        Mock::given(method("POST"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"model": upstream}),
+            ))
+            .respond_with(ResponseTemplate::new(status).set_body_string("nope"))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"model": "m-third"}),
+        ))
+        .respond_with(sse_ok(openai_stream(
+            &["third"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.settings.max_retries = 1;
+    let mut primary = model("openai", "m-primary");
+    primary.fallbacks = vec!["second".into(), "third".into()];
+    config.models.insert("primary".into(), primary);
+    config
+        .models
+        .insert("second".into(), model("openai", "m-second"));
+    config
+        .models
+        .insert("third".into(), model("openai", "m-third"));
+    let completion = providers(&server, config)
+        .complete(request("primary", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.model, "third");
+    let tried: Vec<&str> = completion
+        .attempts
+        .iter()
+        .map(|a| a.model.as_str())
+        .collect();
+    assert_eq!(tried, ["primary", "primary", "second", "second", "third"]);
+    // A model in neither config prices nor LiteLLM's map: cost unknown, never 0.
+    assert_eq!(completion.cost.usd, None);
+}
+
+#[tokio::test]
+async fn fallbacks_stop_after_five_hops() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.settings.max_retries = 0;
+    for i in 0..8 {
+        let mut m = model("openai", &format!("m{i}"));
+        m.fallbacks = vec![format!("n{}", i + 1)];
+        config.models.insert(format!("n{i}"), m);
+    }
+    let failure = providers(&server, config)
+        .complete_detailed(request("n0", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.attempts.len(), 5);
+    assert!(failure.error.is_retryable());
+}
+
+#[tokio::test]
+async fn context_window_fallback_is_checked_before_the_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(openai_stream(
+            &["big"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    let mut small = model("openai", "m-small");
+    small.context_window = Some(100);
+    small.context_window_fallbacks = vec!["big".into()];
+    config.models.insert("small".into(), small);
+    let mut big = model("openai", "m-big");
+    big.context_window = Some(1_000_000);
+    config.models.insert("big".into(), big);
+    let providers = providers(&server, config);
+    let completion = providers
+        .complete(request("small", &"word ".repeat(200)), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.model, "big");
+    let sent = requests(&server).await;
+    assert_eq!(sent.len(), 1, "the small model must not be called");
+    assert_eq!(sent[0].body_json::<Value>().unwrap()["model"], "m-big");
+
+    // Without a context-window fallback the error says what to do.
+    let err = providers
+        .complete(request("big", &"word ".repeat(1_000_000)), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::ContextWindowExceeded { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("larger context window"));
+}
+
+#[tokio::test]
+async fn upstream_context_window_error_uses_context_window_fallbacks() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(json!({"model": "m-a"})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error",
+            "code": "context_length_exceeded"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"model": "m-b"}),
+        ))
+        .respond_with(sse_ok(openai_stream(
+            &["b"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    let mut a = model("openai", "m-a");
+    a.context_window_fallbacks = vec!["b".into()];
+    config.models.insert("a".into(), a);
+    config.models.insert("b".into(), model("openai", "m-b"));
+    let completion = providers(&server, config)
+        .complete(request("a", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.model, "b");
+}
+
+#[tokio::test]
+async fn failing_model_is_cooled_down() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.settings.max_retries = 0;
+    config.settings.cooldown_failures = 1;
+    config.settings.cooldown_secs = 60;
+    let providers = providers(&server, config);
+    let first = providers
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(first, ProviderError::Server { .. }));
+    let second = providers
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(second, ProviderError::CoolingDown { .. }),
+        "{second}"
+    );
+}
+
+#[tokio::test]
+async fn whole_call_timeout_per_model() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(openai_stream(&["late"], json!({}))).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.settings.max_retries = 0;
+    let mut slow = model("openai", "m-slow");
+    slow.timeout_secs = Some(1);
+    config.models.insert("slow".into(), slow);
+    let err = providers(&server, config)
+        .complete(request("slow", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Timeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_connection_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut config = test_config();
+    config.settings.max_retries = 1;
+    let env = Env::from_map([
+        ("OPENAI_API_KEY", KEY.to_owned()),
+        ("OPENAI_BASE_URL", format!("http://{addr}/v1")),
+    ]);
+    let failure = Providers::new(config, &env)
+        .unwrap()
+        .complete_detailed(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure.error, ProviderError::Connection { .. }),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.attempts.len(), 2);
+}
+
+/// Dropping the `complete` future closes the upstream connection.
+#[tokio::test]
+async fn cancellation_aborts_the_upstream_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        // Start a stream that never finishes.
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let _ = seen_tx.send(());
+        // Read until the client goes away.
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = closed_tx.send(());
+    });
+    let env = Env::from_map([
+        ("OPENAI_API_KEY", KEY.to_owned()),
+        ("OPENAI_BASE_URL", format!("http://{addr}/v1")),
+    ]);
+    let providers = Arc::new(Providers::new(test_config(), &env).unwrap());
+    let call = tokio::spawn({
+        let providers = providers.clone();
+        async move { providers.complete(request("gpt-4o", "Hi"), None).await }
+    });
+    seen_rx.await.unwrap();
+    call.abort();
+    tokio::time::timeout(Duration::from_secs(5), closed_rx)
+        .await
+        .expect("the upstream connection was not closed after the call was dropped")
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys never leak.
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_errors_debug_or_logs() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start().await;
+    let echo = format!(
+        r#"{{"error": {{"message": "Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com", "type": "invalid_request_error", "code": "invalid_api_key"}}}}"#
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(echo))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(500).set_body_string(format!("internal: key={KEY}")))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.settings.max_retries = 1;
+    let providers = providers(&server, config);
+    let mut texts = Vec::new();
+    for name in ["gpt-4o", "sonnet"] {
+        let failure = providers
+            .complete_detailed(request(name, "Hi"), None)
+            .await
+            .unwrap_err();
+        texts.push(format!(
+            "{} {:?} {:?}",
+            failure.error, failure.error, failure.attempts
+        ));
+    }
+    let auth = providers
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(auth, ProviderError::Auth { .. }));
+    assert!(auth.to_string().contains("OPENAI_API_KEY"), "{auth}");
+    texts.push(format!("{:?}", providers.resolve("gpt-4o").unwrap()));
+    texts.push(format!("{:?}", env_for(&server, &[])));
+    texts.push(serde_json::to_string(&providers.listing()).unwrap());
+    texts.push(providers.listing().render_text());
+    texts.push(String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned());
+    for text in texts {
+        assert!(!text.contains(KEY), "key leaked: {text}");
+        assert!(
+            !text.contains("DO-NOT-LEAK"),
+            "part of the key leaked: {text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Resolution, availability, auto mode, listing.
+
+fn offline(vars: &[(&str, &str)]) -> Providers {
+    Providers::new(test_config(), &Env::from_map(vars.iter().copied())).unwrap()
+}
+
+#[test]
+fn names_resolve_like_litellm() {
+    let p = offline(&[
+        ("OPENAI_API_KEY", KEY),
+        ("ANTHROPIC_API_KEY", KEY),
+        ("GEMINI_API_KEY", KEY),
+        ("GROQ_API_KEY", KEY),
+        ("XAI_API_KEY", KEY),
+        ("OPENROUTER_API_KEY", KEY),
+    ]);
+    let cases = [
+        ("flash", "gemini-2.5-flash", "gemini", "gemini-2.5-flash"),
+        ("PRO", "gemini-2.5-pro", "gemini", "gemini-2.5-pro"),
+        (
+            "sonnet",
+            "claude-sonnet-4-5",
+            "anthropic",
+            "claude-sonnet-4-5",
+        ),
+        ("o3", "o3", "openai", "o3"),
+        ("gpt-4.1-mini", "gpt-4.1-mini", "openai", "gpt-4.1-mini"),
+        (
+            "o4-mini-2025-04-16",
+            "o4-mini-2025-04-16",
+            "openai",
+            "o4-mini-2025-04-16",
+        ),
+        (
+            "claude-opus-4-7",
+            "claude-opus-4-7",
+            "anthropic",
+            "claude-opus-4-7",
+        ),
+        (
+            "gemini-3-flash-preview",
+            "gemini-3-flash-preview",
+            "gemini",
+            "gemini-3-flash-preview",
+        ),
+        ("grok-4.3", "grok-4.3", "xai", "grok-4.3"),
+        ("openai/gpt-4o", "gpt-4o", "openai", "gpt-4o"),
+        (
+            "groq/openai/gpt-oss-120b",
+            "gpt-oss-120b",
+            "groq",
+            "openai/gpt-oss-120b",
+        ),
+        (
+            "openrouter/anthropic/claude-sonnet-4.5",
+            "openrouter/anthropic/claude-sonnet-4.5",
+            "openrouter",
+            "anthropic/claude-sonnet-4.5",
+        ),
+    ];
+    for (input, name, provider, upstream) in cases {
+        let m = p.resolve(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert_eq!(
+            (
+                m.name.as_str(),
+                m.provider.as_str(),
+                m.upstream_model.as_str()
+            ),
+            (name, provider, upstream),
+            "{input}"
+        );
+    }
+    // Numbers come from LiteLLM's map.
+    let pro = p.resolve("pro").unwrap();
+    assert_eq!(pro.info.context_window, Some(1_048_576));
+    assert!(pro.info.capabilities.reasoning && pro.info.capabilities.vision);
+    assert_eq!(pro.info.category, Category::Reasoning);
+    let groq = p.resolve("groq/openai/gpt-oss-120b").unwrap();
+    assert_eq!(groq.info.prices.as_ref().map(|p| p.input), Some(1.5e-7));
+    // OpenAI reasoning models take no temperature.
+    assert_eq!(
+        p.resolve("o3").unwrap().info.capabilities.temperature,
+        TemperatureRule::Fixed
+    );
+    assert_eq!(
+        p.resolve("gpt-4o").unwrap().info.capabilities.temperature,
+        TemperatureRule::Supported
+    );
+}
+
+#[test]
+fn unknown_and_unconfigured_models_say_what_to_do() {
+    let p = offline(&[("GEMINI_API_KEY", KEY)]);
+    let err = p.resolve("no-such-model").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ProviderError::UnknownModel { .. }));
+    assert!(
+        text.contains("gemini-2.5-flash") && !text.contains("gpt-5"),
+        "{text}"
+    );
+    let err = p.resolve("sonnet").unwrap_err();
+    assert!(matches!(err, ProviderError::NotConfigured { .. }), "{err}");
+    assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
+    let err = p.resolve("ollama/llama3.2").unwrap_err();
+    assert!(err.to_string().contains("OLLAMA_HOST"), "{err}");
+}
+
+#[test]
+fn allowed_models_default_model_and_auto() {
+    let p = offline(&[
+        ("OPENAI_API_KEY", KEY),
+        ("GEMINI_API_KEY", KEY),
+        ("OPENAI_ALLOWED_MODELS", "o3, gpt-5-mini"),
+        ("GOOGLE_ALLOWED_MODELS", "flash"),
+        ("DEFAULT_MODEL", "flash"),
+    ]);
+    assert_eq!(p.default_model(), "flash");
+    let names: Vec<String> = p.available().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["gemini-2.5-flash", "o3", "gpt-5-mini"]);
+    let err = p.resolve("gpt-5").unwrap_err();
+    assert!(matches!(err, ProviderError::NotAllowed { .. }), "{err}");
+    assert!(err.to_string().contains("OPENAI_ALLOWED_MODELS"));
+    assert_eq!(p.pick_auto(Category::Reasoning).unwrap().name, "o3");
+    assert_eq!(
+        p.pick_auto(Category::Fast).unwrap().name,
+        "gemini-2.5-flash"
+    );
+    assert_eq!(p.resolve("auto").unwrap().name, "gpt-5-mini");
+
+    let none = offline(&[]);
+    assert_eq!(none.default_model(), "auto");
+    assert!(none.pick_auto(Category::Balanced).is_none());
+}
+
+#[test]
+fn local_and_custom_endpoints() {
+    let p = offline(&[
+        ("OLLAMA_HOST", "localhost:11434"),
+        ("CUSTOM_API_URL", "http://127.0.0.1:8080/v1/"),
+        ("CUSTOM_MODEL_NAME", "llama3.2"),
+    ]);
+    let ollama = p.resolve("ollama/qwen3:8b").unwrap();
+    assert_eq!(ollama.endpoint.base_url, "http://localhost:11434/v1");
+    assert_eq!(ollama.endpoint.key, None);
+    let custom = p.resolve("llama3.2").unwrap();
+    assert_eq!(
+        (custom.provider.as_str(), custom.upstream_model.as_str()),
+        ("custom", "llama3.2")
+    );
+    assert_eq!(custom.endpoint.base_url, "http://127.0.0.1:8080/v1");
+    assert!(p.available().iter().any(|m| m.name == "custom/llama3.2"));
+}
+
+#[test]
+fn user_config_overrides_litellm_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("models.yaml"),
+        "models:\n  gpt-4o:\n    context_window: 64000\n    prices: { input: 1.0, output: 2.0 }\n    aliases: [four]\n  mystery:\n    provider: openai\n    model: mystery-1\n",
+    )
+    .unwrap();
+    let p = Providers::load(Some(dir.path()), &Env::from_map([("OPENAI_API_KEY", KEY)])).unwrap();
+    let m = p.resolve("four").unwrap();
+    assert_eq!(m.info.context_window, Some(64_000));
+    assert_eq!(
+        m.info.max_output,
+        Some(16_384),
+        "unset numbers still come from LiteLLM"
+    );
+    let prices = m.info.prices.unwrap();
+    assert!(close(prices.input, 1e-6) && close(prices.output, 2e-6));
+    assert_eq!(prices.cache_read, Some(1.25e-6));
+    assert_eq!(p.resolve("mystery").unwrap().info.prices, None);
+}
+
+#[test]
+fn listing_shows_models_prices_and_unconfigured_providers() {
+    let p = offline(&[("GEMINI_API_KEY", KEY)]);
+    let listing = p.listing();
+    let flash = listing
+        .models
+        .iter()
+        .find(|m| m.name == "gemini-2.5-flash")
+        .unwrap();
+    assert_eq!(flash.aliases, ["flash", "gemini-flash"]);
+    assert!(flash.input_per_million.is_some());
+    let openai = listing
+        .providers
+        .iter()
+        .find(|s| s.name == "openai")
+        .unwrap();
+    assert!(!openai.configured);
+    let text = listing.render_text();
+    assert!(text.contains("## gemini"), "{text}");
+    assert!(
+        text.contains("gemini-2.5-flash (aliases: flash, gemini-flash)"),
+        "{text}"
+    );
+    assert!(text.contains("per 1M tokens"), "{text}");
+    assert!(
+        text.contains("- openai: no API key: set OPENAI_API_KEY"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&listing).unwrap();
+    assert!(json["models"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn token_estimate_is_chars_over_four() {
+    assert_eq!(estimate_tokens(""), 0);
+    assert_eq!(estimate_tokens("abcd"), 1);
+    assert_eq!(estimate_tokens("abcde"), 2);
+    let mut req = request("x", &"a".repeat(400));
+    req.system = Some("b".repeat(40));
+    assert_eq!(estimate_request_tokens(&req), 110);
+}
+
+// ---------------------------------------------------------------------------------------
+// Opt-in: a real LiteLLM proxy (shared/litellm-proxy/start.sh; its config.yaml defines
+// zen-mock, zen-mock-500-with-fallback, zen-mock-ratelimit, zen-mock-context-window).
+
+#[tokio::test]
+async fn real_litellm_proxy_when_configured() {
+    let Ok(url) = std::env::var("ZEN_LITELLM_PROXY_URL") else {
+        eprintln!(
+            "skipping real_litellm_proxy_when_configured: set ZEN_LITELLM_PROXY_URL (see shared/litellm-proxy/start.sh)"
+        );
+        return;
+    };
+    let key = std::env::var("LITELLM_MASTER_KEY").unwrap_or_else(|_| "sk-zen-local-test".into());
+    let env = Env::from_map([("LITELLM_BASE_URL", url), ("LITELLM_API_KEY", key)]);
+    let mut config = test_config();
+    config.settings.max_retries = 0;
+    let p = Providers::new(config.clone(), &env).unwrap();
+    let mut failing = model("litellm", "zen-mock-500");
+    failing.fallbacks = vec!["litellm/zen-mock".into()];
+    config.models.insert("proxy-500".into(), failing);
+    let with_fallback = Providers::new(config, &env).unwrap();
+
+    for stream in [true, false] {
+        let mut req = request("litellm/zen-mock", "Hi");
+        req.stream = stream;
+        let c = p.complete(req, None).await.unwrap();
+        assert_eq!(c.text, "Hello from the LiteLLM mock upstream.");
+        assert_eq!(
+            c.cost.source,
+            CostSource::Upstream,
+            "stream={stream}: {:?}",
+            c.cost
+        );
+        assert!(c.cost.usd.unwrap() > 0.0);
+    }
+    // model_info prices from the proxy's config (1e-6 in, 2e-6 out) reach us through its header.
+    let c = p
+        .complete(request("litellm/zen-mock-custom", "Hi"), None)
+        .await
+        .unwrap();
+    let expected = c.usage.input_tokens as f64 * 1e-6 + c.usage.output_tokens as f64 * 2e-6;
+    assert!(
+        (c.cost.usd.unwrap() - expected).abs() < 1e-9,
+        "{:?} vs {expected}",
+        c.cost
+    );
+    // The proxy's own router falls back from the failing deployment to zen-mock.
+    let c = p
+        .complete(request("litellm/zen-mock-500-with-fallback", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(c.text, "Hello from the LiteLLM mock upstream.");
+    // zend's own fallback after the proxy's 500.
+    let c = with_fallback
+        .complete(request("proxy-500", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(c.model, "litellm/zen-mock");
+    assert_eq!(c.attempts.len(), 2);
+    let err = p
+        .complete(request("litellm/zen-mock-ratelimit", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::RateLimited { .. }), "{err}");
+    let err = p
+        .complete(request("litellm/zen-mock-context-window", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::ContextWindowExceeded { .. }),
+        "{err}"
+    );
+    let err = p
+        .complete(request("litellm/zen-mock-500", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Server { .. }), "{err}");
+}

@@ -70,6 +70,7 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
         "challenge" => include_str!("../../../config/tools/challenge.yaml"),
         "apilookup" => include_str!("../../../config/tools/apilookup.yaml"),
         "chat" => include_str!("../../../config/tools/chat.yaml"),
+        "listmodels" => include_str!("../../../config/tools/listmodels.yaml"),
         "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
         "analyze" => include_str!("../../../config/tools/analyze.yaml"),
         "clink" => include_str!("../../../config/tools/clink.yaml"),

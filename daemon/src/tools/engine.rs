@@ -9,10 +9,21 @@
 //! ([`open_thread`], [`record_turn`], [`workflow_state`]) so continuation works
 //! the same everywhere.
 
+use std::path::PathBuf;
+
 use serde_json::Value;
 
-use super::config::ToolConfig;
+use super::config::{ModelCategory, ToolConfig};
+use super::files::{self, FileOutcome};
 use super::{CallContext, ToolError};
+use crate::ledger::{LedgerRecord, Outcome};
+use crate::memory::history::token_budget_for;
+use crate::memory::{NewThread, NewTurn, Thread, ThreadError, ThreadId};
+use crate::providers::{
+    Attempt, AttemptOutcome, Category, Completion, CompletionRequest, ContentPart, Message,
+    ReasoningEffort, ResolvedModel, Role, StreamEvent,
+};
+use crate::store::{Clock, SystemClock};
 
 /// One model turn, as a tool asks for it.
 #[derive(Debug, Clone, Default)]
@@ -58,10 +69,500 @@ pub async fn run_model_turn(
     config: &ToolConfig,
     turn: ModelTurn,
 ) -> Result<TurnResult, ToolError> {
-    let _ = (context, config, turn);
-    Err(ToolError::Failed(
-        "model calls are not available in this build yet".into(),
+    let threads = context.daemon.store.threads();
+    let thread = match turn
+        .continuation_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+    {
+        Some(id) => {
+            let id = id.parse::<ThreadId>().map_err(thread_error)?;
+            Some(threads.get(&id).map_err(thread_error)?)
+        }
+        None => None,
+    };
+    let model = resolve_model(context, config, turn.model.as_deref())?;
+    let prepared = prepare(context, config, &model, thread.as_ref(), &turn)?;
+    let thread_id = thread.as_ref().map(Thread::id);
+    let (completion, mut notes) =
+        call_model(context, &turn.tool, &model, prepared.request, thread_id).await?;
+    notes.extend(prepared.notes);
+
+    // Record the exchange durably before the client hears of it.
+    let id = match thread_id {
+        Some(id) => id,
+        None => threads
+            .create(NewThread {
+                tool: turn.tool.clone(),
+                session_id: context.session.id.clone(),
+                client: context.session.client_name(),
+                cwd: Some(context.session.meta.cwd.to_string_lossy().into_owned()),
+                parent: None,
+                first_prompt: turn.prompt.clone(),
+            })
+            .await
+            .map_err(thread_error)?,
+    };
+    let user_turn = NewTurn::user(&turn.tool, &turn.prompt)
+        .with_files(prepared.files_recorded)
+        .with_images(turn.images.iter().map(|i| {
+            if i.starts_with("data:") {
+                "(inline image)".to_owned()
+            } else {
+                i.clone()
+            }
+        }));
+    threads.append(&id, user_turn).await.map_err(thread_error)?;
+    let mut answer_turn = NewTurn::assistant(
+        &turn.tool,
+        &completion.model,
+        &completion.provider,
+        &completion.text,
+    );
+    answer_turn.tokens = Some(completion.usage.output_tokens);
+    let outcome = threads
+        .append(&id, answer_turn)
+        .await
+        .map_err(thread_error)?;
+
+    Ok(TurnResult {
+        answer: completion.text.clone(),
+        continuation_id: id.to_string(),
+        remaining_turns: outcome.remaining_turns / 2,
+        model: completion.model.clone(),
+        input_tokens: completion.usage.input_tokens,
+        output_tokens: completion.usage.output_tokens,
+        cost: completion.total_cost_usd(),
+        latency_ms: completion.latency.as_millis() as u64,
+        notes,
+    })
+}
+
+/// Picks the model: the request's, else the tool's default, else `DEFAULT_MODEL`,
+/// else the best available in the tool's category ("auto"); then checks the
+/// tool's allow-list. Errors list what is available.
+pub fn resolve_model(
+    context: &CallContext,
+    config: &ToolConfig,
+    requested: Option<&str>,
+) -> Result<ResolvedModel, ToolError> {
+    let providers = &context.daemon.providers;
+    let is_auto = |name: &str| name.trim().is_empty() || name.trim().eq_ignore_ascii_case("auto");
+    let named = requested
+        .filter(|m| !is_auto(m))
+        .or(config.model.as_deref().filter(|m| !is_auto(m)))
+        .or(Some(providers.default_model()).filter(|m| !is_auto(m)));
+    let model = match named {
+        Some(name) => providers
+            .resolve(name.trim())
+            .map_err(|e| ToolError::Failed(e.to_string()))?,
+        None => providers
+            .pick_auto(category(config))
+            .ok_or_else(|| no_models(context))?,
+    };
+    if !config.allowed_models.is_empty() {
+        let allowed = config.allowed_models.iter().any(|a| {
+            a.eq_ignore_ascii_case(&model.name)
+                || model
+                    .aliases
+                    .iter()
+                    .any(|alias| alias.eq_ignore_ascii_case(a))
+        });
+        if !allowed {
+            return Err(ToolError::InvalidArguments(format!(
+                "model '{}' is not allowed for this tool; allowed: {}",
+                model.name,
+                config.allowed_models.join(", ")
+            )));
+        }
+    }
+    Ok(model)
+}
+
+fn category(config: &ToolConfig) -> Category {
+    match config.category {
+        ModelCategory::Fast => Category::Fast,
+        ModelCategory::Balanced => Category::Balanced,
+        ModelCategory::Reasoning => Category::Reasoning,
+    }
+}
+
+fn no_models(context: &CallContext) -> ToolError {
+    let listing = context.daemon.providers.listing();
+    let hints: Vec<String> = listing
+        .providers
+        .iter()
+        .filter(|p| !p.configured)
+        .take(4)
+        .filter_map(|p| p.reason.as_ref().map(|why| format!("{}: {why}", p.name)))
+        .collect();
+    ToolError::Failed(format!(
+        "no model is available: no provider has a key. Configure one in zen's .env or environment, e.g. {}; \
+         then call listmodels",
+        hints.join("; ")
     ))
+}
+
+/// A request ready to send, with what the engine noted while building it.
+pub struct Prepared {
+    pub request: CompletionRequest,
+    /// Notes for the assistant (files left out, ...).
+    pub notes: Vec<String>,
+    /// The files of this turn, as recorded on the thread (expanded, absolute).
+    pub files_recorded: Vec<String>,
+}
+
+/// Builds the model request: system prompt, then one user message holding the
+/// history (once), the files (once, newest first, within the budget), and the
+/// new prompt last; images as parts of that message.
+pub fn prepare(
+    _context: &CallContext,
+    config: &ToolConfig,
+    model: &ResolvedModel,
+    thread: Option<&Thread>,
+    turn: &ModelTurn,
+) -> Result<Prepared, ToolError> {
+    let estimate = crate::providers::estimate_tokens;
+    if !turn.images.is_empty() && !model.info.capabilities.vision {
+        return Err(ToolError::InvalidArguments(format!(
+            "model '{}' does not accept images; pick a vision model (listmodels shows which) or drop `images`",
+            model.name
+        )));
+    }
+    let system = turn
+        .system_prompt
+        .clone()
+        .unwrap_or_else(|| config.system_prompt.clone());
+    let mut request_text = turn.prompt.clone();
+    if let Some(extra) = turn
+        .extra_context
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        request_text.push_str("\n\n");
+        request_text.push_str(extra);
+    }
+    let context_window = model.info.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW);
+    let (input_budget, _answer_budget) = token_budget_for(context_window);
+    let fixed = estimate(&system) + estimate(&request_text) + 64;
+    let mut room = input_budget.saturating_sub(fixed);
+    let mut notes = Vec::new();
+
+    // This turn's files come first: they are what the user asked about.
+    let expanded =
+        files::expand(&turn.files).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    let current = files::embed(&expanded.files, room, estimate);
+    let too_big: Vec<_> = current.over_budget().collect();
+    if !too_big.is_empty() {
+        let mut listing: Vec<String> = current
+            .reports
+            .iter()
+            .filter(|r| r.outcome == FileOutcome::Embedded || r.outcome == FileOutcome::OverBudget)
+            .map(|r| format!("{} (~{} tokens)", r.path.display(), r.tokens))
+            .collect();
+        listing.truncate(50);
+        return Err(ToolError::InvalidArguments(format!(
+            "files too large: they need ~{} tokens but {} leaves ~{room} for files; send fewer or smaller files \
+             (or name the relevant parts), or pick a model with a larger context window. Files: {}",
+            current.reports.iter().map(|r| r.tokens).sum::<u64>(),
+            model.name,
+            listing.join(", ")
+        )));
+    }
+    room = room.saturating_sub(current.tokens);
+    notes.extend(current.notes());
+    if expanded.truncated > 0 {
+        notes.push(format!(
+            "{} more files in the directories were not listed (limit {})",
+            expanded.truncated,
+            files::MAX_FILES
+        ));
+    }
+    let files_recorded: Vec<String> = expanded
+        .files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+
+    // Then the conversation so far, newest turns first within what is left.
+    let mut text = String::new();
+    if let Some(thread) = thread {
+        let history = crate::memory::history::build(thread, room / 2 + room % 2, estimate);
+        room = room.saturating_sub(history.tokens);
+        text.push_str(&history.text);
+        text.push('\n');
+        // Files named in earlier turns, once, newest first, minus this turn's.
+        let earlier: Vec<PathBuf> = history
+            .files_newest_first
+            .iter()
+            .filter(|f| !files_recorded.contains(f))
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .collect();
+        if !earlier.is_empty() {
+            let embedded = files::embed(&earlier, room, estimate);
+            let left_out: Vec<String> = embedded.notes();
+            if !embedded.text.is_empty() {
+                text.push_str("=== FILES FROM EARLIER TURNS (current contents) ===\n");
+                text.push_str(&embedded.text);
+                text.push_str("=== END FILES FROM EARLIER TURNS ===\n\n");
+            }
+            if !left_out.is_empty() {
+                text.push_str(&format!(
+                    "(Left out to fit the context window: {})\n\n",
+                    left_out.join("; ")
+                ));
+            }
+        }
+    }
+    if !current.text.is_empty() {
+        text.push_str("=== FILES ===\n");
+        text.push_str(&current.text);
+        text.push_str("=== END FILES ===\n\n");
+    }
+    if !current.notes().is_empty() {
+        text.push_str(&format!(
+            "(Not included: {})\n\n",
+            current.notes().join("; ")
+        ));
+    }
+    if !text.is_empty() {
+        text.push_str("=== NEW REQUEST ===\n");
+    }
+    text.push_str(&request_text);
+
+    let mut content = vec![ContentPart::Text { text }];
+    for image in &turn.images {
+        content.push(load_image(image)?);
+    }
+    let mut request = CompletionRequest::new(
+        model.name.clone(),
+        vec![Message {
+            role: Role::User,
+            content,
+        }],
+    );
+    request.system = (!system.trim().is_empty()).then_some(system);
+    request.temperature = turn.temperature.or(config.temperature).map(f64::from);
+    request.reasoning_effort = turn
+        .thinking_mode
+        .as_deref()
+        .or(config.thinking_mode.as_deref())
+        .map(reasoning_effort)
+        .transpose()?
+        .flatten();
+    Ok(Prepared {
+        request,
+        notes,
+        files_recorded,
+    })
+}
+
+/// A context window to assume for a model nobody knows the size of.
+const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
+/// Largest image accepted (20 MiB), as the providers' own limits.
+const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
+
+fn reasoning_effort(mode: &str) -> Result<Option<ReasoningEffort>, ToolError> {
+    Ok(match mode.trim().to_ascii_lowercase().as_str() {
+        "" => None,
+        "minimal" | "low" => Some(ReasoningEffort::Low),
+        "medium" => Some(ReasoningEffort::Medium),
+        "high" | "max" => Some(ReasoningEffort::High),
+        other => {
+            return Err(ToolError::InvalidArguments(format!(
+                "`thinking_mode` '{other}' is not one of minimal, low, medium, high, max"
+            )));
+        }
+    })
+}
+
+fn load_image(image: &str) -> Result<ContentPart, ToolError> {
+    use base64::Engine;
+    if image.starts_with("data:") {
+        return ContentPart::image_data_url(image).ok_or_else(|| {
+            ToolError::InvalidArguments(
+                "an image data URL must look like data:image/png;base64,...".into(),
+            )
+        });
+    }
+    let path = files::check_path(image).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    let mime = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        _ => {
+            return Err(ToolError::InvalidArguments(format!(
+                "{image} is not a PNG, JPEG, GIF or WebP image"
+            )));
+        }
+    };
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_IMAGE_BYTES {
+        return Err(ToolError::InvalidArguments(format!(
+            "{image} is over the 20 MiB image limit"
+        )));
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ToolError::InvalidArguments(format!("cannot read {image}: {e}")))?;
+    Ok(ContentPart::Image {
+        mime: mime.to_owned(),
+        data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+/// One model call with everything around it: budget check, progress
+/// notifications, cancellation, and a ledger record per attempt (failed ones
+/// included) written durably before returning. Returns the completion and
+/// notes for the assistant (budget warnings, fallbacks).
+pub async fn call_model(
+    context: &CallContext,
+    tool: &str,
+    model: &ResolvedModel,
+    request: CompletionRequest,
+    thread: Option<ThreadId>,
+) -> Result<(Completion, Vec<String>), ToolError> {
+    let ledger = context.daemon.store.ledger();
+    let mut notes = Vec::new();
+    match ledger.check_budget(&model.name, SystemClock.now()) {
+        Ok(Some(warning)) => notes.push(warning),
+        Ok(None) => {}
+        Err(refused) => return Err(ToolError::Busy(refused.to_string())),
+    }
+    let started = std::time::Instant::now();
+    let estimated_input = crate::providers::estimate_request_tokens(&request);
+    let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = std::sync::Arc::clone(&context.progress);
+    let model_name = model.name.clone();
+    let output_chars = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&output_chars);
+    let reporter = tokio::spawn(async move {
+        let mut current = model_name;
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let mut last = 0.0;
+        loop {
+            tokio::select! {
+                event = events_rx.recv() => match event {
+                    Some(StreamEvent::Started { model, .. }) => current = model,
+                    Some(StreamEvent::Delta(text)) => {
+                        counter.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let tokens = counter.load(std::sync::atomic::Ordering::Relaxed) / 4;
+                    let elapsed = started.elapsed().as_secs();
+                    // Progress must increase: seconds elapsed (never 0) plus a sliver per token.
+                    let value = started.elapsed().as_secs_f64().max(0.001) + (tokens as f64 / 1e9);
+                    if value > last {
+                        last = value;
+                        progress.progress(value, None, format!("{current}: ~{tokens} tokens so far, {elapsed} s"));
+                    }
+                }
+            }
+        }
+    });
+    let call = context
+        .daemon
+        .providers
+        .complete_detailed(request, Some(events));
+    let outcome = tokio::select! {
+        outcome = call => Some(outcome),
+        () = context.cancel.cancelled() => None,
+    };
+    reporter.abort();
+    let now = SystemClock.now();
+    let record = |attempt: &Attempt| LedgerRecord {
+        time: now,
+        model: attempt.model.clone(),
+        provider: attempt.provider.clone(),
+        tool: tool.to_owned(),
+        thread,
+        session_id: Some(context.session.id.clone()),
+        client: Some(context.session.client_name()),
+        input_tokens: attempt.usage.map_or(0, |u| u.input_tokens),
+        output_tokens: attempt.usage.map_or(0, |u| u.output_tokens),
+        cached_tokens: attempt.usage.map_or(0, |u| u.cached_tokens),
+        reasoning_tokens: attempt.usage.map_or(0, |u| u.reasoning_tokens),
+        cost_usd: attempt.cost.usd,
+        latency_ms: attempt.latency.as_millis() as u64,
+        outcome: match &attempt.outcome {
+            AttemptOutcome::Ok => Outcome::Ok,
+            AttemptOutcome::Failed { kind, .. } if kind == "cancelled" => Outcome::Cancelled,
+            AttemptOutcome::Failed { kind, .. } => Outcome::Error { kind: kind.clone() },
+        },
+    };
+    match outcome {
+        Some(Ok(completion)) => {
+            let records: Vec<LedgerRecord> = completion.attempts.iter().map(record).collect();
+            ledger
+                .record_batch(&records)
+                .await
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            if completion.model != model.name {
+                notes.push(format!(
+                    "{} failed; answered by fallback {}",
+                    model.name, completion.model
+                ));
+            }
+            Ok((completion, notes))
+        }
+        Some(Err(failure)) => {
+            let records: Vec<LedgerRecord> = failure.attempts.iter().map(record).collect();
+            if let Err(e) = ledger.record_batch(&records).await {
+                tracing::error!(error = %e, "cannot record failed attempts in the ledger");
+            }
+            Err(ToolError::Failed(failure.error.to_string()))
+        }
+        None => {
+            // Cancelled: the upstream request is dropped (aborted). What it had
+            // consumed is unknown upstream, so record our estimate, cost unknown.
+            let cancelled = LedgerRecord {
+                time: now,
+                model: model.name.clone(),
+                provider: model.provider.clone(),
+                tool: tool.to_owned(),
+                thread,
+                session_id: Some(context.session.id.clone()),
+                client: Some(context.session.client_name()),
+                input_tokens: estimated_input,
+                output_tokens: output_chars.load(std::sync::atomic::Ordering::Relaxed) / 4,
+                cached_tokens: 0,
+                reasoning_tokens: 0,
+                cost_usd: model.info.prices.as_ref().map(|p| {
+                    p.cost(&crate::providers::Usage {
+                        input_tokens: estimated_input,
+                        output_tokens: output_chars.load(std::sync::atomic::Ordering::Relaxed) / 4,
+                        ..Default::default()
+                    })
+                }),
+                latency_ms: started.elapsed().as_millis() as u64,
+                outcome: Outcome::Cancelled,
+            };
+            if let Err(e) = ledger.record(cancelled).await {
+                tracing::error!(error = %e, "cannot record a cancelled call in the ledger");
+            }
+            Err(ToolError::Cancelled)
+        }
+    }
+}
+
+/// How often a running model call reports progress (clients time out at 60 s).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn thread_error(error: ThreadError) -> ToolError {
+    match error {
+        ThreadError::Store(e) => ToolError::Failed(e.to_string()),
+        other => ToolError::InvalidArguments(other.to_string()),
+    }
 }
 
 /// The text the assistant reads: the answer, then one footer line with the
@@ -97,10 +598,28 @@ pub async fn open_thread(
     continuation_id: Option<&str>,
     first_prompt: &str,
 ) -> Result<String, ToolError> {
-    let _ = (context, tool, continuation_id, first_prompt);
-    Err(ToolError::Failed(
-        "conversation memory is not available in this build yet".into(),
-    ))
+    let threads = context.daemon.store.threads();
+    match continuation_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let id = id.parse::<ThreadId>().map_err(thread_error)?;
+            threads.summary(&id).map_err(thread_error)?;
+            Ok(id.to_string())
+        }
+        None => {
+            let id = threads
+                .create(NewThread {
+                    tool: tool.to_owned(),
+                    session_id: context.session.id.clone(),
+                    client: context.session.client_name(),
+                    cwd: Some(context.session.meta.cwd.to_string_lossy().into_owned()),
+                    parent: None,
+                    first_prompt: first_prompt.to_owned(),
+                })
+                .await
+                .map_err(thread_error)?;
+            Ok(id.to_string())
+        }
+    }
 }
 
 /// Records one turn on a thread, durably, and returns the turns left.
@@ -112,10 +631,24 @@ pub async fn record_turn(
     text: &str,
     files: &[String],
 ) -> Result<u32, ToolError> {
-    let _ = (context, thread, tool, role_is_user, text, files);
-    Err(ToolError::Failed(
-        "conversation memory is not available in this build yet".into(),
-    ))
+    let id = thread.parse::<ThreadId>().map_err(thread_error)?;
+    let turn = if role_is_user {
+        NewTurn::user(tool, text)
+    } else {
+        NewTurn {
+            role: crate::memory::Role::Assistant,
+            ..NewTurn::user(tool, text)
+        }
+    }
+    .with_files(files.iter().cloned());
+    let outcome = context
+        .daemon
+        .store
+        .threads()
+        .append(&id, turn)
+        .await
+        .map_err(thread_error)?;
+    Ok(outcome.remaining_turns)
 }
 
 /// A multi-step tool's state on a thread (`None` before its first step).
@@ -124,10 +657,13 @@ pub async fn workflow_state(
     thread: &str,
     tool: &str,
 ) -> Result<Option<Value>, ToolError> {
-    let _ = (context, thread, tool);
-    Err(ToolError::Failed(
-        "conversation memory is not available in this build yet".into(),
-    ))
+    let id = thread.parse::<ThreadId>().map_err(thread_error)?;
+    context
+        .daemon
+        .store
+        .threads()
+        .workflow_state(&id, tool)
+        .map_err(thread_error)
 }
 
 /// Stores a multi-step tool's state on a thread, durably.
@@ -137,8 +673,12 @@ pub async fn set_workflow_state(
     tool: &str,
     state: Value,
 ) -> Result<(), ToolError> {
-    let _ = (context, thread, tool, state);
-    Err(ToolError::Failed(
-        "conversation memory is not available in this build yet".into(),
-    ))
+    let id = thread.parse::<ThreadId>().map_err(thread_error)?;
+    context
+        .daemon
+        .store
+        .threads()
+        .set_workflow_state(&id, tool, &state)
+        .await
+        .map_err(thread_error)
 }

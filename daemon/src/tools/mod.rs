@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod files;
 pub mod limits;
+mod listmodels;
 pub mod plugin;
 pub mod prompts;
 mod version;
@@ -39,6 +40,7 @@ pub const BUILTIN: &[&str] = &[
     "apilookup",
     "challenge",
     "chat",
+    "listmodels",
     "thinkdeep",
     "version",
     // Step-protocol tools and clink (`workflow::TOOLS`).
@@ -172,6 +174,7 @@ impl Registry {
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
+                "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
                 _ => match workflow::build(name, &config, config_dir, &mut problems) {
                     Some(tool) => tool,
@@ -242,6 +245,9 @@ pub fn object_schema(properties: &[(&str, Value)], required: &[&str]) -> Map<Str
     schema
 }
 
+/// How long a cancelled tool may take to wind down (record its spend).
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs one tool call inside the middleware every call goes through: admission
 /// (rate limits, concurrency caps), a tracing span, timing, and cancellation.
 /// Budget checks and ledger writes happen per model call, in `engine`.
@@ -256,9 +262,15 @@ pub async fn execute(
     async {
         let _admission = context.daemon.limiter.admit(&name).await?;
         let started = std::time::Instant::now();
+        let call = tool.call(context, arguments);
+        tokio::pin!(call);
         let outcome = tokio::select! {
-            outcome = tool.call(context, arguments) => outcome,
-            () = context.cancel.cancelled() => Err(ToolError::Cancelled),
+            outcome = &mut call => outcome,
+            // Tools watch the token themselves (a model call aborts its request and
+            // records what was spent); give them a moment to do so, then drop them.
+            () = context.cancel.cancelled() => {
+                tokio::time::timeout(CANCEL_GRACE, &mut call).await.unwrap_or(Err(ToolError::Cancelled))
+            }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &outcome {
