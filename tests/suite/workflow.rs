@@ -405,7 +405,16 @@ fn bad_steps_get_clear_errors_naming_the_field() {
             json!({"continuation_id": "00000000-0000-4000-8000-000000000000"}),
         ),
     );
-    assert!(text.contains("continuation"), "{text}");
+    assert!(
+        text.contains("no conversation thread 00000000-0000-4000-8000-000000000000"),
+        "{text}"
+    );
+    let text = error(
+        &mut client,
+        "codereview",
+        step(1, 2, json!({"continuation_id": "not-an-id"})),
+    );
+    assert!(text.contains("is not a thread id"), "{text}");
 
     let text = error(
         &mut client,
