@@ -345,6 +345,24 @@ fn precommit_reads_the_repository_itself() {
     );
     assert!(compare.contains("no commits yet"), "{compare}");
 
+    // A huge change is cut to the diff budget, and the answer says what was cut.
+    let huge = tempfile::tempdir().unwrap();
+    git(huge.path(), &["init", "-q"]);
+    std::fs::write(huge.path().join("big.txt"), "HUGE_LINE\n".repeat(30_000)).unwrap();
+    std::fs::write(huge.path().join("small.txt"), "SMALL_LINE\n").unwrap();
+    git(huge.path(), &["add", "."]);
+    let text = ok(
+        &mut client,
+        "precommit",
+        step(1, 1, json!({"path": huge.path()})),
+    );
+    assert!(
+        text.contains("character budget") && text.contains("big.txt"),
+        "{text}"
+    );
+    let sent = mock.completions().last().unwrap().body.to_string();
+    assert!(sent.contains("SMALL_LINE") && !sent.contains("HUGE_LINE"));
+
     // Outside a repository, and a relative path.
     let outside = tempfile::tempdir().unwrap();
     let text = error(
@@ -493,6 +511,18 @@ fn clink_runs_a_cli_found_on_path_and_records_the_turn() {
     );
     assert_eq!(continuation_id(&text), id);
 
+    // The exchange is on the thread: another tool continuing it sees it.
+    ok(
+        &mut client,
+        "chat",
+        json!({"prompt": "what did gemini say?", "continuation_id": id}),
+    );
+    let sent = mock.completions().last().unwrap().body.to_string();
+    assert!(
+        sent.contains("SECOND_REQUEST") && sent.contains("FAKE GEMINI"),
+        "{sent}"
+    );
+
     let missing = error(
         &mut client,
         "clink",
@@ -513,7 +543,11 @@ fn clink_runs_a_cli_found_on_path_and_records_the_turn() {
         role.contains("`role`") && role.contains("planner"),
         "{role}"
     );
-    assert!(mock.completions().is_empty());
+    assert_eq!(
+        mock.completions().len(),
+        1,
+        "only the chat call reached a model"
+    );
 }
 
 #[test]

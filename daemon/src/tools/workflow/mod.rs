@@ -13,6 +13,7 @@
 //! one module each.
 
 mod analyze;
+pub mod budget;
 pub mod clink;
 mod codereview;
 mod debug;
@@ -34,6 +35,7 @@ use serde_json::{Map, Value};
 use super::config::ToolConfig;
 use super::engine::{self, ModelTurn};
 use super::{CallContext, Tool, ToolError, ToolOutput, ToolSpec};
+use budget::Budget;
 use run::Run;
 use step::{Fields, Step};
 
@@ -118,14 +120,15 @@ pub trait Kind: Send + Sync {
         Ok(None)
     }
 
-    /// Context for the expert beyond the findings (precommit: the diff), and notes
-    /// for the assistant about it (what was cut).
+    /// Context for the expert beyond the findings (precommit: the diff, within
+    /// `budget.diff_chars()`), and notes for the assistant about it (what was cut).
     async fn expert_context(
         &self,
         own: &Map<String, Value>,
+        budget: &Budget,
         context: &CallContext,
     ) -> Result<(Option<String>, Vec<String>), ToolError> {
-        let _ = (own, context);
+        let _ = (own, budget, context);
         Ok((None, Vec::new()))
     }
 }
@@ -332,28 +335,34 @@ impl Tool for WorkflowTool {
             )));
         }
 
-        let (tool_context, mut notes) = self.kind.expert_context(&run.own, context).await?;
-        let mut files = Vec::new();
+        let budget = Budget::for_call(context, &self.config, run.model.as_deref())?;
+        let (tool_context, mut notes) =
+            self.kind.expert_context(&run.own, &budget, context).await?;
+        let mut existing = Vec::new();
         for file in run.relevant_files() {
             if Path::new(&file).exists() {
-                files.push(file);
+                existing.push(file);
             } else {
                 notes.push(format!("{file} no longer exists; not sent to the expert"));
             }
         }
-        let mut extra = run.findings_block(name);
+        let mut extra = run.findings_block(name, budget.findings_chars());
         if let Some(tool_context) = tool_context {
             extra.push('\n');
             extra.push_str(&tool_context);
         }
+        let prompt = format!(
+            "The assistant has completed a {name} investigation in {} steps; its last step: {}\n\n\
+             Give your expert analysis of its findings, the files and the context below.",
+            run.steps.len(),
+            step.step.trim()
+        );
+        let (files, file_notes) =
+            budget.fit_files(&existing, &[&self.config.system_prompt, &prompt, &extra])?;
+        notes.extend(file_notes);
         let turn = ModelTurn {
             tool: name.to_owned(),
-            prompt: format!(
-                "The assistant has completed a {name} investigation in {} steps; its last step: {}\n\n\
-                 Give your expert analysis of its findings, the files and the context below.",
-                run.steps.len(),
-                step.step.trim()
-            ),
+            prompt,
             extra_context: Some(extra),
             model: run.model.clone(),
             continuation_id: Some(thread.clone()),

@@ -6,13 +6,11 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::budget::Budget;
 use super::git::{Repo, Selection};
 use super::step::{Fields, Step, one_of};
 use super::{Kind, SeverityFilter, ValidationMode};
 use crate::tools::{CallContext, ToolError, args};
-
-/// Most characters of diff sent to the expert (~25k tokens).
-pub const DIFF_BUDGET_CHARS: usize = 100_000;
 
 pub struct Precommit;
 
@@ -149,11 +147,12 @@ impl Kind for Precommit {
     async fn expert_context(
         &self,
         own: &Map<String, Value>,
+        budget: &Budget,
         _context: &CallContext,
     ) -> Result<(Option<String>, Vec<String>), ToolError> {
         let (repo, selection) = open(own).await?;
         let changes = repo.changes(&selection).await.map_err(git_error)?;
-        let (text, notes) = changes.render(DIFF_BUDGET_CHARS);
+        let (text, notes) = changes.render(budget.diff_chars());
         Ok((Some(text), notes))
     }
 }

@@ -162,7 +162,7 @@ impl Run {
     /// What the expert reads besides the files: the tool's settings, the
     /// assistant's steps (oldest dropped first when over the budget), issues,
     /// hypothesis and the context it named.
-    pub fn findings_block(&self, tool: &str) -> String {
+    pub fn findings_block(&self, tool: &str, max_chars: usize) -> String {
         let mut head = format!(
             "=== {} INVESTIGATION BY THE ASSISTANT ===\n",
             tool.to_uppercase()
@@ -218,7 +218,7 @@ impl Run {
             tool.to_uppercase()
         ));
 
-        let budget = MAX_FINDINGS_CHARS.saturating_sub(head.len() + tail.len());
+        let budget = max_chars.saturating_sub(head.len() + tail.len());
         let mut steps: Vec<String> = Vec::new();
         let mut used = 0;
         for record in self.steps.iter().rev() {
@@ -302,7 +302,7 @@ mod tests {
             ),
             Map::new(),
         );
-        let block = run.findings_block("codereview");
+        let block = run.findings_block("codereview", MAX_FINDINGS_CHARS);
         assert!(block.contains("review_type: security"), "{block}");
         let critical = block
             .find("[critical] sql injection (location: db.rs:3)")
@@ -326,7 +326,7 @@ mod tests {
             s.findings = "x".repeat(10_000);
             run.push(&s, Map::new());
         }
-        let block = run.findings_block("debug");
+        let block = run.findings_block("debug", MAX_FINDINGS_CHARS);
         assert!(block.len() <= MAX_FINDINGS_CHARS + 200, "{}", block.len());
         assert!(block.contains("--- step 8 ---") && !block.contains("--- step 1 ---"));
         assert!(block.contains("earlier steps left out"));
