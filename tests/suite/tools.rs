@@ -394,3 +394,89 @@ fn cancellation_stops_the_call_and_is_recorded() {
     // The session goes on.
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
 }
+
+#[test]
+fn consensus_asks_models_in_parallel_survives_a_failure_and_synthesizes() {
+    let mock = MockProvider::start();
+    let delay = Duration::from_millis(400);
+    mock.set(Behaviour {
+        reply: "synthesis: mostly agreed".into(),
+        delay,
+        ..Behaviour::default()
+    });
+    mock.set_for_model(
+        "gpt-5",
+        Behaviour {
+            reply: "gpt-5 says yes".into(),
+            delay,
+            ..Behaviour::default()
+        },
+    );
+    mock.set_for_model(
+        "o3",
+        Behaviour {
+            reply: "o3 says no".into(),
+            delay,
+            ..Behaviour::default()
+        },
+    );
+    mock.set_for_model(
+        "gpt-4.1",
+        Behaviour {
+            reply: "4.1 says maybe".into(),
+            delay,
+            ..Behaviour::default()
+        },
+    );
+    mock.set_for_model(
+        "gpt-4o",
+        Behaviour {
+            fail: Some((400, r#"{"error":{"message":"bad model"}}"#.into())),
+            ..Behaviour::default()
+        },
+    );
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let result = client.call_tool(
+        "consensus",
+        json!({"prompt": "Should we adopt sled?", "synthesis_model": "gpt-5-mini", "models": [
+            {"model": "gpt-5", "stance": "for"},
+            {"model": "o3", "stance": "against", "instructions": "Focus on durability."},
+            {"model": "gpt-4.1"},
+            {"model": "gpt-4o"}
+        ]}),
+    );
+    let text = result_text(&result);
+    assert_eq!(result["isError"], false, "{text}");
+    assert!(
+        text.contains("gpt-5 says yes")
+            && text.contains("o3 says no")
+            && text.contains("4.1 says maybe"),
+        "{text}"
+    );
+    assert!(text.contains("synthesis: mostly agreed"), "{text}");
+    assert!(text.contains("gpt-4o (neutral): FAILED"), "{text}");
+    assert!(text.contains("continuation_id: "), "{text}");
+    // In parallel: all four first-round requests were sent before the first answer came back.
+    let requests = mock.completions();
+    assert_eq!(requests.len(), 5, "four models and the synthesis");
+    let first_round: Vec<_> = requests
+        .iter()
+        .filter(|r| r.body["model"] != "gpt-5-mini")
+        .collect();
+    let spread = first_round.iter().map(|r| r.at).max().unwrap()
+        - first_round.iter().map(|r| r.at).min().unwrap();
+    assert!(
+        spread < delay,
+        "requests were sent one after another ({spread:?} apart)"
+    );
+
+    // Blind: no first-round request contains another model's answer; stances reach the system prompt.
+    let against = requests.iter().find(|r| r.body["model"] == "o3").unwrap();
+    let system = against.body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("CRITICAL") && system.contains("Focus on durability."),
+        "{system}"
+    );
+    assert!(!last_user_text(&against.body).contains("gpt-5 says yes"));
+}

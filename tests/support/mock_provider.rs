@@ -17,6 +17,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 /// How the mock answers.
@@ -148,6 +150,7 @@ fn serve(
             path: path.clone(),
             headers,
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
 
         let model = body["model"].as_str().unwrap_or("").to_owned();

@@ -13,15 +13,17 @@ use std::sync::Arc;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, Prompt, PromptArgument, PromptMessage, Role, ServerCapabilities, ServerConfig,
-    ToolAnnotations,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt, PromptArgument,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig, ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Daemon;
+use crate::memory::ThreadFilter;
 use crate::sessions::Session;
 use crate::tools::{CallContext, NoProgress, ProgressSink};
 
@@ -31,6 +33,9 @@ pub mod error_code {
     pub const INVALID_REQUEST: i32 = -32600;
     pub const INVALID_PARAMS: i32 = -32602;
 }
+
+/// Conversation threads as MCP resources.
+pub const THREADS_URI: &str = "zen://threads";
 
 /// Short instructions sent with `initialize`; every byte here costs each
 /// assistant session context, so keep it tight.
@@ -146,6 +151,83 @@ impl ServerHandler for McpServer {
         Ok(GetPromptResponse::Complete(GetPromptResult::new(vec![
             PromptMessage::new_text(Role::User, text),
         ])))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let filter = ThreadFilter {
+            limit: 50,
+            ..ThreadFilter::default()
+        };
+        let threads = self
+            .daemon
+            .store
+            .threads()
+            .list(&filter)
+            .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        let mut resources = vec![
+            Resource::new(THREADS_URI, "threads")
+                .with_title("Recent zen conversations")
+                .with_description("The 20 most recent conversation threads, any session or client.")
+                .with_mime_type("text/plain"),
+        ];
+        resources.extend(threads.iter().map(|t| {
+            Resource::new(format!("{THREADS_URI}/{}", t.id), t.title.clone())
+                .with_description(format!("{} turns via {}", t.turn_count, t.tools.join(", ")))
+                .with_mime_type("text/plain")
+        }));
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("{THREADS_URI}/{{continuation_id}}"), "thread")
+                .with_title("A zen conversation")
+                .with_description("Every turn of one conversation thread.")
+                .with_mime_type("text/plain"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        use crate::store::Clock;
+        let uri = request.uri;
+        let threads = self.daemon.store.threads();
+        let text = if uri == THREADS_URI {
+            let list = threads
+                .list(&ThreadFilter::default())
+                .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+            crate::memory::render::render_list(&list, crate::store::SystemClock.now())
+        } else if let Some(id) = uri.strip_prefix(&format!("{THREADS_URI}/")) {
+            let id: crate::memory::ThreadId =
+                id.parse().map_err(|e: crate::memory::ThreadError| {
+                    McpError::resource_not_found(e.to_string(), None)
+                })?;
+            let thread = threads
+                .get(&id)
+                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+            crate::memory::render::render_thread(&thread)
+        } else {
+            return Err(McpError::resource_not_found(
+                format!(
+                    "no resource {uri}; zen serves {THREADS_URI} and {THREADS_URI}/<continuation_id>"
+                ),
+                None,
+            ));
+        };
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![ResourceContents::text(text, uri)],
+        )))
     }
 
     async fn call_tool(

@@ -12,12 +12,14 @@ pub mod args;
 mod challenge;
 mod chat;
 pub mod config;
+mod consensus;
 pub mod engine;
 pub mod files;
 pub mod limits;
 mod listmodels;
 pub mod plugin;
 pub mod prompts;
+mod threads;
 mod version;
 pub mod workflow;
 
@@ -40,8 +42,10 @@ pub const BUILTIN: &[&str] = &[
     "apilookup",
     "challenge",
     "chat",
+    "consensus",
     "listmodels",
     "thinkdeep",
+    "threads",
     "version",
     // Step-protocol tools and clink (`workflow::TOOLS`).
     "analyze",
@@ -174,6 +178,8 @@ impl Registry {
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
+                "consensus" => Arc::new(consensus::Consensus::new(&config)),
+                "threads" => Arc::new(threads::Threads::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
                 _ => match workflow::build(name, &config, config_dir, &mut problems) {
