@@ -553,7 +553,9 @@ fn clink_runs_a_cli_found_on_path_and_records_the_turn() {
 #[test]
 fn the_workflow_tools_stay_within_their_share_of_tools_list() {
     let home = ZenHome::new();
-    let mut client = home.session();
+    let mut client = home.shim();
+    let init = client.initialize();
+    let instructions = init["result"]["instructions"].as_str().unwrap_or("").len();
     let listed = client.request("tools/list", json!({}));
     let tools = listed["result"]["tools"].as_array().unwrap();
     let mut total = 0;
@@ -569,6 +571,11 @@ fn the_workflow_tools_stay_within_their_share_of_tools_list() {
     eprintln!(
         "workflow tools: {total} of {} bytes of tools/list",
         listed["result"].to_string().len()
+    );
+    let surface = listed["result"].to_string().len() + instructions;
+    assert!(
+        surface <= 16 * 1024,
+        "tools/list + instructions: {surface} bytes"
     );
     assert!(
         total <= 9_600,
