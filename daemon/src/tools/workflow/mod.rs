@@ -249,49 +249,36 @@ impl Tool for WorkflowTool {
         let step = Step::parse(&arguments, self.kind.fields())?;
         let own = self.own_fields(&arguments);
 
-        let thread = match step.continuation_id.as_deref() {
-            None if step.step_number > 1 => {
+        // Step 1 is checked whole before a thread is opened, so a bad start leaves nothing behind.
+        let (thread, mut run) = if step.step_number == 1 {
+            (None, Run::default())
+        } else {
+            let Some(id) = step.continuation_id.as_deref() else {
                 return Err(ToolError::InvalidArguments(format!(
                     "`continuation_id` is required from step 2 on: pass the continuation_id {name} \
                      returned at step 1 (or restart with step_number 1)"
                 )));
-            }
-            id => engine::open_thread(context, name, id, &step.step).await?,
-        };
-        let mut run = if step.step_number == 1 {
-            Run::default()
-        } else {
-            let stored = engine::workflow_state(context, &thread, name).await?;
-            let run: Run = match stored {
-                Some(value) => serde_json::from_value(value).map_err(|e| {
-                    ToolError::Failed(format!(
-                        "the stored {name} run on this thread is unreadable ({e}); start a new run with step_number 1"
-                    ))
-                })?,
-                None => {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "no {name} run on continuation_id {thread}: start one with step_number 1 \
-                         (you may keep this continuation_id)"
-                    )));
-                }
             };
-            if run.completed {
-                return Err(ToolError::InvalidArguments(format!(
-                    "this {name} run is already complete; start a new run with step_number 1 \
-                     (you may keep this continuation_id)"
-                )));
-            }
-            run
+            let thread = engine::open_thread(context, name, Some(id), &step.step).await?;
+            let run = load_run(context, name, &thread).await?;
+            (Some(thread), run)
         };
         run.push(&step, own);
         self.kind.check(&run.own, &step)?;
+        let note = if step.step_number == 1 && !step.is_final() {
+            self.kind.first_step_note(&run.own, context).await?
+        } else {
+            None
+        };
+        let thread = match thread {
+            Some(thread) => thread,
+            None => {
+                engine::open_thread(context, name, step.continuation_id.as_deref(), &step.step)
+                    .await?
+            }
+        };
 
         if !step.is_final() {
-            let note = if step.step_number == 1 {
-                self.kind.first_step_note(&run.own, context).await?
-            } else {
-                None
-            };
             engine::set_workflow_state(context, &thread, name, state_value(&run)?).await?;
             engine::record_turn(
                 context,
@@ -385,6 +372,30 @@ impl Tool for WorkflowTool {
         text.push_str(&engine::render(&result));
         Ok(ToolOutput::text(text))
     }
+}
+
+/// The unfinished run of `tool` on `thread`.
+async fn load_run(context: &CallContext, tool: &str, thread: &str) -> Result<Run, ToolError> {
+    let run: Run = match engine::workflow_state(context, thread, tool).await? {
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            ToolError::Failed(format!(
+                "the stored {tool} run on this thread is unreadable ({e}); start a new run with step_number 1"
+            ))
+        })?,
+        None => {
+            return Err(ToolError::InvalidArguments(format!(
+                "no {tool} run on continuation_id {thread}: start one with step_number 1 \
+                 (you may keep this continuation_id)"
+            )));
+        }
+    };
+    if run.completed {
+        return Err(ToolError::InvalidArguments(format!(
+            "this {tool} run is already complete; start a new run with step_number 1 \
+             (you may keep this continuation_id)"
+        )));
+    }
+    Ok(run)
 }
 
 fn state_value(run: &Run) -> Result<Value, ToolError> {
