@@ -11,7 +11,10 @@
 //!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
+//! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
+//! - [`register`], [`logs`]: `zend register <client>`, `zend logs`.
 
+pub mod activation;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -20,10 +23,13 @@ pub mod ipc;
 pub mod ledger;
 pub mod locations;
 pub mod logging;
+pub mod logs;
 pub mod mcp;
 pub mod memory;
 pub mod providers;
+pub mod register;
 pub mod server;
+pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod tools;

@@ -1,5 +1,6 @@
 //! The `zend` binary: argument parsing and one call into the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zend::locations::{Locations, Overrides};
+use zend::mcp::http::HttpOptions;
+use zend::register::{Client, RegisterSpec};
 use zend::server::{ServeOptions, ServeOutcome};
+use zend::service::{self, Manager, ServiceSpec};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +49,48 @@ enum Command {
         /// Seconds with no sessions before an auto-started zend exits (0 = never).
         #[arg(long)]
         idle_timeout: Option<u64>,
+        /// Run by a service manager: shims wait for this zend rather than start one.
+        #[arg(long)]
+        service: bool,
+        /// Also serve MCP over streamable HTTP at http://ADDR/mcp (bearer token: `zend http-token`).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Allow --http on a non-loopback address, and any Host header.
+        #[arg(long, requires = "http")]
+        http_allow_remote: bool,
+        /// A browser Origin to accept besides loopback ones (repeatable).
+        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        http_allow_origin: Vec<String>,
+        /// A Host name to accept besides loopback ones (repeatable).
+        #[arg(long, value_name = "HOST", requires = "http")]
+        http_allow_host: Vec<String>,
+    },
+    /// Print the bearer token of the HTTP endpoint (created on first use).
+    HttpToken,
+    /// Run zend as a systemd user service (Linux) or a launchd agent (macOS).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+    /// Add zen to an MCP client's configuration (other servers and keys are kept).
+    Register {
+        #[arg(value_enum)]
+        client: Client,
+        /// Show the command or the resulting config file without changing anything.
+        #[arg(long)]
+        print: bool,
+        /// The zen-shim to register (default: beside this zend, else on PATH).
+        #[arg(long)]
+        shim: Option<PathBuf>,
+    },
+    /// Print the end of zend's newest log file.
+    Logs {
+        /// Keep printing new lines (across the daily rotation) until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to print first.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
     },
     /// Show the running daemon: versions, paths, sessions, costs.
     Status {
@@ -56,6 +102,31 @@ enum Command {
         /// Seconds live calls may take to finish.
         #[arg(long, default_value_t = 10)]
         deadline: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Write the unit files (or LaunchAgent) and enable them.
+    Install {
+        /// Show the files and commands without writing or running anything.
+        #[arg(long)]
+        print: bool,
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
+    },
+    /// Disable the service and remove its files.
+    Uninstall {
+        /// Show what would be removed without doing it.
+        #[arg(long)]
+        print: bool,
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
+    },
+    /// Show whether the service is installed and what the manager says of it.
+    Status {
+        #[arg(long, value_enum, default_value_t = Manager::native())]
+        manager: Manager,
     },
 }
 
@@ -93,12 +164,24 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve {
             auto_started,
             idle_timeout,
+            service,
+            http,
+            http_allow_remote,
+            http_allow_origin,
+            http_allow_host,
         } => {
             let options = ServeOptions {
                 overrides,
                 auto_started,
                 idle_timeout_secs: idle_timeout,
                 log_to_stderr: !auto_started,
+                service,
+                http: http.map(|addr| HttpOptions {
+                    addr,
+                    allow_remote: http_allow_remote,
+                    allowed_origins: http_allow_origin,
+                    allowed_hosts: http_allow_host,
+                }),
             };
             match zend::server::serve(options).await? {
                 ServeOutcome::Stopped => Ok(0),
@@ -110,6 +193,65 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(0)
                 }
             }
+        }
+        Command::Service { action } => {
+            let locations = Locations::resolve(&overrides)?;
+            let spec = ServiceSpec::for_this_user(&locations, &overrides)?;
+            let runner = zend::service::SystemRunner;
+            let code = match action {
+                ServiceAction::Install { print, manager } => {
+                    if !print {
+                        // An auto-started zend would hold the socket and the lock.
+                        zend::cli::stop(
+                            &locations.socket_path(),
+                            Duration::from_secs(10),
+                            &mut stdout,
+                        )
+                        .await
+                        .context("stopping the running zend")?;
+                    }
+                    service::install(&service::plan(manager, &spec), print, &runner, &mut stdout)
+                }
+                ServiceAction::Uninstall { print, manager } => {
+                    service::uninstall(&service::plan(manager, &spec), print, &runner, &mut stdout)
+                }
+                ServiceAction::Status { manager } => {
+                    service::status(&service::plan(manager, &spec), &runner, &mut stdout)
+                }
+            };
+            Ok(code.context("zend service")?)
+        }
+        Command::Register {
+            client,
+            print,
+            shim,
+        } => {
+            let spec = RegisterSpec::for_this_user(shim).context("zend register")?;
+            let runner = zend::service::SystemRunner;
+            Ok(
+                zend::register::register(client, &spec, print, &runner, &mut stdout)
+                    .context("zend register")?,
+            )
+        }
+        Command::Logs { follow, lines } => {
+            let locations = Locations::resolve(&overrides)?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_interrupt = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                on_interrupt.cancel();
+            });
+            Ok(
+                zend::logs::tail(&locations.state_dir, lines, follow, stop, &mut stdout)
+                    .await
+                    .context("zend logs")?,
+            )
+        }
+        Command::HttpToken => {
+            let locations = Locations::resolve(&overrides)?;
+            let token = zend::mcp::http::load_or_create_token(&locations.config_dir)?;
+            writeln!(stdout, "{}", token.reveal())?;
+            Ok(0)
         }
         Command::Status { json } => {
             let socket = Locations::resolve(&overrides)?.socket_path();

@@ -33,6 +33,11 @@ pub struct ServeOptions {
     pub idle_timeout_secs: Option<u64>,
     /// Also log to stderr (foreground use).
     pub log_to_stderr: bool,
+    /// Run by a service manager: mark the socket as managed so shims never
+    /// start a zend of their own beside it.
+    pub service: bool,
+    /// Also serve MCP over streamable HTTP (`--http`).
+    pub http: Option<crate::mcp::http::HttpOptions>,
 }
 
 /// How `serve` ended without error.
@@ -72,6 +77,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] crate::mcp::http::HttpError),
+    #[error(transparent)]
+    Activation(#[from] crate::activation::ActivationError),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -133,9 +142,33 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         &crate::daemon::disabled_tools(&server_config),
     );
 
-    let listener = bind(&socket)?;
+    // Bound before the socket, so a bad address leaves nothing behind.
+    let http = match &options.http {
+        Some(http) => {
+            let token = crate::mcp::http::load_or_create_token(&locations.config_dir)?;
+            let listener = crate::mcp::http::bind(http).await?;
+            Some((listener, crate::mcp::http::Gate::new(token, http)))
+        }
+        None => None,
+    };
+
+    // A socket handed to us by the service manager is its own: never removed.
+    let (listener, socket, created) = match crate::activation::listener_from_env()? {
+        Some(listener) => {
+            let socket = activated_path(&listener).unwrap_or(socket);
+            tracing::info!(socket = %socket.display(), "using the socket passed by the service manager");
+            (listen(listener, &socket)?, socket, None)
+        }
+        None => {
+            let listener = bind(&socket)?;
+            let created = socket_identity(&socket);
+            (listener, socket, created)
+        }
+    };
     write_pid(&mut lock).map_err(lock_error)?;
-    let created = socket_identity(&socket);
+    if options.service {
+        crate::service::mark_managed(&socket);
+    }
     tracing::info!(pid = std::process::id(), socket = %socket.display(), auto_started = options.auto_started, "zend serving");
 
     let daemon = Arc::new(Daemon::new(
@@ -147,6 +180,17 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         providers,
         tools,
     ));
+    if let Some((listener, gate)) = http {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving MCP over HTTP at http://{addr}{}", crate::mcp::http::MCP_PATH);
+        }
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move {
+            if let Err(e) = crate::mcp::http::serve(listener, daemon, gate).await {
+                tracing::error!(error = %e, "the HTTP endpoint stopped");
+            }
+        });
+    }
     let result = run(listener, Arc::clone(&daemon)).await;
 
     if let Err(e) = daemon.store.flush().await {
@@ -259,6 +303,26 @@ fn bind(socket: &Path) -> Result<UnixListener, ServeError> {
     let listener = UnixListener::bind(socket).map_err(bind_error)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
     Ok(listener)
+}
+
+/// The path of an activated socket, for status and logs.
+fn activated_path(listener: &std::os::unix::net::UnixListener) -> Option<PathBuf> {
+    listener
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_pathname().map(Path::to_path_buf))
+}
+
+fn listen(
+    listener: std::os::unix::net::UnixListener,
+    socket: &Path,
+) -> Result<UnixListener, ServeError> {
+    let bind_error = |source| ServeError::Bind {
+        path: socket.to_path_buf(),
+        source,
+    };
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    UnixListener::from_std(listener).map_err(bind_error)
 }
 
 fn socket_identity(socket: &Path) -> Option<(u64, u64)> {

@@ -10,9 +10,20 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+/// How a session reaches zend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionTransport {
+    /// A `Session` stream from zen-shim over the Unix socket.
+    #[default]
+    Shim,
+    /// Streamable HTTP (`zend serve --http`); no shim, so no pids or cwd.
+    Http,
+}
+
 /// What the shim told us when it opened the session (request metadata).
 #[derive(Debug, Clone, Default)]
 pub struct SessionMeta {
+    pub transport: SessionTransport,
     pub shim_version: String,
     pub shim_pid: u32,
     pub client_pid: u32,
@@ -109,6 +120,15 @@ impl Default for Sessions {
 impl Sessions {
     /// Registers a session; it stays listed until the returned guard drops.
     pub fn open(&self, meta: SessionMeta) -> SessionGuard<'_> {
+        let (number, session) = self.insert(meta);
+        SessionGuard {
+            sessions: self,
+            number,
+            session,
+        }
+    }
+
+    fn insert(&self, meta: SessionMeta) -> (u64, Arc<Session>) {
         let number = self.next_id.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Session {
             id: format!("s{number}"),
@@ -126,8 +146,16 @@ impl Sessions {
             Err(_) => 0,
         };
         self.count.send_replace(count);
-        SessionGuard {
-            sessions: self,
+        (number, session)
+    }
+
+    /// Like [`Sessions::open`], for a session whose owner cannot hold a
+    /// borrow (an HTTP session lives as long as rmcp keeps its handler).
+    pub fn open_owned(&self, meta: SessionMeta) -> OwnedSessionGuard {
+        let (number, session) = self.insert(meta);
+        OwnedSessionGuard {
+            registry: Arc::clone(&self.registry),
+            count: self.count.clone(),
             number,
             session,
         }
@@ -171,15 +199,34 @@ pub struct SessionGuard<'a> {
 
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
-        let count = match self.sessions.registry.live.lock() {
-            Ok(mut live) => {
-                live.remove(&self.number);
-                live.len()
-            }
-            Err(_) => 0,
-        };
-        self.sessions.count.send_replace(count);
+        close(&self.sessions.registry, &self.sessions.count, self.number);
     }
+}
+
+/// Removes its session from the table when dropped; owns what it needs.
+#[derive(Debug)]
+pub struct OwnedSessionGuard {
+    registry: Arc<Registry>,
+    count: watch::Sender<usize>,
+    number: u64,
+    pub session: Arc<Session>,
+}
+
+impl Drop for OwnedSessionGuard {
+    fn drop(&mut self) {
+        close(&self.registry, &self.count, self.number);
+    }
+}
+
+fn close(registry: &Registry, count: &watch::Sender<usize>, number: u64) {
+    let live = match registry.live.lock() {
+        Ok(mut live) => {
+            live.remove(&number);
+            live.len()
+        }
+        Err(_) => 0,
+    };
+    count.send_replace(live);
 }
 
 #[cfg(test)]
@@ -200,5 +247,22 @@ mod tests {
         drop(first);
         let ids: Vec<String> = sessions.snapshot().iter().map(|s| s.id.clone()).collect();
         assert_eq!(ids, vec!["s2".to_owned()]);
+    }
+
+    #[test]
+    fn an_owned_guard_lists_its_session_until_dropped() {
+        let sessions = Sessions::default();
+        let owned = sessions.open_owned(SessionMeta {
+            transport: SessionTransport::Http,
+            ..SessionMeta::default()
+        });
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(
+            sessions.snapshot()[0].meta.transport,
+            SessionTransport::Http
+        );
+        drop(owned);
+        assert!(sessions.is_empty());
+        assert!(sessions.snapshot().is_empty());
     }
 }

@@ -21,6 +21,9 @@ pub const HOME_ENV: &str = "ZEN_HOME";
 pub const SOCKET_ENV: &str = "ZEN_SOCKET";
 /// The socket's file name inside the runtime directory.
 pub const SOCKET_NAME: &str = "zend.sock";
+/// Beside the socket: present while a service manager (systemd, launchd) owns
+/// zend, so the shim waits for that zend rather than starting its own.
+pub const MANAGED_MARKER_NAME: &str = "zend.managed";
 /// Longest socket path that works on every platform we support (macOS: 104 bytes with NUL).
 pub const MAX_SOCKET_PATH: usize = 103;
 
@@ -56,6 +59,11 @@ pub fn socket_path() -> PathBuf {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => runtime_dir().join(SOCKET_NAME),
     }
+}
+
+/// The service marker that goes with `socket` (see [`MANAGED_MARKER_NAME`]).
+pub fn managed_marker(socket: &Path) -> PathBuf {
+    socket.with_file_name(MANAGED_MARKER_NAME)
 }
 
 fn owned_by(path: &Path, uid: u32) -> bool {

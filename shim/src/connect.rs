@@ -16,12 +16,31 @@ use tonic::transport::{Channel, Endpoint};
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
 /// Path of the `zend` binary to start, when it is neither beside the shim nor on PATH.
 pub const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
+/// How long to wait for a service-managed daemon to answer.
+const MANAGED_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a freshly started daemon to answer.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn connect_or_start(socket: &Path) -> Result<Channel, String> {
     if let Ok(channel) = connect(socket).await {
         return Ok(channel);
+    }
+    // A service manager owns zend (`zend service install`): wait for its zend
+    // (restarting, or being socket-activated) instead of starting another.
+    let marker = zen_proto::paths::managed_marker(socket);
+    if marker.exists() {
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < MANAGED_WAIT {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(channel) = connect(socket).await {
+                return Ok(channel);
+            }
+        }
+        return Err(format!(
+            "no zend answers at {} and a service manager owns it ({} exists);              check `zend service status`, or `zend service uninstall` to let shims start zend",
+            socket.display(),
+            marker.display()
+        ));
     }
     if std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1") {
         return Err(format!(

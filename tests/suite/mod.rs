@@ -6,5 +6,8 @@ mod foundation;
 /// The tool engine, conversational tools, prompts and plugins.
 mod tools;
 
+/// Operating zen: services, socket activation, client registration, logs, HTTP.
+mod operate;
+
 /// Step-protocol tools (codereview, precommit, debug, ...) and clink.
 mod workflow;

@@ -145,6 +145,7 @@ fn session_meta(metadata: &tonic::metadata::MetadataMap) -> SessionMeta {
         shim_pid: text(meta::SHIM_PID).parse().unwrap_or(0),
         client_pid: text(meta::CLIENT_PID).parse().unwrap_or(0),
         cwd,
+        ..SessionMeta::default()
     }
 }
 

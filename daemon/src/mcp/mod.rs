@@ -6,6 +6,7 @@
 //! `tools/call` go to the tool registry; a failing tool becomes an `isError`
 //! result the assistant can read, never a dropped session.
 
+pub mod http;
 pub mod transport;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Daemon;
 use crate::memory::ThreadFilter;
-use crate::sessions::Session;
+use crate::sessions::{OwnedSessionGuard, Session};
 use crate::tools::{CallContext, NoProgress, ProgressSink};
 
 /// JSON-RPC error codes zend sends itself.
@@ -48,11 +49,27 @@ the same conversation with any tool, in any session.";
 pub struct McpServer {
     daemon: Arc<Daemon>,
     session: Arc<Session>,
+    /// Lists the session for as long as rmcp keeps this server (HTTP
+    /// sessions; a Session stream's task holds its own guard).
+    _listed: Option<Arc<OwnedSessionGuard>>,
 }
 
 impl McpServer {
     pub fn new(daemon: Arc<Daemon>, session: Arc<Session>) -> Self {
-        Self { daemon, session }
+        Self {
+            daemon,
+            session,
+            _listed: None,
+        }
+    }
+
+    /// A server that owns its session's place in the session table.
+    pub fn owning(daemon: Arc<Daemon>, listed: OwnedSessionGuard) -> Self {
+        Self {
+            daemon,
+            session: Arc::clone(&listed.session),
+            _listed: Some(Arc::new(listed)),
+        }
     }
 }
 

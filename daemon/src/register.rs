@@ -1,0 +1,473 @@
+//! `zend register <client>`: add zen-shim to an MCP client's configuration.
+//!
+//! Claude Code is registered through its own CLI (`claude mcp add`); the others
+//! through their config files: Claude Desktop, Gemini CLI and Cursor keep JSON
+//! (`mcpServers`), Codex CLI keeps TOML (`[mcp_servers]`). A config file is
+//! edited, never replaced: other servers, other keys, key order (serde_json's
+//! `preserve_order`) and, in TOML, comments (`toml_edit`) survive, and keys the
+//! user added to zen's own entry (such as `env`) are kept. A file that does not
+//! parse is left alone with an error. `--print` shows the result instead.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::service::Runner;
+
+/// Codex CLI and Gemini CLI time out tool calls; a consensus of several models
+/// can take minutes.
+pub const TOOL_TIMEOUT_SECS: u64 = 600;
+/// The name zen is registered under.
+pub const SERVER_NAME: &str = "zen";
+
+/// The MCP clients `zend register` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Claude Code (`claude mcp add --scope user`).
+    #[value(alias = "claude")]
+    ClaudeCode,
+    /// Claude Desktop (claude_desktop_config.json).
+    ClaudeDesktop,
+    /// Codex CLI (~/.codex/config.toml).
+    Codex,
+    /// Gemini CLI (~/.gemini/settings.json).
+    Gemini,
+    /// Cursor (~/.cursor/mcp.json).
+    Cursor,
+}
+
+/// Where things are for this user; resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct RegisterSpec {
+    /// Absolute path of zen-shim.
+    pub shim: PathBuf,
+    pub home: PathBuf,
+    /// `$CODEX_HOME`, when set.
+    pub codex_home: Option<PathBuf>,
+    /// The `claude` executable, when it is on PATH.
+    pub claude: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(
+        "cannot find zen-shim beside zend or on PATH; install it, or name it with --shim /path/to/zen-shim"
+    )]
+    NoShim,
+    #[error("cannot find your home directory (is HOME set?)")]
+    NoHome,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not valid {format} ({reason}); fix it or add zen by hand, it was left unchanged"
+    )]
+    Parse {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("cannot run `{command}`: {reason}")]
+    Command { command: String, reason: String },
+}
+
+impl RegisterSpec {
+    /// The spec for this user: `shim` if given, else zen-shim beside this zend, else on PATH.
+    pub fn for_this_user(shim: Option<PathBuf>) -> Result<Self, RegisterError> {
+        let shim = match shim {
+            Some(shim) => std::path::absolute(&shim).unwrap_or(shim),
+            None => find_shim().ok_or(RegisterError::NoShim)?,
+        };
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()))
+            .ok_or(RegisterError::NoHome)?;
+        Ok(Self {
+            shim,
+            home,
+            codex_home: std::env::var_os("CODEX_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
+            claude: on_path("claude"),
+        })
+    }
+}
+
+fn find_shim() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()?
+        .canonicalize()
+        .ok()?
+        .with_file_name("zen-shim");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    on_path("zen-shim")
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The config file `client` keeps its MCP servers in (None: Claude Code, which has a CLI).
+pub fn config_path(client: Client, spec: &RegisterSpec) -> Option<PathBuf> {
+    let home = &spec.home;
+    match client {
+        Client::ClaudeCode => None,
+        Client::ClaudeDesktop if cfg!(target_os = "macos") => {
+            Some(home.join("Library/Application Support/Claude/claude_desktop_config.json"))
+        }
+        Client::ClaudeDesktop => Some(home.join(".config/Claude/claude_desktop_config.json")),
+        Client::Codex => Some(
+            spec.codex_home
+                .clone()
+                .unwrap_or_else(|| home.join(".codex"))
+                .join("config.toml"),
+        ),
+        Client::Gemini => Some(home.join(".gemini/settings.json")),
+        Client::Cursor => Some(home.join(".cursor/mcp.json")),
+    }
+}
+
+/// What registering did (or would do) to a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+/// Registers zen with `client`, or with `print` shows what that would do.
+pub fn register(
+    client: Client,
+    spec: &RegisterSpec,
+    print: bool,
+    runner: &dyn Runner,
+    out: &mut dyn Write,
+) -> Result<u8, RegisterError> {
+    let Some(path) = config_path(client, spec) else {
+        return register_claude_code(spec, print, runner, out);
+    };
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(RegisterError::Read { path, source }),
+    };
+    let shim = spec.shim.to_string_lossy();
+    let (text, change) = match client {
+        Client::Codex => merge_codex(existing.as_deref(), &shim),
+        Client::Gemini => merge_json(
+            existing.as_deref(),
+            &json!({"command": shim, "args": [], "timeout": TOOL_TIMEOUT_SECS * 1000}),
+        ),
+        _ => merge_json(existing.as_deref(), &json!({"command": shim, "args": []})),
+    }
+    .map_err(|(format, reason)| RegisterError::Parse {
+        path: path.clone(),
+        format,
+        reason,
+    })?;
+    match (change, print) {
+        (Change::Unchanged, _) => {
+            let _ = writeln!(
+                out,
+                "{} already registers zen; nothing to do",
+                path.display()
+            );
+        }
+        (_, true) => {
+            let _ = writeln!(out, "# would write {}", path.display());
+            let _ = write!(out, "{text}");
+        }
+        (change, false) => {
+            write_atomically(&path, &text)?;
+            let verb = if change == Change::Added {
+                "registered zen in"
+            } else {
+                "updated zen's entry in"
+            };
+            let _ = writeln!(
+                out,
+                "{verb} {}; restart the client to pick it up",
+                path.display()
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn register_claude_code(
+    spec: &RegisterSpec,
+    print: bool,
+    runner: &dyn Runner,
+    out: &mut dyn Write,
+) -> Result<u8, RegisterError> {
+    let mut argv = vec![
+        "claude".to_owned(),
+        "mcp".into(),
+        "add".into(),
+        "--scope".into(),
+        "user".into(),
+        SERVER_NAME.into(),
+        "--".into(),
+    ];
+    argv.push(spec.shim.to_string_lossy().into_owned());
+    let shown = argv
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some(claude) = spec.claude.as_ref().filter(|_| !print) else {
+        let why = if print {
+            "would run"
+        } else {
+            "`claude` is not on PATH; run this once it is"
+        };
+        let _ = writeln!(out, "# {why}:\n{shown}");
+        return Ok(0);
+    };
+    argv[0] = claude.to_string_lossy().into_owned();
+    let output = runner.run(&argv).map_err(|e| RegisterError::Command {
+        command: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let _ = out.write_all(&output.stdout);
+    if !output.status.success() {
+        return Err(RegisterError::Command {
+            command: shown,
+            reason: format!(
+                "{} ({}); if zen is already registered, `claude mcp remove --scope user zen` first",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                output.status
+            ),
+        });
+    }
+    let _ = writeln!(out, "ran {shown}");
+    Ok(0)
+}
+
+/// Adds or updates `mcpServers.zen` in a JSON config.
+pub fn merge_json(
+    existing: Option<&str>,
+    entry: &Value,
+) -> Result<(String, Change), (&'static str, String)> {
+    let mut root = match existing.map(str::trim) {
+        None | Some("") => json!({}),
+        Some(text) => serde_json::from_str::<Value>(text).map_err(|e| ("JSON", e.to_string()))?,
+    };
+    let root_map = root
+        .as_object_mut()
+        .ok_or(("JSON", "the top level is not an object".to_owned()))?;
+    let servers = root_map
+        .entry("mcpServers")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or(("JSON", "`mcpServers` is not an object".to_owned()))?;
+    let change = merge_entry(servers, entry);
+    let mut text = serde_json::to_string_pretty(&root).map_err(|e| ("JSON", e.to_string()))?;
+    text.push('\n');
+    Ok((text, change))
+}
+
+fn merge_entry(servers: &mut serde_json::Map<String, Value>, entry: &Value) -> Change {
+    let Some(fields) = entry.as_object() else {
+        return Change::Unchanged;
+    };
+    match servers.get_mut(SERVER_NAME).and_then(Value::as_object_mut) {
+        Some(zen) => {
+            let mut change = Change::Unchanged;
+            for (key, value) in fields {
+                if zen.get(key) != Some(value) {
+                    zen.insert(key.clone(), value.clone());
+                    change = Change::Updated;
+                }
+            }
+            change
+        }
+        None => {
+            servers.insert(SERVER_NAME.to_owned(), entry.clone());
+            Change::Added
+        }
+    }
+}
+
+/// Adds or updates `[mcp_servers.zen]` in Codex's config.toml, keeping comments.
+pub fn merge_codex(
+    existing: Option<&str>,
+    shim: &str,
+) -> Result<(String, Change), (&'static str, String)> {
+    use toml_edit::{Array, DocumentMut, Item, Table, value};
+    let mut doc = existing
+        .unwrap_or("")
+        .parse::<DocumentMut>()
+        .map_err(|e| ("TOML", e.to_string()))?;
+    let servers = doc
+        .entry("mcp_servers")
+        .or_insert_with(|| {
+            let mut table = Table::new();
+            table.set_implicit(true);
+            Item::Table(table)
+        })
+        .as_table_mut()
+        .ok_or(("TOML", "`mcp_servers` is not a table".to_owned()))?;
+    let added = !servers.contains_key(SERVER_NAME);
+    let zen = servers
+        .entry(SERVER_NAME)
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_mut()
+        .ok_or(("TOML", "`mcp_servers.zen` is not a table".to_owned()))?;
+    let before = zen.to_string();
+    if zen.get("command").and_then(Item::as_str) != Some(shim) {
+        zen["command"] = value(shim);
+    }
+    if zen
+        .get("args")
+        .and_then(Item::as_array)
+        .is_none_or(|a| !a.is_empty())
+    {
+        zen["args"] = value(Array::new());
+    }
+    let timeout = i64::try_from(TOOL_TIMEOUT_SECS).unwrap_or(i64::MAX);
+    if zen.get("tool_timeout_sec").and_then(Item::as_integer) != Some(timeout) {
+        zen["tool_timeout_sec"] = value(timeout);
+    }
+    let change = if added {
+        Change::Added
+    } else if zen.to_string() != before {
+        Change::Updated
+    } else {
+        Change::Unchanged
+    };
+    Ok((doc.to_string(), change))
+}
+
+/// Writes through a temporary file in the same directory, so a crash never
+/// leaves a half-written config; an existing file keeps its permissions.
+fn write_atomically(path: &Path, text: &str) -> Result<(), RegisterError> {
+    let error = |source| RegisterError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let mut temp = tempfile_in(dir).map_err(error)?;
+    temp.1.write_all(text.as_bytes()).map_err(error)?;
+    temp.1.sync_all().map_err(error)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(&temp.0, meta.permissions()).map_err(error)?;
+    }
+    std::fs::rename(&temp.0, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp.0);
+        error(e)
+    })
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".zen-register-{}.tmp", std::process::id()));
+    let file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok((path, file))
+}
+
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keeps_other_servers_keys_and_order() {
+        let existing = r#"{
+  "theme": "dark",
+  "mcpServers": {
+    "other": {"command": "other-server", "args": ["--x"]},
+    "zen": {"command": "/old/zen-shim", "env": {"ZEN_LOG": "debug"}}
+  },
+  "zzz": 1
+}"#;
+        let (text, change) = merge_json(
+            Some(existing),
+            &json!({"command": "/new/zen-shim", "args": []}),
+        )
+        .unwrap();
+        assert_eq!(change, Change::Updated);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["mcpServers"]["other"]["args"], json!(["--x"]));
+        assert_eq!(value["mcpServers"]["zen"]["command"], "/new/zen-shim");
+        assert_eq!(value["mcpServers"]["zen"]["env"]["ZEN_LOG"], "debug");
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["theme", "mcpServers", "zzz"]);
+
+        let (again, change) = merge_json(
+            Some(&text),
+            &json!({"command": "/new/zen-shim", "args": []}),
+        )
+        .unwrap();
+        assert_eq!(change, Change::Unchanged);
+        assert_eq!(again, text);
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_refused() {
+        assert!(merge_json(Some("[1]"), &json!({})).is_err());
+        assert!(merge_json(Some("{\"mcpServers\": 3}"), &json!({})).is_err());
+        assert!(merge_json(Some("{ // comment\n}"), &json!({})).is_err());
+        let (text, change) = merge_json(None, &json!({"command": "s"})).unwrap();
+        assert_eq!(change, Change::Added);
+        assert_eq!(
+            text,
+            "{\n  \"mcpServers\": {\n    \"zen\": {\n      \"command\": \"s\"\n    }\n  }\n}\n"
+        );
+    }
+
+    #[test]
+    fn codex_toml_keeps_comments_and_other_servers() {
+        let existing = "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n";
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim").unwrap();
+        assert_eq!(change, Change::Added);
+        assert_eq!(
+            text,
+            "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n\n\
+             [mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nargs = []\ntool_timeout_sec = 600\n"
+        );
+        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim").unwrap();
+        assert_eq!(change, Change::Unchanged);
+        assert_eq!(again, text);
+        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim").unwrap();
+        assert_eq!(change, Change::Updated);
+        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x").is_err());
+        assert!(merge_codex(Some("not toml ["), "/x").is_err());
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_quote("/usr/bin/zen-shim"), "/usr/bin/zen-shim");
+        assert_eq!(shell_quote("/my apps/it's"), "'/my apps/it'\\''s'");
+    }
+}
