@@ -8,3 +8,6 @@ mod tools;
 
 /// Operating zen: services, socket activation, client registration, logs, HTTP.
 mod operate;
+
+/// Step-protocol tools (codereview, precommit, debug, ...) and clink.
+mod workflow;

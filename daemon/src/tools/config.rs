@@ -75,6 +75,16 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
         "threads" => include_str!("../../../config/tools/threads.yaml"),
         "planner" => include_str!("../../../config/tools/planner.yaml"),
         "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
+        "analyze" => include_str!("../../../config/tools/analyze.yaml"),
+        "clink" => include_str!("../../../config/tools/clink.yaml"),
+        "codereview" => include_str!("../../../config/tools/codereview.yaml"),
+        "debug" => include_str!("../../../config/tools/debug.yaml"),
+        "docgen" => include_str!("../../../config/tools/docgen.yaml"),
+        "precommit" => include_str!("../../../config/tools/precommit.yaml"),
+        "refactor" => include_str!("../../../config/tools/refactor.yaml"),
+        "secaudit" => include_str!("../../../config/tools/secaudit.yaml"),
+        "testgen" => include_str!("../../../config/tools/testgen.yaml"),
+        "tracer" => include_str!("../../../config/tools/tracer.yaml"),
         _ => return None,
     })
 }

@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod prompts;
 mod threads;
 mod version;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +49,17 @@ pub const BUILTIN: &[&str] = &[
     "thinkdeep",
     "threads",
     "version",
+    // Step-protocol tools and clink (`workflow::TOOLS`).
+    "analyze",
+    "clink",
+    "codereview",
+    "debug",
+    "docgen",
+    "precommit",
+    "refactor",
+    "secaudit",
+    "testgen",
+    "tracer",
 ];
 
 /// What clients see of a tool in `tools/list`.
@@ -173,7 +185,10 @@ impl Registry {
                 "threads" => Arc::new(threads::Threads::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
-                _ => continue,
+                _ => match workflow::build(name, &config, config_dir, &mut problems) {
+                    Some(tool) => tool,
+                    None => continue,
+                },
             };
             registry.tools.insert((*name).to_owned(), tool);
             registry.configs.insert((*name).to_owned(), config);
