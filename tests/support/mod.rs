@@ -106,7 +106,9 @@ impl ZenHome {
 
     /// Starts an MCP client session through a fresh zen-shim (not yet initialized).
     pub fn shim(&self) -> McpClient {
-        McpClient::spawn(self.command(&shim_bin()))
+        let mut client = McpClient::spawn(self.command(&shim_bin()));
+        client.state_dir = Some(self.path().join("state"));
+        client
     }
 
     /// Starts a shim and completes the MCP handshake.
@@ -212,6 +214,8 @@ pub struct McpClient {
     next_id: u64,
     /// Notifications seen while waiting for responses.
     pub notifications: Vec<Value>,
+    /// Where zend logs, so failures can show what the daemon did.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl McpClient {
@@ -248,6 +252,7 @@ impl McpClient {
             stderr,
             next_id: 1,
             notifications: Vec::new(),
+            state_dir: None,
         }
     }
 
@@ -257,6 +262,18 @@ impl McpClient {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The last lines of zend's logs, for failure messages.
+    pub fn daemon_log(&self) -> String {
+        let Some(dir) = &self.state_dir else { return String::new() };
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            text.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
+        }
+        text
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -275,8 +292,9 @@ impl McpClient {
     pub fn recv(&mut self) -> Value {
         let line = self.lines.recv_timeout(WAIT).unwrap_or_else(|e| {
             panic!(
-                "no message from zen-shim ({e}); its stderr: {}",
-                self.stderr()
+                "no message from zen-shim ({e}); its stderr: {}\nzend's log:\n{}",
+                self.stderr(),
+                self.daemon_log()
             )
         });
         serde_json::from_str(&line)
