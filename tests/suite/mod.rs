@@ -8,3 +8,6 @@ mod tools;
 
 /// Operating zen: services, socket activation, client registration, logs, HTTP.
 mod operate;
+
+/// The `zend` command line: models, threads, ask, consensus, doctor, exit codes.
+mod cli;

@@ -106,6 +106,8 @@ pub async fn provider_checks(
             }
         })
         .collect();
+    // Configured providers first: they are what the user is checking.
+    checks.sort_by_key(|c| !c.configured);
     if live {
         let secrets: Vec<String> = checks
             .iter()

@@ -18,7 +18,8 @@
 //! - 3 ([`EXIT_NOT_RUNNING`]): no zend answers and none may be started
 //!   (`status`, or `ZEN_NO_AUTOSTART=1`);
 //! - 4 ([`EXIT_TOOL_ERROR`]): the tool answered with an error (`ask`,
-//!   `consensus`: the result had `isError`).
+//!   `consensus`: the result had `isError`);
+//! - 130 ([`ask::EXIT_INTERRUPTED`]): Ctrl-C cancelled a running `ask`/`consensus`.
 
 pub mod ask;
 pub mod connect;
