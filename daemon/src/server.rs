@@ -126,7 +126,12 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         server_config.idle_timeout_secs = secs;
     }
 
-    let limits = crate::ledger::LimitsConfig::load(&locations.config_dir)?;
+    let mut limits = crate::ledger::LimitsConfig::load(&locations.config_dir)?;
+    // Zen's CONVERSATION_TIMEOUT_HOURS / MAX_CONVERSATION_TURNS, for people moving from Zen.
+    limits
+        .threads
+        .apply_zen_env(|name| std::env::var(name).ok());
+    let tool_limits = limits.tools.clone();
     let env = crate::providers::Env::load(Some(&locations.config_dir));
     let providers = crate::providers::Providers::load(Some(&locations.config_dir), &env)?;
     let store = crate::store::Store::open_with(
@@ -137,10 +142,11 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         },
     )?;
 
-    let (tools, _problems) = crate::tools::Registry::load(
+    let (mut tools, _problems) = crate::tools::Registry::load(
         &locations.config_dir,
         &crate::daemon::disabled_tools(&server_config),
     );
+    tools.override_limits(tool_limits);
 
     // Bound before the socket, so a bad address leaves nothing behind.
     let http = match &options.http {

@@ -9,5 +9,8 @@ mod tools;
 /// Operating zen: services, socket activation, client registration, logs, HTTP.
 mod operate;
 
+/// Step-protocol tools (codereview, precommit, debug, ...) and clink.
+mod workflow;
+
 /// The `zend` command line: models, threads, ask, consensus, doctor, exit codes.
 mod cli;

@@ -480,3 +480,290 @@ fn consensus_asks_models_in_parallel_survives_a_failure_and_synthesizes() {
     );
     assert!(!last_user_text(&against.body).contains("gpt-5 says yes"));
 }
+
+#[test]
+fn planner_keeps_its_plan_per_thread_without_model_calls() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let mut a = home.session();
+    let mut b = home.session();
+    let step = |n: u32, text: &str, id: Option<&str>, more: bool| {
+        let mut args =
+            json!({"step": text, "step_number": n, "total_steps": 2, "next_step_required": more});
+        if let Some(id) = id {
+            args["continuation_id"] = json!(id);
+        }
+        args
+    };
+    let first_a = result_text(&a.call_tool("planner", step(1, "A: design schema", None, true)));
+    let first_b = result_text(&b.call_tool("planner", step(1, "B: pick a name", None, true)));
+    assert!(first_a.contains("pause_for_planning"), "{first_a}");
+    let (id_a, id_b) = (continuation_id(&first_a), continuation_id(&first_b));
+    assert_ne!(id_a, id_b);
+    let done =
+        result_text(&a.call_tool("planner", step(2, "A: write migration", Some(&id_a), false)));
+    assert!(done.contains("planning_complete"), "{done}");
+    assert!(
+        done.contains("1. A: design schema") && done.contains("2. A: write migration"),
+        "{done}"
+    );
+    assert!(
+        !done.contains("B: pick a name"),
+        "plans do not leak between runs: {done}"
+    );
+    assert!(mock.completions().is_empty());
+
+    let missing = a.call_tool("planner", step(2, "x", None, false));
+    assert_eq!(missing["isError"], true);
+    assert!(result_text(&missing).contains("continuation_id"));
+}
+
+#[test]
+fn an_answered_turn_and_its_cost_survive_kill_9() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        reply: "durable answer".into(),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let text =
+        result_text(&client.call_tool("chat", json!({"prompt": "remember me", "model": "gpt-5"})));
+    let id = continuation_id(&text);
+    for pid in home.zend_pids() {
+        crate::support::kill9(pid);
+    }
+    assert!(home.wait_no_daemon(Duration::from_secs(5)));
+    drop(client);
+
+    let mut next = home.session();
+    let shown = result_text(&next.call_tool("threads", json!({"continuation_id": id})));
+    assert!(
+        shown.contains("remember me") && shown.contains("durable answer"),
+        "{shown}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        status["ledger"]["all_time"]["total"]["calls"], 1,
+        "{}",
+        status["ledger"]
+    );
+}
+
+#[test]
+fn two_sessions_appending_to_one_thread_both_land() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        echo: true,
+        delay: Duration::from_millis(50),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut first = home.session();
+    let id = continuation_id(&result_text(
+        &first.call_tool("chat", json!({"prompt": "start"})),
+    ));
+    let results: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let home = &home;
+                let id = id.clone();
+                scope.spawn(move || {
+                    let mut client = home.session();
+                    let mut ok = true;
+                    for j in 0..3 {
+                        let r = client.call_tool(
+                            "chat",
+                            json!({"prompt": format!("s{i} m{j}"), "continuation_id": id}),
+                        );
+                        ok &= r["isError"] == false;
+                    }
+                    ok
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|ok| *ok));
+    let shown = result_text(&first.call_tool("threads", json!({"continuation_id": id})));
+    for i in 0..2 {
+        let positions: Vec<usize> = (0..3)
+            .map(|j| shown.find(&format!("s{i} m{j}")).unwrap())
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "in order per session: {shown}"
+        );
+    }
+    let thread = home.zend(&["status", "--json"]);
+    assert!(thread.status.success());
+}
+
+#[test]
+fn a_call_over_the_daily_budget_is_refused_with_cap_spend_and_reset() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        prompt_tokens: 1_000_000,
+        completion_tokens: 100_000,
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    home.write_config("limits.yaml", "budgets:\n  daily_usd: 1.0\n");
+    let mut client = home.session();
+    let first = client.call_tool("chat", json!({"prompt": "expensive", "model": "gpt-5"}));
+    assert_eq!(first["isError"], false, "{}", result_text(&first));
+    let refused = client.call_tool("chat", json!({"prompt": "again", "model": "gpt-5"}));
+    assert_eq!(refused["isError"], true);
+    let text = result_text(&refused);
+    assert!(
+        text.contains("$1.00") || text.contains("1.0"),
+        "names the cap: {text}"
+    );
+    assert!(
+        text.to_lowercase().contains("reset"),
+        "says when it resets: {text}"
+    );
+    assert_eq!(
+        mock.completions().len(),
+        1,
+        "the refused call never went upstream"
+    );
+}
+
+#[test]
+fn the_tool_surface_fits_the_context_budget() {
+    let home = ZenHome::new();
+    let mut client = home.shim();
+    let init = client.initialize();
+    let tools = client.request("tools/list", json!({}));
+    let instructions = init["result"]["instructions"].as_str().unwrap_or("").len();
+    let listed = tools["result"].to_string().len();
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "chat",
+        "thinkdeep",
+        "consensus",
+        "planner",
+        "challenge",
+        "apilookup",
+        "listmodels",
+        "version",
+        "threads",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    println!(
+        "tools/list {listed} bytes + instructions {instructions} bytes, {} tools",
+        names.len()
+    );
+    assert!(
+        listed + instructions <= 16 * 1024,
+        "tools/list + instructions = {} bytes",
+        listed + instructions
+    );
+    // No model-name enums in schemas: the model field is free-form.
+    assert!(
+        !tools.to_string().contains("\"enum\":[\"gpt"),
+        "model names leaked into a schema"
+    );
+}
+
+#[test]
+fn a_fake_key_never_reaches_logs_errors_status_or_the_store() {
+    let mock = MockProvider::start();
+    // The upstream even echoes the key back in its error body.
+    mock.set(Behaviour {
+        fail: Some((
+            401,
+            format!(r#"{{"error":{{"message":"Incorrect API key provided: {FAKE_KEY}"}}}}"#),
+        )),
+        ..Behaviour::default()
+    });
+    let mut home = ZenHome::with_mock(&mock);
+    home.env.push(("ZEN_LOG".into(), "trace".into()));
+    home.env.push(("ANTHROPIC_API_KEY".into(), FAKE_KEY.into()));
+    home.env
+        .push(("ANTHROPIC_BASE_URL".into(), mock.url.clone()));
+    home.write_config(
+        ".env",
+        &format!("GEMINI_API_KEY={FAKE_KEY}\nGEMINI_BASE_URL={}\n", mock.url),
+    );
+    let mut client = home.session();
+    let mut seen = String::new();
+    for model in [
+        "gpt-5",
+        "claude-sonnet-4-5",
+        "gemini-2.5-pro",
+        "no-such-model",
+    ] {
+        let result = client.call_tool("chat", json!({"prompt": "hi", "model": model}));
+        assert_eq!(result["isError"], true, "{model}: {}", result_text(&result));
+        seen.push_str(&result.to_string());
+    }
+    seen.push_str(&client.call_tool("listmodels", json!({})).to_string());
+    seen.push_str(&client.call_tool("version", json!({})).to_string());
+    for args in [&["status", "--json"][..], &["status"][..]] {
+        let out = home.zend(args);
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        seen.contains("rejected the API key"),
+        "the auth failure is reported: {seen}"
+    );
+    home.stop_daemon();
+    seen.push_str(&client.stderr());
+    assert!(!seen.contains(FAKE_KEY), "key in client-visible output");
+    // Everything zend wrote: logs, store, runtime files.
+    let mut stack = vec![home.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n != ".env") {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                assert!(
+                    !bytes
+                        .windows(FAKE_KEY.len())
+                        .any(|w| w == FAKE_KEY.as_bytes()),
+                    "the key is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 3, "searched {files} files");
+}
+
+#[test]
+fn a_rate_limit_from_limits_yaml_holds_across_sessions() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    home.write_config("limits.yaml", "tools:\n  chat:\n    rpm: 1\n");
+    let mut first = home.session();
+    let mut second = home.session();
+    assert_eq!(
+        first.call_tool("chat", json!({"prompt": "one"}))["isError"],
+        false
+    );
+    let refused = second.call_tool("chat", json!({"prompt": "two"}));
+    assert_eq!(refused["isError"], true);
+    let text = result_text(&refused);
+    assert!(
+        text.contains("1 calls per minute") && text.contains("retry in"),
+        "{text}"
+    );
+    assert_eq!(mock.completions().len(), 1);
+}

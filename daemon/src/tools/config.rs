@@ -20,7 +20,7 @@ pub enum ModelCategory {
 }
 
 /// Daemon-wide limits for one tool, across all sessions.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolLimits {
     /// Calls per minute; absent = unlimited.
@@ -73,7 +73,18 @@ pub fn builtin_yaml(name: &str) -> Option<&'static str> {
         "consensus" => include_str!("../../../config/tools/consensus.yaml"),
         "listmodels" => include_str!("../../../config/tools/listmodels.yaml"),
         "threads" => include_str!("../../../config/tools/threads.yaml"),
+        "planner" => include_str!("../../../config/tools/planner.yaml"),
         "thinkdeep" => include_str!("../../../config/tools/thinkdeep.yaml"),
+        "analyze" => include_str!("../../../config/tools/analyze.yaml"),
+        "clink" => include_str!("../../../config/tools/clink.yaml"),
+        "codereview" => include_str!("../../../config/tools/codereview.yaml"),
+        "debug" => include_str!("../../../config/tools/debug.yaml"),
+        "docgen" => include_str!("../../../config/tools/docgen.yaml"),
+        "precommit" => include_str!("../../../config/tools/precommit.yaml"),
+        "refactor" => include_str!("../../../config/tools/refactor.yaml"),
+        "secaudit" => include_str!("../../../config/tools/secaudit.yaml"),
+        "testgen" => include_str!("../../../config/tools/testgen.yaml"),
+        "tracer" => include_str!("../../../config/tools/tracer.yaml"),
         _ => return None,
     })
 }

@@ -492,7 +492,11 @@ pub async fn call_model(
         output_tokens: attempt.usage.map_or(0, |u| u.output_tokens),
         cached_tokens: attempt.usage.map_or(0, |u| u.cached_tokens),
         reasoning_tokens: attempt.usage.map_or(0, |u| u.reasoning_tokens),
-        cost_usd: attempt.cost.usd,
+        // A failed attempt that consumed no tokens cost nothing (known), not "unknown".
+        cost_usd: match (&attempt.outcome, attempt.usage) {
+            (AttemptOutcome::Failed { .. }, None) => Some(0.0),
+            _ => attempt.cost.usd,
+        },
         latency_ms: attempt.latency.as_millis() as u64,
         outcome: match &attempt.outcome {
             AttemptOutcome::Ok => Outcome::Ok,

@@ -17,10 +17,12 @@ pub mod engine;
 pub mod files;
 pub mod limits;
 mod listmodels;
+mod planner;
 pub mod plugin;
 pub mod prompts;
 mod threads;
 mod version;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,9 +45,21 @@ pub const BUILTIN: &[&str] = &[
     "chat",
     "consensus",
     "listmodels",
+    "planner",
     "thinkdeep",
     "threads",
     "version",
+    // Step-protocol tools and clink (`workflow::TOOLS`).
+    "analyze",
+    "clink",
+    "codereview",
+    "debug",
+    "docgen",
+    "precommit",
+    "refactor",
+    "secaudit",
+    "testgen",
+    "tracer",
 ];
 
 /// What clients see of a tool in `tools/list`.
@@ -167,10 +181,14 @@ impl Registry {
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
                 "chat" => Arc::new(chat::ModelTool::chat(&config)),
                 "consensus" => Arc::new(consensus::Consensus::new(&config)),
+                "planner" => Arc::new(planner::Planner::new(&config)),
                 "threads" => Arc::new(threads::Threads::new(&config)),
                 "listmodels" => Arc::new(listmodels::ListModels::new(&config)),
                 "thinkdeep" => Arc::new(chat::ModelTool::thinkdeep(&config)),
-                _ => continue,
+                _ => match workflow::build(name, &config, config_dir, &mut problems) {
+                    Some(tool) => tool,
+                    None => continue,
+                },
             };
             registry.tools.insert((*name).to_owned(), tool);
             registry.configs.insert((*name).to_owned(), config);
@@ -196,6 +214,15 @@ impl Registry {
     /// A tool's configuration (built-in tools and plugins alike).
     pub fn config(&self, name: &str) -> Option<&ToolConfig> {
         self.configs.get(name)
+    }
+
+    /// Applies limits.yaml's per-tool limits over the tools' own.
+    pub fn override_limits(&mut self, limits: BTreeMap<String, config::ToolLimits>) {
+        for (name, limit) in limits {
+            if let Some(config) = self.configs.get_mut(&name) {
+                config.limits = limit;
+            }
+        }
     }
 
     /// Admission control built from every tool's `limits`.
