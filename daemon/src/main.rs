@@ -402,7 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 let target = Target::new(overrides)?;
                 let prompt = ask::read_prompt(&prompt)?;
                 let call = ask::ToolCall::ask(&tool, prompt, model, continuation_id, &files)?;
-                run_tool(&target, call, json, style, &mut stdout, &mut stderr).await
+                run_tool(&target, call, json, &mut stdout, &mut stderr).await
             }
             .await;
             Ok(cli::finish(outcome, &mut std::io::stderr()))
@@ -418,7 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 let target = Target::new(overrides)?;
                 let prompt = ask::read_prompt(&prompt)?;
                 let call = ask::ToolCall::consensus(prompt, &models, continuation_id, &files)?;
-                run_tool(&target, call, json, style, &mut stdout, &mut stderr).await
+                run_tool(&target, call, json, &mut stdout, &mut stderr).await
             }
             .await;
             Ok(cli::finish(outcome, &mut std::io::stderr()))
@@ -439,17 +439,14 @@ async fn run_tool(
     target: &Target,
     call: ask::ToolCall,
     json: bool,
-    style: cli::Style,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, cli::CliError> {
-    use std::io::IsTerminal;
     let output = ask::Output {
         out,
         err,
         json,
-        style,
-        progress: std::io::stderr().is_terminal(),
+        err_style: cli::Style::for_stderr(),
     };
     ask::run(target, call, output).await
 }

@@ -124,9 +124,8 @@ pub struct Output<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     pub json: bool,
-    pub style: Style,
-    /// Draw a progress line on `err` (it is a terminal).
-    pub progress: bool,
+    /// How to decorate what goes to `err`; a terminal there also gets the progress line.
+    pub err_style: Style,
 }
 
 /// Runs one tool call through a fresh MCP session and prints its result.
@@ -172,11 +171,10 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
         out,
         err,
         json: as_json,
-        style,
-        progress,
+        err_style: style,
     } = output;
     let started = Instant::now();
-    let mut spinner = Spinner::new(&call.tool, progress);
+    let mut spinner = Spinner::new(&call.tool, style.tty);
     let mut tick = tokio::time::interval(SPINNER_EVERY);
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);

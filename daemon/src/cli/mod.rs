@@ -111,6 +111,15 @@ impl Style {
         }
     }
 
+    /// For stderr (progress, footers, tool errors), by the same rules.
+    pub fn for_stderr() -> Self {
+        let tty = std::io::stderr().is_terminal();
+        Self {
+            tty,
+            color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
     /// No decoration (tests, pipes).
     pub fn plain() -> Self {
         Self::default()
