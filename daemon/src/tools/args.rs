@@ -92,25 +92,25 @@ pub mod schema {
     pub fn model() -> (&'static str, Value) {
         (
             "model",
-            json!({"type": "string", "description": "Model name or alias; 'auto' or omit to let zen pick (see listmodels)."}),
+            json!({"type": "string", "description": "Name/alias or auto (see listmodels)."}),
         )
     }
     pub fn continuation_id() -> (&'static str, Value) {
         (
             "continuation_id",
-            json!({"type": "string", "description": "Continue an earlier conversation (any tool, any session)."}),
+            json!({"type": "string", "description": "Continue a conversation."}),
         )
     }
     pub fn files() -> (&'static str, Value) {
         (
             "absolute_file_paths",
-            json!({"type": "array", "items": {"type": "string"}, "description": "Absolute paths of files or directories to include."}),
+            json!({"type": "array", "items": {"type": "string"}, "description": "Absolute file/dir paths."}),
         )
     }
     pub fn images() -> (&'static str, Value) {
         (
             "images",
-            json!({"type": "array", "items": {"type": "string"}, "description": "Absolute image paths or data URLs."}),
+            json!({"type": "array", "items": {"type": "string"}, "description": "Image paths or data URLs."}),
         )
     }
     pub fn temperature() -> (&'static str, Value) {

@@ -50,7 +50,7 @@ impl ModelTool {
 
     pub fn thinkdeep(config: &ToolConfig) -> Self {
         let mut properties = vec![
-            schema::prompt("Your current analysis and the question to think through."),
+            schema::prompt("Your current analysis and question."),
             (
                 "problem_context",
                 json!({"type": "string", "description": "Background: constraints, what was tried."}),

@@ -104,7 +104,7 @@ impl Consensus {
                     "model": {"type": "string"},
                     "stance": {"type": "string", "enum": ["for", "against", "neutral"]},
                     "instructions": {"type": "string"}}},
-                    "description": "Models to consult (see listmodels), each with an optional stance."}),
+                    "description": "Models to consult, each with an optional stance."}),
             ),
             (
                 "rounds",

@@ -70,9 +70,9 @@ impl Planner {
             ("total_steps", int("Your current estimate; may change.")),
             ("next_step_required", json!({"type": "boolean"})),
             ("is_step_revision", json!({"type": "boolean"})),
-            ("revises_step_number", int("Step this one replaces.")),
+            ("revises_step_number", json!({"type": "integer"})),
             ("is_branch_point", json!({"type": "boolean"})),
-            ("branch_from_step", int("Step this branch starts from.")),
+            ("branch_from_step", json!({"type": "integer"})),
             ("branch_id", json!({"type": "string"})),
             ("more_steps_needed", json!({"type": "boolean"})),
             (
