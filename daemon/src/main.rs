@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use zend::cli::{self, ask, connect::Target};
 use zend::locations::{Locations, Overrides};
 use zend::mcp::http::HttpOptions;
 use zend::register::{Client, RegisterSpec};
@@ -103,6 +104,88 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         deadline: u64,
     },
+    /// List the models zend can call and the providers still to configure.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find earlier conversations (`zend threads show ID` reads one).
+    Threads {
+        #[command(subcommand)]
+        action: Option<ThreadsAction>,
+        #[arg(long)]
+        json: bool,
+        /// Only threads started in this directory or below it.
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Only threads a turn of which came from this tool.
+        #[arg(long, value_name = "T")]
+        tool: Option<String>,
+        /// Only threads a model whose name contains this answered.
+        #[arg(long, value_name = "M")]
+        model: Option<String>,
+        /// Only threads whose title or a turn contains this text.
+        #[arg(long, value_name = "Q")]
+        text: Option<String>,
+        /// At most this many threads (newest first).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+    /// Ask a model (the `chat` tool): the answer on stdout, the continuation id on stderr.
+    Ask {
+        /// The question; `-` reads it from stdin.
+        prompt: String,
+        /// Model name or alias (default: the tool's, else auto).
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Continue an earlier conversation (a continuation_id).
+        #[arg(long = "continue", value_name = "ID")]
+        continuation_id: Option<String>,
+        /// A file or directory to include (repeatable; relative to here).
+        #[arg(long = "file", short = 'f', value_name = "F")]
+        files: Vec<PathBuf>,
+        /// Another model tool to call instead of chat (thinkdeep, a plugin).
+        #[arg(long, default_value = "chat")]
+        tool: String,
+        /// Print one JSON object: answer, continuation_id, footer, is_error.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask several models at once (the `consensus` tool), each with an optional stance.
+    Consensus {
+        /// The proposal or question; `-` reads it from stdin.
+        prompt: String,
+        /// A participant: MODEL or MODEL:for|against|neutral (repeatable).
+        #[arg(long = "model", short, value_name = "M[:STANCE]", required = true)]
+        models: Vec<String>,
+        /// Continue an earlier conversation (a continuation_id).
+        #[arg(long = "continue", value_name = "ID")]
+        continuation_id: Option<String>,
+        /// A file or directory to include (repeatable; relative to here).
+        #[arg(long = "file", short = 'f', value_name = "F")]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check keys, configuration, the daemon and versions; `--live` calls each provider once.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Also make a 1-token call per configured provider.
+        #[arg(long)]
+        live: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThreadsAction {
+    /// Show one thread with all its turns.
+    Show {
+        /// The thread's id (a continuation_id).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         runtime_dir: cli.runtime_dir,
     };
     let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let style = cli::Style::for_stdout();
     match cli.command {
         Command::Serve {
             auto_started,
@@ -267,5 +352,101 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .context("zend stop")?,
             )
         }
+        Command::Models { json } => {
+            let outcome = match Target::new(overrides) {
+                Ok(target) => cli::models::run(&target, json, style, &mut stdout).await,
+                Err(e) => Err(e),
+            };
+            Ok(cli::finish(outcome, &mut stderr))
+        }
+        Command::Threads {
+            action,
+            json,
+            cwd,
+            tool,
+            model,
+            text,
+            limit,
+        } => {
+            let outcome = match (Target::new(overrides), action) {
+                (Err(e), _) => Err(e),
+                (
+                    Ok(target),
+                    Some(ThreadsAction::Show {
+                        id,
+                        json: show_json,
+                    }),
+                ) => cli::threads::show(&target, &id, json || show_json, style, &mut stdout).await,
+                (Ok(target), None) => {
+                    let options = cli::threads::ListOptions {
+                        cwd,
+                        tool,
+                        model,
+                        text,
+                        limit: Some(limit),
+                    };
+                    cli::threads::list(&target, options, json, style, &mut stdout).await
+                }
+            };
+            Ok(cli::finish(outcome, &mut stderr))
+        }
+        Command::Ask {
+            prompt,
+            model,
+            continuation_id,
+            files,
+            tool,
+            json,
+        } => {
+            let outcome = async {
+                let target = Target::new(overrides)?;
+                let prompt = ask::read_prompt(&prompt)?;
+                let call = ask::ToolCall::ask(&tool, prompt, model, continuation_id, &files)?;
+                run_tool(&target, call, json, &mut stdout, &mut stderr).await
+            }
+            .await;
+            Ok(cli::finish(outcome, &mut std::io::stderr()))
+        }
+        Command::Consensus {
+            prompt,
+            models,
+            continuation_id,
+            files,
+            json,
+        } => {
+            let outcome = async {
+                let target = Target::new(overrides)?;
+                let prompt = ask::read_prompt(&prompt)?;
+                let call = ask::ToolCall::consensus(prompt, &models, continuation_id, &files)?;
+                run_tool(&target, call, json, &mut stdout, &mut stderr).await
+            }
+            .await;
+            Ok(cli::finish(outcome, &mut std::io::stderr()))
+        }
+        Command::Doctor { json, live } => {
+            let outcome = match Target::new(overrides.clone()) {
+                Ok(target) => {
+                    cli::doctor::run(&target, &overrides, live, json, style, &mut stdout).await
+                }
+                Err(e) => Err(e),
+            };
+            Ok(cli::finish(outcome, &mut stderr))
+        }
     }
+}
+
+async fn run_tool(
+    target: &Target,
+    call: ask::ToolCall,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, cli::CliError> {
+    let output = ask::Output {
+        out,
+        err,
+        json,
+        err_style: cli::Style::for_stderr(),
+    };
+    ask::run(target, call, output).await
 }

@@ -11,3 +11,6 @@ mod operate;
 
 /// Step-protocol tools (codereview, precommit, debug, ...) and clink.
 mod workflow;
+
+/// The `zend` command line: models, threads, ask, consensus, doctor, exit codes.
+mod cli;

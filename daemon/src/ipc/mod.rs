@@ -2,7 +2,8 @@
 //!
 //! **Boundary:** with `mcp`, the only module that touches tonic types. Each
 //! `Session` stream becomes one MCP session (see `mcp`); `Status` and `Shutdown`
-//! serve `zend status` and `zend stop`. Connections from other users are
+//! serve `zend status` and `zend stop`; `Query` serves the other read commands
+//! (`cli::query` answers, this module only maps its errors to gRPC codes). Connections from other users are
 //! refused before any byte is read (peer credentials).
 
 use std::pin::Pin;
@@ -14,7 +15,8 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use zen_proto::v1::zend_server::Zend;
 use zen_proto::v1::{
-    Frame, Paths, SessionInfo, ShutdownReply, ShutdownRequest, StatusReply, StatusRequest,
+    Frame, Paths, QueryReply, QueryRequest, SessionInfo, ShutdownReply, ShutdownRequest,
+    StatusReply, StatusRequest,
 };
 
 use crate::daemon::Daemon;
@@ -109,6 +111,31 @@ impl Zend for ZendService {
         self.daemon.shutdown.cancel();
         Ok(Response::new(ShutdownReply {
             pid: std::process::id(),
+        }))
+    }
+
+    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryReply>, Status> {
+        use crate::cli::query::{self, QueryError};
+        let request = request.into_inner();
+        let args = if request.args_json.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&request.args_json).map_err(|e| {
+                Status::invalid_argument(format!("query arguments are not JSON: {e}"))
+            })?
+        };
+        let answer = query::answer(&self.daemon, &request.command, args)
+            .await
+            .map_err(|e| match e {
+                QueryError::UnknownCommand(_) | QueryError::InvalidArguments(_) => {
+                    Status::invalid_argument(e.to_string())
+                }
+                QueryError::NotFound(_) => Status::not_found(e.to_string()),
+                QueryError::Failed(_) => Status::internal(e.to_string()),
+            })?;
+        Ok(Response::new(QueryReply {
+            json: answer.json.to_string(),
+            text: answer.text,
         }))
     }
 }

@@ -1,8 +1,6 @@
-//! `zend` subcommands that talk to a running daemon: `status` and `stop`.
-//! Read commands print a table on a terminal and JSON with `--json`.
-//!
-//! Exit codes scripts can rely on: 0 success, 1 error, 3 zend not running
-//! (`status` only; `stop` of a stopped zend succeeds).
+//! `zend status` and `zend stop`: the running daemon's snapshot, and asking it
+//! to stop. Neither starts a daemon: `status` of a stopped zend exits 3,
+//! `stop` of a stopped zend succeeds.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,8 +12,7 @@ use zen_proto::v1::{ShutdownRequest, StatusReply, StatusRequest};
 use crate::client::{self, ClientError};
 use crate::util::human_duration;
 
-/// Exit code when no daemon answers.
-pub const EXIT_NOT_RUNNING: u8 = 3;
+use super::{EXIT_NOT_RUNNING, truncate};
 
 pub async fn status(socket: &Path, as_json: bool, out: &mut dyn Write) -> Result<u8, ClientError> {
     let mut client = match client::connect(socket).await {
@@ -133,16 +130,6 @@ pub fn status_text(reply: &StatusReply) -> String {
         let _ = writeln!(text, "{summary}");
     }
     text
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 /// Asks zend to stop and waits until its process is gone.

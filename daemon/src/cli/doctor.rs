@@ -1,0 +1,653 @@
+//! `zend doctor [--json] [--live]`: what is wrong with this zen, if anything.
+//!
+//! Checks, in order: the daemon (is one running, its pid, socket 0600 in a 0700
+//! directory, the lock file, stale sockets), version skew (this binary, the
+//! daemon, each live session's shim), the configuration files (models.yaml,
+//! server.yaml, limits.yaml, tools/*.yaml with plugin problems, each with
+//! file:line), and per provider the key variables that are set — by name, never
+//! by value. With `--live`, one 1-token completion per configured provider.
+//!
+//! Keys live with the daemon, so when one runs the provider checks (and live
+//! calls) are its answer to the `doctor` query: they reflect the environment
+//! zend runs with, not this shell's. With no daemon the CLI checks in-process
+//! and says that nothing runs. Live calls go through `Providers` (the one place
+//! model calls go through) but not through a tool, so they are not in the ledger.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zen_proto::v1::StatusRequest;
+
+use super::connect::Target;
+use super::{CliError, EXIT_ERROR, EXIT_OK, Style, query};
+use crate::client::ClientError;
+use crate::locations::{Locations, Overrides};
+use crate::providers::{
+    AttemptOutcome, Category, CompletionRequest, ContentPart, Env, Message, ModelsConfig,
+    Providers, Role,
+};
+
+/// How long one live call may take, retries included.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The provider half of the report (what the daemon answers to `doctor`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderChecks {
+    pub providers: Vec<ProviderCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderCheck {
+    pub name: String,
+    /// Has an endpoint and, when it needs one, a key.
+    pub configured: bool,
+    /// Why not, and what to set.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Variables that may hold the key, first set one wins.
+    pub key_vars: Vec<String>,
+    /// Those of `key_vars` that are set. Names only: values are never reported.
+    pub key_vars_set: Vec<String>,
+    /// With `--live`: the result of a 1-token call.
+    #[serde(default)]
+    pub live: Option<LiveCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveCheck {
+    /// The model called (`None` when the provider has no model to call).
+    pub model: Option<String>,
+    pub ok: bool,
+    /// `ProviderError::kind()` of the failure (`auth`, `connection`, ...).
+    #[serde(default)]
+    pub error_kind: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+/// The provider checks as seen with `env` (names of set key variables) and
+/// `providers` (what is configured); with `live`, a 1-token call per configured
+/// provider, all at once.
+pub async fn provider_checks(
+    config_dir: &Path,
+    env: &Env,
+    providers: &Providers,
+    live: bool,
+) -> ProviderChecks {
+    let table = ModelsConfig::load(Some(config_dir))
+        .or_else(|_| ModelsConfig::load(None))
+        .map(|c| c.providers)
+        .unwrap_or_default();
+    let listing = providers.listing();
+    let mut checks: Vec<ProviderCheck> = listing
+        .providers
+        .iter()
+        .map(|p| {
+            let key_vars = table
+                .get(&p.name)
+                .map(|row| row.key_env.clone())
+                .unwrap_or_default();
+            let key_vars_set = key_vars
+                .iter()
+                .filter(|v| env.get(v).is_some())
+                .cloned()
+                .collect();
+            ProviderCheck {
+                name: p.name.clone(),
+                configured: p.configured,
+                reason: p.reason.clone(),
+                key_vars,
+                key_vars_set,
+                live: None,
+            }
+        })
+        .collect();
+    // Configured providers first: they are what the user is checking.
+    checks.sort_by_key(|c| !c.configured);
+    if live {
+        let secrets: Vec<String> = checks
+            .iter()
+            .flat_map(|c| c.key_vars_set.iter())
+            .filter_map(|v| env.get(v).map(str::to_owned))
+            .collect();
+        let calls = checks.iter().map(|check| async {
+            if check.configured {
+                Some(live_call(providers, &check.name, &secrets).await)
+            } else {
+                None
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        for (check, result) in checks.iter_mut().zip(results) {
+            check.live = result;
+        }
+    }
+    ProviderChecks { providers: checks }
+}
+
+/// One cheap call to `provider`: its fast (else cheapest) available model, one output token,
+/// no fallback to another provider counted as success.
+async fn live_call(providers: &Providers, provider: &str, secrets: &[String]) -> LiveCheck {
+    let mut models: Vec<_> = providers
+        .available()
+        .into_iter()
+        .filter(|m| m.provider == provider)
+        .collect();
+    models.sort_by(|a, b| {
+        let price = |m: &crate::providers::ResolvedModel| {
+            m.info
+                .prices
+                .as_ref()
+                .map_or(f64::MAX, |p| p.input_per_million())
+        };
+        (a.info.category != Category::Fast)
+            .cmp(&(b.info.category != Category::Fast))
+            .then(price(a).total_cmp(&price(b)))
+    });
+    let Some(model) = models.into_iter().next() else {
+        return LiveCheck {
+            model: None,
+            ok: false,
+            error_kind: Some("no_model".into()),
+            error: Some(format!(
+                "no model of {provider} is configured or allowed; name one in models.yaml"
+            )),
+            latency_ms: 0,
+        };
+    };
+    let mut request = CompletionRequest::new(
+        model.name.clone(),
+        vec![Message {
+            role: Role::User,
+            content: vec![ContentPart::Text {
+                text: "Reply with the single word OK.".into(),
+            }],
+        }],
+    );
+    request.max_output_tokens = Some(1);
+    let started = std::time::Instant::now();
+    let outcome =
+        tokio::time::timeout(LIVE_TIMEOUT, providers.complete_detailed(request, None)).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let scrub = |text: String| {
+        secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
+    };
+    let failed = |kind: &str, message: String| LiveCheck {
+        model: Some(model.name.clone()),
+        ok: false,
+        error_kind: Some(kind.to_owned()),
+        error: Some(scrub(message)),
+        latency_ms,
+    };
+    match outcome {
+        Err(_) => failed(
+            "timeout",
+            format!("no answer within {}s", LIVE_TIMEOUT.as_secs()),
+        ),
+        Ok(Err(failure)) => failed(failure.error.kind(), failure.error.to_string()),
+        Ok(Ok(completion)) if completion.provider != provider => {
+            // A fallback answered: this provider itself failed.
+            match completion
+                .attempts
+                .iter()
+                .find(|a| a.provider == provider)
+                .map(|a| &a.outcome)
+            {
+                Some(AttemptOutcome::Failed { kind, message }) => failed(kind, message.clone()),
+                _ => failed(
+                    "fallback",
+                    format!("answered by {} instead", completion.model),
+                ),
+            }
+        }
+        Ok(Ok(_)) => LiveCheck {
+            model: Some(model.name.clone()),
+            ok: true,
+            error_kind: None,
+            error: None,
+            latency_ms,
+        },
+    }
+}
+
+/// The whole report (`zend doctor --json` prints it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// This `zend` binary's version.
+    pub cli_version: String,
+    pub daemon: DaemonCheck,
+    pub config_dir: PathBuf,
+    pub config_files: Vec<FileCheck>,
+    /// Problems with `tools/*.yaml` (plugins and built-in overrides), with file:line.
+    pub tool_problems: Vec<String>,
+    /// `"daemon"` when the running zend answered the provider checks, else `"cli"`.
+    pub providers_checked_by: String,
+    pub providers: Vec<ProviderCheck>,
+    /// What needs fixing; `doctor` exits 1 when this is not empty.
+    pub problems: Vec<String>,
+    /// Worth knowing, not broken.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DaemonCheck {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub version: Option<String>,
+    pub uptime_ms: Option<u64>,
+    pub socket: PathBuf,
+    /// The socket file's mode (octal), when it exists; 600 expected.
+    pub socket_mode: Option<String>,
+    pub socket_dir_mode: Option<String>,
+    pub lock_file: PathBuf,
+    /// The pid recorded in the lock file, and whether that process is alive.
+    pub lock_pid: Option<u32>,
+    pub lock_pid_alive: bool,
+    pub data_dir: PathBuf,
+    pub sessions: Vec<SessionCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionCheck {
+    pub id: String,
+    pub client: String,
+    pub shim_version: String,
+    /// The shim's version differs from the daemon's.
+    pub skew: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileCheck {
+    pub file: String,
+    /// The user's file exists (else the built-in defaults apply).
+    pub present: bool,
+    pub ok: bool,
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// Runs the checks and prints the report; exit 0 when nothing needs fixing, 1 otherwise.
+pub async fn run(
+    target: &Target,
+    overrides: &Overrides,
+    live: bool,
+    as_json: bool,
+    style: Style,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
+    let report = collect(target, overrides, live).await?;
+    if as_json {
+        let value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+        writeln!(out, "{value:#}")?;
+    } else {
+        write!(out, "{}", render(&report, style))?;
+    }
+    Ok(if report.problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+/// Gathers the report: from the running daemon where it knows better, else in-process.
+pub async fn collect(
+    target: &Target,
+    overrides: &Overrides,
+    live: bool,
+) -> Result<Report, CliError> {
+    let locations = Locations::resolve(overrides)?;
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut daemon = DaemonCheck {
+        socket: target.socket.clone(),
+        lock_file: locations.lock_path(),
+        data_dir: locations.data_dir.clone(),
+        ..DaemonCheck::default()
+    };
+    let mut config_dir = locations.config_dir.clone();
+    let mut remote_checks = None;
+    match target.connect().await {
+        Ok(mut client) => {
+            let status = client
+                .status(StatusRequest {})
+                .await
+                .map_err(|s| ClientError::Rpc(s.message().to_owned()))?
+                .into_inner();
+            daemon.running = true;
+            daemon.pid = Some(status.pid);
+            daemon.uptime_ms = Some(status.uptime_ms);
+            if !status.socket_path.is_empty() {
+                daemon.socket = PathBuf::from(&status.socket_path);
+            }
+            if let Some(paths) = &status.paths {
+                config_dir = PathBuf::from(&paths.config_dir);
+                daemon.data_dir = PathBuf::from(&paths.data_dir);
+                daemon.lock_file = Path::new(&paths.runtime_dir).join("zend.lock");
+            }
+            if status.daemon_version != zen_proto::VERSION {
+                warnings.push(format!(
+                    "the running zend is version {} but this zend binary is {}; `zend stop` so the next start runs the new one",
+                    status.daemon_version,
+                    zen_proto::VERSION
+                ));
+            }
+            for session in &status.sessions {
+                let skew = !session.shim_version.is_empty()
+                    && session.shim_version != status.daemon_version;
+                if skew {
+                    warnings.push(format!(
+                        "session {} ({}) runs zen-shim {} against zend {}; restart that MCP client after upgrading",
+                        session.id,
+                        if session.client_name.is_empty() { "unknown client" } else { &session.client_name },
+                        session.shim_version,
+                        status.daemon_version
+                    ));
+                }
+                daemon.sessions.push(SessionCheck {
+                    id: session.id.clone(),
+                    client: session.client_name.clone(),
+                    shim_version: session.shim_version.clone(),
+                    skew,
+                });
+            }
+            daemon.version = Some(status.daemon_version);
+            match query::request(&mut client, query::DOCTOR, json!({ "live": live })).await {
+                Ok(answer) => match serde_json::from_value::<ProviderChecks>(answer.json) {
+                    Ok(checks) => remote_checks = Some(checks),
+                    Err(e) => warnings.push(format!(
+                        "the running zend sent provider checks this binary cannot read ({e}); checked here instead"
+                    )),
+                },
+                Err(e) => warnings.push(format!(
+                    "the running zend cannot answer doctor queries ({e}); providers checked here instead, with this shell's environment"
+                )),
+            }
+        }
+        Err(CliError::Client(ClientError::NotRunning(_))) => {}
+        Err(e) => return Err(e),
+    }
+
+    check_runtime(&mut daemon, &mut problems, &mut warnings);
+
+    let mut config_files = Vec::new();
+    let server = crate::config::ServerConfig::load(&config_dir);
+    config_files.push(file_check(
+        &config_dir,
+        "server.yaml",
+        server.as_ref().err(),
+    ));
+    let limits = crate::ledger::LimitsConfig::load(&config_dir);
+    config_files.push(file_check(
+        &config_dir,
+        "limits.yaml",
+        limits.as_ref().err(),
+    ));
+    let models = ModelsConfig::load(Some(&config_dir));
+    config_files.push(file_check(
+        &config_dir,
+        "models.yaml",
+        models.as_ref().err(),
+    ));
+    for file in &config_files {
+        if let Some(problem) = &file.problem {
+            problems.push(problem.clone());
+        }
+    }
+    let disabled = server
+        .as_ref()
+        .map(crate::daemon::disabled_tools)
+        .unwrap_or_default();
+    let (_, tool_problems) = crate::tools::Registry::load(&config_dir, &disabled);
+    problems.extend(tool_problems.iter().cloned());
+
+    let (providers_checked_by, checks) = match remote_checks {
+        Some(checks) => ("daemon", checks),
+        None => {
+            let env = Env::load(Some(&config_dir));
+            let providers = Providers::new(models.unwrap_or_default(), &env)
+                .or_else(|_| Providers::load(None, &env));
+            let checks = match providers {
+                Ok(providers) => provider_checks(&config_dir, &env, &providers, live).await,
+                Err(e) => {
+                    problems.push(format!("cannot set up the providers: {e}"));
+                    ProviderChecks::default()
+                }
+            };
+            ("cli", checks)
+        }
+    };
+    if !checks.providers.iter().any(|p| p.configured) {
+        problems.push(
+            "no provider is configured: set an API key (e.g. OPENAI_API_KEY) in zen's .env or zend's environment"
+                .into(),
+        );
+    }
+    for check in &checks.providers {
+        if let Some(live) = &check.live
+            && !live.ok
+        {
+            problems.push(format!(
+                "{}: live call failed ({}): {}",
+                check.name,
+                live.error_kind.as_deref().unwrap_or("error"),
+                live.error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    Ok(Report {
+        cli_version: zen_proto::VERSION.to_owned(),
+        daemon,
+        config_dir,
+        config_files,
+        tool_problems,
+        providers_checked_by: providers_checked_by.to_owned(),
+        providers: checks.providers,
+        problems,
+        warnings,
+    })
+}
+
+fn file_check(config_dir: &Path, name: &str, error: Option<&impl ToString>) -> FileCheck {
+    FileCheck {
+        file: name.to_owned(),
+        present: config_dir.join(name).is_file(),
+        ok: error.is_none(),
+        problem: error.map(ToString::to_string),
+    }
+}
+
+/// Socket, its directory, the lock file: modes, owners, stale leftovers.
+fn check_runtime(daemon: &mut DaemonCheck, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let uid = zen_proto::paths::current_uid();
+    if let Some(dir) = daemon.socket.parent()
+        && let Ok(meta) = std::fs::symlink_metadata(dir)
+    {
+        daemon.socket_dir_mode = Some(format!("{:o}", meta.mode() & 0o7777));
+        if !meta.is_dir() || meta.mode() & 0o077 != 0 || meta.uid() != uid {
+            problems.push(format!(
+                "the socket's directory {} must be a directory of yours with mode 700 (it is {:o}, uid {})",
+                dir.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(&daemon.socket) {
+        Ok(meta) => {
+            daemon.socket_mode = Some(format!("{:o}", meta.mode() & 0o7777));
+            if !meta.file_type().is_socket() {
+                problems.push(format!(
+                    "{} is not a socket; remove it",
+                    daemon.socket.display()
+                ));
+            } else if meta.mode() & 0o077 != 0 || meta.uid() != uid {
+                problems.push(format!(
+                    "the socket {} must be yours with mode 600 (it is {:o})",
+                    daemon.socket.display(),
+                    meta.mode() & 0o7777
+                ));
+            } else if !daemon.running {
+                warnings.push(format!(
+                    "{} is left from a zend that did not exit cleanly; the next start removes it",
+                    daemon.socket.display()
+                ));
+            }
+        }
+        Err(_) if daemon.running => {
+            // Handed over by a service manager under another name, or ZEN_SOCKET differs.
+        }
+        Err(_) => {}
+    }
+    daemon.lock_pid = std::fs::read_to_string(&daemon.lock_file)
+        .ok()
+        .and_then(|text| text.trim().parse().ok());
+    daemon.lock_pid_alive = daemon.lock_pid.is_some_and(process_alive);
+    if !daemon.running
+        && daemon.lock_pid_alive
+        && let Some(pid) = daemon.lock_pid
+    {
+        problems.push(format!(
+            "pid {pid} is recorded in {} and alive, but nothing answers at {}: a hung zend? (`kill {pid}`)",
+            daemon.lock_file.display(),
+            daemon.socket.display()
+        ));
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// The report for people.
+pub fn render(report: &Report, style: Style) -> String {
+    use std::fmt::Write as _;
+    let ok = style.green("ok");
+    let bad = style.red("FAIL");
+    let mut text = String::new();
+    let d = &report.daemon;
+    let _ = writeln!(text, "{}", style.bold("Daemon"));
+    if d.running {
+        let _ = writeln!(
+            text,
+            "  {ok}  zend {} running, pid {}",
+            d.version.as_deref().unwrap_or("?"),
+            d.pid.map_or("?".to_owned(), |p| p.to_string())
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "  --  zend is not running (the next zen-shim or `zend` command starts it)"
+        );
+    }
+    let _ = writeln!(
+        text,
+        "      socket {} (mode {}, directory mode {})",
+        d.socket.display(),
+        d.socket_mode.as_deref().unwrap_or("-"),
+        d.socket_dir_mode.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(text, "      store  {}", d.data_dir.display());
+    let _ = writeln!(
+        text,
+        "      zend binary {}; {} live session{}",
+        report.cli_version,
+        d.sessions.len(),
+        if d.sessions.len() == 1 { "" } else { "s" }
+    );
+
+    let _ = writeln!(
+        text,
+        "\n{}  {}",
+        style.bold("Configuration"),
+        style.dim(&report.config_dir.display().to_string())
+    );
+    for file in &report.config_files {
+        let state = match (&file.problem, file.present) {
+            (Some(problem), _) => format!("{bad}  {problem}"),
+            (None, true) => format!("{ok}  {}", file.file),
+            (None, false) => format!("{ok}  {} {}", file.file, style.dim("(built-in defaults)")),
+        };
+        let _ = writeln!(text, "  {state}");
+    }
+    if report.tool_problems.is_empty() {
+        let _ = writeln!(text, "  {ok}  tools/");
+    }
+    for problem in &report.tool_problems {
+        let _ = writeln!(text, "  {bad}  {problem}");
+    }
+
+    let _ = writeln!(
+        text,
+        "\n{}  {}",
+        style.bold("Providers"),
+        style.dim(&format!(
+            "(as {} sees them; key values are never shown)",
+            report
+                .providers_checked_by
+                .replace("cli", "this shell")
+                .replace("daemon", "zend")
+        ))
+    );
+    for p in &report.providers {
+        let keys = if p.key_vars_set.is_empty() {
+            String::new()
+        } else {
+            format!(" key in {}", p.key_vars_set.join(", "))
+        };
+        let mark = if p.configured {
+            ok.clone()
+        } else {
+            "--".to_owned()
+        };
+        let _ = write!(text, "  {mark}  {:<12}{keys}", p.name);
+        if !p.configured {
+            let _ = write!(text, "{}", style.dim(p.reason.as_deref().unwrap_or("")));
+        }
+        let _ = writeln!(text);
+        if let Some(live) = &p.live {
+            let model = live.model.as_deref().unwrap_or("-");
+            if live.ok {
+                let _ = writeln!(text, "        live: {ok} {model} in {} ms", live.latency_ms);
+            } else {
+                let _ = writeln!(
+                    text,
+                    "        live: {bad} {model}: {} ({})",
+                    live.error.as_deref().unwrap_or(""),
+                    live.error_kind.as_deref().unwrap_or("error")
+                );
+            }
+        }
+    }
+
+    if !report.warnings.is_empty() {
+        let _ = writeln!(text, "\n{}", style.bold("Warnings"));
+        for warning in &report.warnings {
+            let _ = writeln!(text, "  {} {warning}", style.yellow("!"));
+        }
+    }
+    if report.problems.is_empty() {
+        let _ = writeln!(text, "\n{}", style.green("No problems found."));
+    } else {
+        let _ = writeln!(
+            text,
+            "\n{}",
+            style.red(&format!("{} problem(s):", report.problems.len()))
+        );
+        for problem in &report.problems {
+            let _ = writeln!(text, "  - {problem}");
+        }
+    }
+    text
+}
