@@ -93,7 +93,8 @@ impl ZenHome {
             .env_clear()
             .env("HOME", self.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ZEN_HOME", self.path());
+            .env("ZEN_HOME", self.path())
+            .env("ZEN_SHIM_DEBUG", "1");
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -189,16 +190,21 @@ impl Drop for ZenHome {
     }
 }
 
+/// True when the process is gone or only its zombie remains. The thread-group
+/// leader turns into a zombie while its other threads may still be exiting
+/// (and still hold its sockets open), so every thread must be a zombie.
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .map(|stat| {
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                state.starts_with('Z') || state.starts_with('X')
+            })
+            .unwrap_or(true)
+    })
 }
 
 pub fn kill9(pid: u32) {
@@ -266,7 +272,11 @@ impl McpClient {
 
     /// The last lines of zend's logs, for failure messages.
     pub fn daemon_log(&self) -> String {
-        let Some(dir) = &self.state_dir else { return String::new() };
+        let Some(dir) = &self.state_dir else {
+            return String::new();
+        };
+        // zend's log writer is asynchronous: give it a moment to catch up.
+        std::thread::sleep(Duration::from_millis(300));
         let mut text = String::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
