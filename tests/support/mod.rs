@@ -93,8 +93,7 @@ impl ZenHome {
             .env_clear()
             .env("HOME", self.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ZEN_HOME", self.path())
-            .env("ZEN_SHIM_DEBUG", "1");
+            .env("ZEN_HOME", self.path());
         for (key, value) in &self.env {
             command.env(key, value);
         }
