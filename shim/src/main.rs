@@ -1,28 +1,57 @@
 //! zen-shim: what an MCP client launches. It frames bytes and nothing else.
 //!
 //! Each newline-terminated line on stdin becomes one `Frame` on a `Zend.Session`
-//! stream; each frame from the daemon becomes one line on stdout. The shim never
-//! parses JSON-RPC (invariant 1): validation, errors and all MCP logic live in
-//! zend. If no daemon answers, the shim starts `zend serve` detached and waits for
-//! its socket (see [`connect`]). Stdout belongs to the protocol: diagnostics go to
-//! stderr, and only when something goes wrong or `ZEN_SHIM_DEBUG` is set.
+//! stream; each frame from the daemon becomes one line on stdout. Validation,
+//! errors and all MCP logic live in zend (invariant 1). If no daemon answers,
+//! the shim starts `zend serve` detached and waits for its socket (see
+//! [`connect`]).
+//!
+//! If zend crashes, is killed, or restarts for a newer shim, the shim hides it:
+//! requests left unanswered get a JSON-RPC error saying they may be retried,
+//! the shim reconnects (starting zend again when allowed), replays the client's
+//! `initialize` and `notifications/initialized`, drops the duplicate answer, and
+//! carries on. That is the only reason it looks inside lines at all, and all it
+//! looks at is the top-level `id` and `method` (see `zen_shim::scan` and
+//! `zen_shim::replay`). A daemon stopped on purpose (`zend stop`, SIGTERM) is
+//! not resurrected: the shim says so on stderr and exits.
+//!
+//! Stdout belongs to the protocol: diagnostics go to stderr, and only when
+//! something goes wrong or `ZEN_SHIM_DEBUG` is set.
 //!
 //! Exit codes: 0 when stdin ended and the daemon finished answering; 1 when the
-//! daemon could not be reached or went away mid-session.
+//! daemon could not be reached, was stopped, or kept going away.
 
 mod connect;
 
+use std::collections::VecDeque;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use zen_proto::v1::Frame;
 use zen_proto::v1::zend_client::ZendClient;
+use zen_shim::framing::LineFramer;
+use zen_shim::replay::Book;
 
-/// Frames buffered from stdin while the daemon is busy. Small: a client waits
-/// for answers anyway, and backpressure on stdin is the right signal.
+/// Lines buffered from stdin while the daemon is busy (or being reconnected).
+/// Small: a client waits for answers anyway, and backpressure on stdin is the
+/// right signal.
 const OUTBOUND_CAPACITY: usize = 32;
+/// Test hook: the version this shim reports to zend instead of its own.
+const VERSION_OVERRIDE_ENV: &str = "ZEN_SHIM_VERSION_OVERRIDE";
+/// Set (to anything) to log reconnects on stderr.
+const DEBUG_ENV: &str = "ZEN_SHIM_DEBUG";
+/// Reconnects allowed within [`RESTART_WINDOW`] before the shim gives up, so a
+/// daemon that dies at every start is reported rather than restarted forever.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long the daemon may take to accept a session once connected.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -48,87 +77,250 @@ fn main() -> ExitCode {
     }
 }
 
+/// How one connection's session ended.
+enum End {
+    /// zend ended the stream after stdin ended: all answered.
+    Finished,
+    /// The client closed our stdout: nobody is listening any more.
+    StdoutClosed,
+    /// zend ended it on purpose; the reason is for the user.
+    Stopped(String),
+    /// The connection broke, or zend is restarting: reconnect.
+    Lost(String),
+}
+
 async fn run() -> Result<(), String> {
     let socket = zen_proto::paths::socket_path();
-    let channel = connect::connect_or_start(&socket).await?;
-    let mut client = ZendClient::new(channel)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-
-    let (outbound, outbound_rx) = mpsc::channel::<Frame>(OUTBOUND_CAPACITY);
-    tokio::spawn(pump_stdin(outbound));
-
-    let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
-    add_session_metadata(request.metadata_mut());
-    let mut inbound = client
-        .session(request)
-        .await
-        .map_err(|status| {
-            format!(
-                "zend refused the session at {}: {}",
-                socket.display(),
-                status.message()
-            )
-        })?
-        .into_inner();
-
+    let book = Arc::new(Mutex::new(Book::default()));
+    let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
+    tokio::spawn(read_stdin(lines_tx));
     let mut stdout = tokio::io::stdout();
+    let mut restarts = VecDeque::new();
+    let mut mode = connect::Mode::First;
     loop {
-        match inbound.message().await {
-            Ok(Some(frame)) => {
-                let mut line = Vec::with_capacity(frame.json.len() + 1);
-                line.extend_from_slice(&frame.json);
-                line.push(b'\n');
-                if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
-                    // The client closed our stdout: nobody is listening any more.
-                    return Ok(());
-                }
+        let replay = lock(&book).replay();
+        let (outbound, mut inbound) = open_session(&socket, mode, replay).await?;
+        let (stop, stopped) = oneshot::channel();
+        let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
+        let end = relay(&mut inbound, &book, &mut stdout).await;
+        let _ = stop.send(());
+        let stdin_open;
+        (lines, stdin_open) = forwarder
+            .await
+            .map_err(|e| format!("internal error in the stdin forwarder: {e}"))?;
+        let reason = match end {
+            End::Finished | End::StdoutClosed => return Ok(()),
+            End::Stopped(reason) => return Err(reason),
+            End::Lost(reason) => reason,
+        };
+        let errors = lock(&book).lost();
+        for error in &errors {
+            if write_line(&mut stdout, error).await.is_err() {
+                return Ok(());
             }
-            Ok(None) => return Ok(()),
-            Err(status) => {
+        }
+        if !stdin_open {
+            return match errors.len() {
+                0 => Ok(()),
+                n => Err(format!(
+                    "lost the connection to zend ({reason}) with {n} request(s) unanswered after stdin ended"
+                )),
+            };
+        }
+        let now = Instant::now();
+        while restarts
+            .front()
+            .is_some_and(|at: &Instant| now.duration_since(*at) > RESTART_WINDOW)
+        {
+            restarts.pop_front();
+        }
+        if restarts.len() >= MAX_RESTARTS {
+            return Err(format!(
+                "lost the connection to zend {MAX_RESTARTS} times within {}s (last: {reason}); \
+                 giving up: see zend's log (`zend status` names it)",
+                RESTART_WINDOW.as_secs()
+            ));
+        }
+        restarts.push_back(now);
+        if std::env::var_os(DEBUG_ENV).is_some() {
+            eprintln!(
+                "zen-shim: lost zend ({reason}); {} request(s) errored; reconnecting",
+                errors.len()
+            );
+        }
+        mode = connect::Mode::Reconnect;
+    }
+}
+
+/// Connects (or starts zend) and opens a session whose first frames are
+/// `replay`. A daemon that is on its way out refuses sessions as unavailable or
+/// never answers; both are retried until [`connect::START_DEADLINE`].
+async fn open_session(
+    socket: &Path,
+    mut mode: connect::Mode,
+    replay: Vec<Vec<u8>>,
+) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
+    let started = Instant::now();
+    loop {
+        let channel = connect::connect_or_start(socket, mode).await?;
+        let mut client = ZendClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let (outbound, outbound_rx) = mpsc::channel::<Frame>(OUTBOUND_CAPACITY.max(replay.len()));
+        for line in &replay {
+            let _ = outbound.try_send(Frame {
+                json: line.clone().into(),
+            });
+        }
+        let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
+        add_session_metadata(request.metadata_mut());
+        let reason = match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
+            Ok(Ok(response)) => return Ok((outbound, response.into_inner())),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                status.message().to_owned()
+            }
+            Ok(Err(status)) => {
                 return Err(format!(
-                    "lost the connection to zend ({}); restart your MCP client's zen server",
+                    "zend refused the session at {}: {}",
+                    socket.display(),
                     status.message()
                 ));
             }
+            Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
+        };
+        if started.elapsed() > connect::START_DEADLINE {
+            return Err(format!(
+                "zend at {} would not open a session: {reason}",
+                socket.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mode = connect::Mode::Reconnect;
+    }
+}
+
+/// Copies zend's frames to stdout until the stream ends.
+async fn relay(
+    inbound: &mut Streaming<Frame>,
+    book: &Mutex<Book>,
+    stdout: &mut tokio::io::Stdout,
+) -> End {
+    loop {
+        match inbound.message().await {
+            Ok(Some(frame)) => {
+                if !lock(book).received(&frame.json) {
+                    continue;
+                }
+                if write_line(stdout, &frame.json).await.is_err() {
+                    return End::StdoutClosed;
+                }
+            }
+            Ok(None) => return End::Finished,
+            Err(status) => return classify(&status),
         }
     }
 }
 
-/// Sends each stdin line as one frame; dropping `outbound` at EOF half-closes the
+/// Whether a stream that ended with `status` was ended on purpose.
+fn classify(status: &tonic::Status) -> End {
+    use zen_proto::meta::{END, end};
+    let message = status.message().to_owned();
+    match status.metadata().get(END).and_then(|v| v.to_str().ok()) {
+        Some(end::STOPPED) => End::Stopped(message),
+        Some(end::REFUSED) => End::Stopped(format!("zend refused the session: {message}")),
+        Some(_) => End::Lost(message),
+        // An older zend says it in words only.
+        None if status.code() == tonic::Code::Unavailable && message.contains("stopped") => {
+            End::Stopped(message)
+        }
+        None if status.code() == tonic::Code::InvalidArgument => {
+            End::Stopped(format!("zend refused the session: {message}"))
+        }
+        None => End::Lost(message),
+    }
+}
+
+/// Sends stdin's lines to one connection until told to stop (the connection is
+/// gone) or stdin ends; returns the line queue for the next connection, and
+/// whether stdin is still open. Dropping `outbound` at EOF half-closes the
 /// stream, and the daemon ends it once every reply is written.
-async fn pump_stdin(outbound: mpsc::Sender<Frame>) {
-    let mut stdin = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    let mut line = Vec::new();
+///
+/// A line is noted as sent just before it is handed to the connection, so a
+/// line the broken connection took is errored by [`Book::lost`], and one still
+/// queued goes to the next daemon: never both.
+async fn forward(
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    outbound: mpsc::Sender<Frame>,
+    book: Arc<Mutex<Book>>,
+    mut stop: oneshot::Receiver<()>,
+) -> (mpsc::Receiver<Vec<u8>>, bool) {
     loop {
-        line.clear();
-        match stdin.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                while matches!(line.last(), Some(b'\n' | b'\r')) {
-                    line.pop();
-                }
-                if line.is_empty() {
-                    continue;
-                }
-                let frame = Frame {
-                    json: line.clone().into(),
-                };
-                if outbound.send(frame).await.is_err() {
-                    return;
-                }
+        let line = tokio::select! {
+            biased;
+            _ = &mut stop => return (lines, true),
+            line = lines.recv() => line,
+        };
+        let Some(line) = line else {
+            return (lines, false);
+        };
+        lock(&book).sent(&line);
+        let frame = Frame { json: line.into() };
+        tokio::select! {
+            biased;
+            _ = &mut stop => return (lines, true),
+            sent = outbound.send(frame) => if sent.is_err() {
+                // The connection is gone; `relay` will notice and stop us.
+                let _ = stop.await;
+                return (lines, true);
+            },
+        }
+    }
+}
+
+/// Reads stdin and queues one entry per line (see `zen_shim::framing`).
+async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
+    let mut stdin = tokio::io::stdin();
+    let mut framer = LineFramer::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = match stdin.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&chunk[..read]);
+        while let Some(line) = framer.next_line() {
+            if lines.send(line).await.is_err() {
+                return;
             }
         }
     }
+    if let Some(line) = framer.finish() {
+        let _ = lines.send(line).await;
+    }
+}
+
+async fn write_line(stdout: &mut tokio::io::Stdout, json: &[u8]) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(json.len() + 1);
+    line.extend_from_slice(json);
+    line.push(b'\n');
+    stdout.write_all(&line).await?;
+    stdout.flush().await
+}
+
+/// The bookkeeping is only ever held for a scan; a poisoned lock still holds
+/// consistent data.
+fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     use tonic::metadata::{BinaryMetadataValue, MetadataValue};
     use zen_proto::meta;
-    metadata.insert(
-        meta::SHIM_VERSION,
-        MetadataValue::from_static(zen_proto::VERSION),
-    );
+    let version = std::env::var(VERSION_OVERRIDE_ENV)
+        .ok()
+        .and_then(|v| MetadataValue::try_from(v).ok())
+        .unwrap_or(MetadataValue::from_static(zen_proto::VERSION));
+    metadata.insert(meta::SHIM_VERSION, version);
     metadata.insert(meta::SHIM_PID, MetadataValue::from(std::process::id()));
     metadata.insert(
         meta::CLIENT_PID,
