@@ -97,17 +97,26 @@ async fn run() -> Result<(), String> {
     let mut stdout = tokio::io::stdout();
     let mut restarts = VecDeque::new();
     let mut mode = connect::Mode::First;
+    let mut unsent = None;
     loop {
         let replay = lock(&book).replay();
         let (outbound, mut inbound) = open_session(&socket, mode, replay).await?;
         let (stop, stopped) = oneshot::channel();
-        let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
+        let forwarder = tokio::spawn(forward(
+            lines,
+            unsent.take(),
+            outbound,
+            Arc::clone(&book),
+            stopped,
+        ));
         let end = relay(&mut inbound, &book, &mut stdout).await;
         let _ = stop.send(());
-        let stdin_open;
-        (lines, stdin_open) = forwarder
+        let forwarded = forwarder
             .await
             .map_err(|e| format!("internal error in the stdin forwarder: {e}"))?;
+        lines = forwarded.lines;
+        unsent = forwarded.unsent;
+        let stdin_open = forwarded.stdin_open;
         let reason = match end {
             End::Finished | End::StdoutClosed => return Ok(()),
             End::Stopped(reason) => return Err(reason),
@@ -153,8 +162,9 @@ async fn run() -> Result<(), String> {
 }
 
 /// Connects (or starts zend) and opens a session whose first frames are
-/// `replay`. A daemon that is on its way out refuses sessions as unavailable or
-/// never answers; both are retried until [`connect::START_DEADLINE`].
+/// `replay`. A daemon that is on its way out refuses sessions as unavailable,
+/// drops the connection or never answers; all are retried until
+/// [`connect::START_DEADLINE`].
 async fn open_session(
     socket: &Path,
     mut mode: connect::Mode,
@@ -174,18 +184,11 @@ async fn open_session(
         }
         let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
         add_session_metadata(request.metadata_mut());
+        // zend refuses a session only while shutting down; any failure here
+        // is a daemon on its way out or gone, so try again (starting a new one).
         let reason = match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
             Ok(Ok(response)) => return Ok((outbound, response.into_inner())),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                status.message().to_owned()
-            }
-            Ok(Err(status)) => {
-                return Err(format!(
-                    "zend refused the session at {}: {}",
-                    socket.display(),
-                    status.message()
-                ));
-            }
+            Ok(Err(status)) => status.message().to_owned(),
             Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
         };
         if started.elapsed() > connect::START_DEADLINE {
@@ -240,40 +243,62 @@ fn classify(status: &tonic::Status) -> End {
     }
 }
 
-/// Sends stdin's lines to one connection until told to stop (the connection is
-/// gone) or stdin ends; returns the line queue for the next connection, and
-/// whether stdin is still open. Dropping `outbound` at EOF half-closes the
-/// stream, and the daemon ends it once every reply is written.
+/// What a forwarder hands back when its connection is done.
+struct Forwarded {
+    /// The stdin line queue, for the next connection.
+    lines: mpsc::Receiver<Vec<u8>>,
+    /// A line the connection refused because it was already gone: the next
+    /// connection sends it first.
+    unsent: Option<Vec<u8>>,
+    stdin_open: bool,
+}
+
+/// Sends stdin's lines (`first` before them) to one connection until told to
+/// stop (the connection is gone) or stdin ends. Dropping `outbound` at EOF
+/// half-closes the stream, and the daemon ends it once every reply is written.
 ///
-/// A line is noted as sent just before it is handed to the connection, so a
-/// line the broken connection took is errored by [`Book::lost`], and one still
-/// queued goes to the next daemon: never both.
+/// A line is noted as sent as the connection takes it, so a line a dead
+/// connection took is errored by [`Book::lost`], and one it refused goes to
+/// the next daemon: never both.
 async fn forward(
     mut lines: mpsc::Receiver<Vec<u8>>,
+    mut first: Option<Vec<u8>>,
     outbound: mpsc::Sender<Frame>,
     book: Arc<Mutex<Book>>,
     mut stop: oneshot::Receiver<()>,
-) -> (mpsc::Receiver<Vec<u8>>, bool) {
+) -> Forwarded {
     loop {
-        let line = tokio::select! {
-            biased;
-            _ = &mut stop => return (lines, true),
-            line = lines.recv() => line,
+        let line = match first.take() {
+            Some(line) => Some(line),
+            None => tokio::select! {
+                biased;
+                _ = &mut stop => return Forwarded { lines, unsent: None, stdin_open: true },
+                line = lines.recv() => line,
+            },
         };
         let Some(line) = line else {
-            return (lines, false);
+            return Forwarded {
+                lines,
+                unsent: None,
+                stdin_open: false,
+            };
+        };
+        let permit = tokio::select! {
+            biased;
+            _ = &mut stop => None,
+            permit = outbound.reserve() => permit.ok(),
+        };
+        let Some(permit) = permit else {
+            // Told to stop, or the connection is gone (and `relay` will tell us).
+            let _ = (&mut stop).await;
+            return Forwarded {
+                lines,
+                unsent: Some(line),
+                stdin_open: true,
+            };
         };
         lock(&book).sent(&line);
-        let frame = Frame { json: line.into() };
-        tokio::select! {
-            biased;
-            _ = &mut stop => return (lines, true),
-            sent = outbound.send(frame) => if sent.is_err() {
-                // The connection is gone; `relay` will notice and stop us.
-                let _ = stop.await;
-                return (lines, true);
-            },
-        }
+        permit.send(Frame { json: line.into() });
     }
 }
 

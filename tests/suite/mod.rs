@@ -5,3 +5,6 @@ mod foundation;
 
 /// The tool engine, conversational tools, prompts and plugins.
 mod tools;
+
+/// Crash and restart recovery, version skew, shutdown, access, hostile input.
+mod reliability;

@@ -72,7 +72,9 @@ impl Zend for ZendService {
                 () = wait_for_shutdown(&daemon, &session) => Ok(()),
             };
             match ended {
-                Ok(()) if shutdown.is_cancelled() && upgrade.is_restarting() => {
+                // However the session ended (perhaps mid-initialize), a
+                // shutdown is what the shim must hear about.
+                _ if shutdown.is_cancelled() && upgrade.is_restarting() => {
                     let _ = outbound
                         .send(Err(session_end(
                             Status::unavailable("zend is restarting to match a newer zen-shim"),
@@ -80,7 +82,7 @@ impl Zend for ZendService {
                         )))
                         .await;
                 }
-                Ok(()) if shutdown.is_cancelled() => {
+                _ if shutdown.is_cancelled() => {
                     let _ = outbound
                         .send(Err(session_end(
                             Status::unavailable(
