@@ -283,19 +283,25 @@ async fn forward(
                 stdin_open: false,
             };
         };
+        // `Err(true)`: told to stop; `Err(false)`: the connection is gone, and
+        // `relay` will notice and tell us (a oneshot must not be awaited twice).
         let permit = tokio::select! {
             biased;
-            _ = &mut stop => None,
-            permit = outbound.reserve() => permit.ok(),
+            _ = &mut stop => Err(true),
+            permit = outbound.reserve() => permit.map_err(|_| false),
         };
-        let Some(permit) = permit else {
-            // Told to stop, or the connection is gone (and `relay` will tell us).
-            let _ = (&mut stop).await;
-            return Forwarded {
-                lines,
-                unsent: Some(line),
-                stdin_open: true,
-            };
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(stopped) => {
+                if !stopped {
+                    let _ = (&mut stop).await;
+                }
+                return Forwarded {
+                    lines,
+                    unsent: Some(line),
+                    stdin_open: true,
+                };
+            }
         };
         lock(&book).sent(&line);
         permit.send(Frame { json: line.into() });
@@ -357,5 +363,61 @@ fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
             meta::CWD_BIN,
             BinaryMetadataValue::from_bytes(cwd.as_os_str().as_bytes()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: u32) -> Vec<u8> {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_the_connection_is_full_keeps_the_line_for_the_next_one() {
+        let (lines_tx, lines) = mpsc::channel(4);
+        let (outbound, mut taken) = mpsc::channel(1);
+        let book = Arc::new(Mutex::new(Book::default()));
+        let (stop, stopped) = oneshot::channel();
+        lines_tx.send(request(1)).await.unwrap();
+        lines_tx.send(request(2)).await.unwrap();
+        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        while taken.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        stop.send(()).unwrap();
+        let forwarded = forwarder.await.unwrap();
+        assert_eq!(forwarded.unsent, Some(request(2)));
+        assert!(forwarded.stdin_open);
+        assert_eq!(lock(&book).pending(), 1, "only the line taken is noted");
+        assert_eq!(taken.recv().await.unwrap().json.to_vec(), request(1));
+    }
+
+    #[tokio::test]
+    async fn a_dead_connection_hands_the_line_back_unsent_and_eof_is_reported() {
+        let (lines_tx, lines) = mpsc::channel(4);
+        let (outbound, taken) = mpsc::channel(1);
+        drop(taken);
+        let book = Arc::new(Mutex::new(Book::default()));
+        let (stop, stopped) = oneshot::channel();
+        lines_tx.send(request(3)).await.unwrap();
+        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        tokio::task::yield_now().await;
+        stop.send(()).unwrap();
+        let forwarded = forwarder.await.unwrap();
+        assert_eq!(forwarded.unsent, Some(request(3)));
+        assert_eq!(lock(&book).pending(), 0);
+
+        // The next connection sends it first; then stdin's end is reported.
+        drop(lines_tx);
+        let (outbound, mut taken) = mpsc::channel(4);
+        let (_stop, stopped) = oneshot::channel();
+        let forwarded = forward(forwarded.lines, forwarded.unsent, outbound, book, stopped).await;
+        assert!(!forwarded.stdin_open);
+        assert_eq!(taken.recv().await.unwrap().json.to_vec(), request(3));
     }
 }
