@@ -16,8 +16,11 @@ use tonic::transport::{Channel, Endpoint};
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
 /// Path of the `zend` binary to start, when it is neither beside the shim nor on PATH.
 pub const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
-/// How long to wait for a freshly started (or restarting) daemon to answer.
+/// How long to wait for a freshly started daemon to answer.
 pub const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long to wait when reconnecting: a daemon on its way out may first let
+/// its running calls finish (its shutdown deadline, 10 s by default).
+pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
 /// A socket that accepts but never answers belongs to a daemon on its way out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Least time between two starts of zend by this shim (see `connect_or_start`).
@@ -29,16 +32,26 @@ pub enum Mode {
     /// At start: without auto-start, fail at once if nothing answers.
     First,
     /// After losing zend: without auto-start, give the service manager
-    /// [`START_DEADLINE`] to bring it back.
+    /// [`RECONNECT_DEADLINE`] to bring it back.
     Reconnect,
+}
+
+impl Mode {
+    /// How long connecting may take in this mode.
+    pub fn deadline(self) -> Duration {
+        match self {
+            Mode::First => START_DEADLINE,
+            Mode::Reconnect => RECONNECT_DEADLINE,
+        }
+    }
 }
 
 /// Connects to zend, starting it when nothing answers and auto-start is allowed.
 ///
 /// A zend we start may exit at once, successfully, because a daemon that is
 /// shutting down (or another shim's) still holds the lock; so while nothing
-/// answers we start it again, at most every [`RESPAWN_INTERVAL`], until
-/// [`START_DEADLINE`]. zend's lock keeps this to one daemon however many shims race.
+/// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
+/// mode's deadline. zend's lock keeps this to one daemon however many shims race.
 pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, String> {
     if let Ok(channel) = connect(socket).await {
         return Ok(channel);
@@ -86,19 +99,19 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
             }
             return Ok(channel);
         }
-        if started.elapsed() > START_DEADLINE {
+        if started.elapsed() > mode.deadline() {
             return Err(match &zend {
                 Some(zend) => format!(
                     "started {} but nothing answered at {} within {}s; see zend's log (`zend status`)",
                     zend.display(),
                     socket.display(),
-                    START_DEADLINE.as_secs()
+                    mode.deadline().as_secs()
                 ),
                 None => format!(
                     "zend went away and nothing answered at {} within {}s ({NO_AUTOSTART_ENV}=1: \
                      its service manager must restart it)",
                     socket.display(),
-                    START_DEADLINE.as_secs()
+                    mode.deadline().as_secs()
                 ),
             });
         }

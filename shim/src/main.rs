@@ -164,7 +164,7 @@ async fn run() -> Result<(), String> {
 /// Connects (or starts zend) and opens a session whose first frames are
 /// `replay`. A daemon that is on its way out refuses sessions as unavailable,
 /// drops the connection or never answers; all are retried until
-/// [`connect::START_DEADLINE`].
+/// the mode's deadline.
 async fn open_session(
     socket: &Path,
     mut mode: connect::Mode,
@@ -191,7 +191,7 @@ async fn open_session(
             Ok(Err(status)) => status.message().to_owned(),
             Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
         };
-        if started.elapsed() > connect::START_DEADLINE {
+        if started.elapsed() > mode.deadline() {
             return Err(format!(
                 "zend at {} would not open a session: {reason}",
                 socket.display()

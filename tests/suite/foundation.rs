@@ -89,6 +89,9 @@ fn a_stale_socket_left_by_kill9_is_recovered_by_the_next_shim() {
     let home = ZenHome::new();
     let mut client = home.session();
     let old_pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    // No live shim, so nothing reconnects (and restarts zend) on its own;
+    // shims that do are tested in `reliability`.
+    assert!(client.close().success());
     kill9(old_pid);
     assert!(home.wait_no_daemon(Duration::from_secs(5)));
     assert!(home.socket().exists(), "kill -9 leaves the socket behind");
@@ -97,10 +100,6 @@ fn a_stale_socket_left_by_kill9_is_recovered_by_the_next_shim() {
     let new_pid = pid_from_version(&result_text(&next.call_tool("version", json!({}))));
     assert_ne!(new_pid, old_pid);
     assert!(next.close().success());
-    // The shim whose daemon died reconnected to the new one (see `reliability`).
-    let text = result_text(&client.call_tool("version", json!({})));
-    assert_eq!(pid_from_version(&text), new_pid);
-    assert!(client.close().success());
 }
 
 #[test]
