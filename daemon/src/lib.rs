@@ -6,7 +6,8 @@
 //! - [`mcp`]: one rmcp server per Session stream; the frame transport.
 //! - [`providers`]: every model call — registry, wire adapters, retries, fallbacks, cost.
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
-//! - [`daemon`]: the state every session shares; [`sessions`]: who is connected.
+//! - [`daemon`]: the state every session shares; [`sessions`]: who is connected;
+//!   [`upgrade`]: an auto-started zend replacing itself for a newer shim.
 //! - [`store`]: the sled database; [`memory`]: conversation threads;
 //!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
@@ -33,4 +34,5 @@ pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod tools;
+pub mod upgrade;
 pub mod util;

@@ -25,6 +25,21 @@ pub mod meta {
     pub const CLIENT_PID: &str = "x-zen-client-pid";
     /// The shim's working directory as raw bytes (binary metadata).
     pub const CWD_BIN: &str = "x-zen-cwd-bin";
+
+    /// Trailer metadata on the error status that ends a `Session`: why zend
+    /// ended it, so the shim knows whether to reconnect. A stream that breaks
+    /// without it (zend crashed or was killed) is reconnected.
+    pub const END: &str = "x-zen-end";
+
+    /// Values of [`END`].
+    pub mod end {
+        /// Stopped on purpose (`zend stop`, a signal, the idle timer): do not start it again.
+        pub const STOPPED: &str = "stopped";
+        /// zend is restarting (to match a newer shim): reconnect and carry on.
+        pub const RESTART: &str = "restart";
+        /// The session was refused (it did not start with `initialize`): give up.
+        pub const REFUSED: &str = "refused";
+    }
 }
 
 /// The version both binaries are built at; the shim sends it, the daemon compares.

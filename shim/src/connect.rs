@@ -19,9 +19,42 @@ pub const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
 /// How long to wait for a service-managed daemon to answer.
 const MANAGED_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a freshly started daemon to answer.
-const START_DEADLINE: Duration = Duration::from_secs(10);
+pub const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long to wait when reconnecting: a daemon on its way out may first let
+/// its running calls finish (its shutdown deadline, 10 s by default).
+pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
+/// A socket that accepts but never answers belongs to a daemon on its way out.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Least time between two starts of zend by this shim (see `connect_or_start`).
+const RESPAWN_INTERVAL: Duration = Duration::from_millis(250);
 
-pub async fn connect_or_start(socket: &Path) -> Result<Channel, String> {
+/// Why the shim is connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// At start: without auto-start, fail at once if nothing answers.
+    First,
+    /// After losing zend: without auto-start, give the service manager
+    /// [`RECONNECT_DEADLINE`] to bring it back.
+    Reconnect,
+}
+
+impl Mode {
+    /// How long connecting may take in this mode.
+    pub fn deadline(self) -> Duration {
+        match self {
+            Mode::First => START_DEADLINE,
+            Mode::Reconnect => RECONNECT_DEADLINE,
+        }
+    }
+}
+
+/// Connects to zend, starting it when nothing answers and auto-start is allowed.
+///
+/// A zend we start may exit at once, successfully, because a daemon that is
+/// shutting down (or another shim's) still holds the lock; so while nothing
+/// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
+/// mode's deadline. zend's lock keeps this to one daemon however many shims race.
+pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, String> {
     if let Ok(channel) = connect(socket).await {
         return Ok(channel);
     }
@@ -30,52 +63,82 @@ pub async fn connect_or_start(socket: &Path) -> Result<Channel, String> {
     let marker = zen_proto::paths::managed_marker(socket);
     if marker.exists() {
         let started = tokio::time::Instant::now();
-        while started.elapsed() < MANAGED_WAIT {
+        let wait = if mode == Mode::First {
+            MANAGED_WAIT
+        } else {
+            RECONNECT_DEADLINE
+        };
+        while started.elapsed() < wait {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Ok(channel) = connect(socket).await {
                 return Ok(channel);
             }
         }
         return Err(format!(
-            "no zend answers at {} and a service manager owns it ({} exists);              check `zend service status`, or `zend service uninstall` to let shims start zend",
+            "no zend answers at {} and a service manager owns it ({} exists); \
+             check `zend service status`, or `zend service uninstall` to let shims start zend",
             socket.display(),
             marker.display()
         ));
     }
-    if std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1") {
+    let autostart = !std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1");
+    if !autostart && mode == Mode::First {
         return Err(format!(
             "no zend answers at {} and {NO_AUTOSTART_ENV}=1 forbids starting one; \
              start it with `zend serve` (or your service manager), or unset {NO_AUTOSTART_ENV}",
             socket.display()
         ));
     }
-    let zend = find_zend()?;
-    let mut child = spawn_detached(&zend)?;
+    let zend = if autostart { Some(find_zend()?) } else { None };
     let started = tokio::time::Instant::now();
+    let mut child: Option<(std::process::Child, tokio::time::Instant)> = None;
     let mut delay = Duration::from_millis(1);
     loop {
+        if let Some(zend) = &zend {
+            let starting = match &mut child {
+                Some((process, _)) => match process.try_wait() {
+                    Ok(Some(status)) if !status.success() => {
+                        return Err(format!(
+                            "started {} but it exited with {status}; run `zend serve` in a terminal to see why",
+                            zend.display()
+                        ));
+                    }
+                    Ok(Some(_)) | Err(_) => false,
+                    Ok(None) => true,
+                },
+                None => false,
+            };
+            let due = child
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() >= RESPAWN_INTERVAL);
+            if !starting && due {
+                child = Some((spawn_detached(zend)?, tokio::time::Instant::now()));
+            }
+        }
         tokio::time::sleep(delay).await;
         if let Ok(channel) = connect(socket).await {
             // The child is a detached daemon (or exited because another shim's
             // daemon won the race); reap it later without blocking.
-            std::thread::spawn(move || child.wait());
+            if let Some((mut process, _)) = child {
+                std::thread::spawn(move || process.wait());
+            }
             return Ok(channel);
         }
-        if let Ok(Some(status)) = child.try_wait()
-            && !status.success()
-        {
-            return Err(format!(
-                "started {} but it exited with {status}; run `zend serve` in a terminal to see why",
-                zend.display()
-            ));
-        }
-        if started.elapsed() > START_DEADLINE {
-            return Err(format!(
-                "started {} but nothing answered at {} within {}s; see zend's log (`zend status`)",
-                zend.display(),
-                socket.display(),
-                START_DEADLINE.as_secs()
-            ));
+        if started.elapsed() > mode.deadline() {
+            return Err(match &zend {
+                Some(zend) => format!(
+                    "started {} but nothing answered at {} within {}s; see zend's log (`zend status`)",
+                    zend.display(),
+                    socket.display(),
+                    mode.deadline().as_secs()
+                ),
+                None => format!(
+                    "zend went away and nothing answered at {} within {}s ({NO_AUTOSTART_ENV}=1: \
+                     its service manager must restart it)",
+                    socket.display(),
+                    mode.deadline().as_secs()
+                ),
+            });
         }
         delay = (delay * 2).min(Duration::from_millis(50));
     }
@@ -85,6 +148,7 @@ async fn connect(socket: &Path) -> Result<Channel, tonic::transport::Error> {
     let socket: PathBuf = socket.to_path_buf();
     // The URI is required by the API and ignored by the connector.
     Endpoint::from_static("http://zend.local")
+        .connect_timeout(CONNECT_TIMEOUT)
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
             async move {

@@ -1,28 +1,57 @@
 //! zen-shim: what an MCP client launches. It frames bytes and nothing else.
 //!
 //! Each newline-terminated line on stdin becomes one `Frame` on a `Zend.Session`
-//! stream; each frame from the daemon becomes one line on stdout. The shim never
-//! parses JSON-RPC (invariant 1): validation, errors and all MCP logic live in
-//! zend. If no daemon answers, the shim starts `zend serve` detached and waits for
-//! its socket (see [`connect`]). Stdout belongs to the protocol: diagnostics go to
-//! stderr, and only when something goes wrong or `ZEN_SHIM_DEBUG` is set.
+//! stream; each frame from the daemon becomes one line on stdout. Validation,
+//! errors and all MCP logic live in zend (invariant 1). If no daemon answers,
+//! the shim starts `zend serve` detached and waits for its socket (see
+//! [`connect`]).
+//!
+//! If zend crashes, is killed, or restarts for a newer shim, the shim hides it:
+//! requests left unanswered get a JSON-RPC error saying they may be retried,
+//! the shim reconnects (starting zend again when allowed), replays the client's
+//! `initialize` and `notifications/initialized`, drops the duplicate answer, and
+//! carries on. That is the only reason it looks inside lines at all, and all it
+//! looks at is the top-level `id` and `method` (see `zen_shim::scan` and
+//! `zen_shim::replay`). A daemon stopped on purpose (`zend stop`, SIGTERM) is
+//! not resurrected: the shim says so on stderr and exits.
+//!
+//! Stdout belongs to the protocol: diagnostics go to stderr, and only when
+//! something goes wrong or `ZEN_SHIM_DEBUG` is set.
 //!
 //! Exit codes: 0 when stdin ended and the daemon finished answering; 1 when the
-//! daemon could not be reached or went away mid-session.
+//! daemon could not be reached, was stopped, or kept going away.
 
 mod connect;
 
+use std::collections::VecDeque;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use zen_proto::v1::Frame;
 use zen_proto::v1::zend_client::ZendClient;
+use zen_shim::framing::LineFramer;
+use zen_shim::replay::Book;
 
-/// Frames buffered from stdin while the daemon is busy. Small: a client waits
-/// for answers anyway, and backpressure on stdin is the right signal.
+/// Lines buffered from stdin while the daemon is busy (or being reconnected).
+/// Small: a client waits for answers anyway, and backpressure on stdin is the
+/// right signal.
 const OUTBOUND_CAPACITY: usize = 32;
+/// Test hook: the version this shim reports to zend instead of its own.
+const VERSION_OVERRIDE_ENV: &str = "ZEN_SHIM_VERSION_OVERRIDE";
+/// Set (to anything) to log reconnects on stderr.
+const DEBUG_ENV: &str = "ZEN_SHIM_DEBUG";
+/// Reconnects allowed within [`RESTART_WINDOW`] before the shim gives up, so a
+/// daemon that dies at every start is reported rather than restarted forever.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long the daemon may take to accept a session once connected.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -48,87 +77,281 @@ fn main() -> ExitCode {
     }
 }
 
+/// How one connection's session ended.
+enum End {
+    /// zend ended the stream after stdin ended: all answered.
+    Finished,
+    /// The client closed our stdout: nobody is listening any more.
+    StdoutClosed,
+    /// zend ended it on purpose; the reason is for the user.
+    Stopped(String),
+    /// The connection broke, or zend is restarting: reconnect.
+    Lost(String),
+}
+
 async fn run() -> Result<(), String> {
     let socket = zen_proto::paths::socket_path();
-    let channel = connect::connect_or_start(&socket).await?;
-    let mut client = ZendClient::new(channel)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-
-    let (outbound, outbound_rx) = mpsc::channel::<Frame>(OUTBOUND_CAPACITY);
-    tokio::spawn(pump_stdin(outbound));
-
-    let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
-    add_session_metadata(request.metadata_mut());
-    let mut inbound = client
-        .session(request)
-        .await
-        .map_err(|status| {
-            format!(
-                "zend refused the session at {}: {}",
-                socket.display(),
-                status.message()
-            )
-        })?
-        .into_inner();
-
+    let book = Arc::new(Mutex::new(Book::default()));
+    let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
+    tokio::spawn(read_stdin(lines_tx));
     let mut stdout = tokio::io::stdout();
+    let mut restarts = VecDeque::new();
+    let mut mode = connect::Mode::First;
+    let mut unsent = None;
+    loop {
+        let replay = lock(&book).replay();
+        let (outbound, mut inbound) = open_session(&socket, mode, replay).await?;
+        let (stop, stopped) = oneshot::channel();
+        let forwarder = tokio::spawn(forward(
+            lines,
+            unsent.take(),
+            outbound,
+            Arc::clone(&book),
+            stopped,
+        ));
+        let end = relay(&mut inbound, &book, &mut stdout).await;
+        let _ = stop.send(());
+        let forwarded = forwarder
+            .await
+            .map_err(|e| format!("internal error in the stdin forwarder: {e}"))?;
+        lines = forwarded.lines;
+        unsent = forwarded.unsent;
+        let stdin_open = forwarded.stdin_open;
+        let reason = match end {
+            End::Finished | End::StdoutClosed => return Ok(()),
+            End::Stopped(reason) => return Err(reason),
+            End::Lost(reason) => reason,
+        };
+        let errors = lock(&book).lost();
+        for error in &errors {
+            if write_line(&mut stdout, error).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !stdin_open {
+            return match errors.len() {
+                0 => Ok(()),
+                n => Err(format!(
+                    "lost the connection to zend ({reason}) with {n} request(s) unanswered after stdin ended"
+                )),
+            };
+        }
+        let now = Instant::now();
+        while restarts
+            .front()
+            .is_some_and(|at: &Instant| now.duration_since(*at) > RESTART_WINDOW)
+        {
+            restarts.pop_front();
+        }
+        if restarts.len() >= MAX_RESTARTS {
+            return Err(format!(
+                "lost the connection to zend {MAX_RESTARTS} times within {}s (last: {reason}); \
+                 giving up: see zend's log (`zend status` names it)",
+                RESTART_WINDOW.as_secs()
+            ));
+        }
+        restarts.push_back(now);
+        if std::env::var_os(DEBUG_ENV).is_some() {
+            eprintln!(
+                "zen-shim: lost zend ({reason}); {} request(s) errored; reconnecting",
+                errors.len()
+            );
+        }
+        mode = connect::Mode::Reconnect;
+    }
+}
+
+/// Connects (or starts zend) and opens a session whose first frames are
+/// `replay`. A daemon that is on its way out refuses sessions as unavailable,
+/// drops the connection or never answers; all are retried until
+/// the mode's deadline.
+async fn open_session(
+    socket: &Path,
+    mut mode: connect::Mode,
+    replay: Vec<Vec<u8>>,
+) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
+    let started = Instant::now();
+    loop {
+        let channel = connect::connect_or_start(socket, mode).await?;
+        let mut client = ZendClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let (outbound, outbound_rx) = mpsc::channel::<Frame>(OUTBOUND_CAPACITY.max(replay.len()));
+        for line in &replay {
+            let _ = outbound.try_send(Frame {
+                json: line.clone().into(),
+            });
+        }
+        let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
+        add_session_metadata(request.metadata_mut());
+        // zend refuses a session only while shutting down; any failure here
+        // is a daemon on its way out or gone, so try again (starting a new one).
+        let reason = match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
+            Ok(Ok(response)) => return Ok((outbound, response.into_inner())),
+            Ok(Err(status)) => status.message().to_owned(),
+            Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
+        };
+        if started.elapsed() > mode.deadline() {
+            return Err(format!(
+                "zend at {} would not open a session: {reason}",
+                socket.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mode = connect::Mode::Reconnect;
+    }
+}
+
+/// Copies zend's frames to stdout until the stream ends.
+async fn relay(
+    inbound: &mut Streaming<Frame>,
+    book: &Mutex<Book>,
+    stdout: &mut tokio::io::Stdout,
+) -> End {
     loop {
         match inbound.message().await {
             Ok(Some(frame)) => {
-                let mut line = Vec::with_capacity(frame.json.len() + 1);
-                line.extend_from_slice(&frame.json);
-                line.push(b'\n');
-                if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
-                    // The client closed our stdout: nobody is listening any more.
-                    return Ok(());
+                if !lock(book).received(&frame.json) {
+                    continue;
+                }
+                if write_line(stdout, &frame.json).await.is_err() {
+                    return End::StdoutClosed;
                 }
             }
-            Ok(None) => return Ok(()),
-            Err(status) => {
-                return Err(format!(
-                    "lost the connection to zend ({}); restart your MCP client's zen server",
-                    status.message()
-                ));
-            }
+            Ok(None) => return End::Finished,
+            Err(status) => return classify(&status),
         }
     }
 }
 
-/// Sends each stdin line as one frame; dropping `outbound` at EOF half-closes the
-/// stream, and the daemon ends it once every reply is written.
-async fn pump_stdin(outbound: mpsc::Sender<Frame>) {
-    let mut stdin = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    let mut line = Vec::new();
+/// Whether a stream that ended with `status` was ended on purpose.
+fn classify(status: &tonic::Status) -> End {
+    use zen_proto::meta::{END, end};
+    let message = status.message().to_owned();
+    match status.metadata().get(END).and_then(|v| v.to_str().ok()) {
+        Some(end::STOPPED) => End::Stopped(message),
+        Some(end::REFUSED) => End::Stopped(format!("zend refused the session: {message}")),
+        Some(_) => End::Lost(message),
+        // An older zend says it in words only.
+        None if status.code() == tonic::Code::Unavailable && message.contains("stopped") => {
+            End::Stopped(message)
+        }
+        None if status.code() == tonic::Code::InvalidArgument => {
+            End::Stopped(format!("zend refused the session: {message}"))
+        }
+        None => End::Lost(message),
+    }
+}
+
+/// What a forwarder hands back when its connection is done.
+struct Forwarded {
+    /// The stdin line queue, for the next connection.
+    lines: mpsc::Receiver<Vec<u8>>,
+    /// A line the connection refused because it was already gone: the next
+    /// connection sends it first.
+    unsent: Option<Vec<u8>>,
+    stdin_open: bool,
+}
+
+/// Sends stdin's lines (`first` before them) to one connection until told to
+/// stop (the connection is gone) or stdin ends. Dropping `outbound` at EOF
+/// half-closes the stream, and the daemon ends it once every reply is written.
+///
+/// A line is noted as sent as the connection takes it, so a line a dead
+/// connection took is errored by [`Book::lost`], and one it refused goes to
+/// the next daemon: never both.
+async fn forward(
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    mut first: Option<Vec<u8>>,
+    outbound: mpsc::Sender<Frame>,
+    book: Arc<Mutex<Book>>,
+    mut stop: oneshot::Receiver<()>,
+) -> Forwarded {
     loop {
-        line.clear();
-        match stdin.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                while matches!(line.last(), Some(b'\n' | b'\r')) {
-                    line.pop();
+        let line = match first.take() {
+            Some(line) => Some(line),
+            None => tokio::select! {
+                biased;
+                _ = &mut stop => return Forwarded { lines, unsent: None, stdin_open: true },
+                line = lines.recv() => line,
+            },
+        };
+        let Some(line) = line else {
+            return Forwarded {
+                lines,
+                unsent: None,
+                stdin_open: false,
+            };
+        };
+        // `Err(true)`: told to stop; `Err(false)`: the connection is gone, and
+        // `relay` will notice and tell us (a oneshot must not be awaited twice).
+        let permit = tokio::select! {
+            biased;
+            _ = &mut stop => Err(true),
+            permit = outbound.reserve() => permit.map_err(|_| false),
+        };
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(stopped) => {
+                if !stopped {
+                    let _ = (&mut stop).await;
                 }
-                if line.is_empty() {
-                    continue;
-                }
-                let frame = Frame {
-                    json: line.clone().into(),
+                return Forwarded {
+                    lines,
+                    unsent: Some(line),
+                    stdin_open: true,
                 };
-                if outbound.send(frame).await.is_err() {
-                    return;
-                }
+            }
+        };
+        lock(&book).sent(&line);
+        permit.send(Frame { json: line.into() });
+    }
+}
+
+/// Reads stdin and queues one entry per line (see `zen_shim::framing`).
+async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
+    let mut stdin = tokio::io::stdin();
+    let mut framer = LineFramer::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = match stdin.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&chunk[..read]);
+        while let Some(line) = framer.next_line() {
+            if lines.send(line).await.is_err() {
+                return;
             }
         }
     }
+    if let Some(line) = framer.finish() {
+        let _ = lines.send(line).await;
+    }
+}
+
+async fn write_line(stdout: &mut tokio::io::Stdout, json: &[u8]) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(json.len() + 1);
+    line.extend_from_slice(json);
+    line.push(b'\n');
+    stdout.write_all(&line).await?;
+    stdout.flush().await
+}
+
+/// The bookkeeping is only ever held for a scan; a poisoned lock still holds
+/// consistent data.
+fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     use tonic::metadata::{BinaryMetadataValue, MetadataValue};
     use zen_proto::meta;
-    metadata.insert(
-        meta::SHIM_VERSION,
-        MetadataValue::from_static(zen_proto::VERSION),
-    );
+    let version = std::env::var(VERSION_OVERRIDE_ENV)
+        .ok()
+        .and_then(|v| MetadataValue::try_from(v).ok())
+        .unwrap_or(MetadataValue::from_static(zen_proto::VERSION));
+    metadata.insert(meta::SHIM_VERSION, version);
     metadata.insert(meta::SHIM_PID, MetadataValue::from(std::process::id()));
     metadata.insert(
         meta::CLIENT_PID,
@@ -140,5 +363,61 @@ fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
             meta::CWD_BIN,
             BinaryMetadataValue::from_bytes(cwd.as_os_str().as_bytes()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: u32) -> Vec<u8> {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_the_connection_is_full_keeps_the_line_for_the_next_one() {
+        let (lines_tx, lines) = mpsc::channel(4);
+        let (outbound, mut taken) = mpsc::channel(1);
+        let book = Arc::new(Mutex::new(Book::default()));
+        let (stop, stopped) = oneshot::channel();
+        lines_tx.send(request(1)).await.unwrap();
+        lines_tx.send(request(2)).await.unwrap();
+        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        while taken.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        stop.send(()).unwrap();
+        let forwarded = forwarder.await.unwrap();
+        assert_eq!(forwarded.unsent, Some(request(2)));
+        assert!(forwarded.stdin_open);
+        assert_eq!(lock(&book).pending(), 1, "only the line taken is noted");
+        assert_eq!(taken.recv().await.unwrap().json.to_vec(), request(1));
+    }
+
+    #[tokio::test]
+    async fn a_dead_connection_hands_the_line_back_unsent_and_eof_is_reported() {
+        let (lines_tx, lines) = mpsc::channel(4);
+        let (outbound, taken) = mpsc::channel(1);
+        drop(taken);
+        let book = Arc::new(Mutex::new(Book::default()));
+        let (stop, stopped) = oneshot::channel();
+        lines_tx.send(request(3)).await.unwrap();
+        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        tokio::task::yield_now().await;
+        stop.send(()).unwrap();
+        let forwarded = forwarder.await.unwrap();
+        assert_eq!(forwarded.unsent, Some(request(3)));
+        assert_eq!(lock(&book).pending(), 0);
+
+        // The next connection sends it first; then stdin's end is reported.
+        drop(lines_tx);
+        let (outbound, mut taken) = mpsc::channel(4);
+        let (_stop, stopped) = oneshot::channel();
+        let forwarded = forward(forwarded.lines, forwarded.unsent, outbound, book, stopped).await;
+        assert!(!forwarded.stdin_open);
+        assert_eq!(taken.recv().await.unwrap().json.to_vec(), request(3));
     }
 }

@@ -89,12 +89,11 @@ fn a_stale_socket_left_by_kill9_is_recovered_by_the_next_shim() {
     let home = ZenHome::new();
     let mut client = home.session();
     let old_pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    // No live shim, so nothing reconnects (and restarts zend) on its own;
+    // shims that do are tested in `reliability`.
+    assert!(client.close().success());
     kill9(old_pid);
     assert!(home.wait_no_daemon(Duration::from_secs(5)));
-    // The shim whose daemon died says why and exits non-zero.
-    let status = client.wait();
-    assert!(!status.success());
-    assert!(client.stderr().contains("zen-shim:"), "{}", client.stderr());
     assert!(home.socket().exists(), "kill -9 leaves the socket behind");
 
     let mut next = home.session();

@@ -14,3 +14,6 @@ mod workflow;
 
 /// The `zend` command line: models, threads, ask, consensus, doctor, exit codes.
 mod cli;
+
+/// Crash and restart recovery, version skew, shutdown, access, hostile input.
+mod reliability;

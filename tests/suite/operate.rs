@@ -188,7 +188,10 @@ fn a_zend_started_by_hand_marks_itself_managed_with_service() {
     // Wait until it answers, or a shim would race it and start its own zend.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while home.zend(&["status"]).status.code() != Some(0) {
-        assert!(std::time::Instant::now() < until, "zend serve --service never answered");
+        assert!(
+            std::time::Instant::now() < until,
+            "zend serve --service never answered"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut client = home.session();

@@ -168,6 +168,18 @@ impl ZenHome {
         self.zend_pids().is_empty()
     }
 
+    /// Waits until the zend with this pid is gone.
+    pub fn wait_no_daemon_pid(&self, pid: u32, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.zend_pids().contains(&pid) {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Stops this home's daemon: politely, then by force.
     pub fn stop_daemon(&self) {
         if self.zend_pids().is_empty() {
@@ -216,6 +228,8 @@ pub struct McpClient {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Reads the shim's stderr to its end; joined once the shim exits.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     next_id: u64,
     /// Notifications seen while waiting for responses.
     pub notifications: Vec<Value>,
@@ -244,7 +258,7 @@ impl McpClient {
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut child_stderr = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = std::io::Read::read_to_string(&mut child_stderr, &mut text);
             sink.lock().unwrap().push_str(&text);
@@ -255,6 +269,7 @@ impl McpClient {
             stdin,
             lines,
             stderr,
+            stderr_reader: Some(stderr_reader),
             next_id: 1,
             notifications: Vec::new(),
             state_dir: None,
@@ -361,16 +376,42 @@ impl McpClient {
         }
     }
 
+    /// Closes stdin (end of input) and keeps reading what the shim writes.
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// The next line from the shim, or `None` once it closed stdout.
+    pub fn try_recv(&mut self, within: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(within).ok()?;
+        Some(
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("shim wrote a non-JSON line {line:?}: {e}")),
+        )
+    }
+
     /// Closes stdin and waits for the shim to exit.
     pub fn close(mut self) -> ExitStatus {
         self.stdin.take();
         self.wait()
     }
 
+    /// The shim's exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     pub fn wait(&mut self) -> ExitStatus {
         let until = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // All of stderr is in, unless a daemon it started holds it open.
+                if let Some(reader) = self.stderr_reader.take() {
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while !reader.is_finished() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
                 return status;
             }
             if Instant::now() > until {

@@ -71,7 +71,21 @@ pub fn status_json(reply: &StatusReply) -> serde_json::Value {
             "in_flight_calls": s.in_flight_calls,
         })).collect::<Vec<_>>(),
         "ledger": ledger,
+        "version_skew": version_skew(reply).iter().map(|(id, version)| json!({
+            "session": id,
+            "shim_version": version,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// Sessions whose shim is another version than zend: `(session id, shim version)`.
+fn version_skew(reply: &StatusReply) -> Vec<(&str, &str)> {
+    reply
+        .sessions
+        .iter()
+        .filter(|s| !s.shim_version.is_empty() && s.shim_version != reply.daemon_version)
+        .map(|s| (s.id.as_str(), s.shim_version.as_str()))
+        .collect()
 }
 
 pub fn status_text(reply: &StatusReply) -> String {
@@ -123,6 +137,20 @@ pub fn status_text(reply: &StatusReply) -> String {
                 s.cwd
             );
         }
+    }
+    let skew = version_skew(reply);
+    if let Some((_, version)) = skew.first() {
+        let advice = if reply.auto_started {
+            "zend restarts itself for a newer shim once older sessions end"
+        } else {
+            "restart zend's service to match"
+        };
+        let _ = writeln!(
+            text,
+            "skew      {} session(s) use zen-shim {version}, zend is {}; {advice}",
+            skew.len(),
+            reply.daemon_version
+        );
     }
     if let Ok(ledger) = serde_json::from_str::<serde_json::Value>(&reply.ledger_json)
         && let Some(summary) = ledger.get("summary").and_then(|s| s.as_str())

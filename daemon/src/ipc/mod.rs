@@ -22,17 +22,22 @@ use zen_proto::v1::{
 use crate::daemon::Daemon;
 use crate::mcp::{self, McpServer, transport::FrameTransport};
 use crate::sessions::SessionMeta;
+use crate::upgrade::Upgrade;
 
 /// Frames queued towards one shim; beyond this the session's writer waits.
 const OUTBOUND_CAPACITY: usize = 64;
 
 pub struct ZendService {
     daemon: Arc<Daemon>,
+    upgrade: Arc<Upgrade>,
 }
 
 impl ZendService {
     pub fn new(daemon: Arc<Daemon>) -> Self {
-        Self { daemon }
+        Self {
+            daemon,
+            upgrade: Arc::default(),
+        }
     }
 }
 
@@ -52,9 +57,11 @@ impl Zend for ZendService {
             ));
         }
         let meta = session_meta(request.metadata());
+        self.upgrade.consider(&self.daemon, &meta.shim_version);
         let inbound = request.into_inner();
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let daemon = Arc::clone(&self.daemon);
+        let upgrade = Arc::clone(&self.upgrade);
         tokio::spawn(async move {
             let guard = daemon.sessions.open(meta);
             let session = Arc::clone(&guard.session);
@@ -67,10 +74,23 @@ impl Zend for ZendService {
                 () = wait_for_shutdown(&daemon, &session) => Ok(()),
             };
             match ended {
-                Ok(()) if shutdown.is_cancelled() => {
+                // However the session ended (perhaps mid-initialize), a
+                // shutdown is what the shim must hear about.
+                _ if shutdown.is_cancelled() && upgrade.is_restarting() => {
                     let _ = outbound
-                        .send(Err(Status::unavailable(
-                            "zend was stopped; your MCP client can restart the zen server",
+                        .send(Err(session_end(
+                            Status::unavailable("zend is restarting to match a newer zen-shim"),
+                            zen_proto::meta::end::RESTART,
+                        )))
+                        .await;
+                }
+                _ if shutdown.is_cancelled() => {
+                    let _ = outbound
+                        .send(Err(session_end(
+                            Status::unavailable(
+                                "zend was stopped; your MCP client can restart the zen server",
+                            ),
+                            zen_proto::meta::end::STOPPED,
                         )))
                         .await;
                 }
@@ -78,9 +98,12 @@ impl Zend for ZendService {
                 Err(e) => {
                     tracing::info!(session = %session.id, error = %e, "session ended before initialize");
                     let _ = outbound
-                        .send(Err(Status::invalid_argument(format!(
-                            "{e}; the first message must be MCP initialize"
-                        ))))
+                        .send(Err(session_end(
+                            Status::invalid_argument(format!(
+                                "{e}; the first message must be MCP initialize"
+                            )),
+                            zen_proto::meta::end::REFUSED,
+                        )))
                         .await;
                 }
             }
@@ -138,6 +161,15 @@ impl Zend for ZendService {
             text: answer.text,
         }))
     }
+}
+
+/// Marks the status that ends a session with why (see `zen_proto::meta::END`).
+fn session_end(mut status: Status, why: &'static str) -> Status {
+    status.metadata_mut().insert(
+        zen_proto::meta::END,
+        tonic::metadata::MetadataValue::from_static(why),
+    );
+    status
 }
 
 /// Resolves when zend is shutting down and this session has no call left
@@ -218,10 +250,25 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
 
 /// Accepts a connection only from this daemon's own user.
 pub fn peer_is_owner(stream: &UnixStream) -> bool {
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == zen_proto::paths::current_uid() => true,
-        Ok(cred) => {
-            tracing::warn!(peer_uid = cred.uid(), peer_pid = ?cred.pid(), "refused a connection from another user");
+    let peer = stream.peer_cred();
+    let pid = peer.as_ref().ok().and_then(|cred| cred.pid());
+    owner_may_connect(
+        peer.map(|cred| cred.uid()),
+        zen_proto::paths::current_uid(),
+        pid,
+    )
+}
+
+/// The decision behind [`peer_is_owner`]: only `owner`'s uid gets in.
+fn owner_may_connect(peer_uid: std::io::Result<u32>, owner: u32, peer_pid: Option<i32>) -> bool {
+    match peer_uid {
+        Ok(uid) if uid == owner => true,
+        Ok(uid) => {
+            tracing::warn!(
+                peer_uid = uid,
+                ?peer_pid,
+                "refused a connection from another user"
+            );
             false
         }
         Err(e) => {
@@ -253,5 +300,34 @@ fn ledger_json(daemon: &Daemon) -> String {
             tracing::warn!(error = %e, "cannot read ledger totals");
             String::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_may_connect() {
+        assert!(owner_may_connect(Ok(1000), 1000, Some(1)));
+        assert!(!owner_may_connect(Ok(0), 1000, Some(1)), "not even root");
+        assert!(!owner_may_connect(Ok(1001), 1000, None));
+        assert!(!owner_may_connect(
+            Err(std::io::Error::other("no credentials")),
+            1000,
+            None
+        ));
+    }
+
+    #[test]
+    fn the_end_of_a_session_says_why() {
+        let status = session_end(Status::unavailable("x"), zen_proto::meta::end::STOPPED);
+        assert_eq!(
+            status
+                .metadata()
+                .get(zen_proto::meta::END)
+                .and_then(|v| v.to_str().ok()),
+            Some("stopped")
+        );
     }
 }

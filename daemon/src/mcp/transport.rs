@@ -1,12 +1,16 @@
 //! rmcp's `Transport` over one gRPC Session stream: one frame, one JSON-RPC message.
 //!
 //! rmcp silently skips input it cannot parse, so decoding happens here: a frame
-//! that is not JSON gets -32700, a batch or a malformed request -32600, each
-//! written straight back on the stream; the session goes on either way.
+//! that is not JSON gets -32700, a batch, a non-object or a malformed request
+//! -32600, an unknown method -32601, a served method with params that do not
+//! fit -32602, each written
+//! straight back on the stream; the session goes on either way. Only a
+//! notification (an object with a `method` and no `id`) is never answered.
 
 use std::borrow::Cow;
 
 use rmcp::RoleServer;
+use rmcp::model::{ClientRequest, JsonRpcMessage};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::Value;
@@ -66,17 +70,83 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             "Invalid Request: JSON-RPC batches are not supported by MCP; send one message per line",
         )));
     }
+    if !value.is_object() {
+        return Decoded::Reject(Some(error_reply(
+            &Value::Null,
+            error_code::INVALID_REQUEST,
+            "Invalid Request: a JSON-RPC message is a JSON object",
+        )));
+    }
     let id = value.get("id").cloned();
+    let notification = id.is_none() && value.get("method").is_some_and(Value::is_string);
     match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
+        Ok(JsonRpcMessage::Request(request)) => match &request.request {
+            // rmcp takes a known method whose params do not fit for a custom
+            // one; zend serves no custom methods, and rmcp's own answer
+            // names only the method (nothing at all for "").
+            ClientRequest::CustomRequest(custom) => {
+                let id = id.unwrap_or(Value::Null);
+                let method = truncate(&custom.method, 100);
+                Decoded::Reject(Some(
+                    match params_problem(&custom.method, custom.params.clone()) {
+                        Some(problem) => error_reply(
+                            &id,
+                            error_code::INVALID_PARAMS,
+                            &format!("Invalid params for {method}: {problem}"),
+                        ),
+                        None => error_reply(
+                            &id,
+                            error_code::METHOD_NOT_FOUND,
+                            &format!(
+                                "Method not found: {method:?}; zend serves initialize, ping, \
+                                 tools/list, tools/call, prompts/list and prompts/get"
+                            ),
+                        ),
+                    },
+                ))
+            }
+            _ => Decoded::Message(Box::new(JsonRpcMessage::Request(request))),
+        },
         Ok(message) => Decoded::Message(Box::new(message)),
         // A notification gets no reply, even a malformed one.
-        Err(_) if id.is_none() => Decoded::Reject(None),
+        Err(_) if notification => Decoded::Reject(None),
         Err(e) => Decoded::Reject(Some(error_reply(
             &id.unwrap_or(Value::Null),
             error_code::INVALID_REQUEST,
             &format!("Invalid Request: {e}"),
         ))),
     }
+}
+
+/// At most `max` characters of `text`, marked when cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Why `params` do not fit `method`, for the methods zend serves.
+fn params_problem(method: &str, params: Option<Value>) -> Option<String> {
+    use rmcp::model::{
+        CallToolRequestParams, GetPromptRequestParams, InitializeRequestParams,
+        PaginatedRequestParams,
+    };
+    let params = params.unwrap_or(Value::Null);
+    let fits = match method {
+        "initialize" => serde_json::from_value::<InitializeRequestParams>(params).map(drop),
+        "tools/call" => serde_json::from_value::<CallToolRequestParams>(params).map(drop),
+        "prompts/get" => serde_json::from_value::<GetPromptRequestParams>(params).map(drop),
+        "tools/list" | "prompts/list" => {
+            serde_json::from_value::<Option<PaginatedRequestParams>>(params).map(drop)
+        }
+        "ping" => return Some("ping takes no params".into()),
+        _ => return None,
+    };
+    Some(match fits {
+        Err(e) => e.to_string(),
+        Ok(()) => "they do not match the MCP schema".into(),
+    })
 }
 
 /// A JSON-RPC error response, serialized.
@@ -180,6 +250,57 @@ mod tests {
         let reply = reply_of(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":"nope"}"#);
         assert_eq!(reply["id"], 7);
         assert_eq!(reply["error"]["code"], -32600);
+    }
+
+    #[test]
+    fn json_that_is_not_a_message_gets_invalid_request() {
+        for line in [
+            &b"null"[..],
+            b"3",
+            b"\"ping\"",
+            b"{}",
+            b"{\"jsonrpc\":\"2.0\"}",
+        ] {
+            let reply = reply_of(line);
+            assert_eq!(reply["error"]["code"], -32600, "{reply}");
+            assert_eq!(reply["id"], Value::Null);
+        }
+        // A malformed notification is still not answered.
+        assert_eq!(
+            reply_of(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":"x"}"#),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn served_methods_with_bad_params_get_invalid_params_not_method_not_found() {
+        let reply = reply_of(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}"#);
+        assert_eq!(reply["id"], 3);
+        assert_eq!(reply["error"]["code"], -32602);
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("tools/call") && message.contains("name"),
+            "{message}"
+        );
+        let reply = reply_of(br#"{"jsonrpc":"2.0","id":4,"method":"","params":{}}"#);
+        assert_eq!(reply["error"]["code"], -32601);
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("\"\"") && message.contains("tools/call"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(reply_of(deep.as_bytes())["error"]["code"], -32700);
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"a":{}{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(reply_of(deep.as_bytes())["error"]["code"], -32700);
     }
 
     #[test]
