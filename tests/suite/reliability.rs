@@ -507,3 +507,119 @@ fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
     assert_eq!(version_pid(&mut bystander), pid);
     assert!(bystander.close().success());
 }
+
+/// The tool-level half of the hostile corpus: `tests/corpus/tools.jsonl`, one
+/// `tools/call` per line (`name`, `tool`, `arguments`, `expect`: "error" or
+/// "ok", optional `contains`). `$TMP`, `$HOME`, `$MANY_ARGS`, `$BIG_PROMPT`
+/// and `$OTHER_THREAD` are filled in with fixtures made here.
+#[test]
+fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/tools.jsonl"),
+    )
+    .unwrap();
+    let cases: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let protocol = load_corpus().len();
+    assert!(
+        protocol + cases.len() >= 200,
+        "{} cases in all",
+        protocol + cases.len()
+    );
+
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let fixtures = tempfile::tempdir().unwrap();
+    let tmp = fixtures.path();
+    std::fs::write(tmp.join("blob.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", tmp.join("link-to-passwd")).unwrap();
+    let _ = Command::new("mkfifo").arg(tmp.join("fifo")).status();
+    std::fs::create_dir_all(tmp.join("dir-prompt/prompt.txt")).unwrap();
+    std::fs::create_dir_all(tmp.join("many")).unwrap();
+    for i in 0..100_000 {
+        std::fs::write(tmp.join("many").join(format!("f{i}.txt")), b"x").unwrap();
+    }
+    let many_args: Vec<String> = (0..10_000)
+        .map(|i| format!("{}/f{i}.rs", tmp.display()))
+        .collect();
+    let big_prompt = "z".repeat(10 * 1024 * 1024);
+
+    let mut bystander = home.session();
+    let pid = version_pid(&mut bystander);
+    let other = bystander.call_tool(
+        "chat",
+        json!({"prompt": "someone else's conversation", "model": "gpt-5"}),
+    );
+    let other_text = result_text(&other);
+    let start = other_text.find("continuation_id: ").unwrap() + "continuation_id: ".len();
+    let other_thread = other_text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let fill = |value: &Value| -> Value {
+        match value {
+            Value::String(s) if s == "$MANY_ARGS" => json!(many_args),
+            Value::String(s) if s == "$BIG_PROMPT" => json!(big_prompt),
+            Value::String(s) => json!(
+                s.replace("$TMP", &tmp.display().to_string())
+                    .replace("$HOME", &home.path().display().to_string())
+                    .replace("$OTHER_THREAD", &other_thread)
+            ),
+            other => other.clone(),
+        }
+    };
+    let mut client = home.session();
+    let mut problems = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let mut arguments = serde_json::Map::new();
+        for (key, value) in case["arguments"].as_object().unwrap() {
+            let filled = match value {
+                Value::Array(items) => Value::Array(items.iter().map(&fill).collect()),
+                other => fill(other),
+            };
+            arguments.insert(key.clone(), filled);
+        }
+        let started = Instant::now();
+        let reply = client.request(
+            "tools/call",
+            json!({"name": case["tool"], "arguments": arguments}),
+        );
+        let (is_error, text) = match reply.get("result") {
+            Some(result) => (result["isError"] == true, result_text(result)),
+            None => (
+                true,
+                reply["error"]["message"].as_str().unwrap_or("").to_owned(),
+            ),
+        };
+        let expect_error = case["expect"] == "error";
+        if is_error != expect_error {
+            problems.push(format!(
+                "{name}: expected {}, got {}",
+                case["expect"],
+                &text[..text.len().min(300)]
+            ));
+        } else if let Some(needle) = case["contains"].as_str()
+            && !text.to_lowercase().contains(&needle.to_lowercase())
+        {
+            problems.push(format!(
+                "{name}: answer lacks {needle:?}: {}",
+                &text[..text.len().min(300)]
+            ));
+        } else if expect_error && text.trim().is_empty() {
+            problems.push(format!("{name}: an empty error"));
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            problems.push(format!("{name}: took {:?}", started.elapsed()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Same daemon, and the other session never noticed.
+    assert_eq!(version_pid(&mut bystander), pid);
+    assert_eq!(version_pid(&mut client), pid);
+}

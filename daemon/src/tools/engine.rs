@@ -274,8 +274,9 @@ pub fn prepare(
     notes.extend(current.notes());
     if expanded.truncated > 0 {
         notes.push(format!(
-            "{} more files in the directories were not listed (limit {})",
-            expanded.truncated,
+            "{}{} more files in the directories were not listed (limit {}); name subdirectories or files instead",
+            if expanded.truncated > 10_000 { "over " } else { "" },
+            expanded.truncated.min(10_000),
             files::MAX_FILES
         ));
     }
