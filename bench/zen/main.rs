@@ -1,5 +1,7 @@
 //! zen's benchmark suite: what users feel, each figure beside a floor measured
-//! in the same run. See BENCHMARKS.md; run it with `scripts/bench.sh`.
+//! in the same run. See BENCHMARKS.md; run it with `scripts/bench.sh`, which
+//! builds zend and zen-shim as shipped (release, thin LTO, each on its own) and
+//! then runs this with `cargo bench -p zen-bench --bench zen`.
 //!
 //! Loopback only, bounded in time (about a minute; `--quick` for a smoke run).
 //! Prints a table and writes `bench-results/latest.json` (+ `latest.txt`).
@@ -102,6 +104,10 @@ fn main() -> ExitCode {
             bins.profile_dir
         );
     }
+    let stale = stale(&bins);
+    for bin in &stale {
+        println!("warning: {bin} is older than its sources; run scripts/bench.sh to rebuild it");
+    }
     let fd_limit = procs::raise_fd_limit();
     procs::become_subreaper();
     std::thread::spawn(|| {
@@ -145,7 +151,8 @@ fn main() -> ExitCode {
         report.skip("the run panicked part-way (see above); the table shows what was measured");
     }
 
-    let machine = machine(&bins, quick, fd_limit, &load_before, started.elapsed());
+    let mut machine = machine(&bins, quick, fd_limit, &load_before, started.elapsed());
+    machine["stale_binaries"] = json!(stale);
     let table = report.table();
     println!("\n{table}");
     for skipped in &report.skipped {
@@ -164,7 +171,10 @@ fn main() -> ExitCode {
     match written {
         Ok(()) => println!(
             "\nwrote {} (in {:.0} s)",
-            dir.join("latest.json").display(),
+            dir.join("latest.json")
+                .canonicalize()
+                .unwrap_or_else(|_| dir.join("latest.json"))
+                .display(),
             started.elapsed().as_secs_f64()
         ),
         Err(e) => eprintln!("zen bench: cannot write {}: {e}", dir.display()),
@@ -1092,10 +1102,43 @@ fn target_dir(bins: &Bins) -> PathBuf {
 fn results_dir() -> PathBuf {
     match std::env::var_os("ZEN_BENCH_OUT") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("bench-results"),
+        None => workspace_dir().join("bench-results"),
     }
+}
+
+fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Sources newer than the binary built from them: the figures would be stale.
+fn stale(bins: &Bins) -> Vec<String> {
+    fn newest(path: &Path) -> Option<std::time::SystemTime> {
+        let meta = std::fs::metadata(path).ok()?;
+        if meta.is_file() {
+            return meta.modified().ok();
+        }
+        std::fs::read_dir(path)
+            .ok()?
+            .flatten()
+            .filter_map(|e| newest(&e.path()))
+            .max()
+    }
+    let root = workspace_dir();
+    let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut stale = Vec::new();
+    for (bin, sources) in [
+        (&bins.zend, &["daemon/src", "proto", "config"][..]),
+        (&bins.shim, &["shim/src", "proto"][..]),
+    ] {
+        let source = sources.iter().filter_map(|s| newest(&root.join(s))).max();
+        if let (Some(source), Some(built)) = (source, built(bin))
+            && source > built
+        {
+            stale.push(bin.display().to_string());
+        }
+    }
+    stale
 }
 
 fn loadavg() -> String {

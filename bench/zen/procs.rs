@@ -26,22 +26,23 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// `zend` as cargo built it for this bench; `zen-shim` and
-    /// `examples/floor_server` beside it (scripts/bench.sh builds all three).
+    /// `floor_server` as cargo built it for this bench; `zend` and `zen-shim`
+    /// beside it (scripts/bench.sh builds those first, each on its own, as
+    /// `cargo install` would), or in `$ZEN_BENCH_BIN_DIR`.
     pub fn locate() -> Result<Self, String> {
-        let zend = match std::env::var_os("ZEN_BENCH_BIN_DIR") {
-            Some(dir) => PathBuf::from(dir).join("zend"),
-            None => PathBuf::from(env!("CARGO_BIN_EXE_zend")),
-        };
-        let dir = zend.parent().map(Path::to_path_buf).unwrap_or_default();
+        let floor = PathBuf::from(env!("CARGO_BIN_EXE_floor_server"));
+        let beside = floor.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = std::env::var_os("ZEN_BENCH_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or(beside);
         let bins = Self {
+            zend: dir.join("zend"),
             shim: dir.join("zen-shim"),
-            floor: dir.join("examples").join("floor_server"),
             profile_dir: dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            zend,
+            floor,
         };
         for (what, path) in [
             ("zend", &bins.zend),
@@ -50,8 +51,8 @@ impl Bins {
         ] {
             if !path.is_file() {
                 return Err(format!(
-                    "{what} is missing at {}: run scripts/bench.sh (it builds zen-shim, zend and \
-                     the floor_server example in release before running the bench)",
+                    "{what} is missing at {}: run scripts/bench.sh (it builds zen-shim and zend \
+                     in release before running the bench)",
                     path.display()
                 ));
             }
