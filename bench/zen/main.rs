@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 mod echo;
+mod grpc;
 mod mock;
 mod peer;
 mod procs;
@@ -386,8 +387,15 @@ fn auto_start(
     Ok(())
 }
 
-/// Calls `method` `warmup + n` times; the timed samples and the CPU time
-/// (ns per call) of each pid over the timed calls.
+/// What a process spent per call: CPU seconds and context switches.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerCall {
+    cpu: f64,
+    switches: f64,
+}
+
+/// Calls `method` `warmup + n` times; the timed samples and, for each pid,
+/// what it spent per timed call.
 fn timed_calls(
     client: &mut Mcp,
     method: &str,
@@ -395,28 +403,40 @@ fn timed_calls(
     warmup: usize,
     n: usize,
     pids: &[u32],
-) -> Result<(Vec<Duration>, Vec<f64>), String> {
+) -> Result<(Vec<Duration>, Vec<PerCall>), String> {
     for _ in 0..warmup {
         io(client.request(method, params))?;
     }
-    let before: Vec<u64> = pids
-        .iter()
-        .map(|p| procs::cpu_ns(*p).unwrap_or(0))
-        .collect();
+    let sample = |p: &u32| {
+        (
+            procs::cpu_ns(*p).unwrap_or(0),
+            procs::ctx_switches(*p).unwrap_or(0),
+        )
+    };
+    let before: Vec<(u64, u64)> = pids.iter().map(sample).collect();
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let (_, t) = io(client.request_timed(method, params))?;
         samples.push(t);
     }
-    let cpu = pids
+    let spent = pids
         .iter()
         .zip(before)
-        .map(|(p, b)| procs::cpu_ns(*p).unwrap_or(0).saturating_sub(b) as f64 / 1e9 / n as f64)
+        .map(|(p, (cpu, switches))| {
+            let (cpu_after, switches_after) = sample(p);
+            PerCall {
+                cpu: cpu_after.saturating_sub(cpu) as f64 / 1e9 / n as f64,
+                switches: switches_after.saturating_sub(switches) as f64 / n as f64,
+            }
+        })
         .collect();
-    Ok((samples, cpu))
+    Ok((samples, spent))
 }
 
-/// 2. One JSON-RPC round trip through shim and daemon, against a Unix-socket echo.
+/// Section 2: one JSON-RPC round trip through shim and daemon, against a
+/// Unix-socket echo; plus the same without the shim (gRPC straight to zend) and
+/// the rmcp floor server, to show where the time goes; CPU and context switches
+/// per call.
 fn round_trip(
     bins: &Bins,
     home: &Home,
@@ -434,7 +454,7 @@ fn round_trip(
     let mut shim = shim_session(bins, home)?;
     let shim_pid = shim.pid();
     let (ping, _) = timed_calls(&mut shim, "ping", None, warm, n, &[])?;
-    let (version, cpu) = timed_calls(
+    let (version, spent) = timed_calls(
         &mut shim,
         "tools/call",
         Some(VERSION_CALL),
@@ -442,13 +462,17 @@ fn round_trip(
         n,
         &[shim_pid, zend],
     )?;
-    let shim_hwm = procs::status_kib(shim_pid, "VmHWM").unwrap_or(0) as f64;
     shim.close();
+    let (shim_spent, zend_spent) = (spent[0], spent[1]);
+
+    // Straight to zend over gRPC (the shim's half of the path left out).
+    let ping_frame = &ping_line[..ping_line.len() - 1];
+    let direct = Summary::of(&grpc::round_trips(&home.socket(), ping_frame, warm, n)?);
 
     let mut floor = floor_session(bins, home)?;
     let floor_pid = floor.pid();
     let (floor_ping, _) = timed_calls(&mut floor, "ping", None, warm, n, &[])?;
-    let (floor_version, floor_cpu) = timed_calls(
+    let (floor_version, floor_spent) = timed_calls(
         &mut floor,
         "tools/call",
         Some(VERSION_CALL),
@@ -458,6 +482,7 @@ fn round_trip(
     )?;
     floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
     floor.close();
+    let floor_spent = floor_spent[0];
 
     let mut command = home.command(&bins.floor);
     command.arg("--blocking-stdio");
@@ -469,39 +494,48 @@ fn round_trip(
     let (floor_ping, floor_version) = (Summary::of(&floor_ping), Summary::of(&floor_version));
     let blocking_ping = Summary::of(&blocking_ping);
     let echo_floor = "Unix-socket echo";
+    let rmcp_floor = "rmcp stdio floor server";
+    for (metric, value, floor, target) in [
+        ("ping via shim + zend (p50)", ping.p50, echo.p50, 100e-6),
+        ("ping via shim + zend (p95)", ping.p95, echo.p95, 100e-6),
+        (
+            "tools/call version via shim + zend (p50)",
+            version.p50,
+            echo.p50,
+            100e-6,
+        ),
+        (
+            "tools/call version via shim + zend (p95)",
+            version.p95,
+            echo.p95,
+            100e-6,
+        ),
+    ] {
+        report.row(
+            "round trip",
+            metric,
+            value,
+            Unit::Us,
+            Some((floor, echo_floor)),
+            Target::OverFloorAtMost(target),
+            "",
+        );
+    }
     report.row(
         "round trip",
-        "ping via shim + zend (p50)",
-        ping.p50,
+        "ping via gRPC straight to zend, no shim (p50)",
+        direct.p50,
         Unit::Us,
         Some((echo.p50, echo_floor)),
-        Target::OverFloorAtMost(100e-6),
-        "",
-    );
-    report.row(
-        "round trip",
-        "ping via shim + zend (p95)",
-        ping.p95,
-        Unit::Us,
-        Some((echo.p95, echo_floor)),
-        Target::OverFloorAtMost(100e-6),
-        "",
-    );
-    report.row(
-        "round trip",
-        "tools/call version via shim + zend (p50)",
-        version.p50,
-        Unit::Us,
-        Some((echo.p50, echo_floor)),
-        Target::OverFloorAtMost(100e-6),
-        "",
+        Target::None,
+        "diagnostic: the shim's share is the difference",
     );
     report.row(
         "round trip",
         "ping via shim + zend (p50), vs rmcp stdio server",
         ping.p50,
         Unit::Us,
-        Some((floor_ping.p50, "rmcp stdio floor server")),
+        Some((floor_ping.p50, rmcp_floor)),
         Target::None,
         "",
     );
@@ -510,49 +544,64 @@ fn round_trip(
         "tools/call version (p50), vs rmcp stdio server",
         version.p50,
         Unit::Us,
-        Some((floor_version.p50, "rmcp stdio floor server")),
+        Some((floor_version.p50, rmcp_floor)),
         Target::None,
         "",
     );
-    let (shim_cpu, zend_cpu) = (cpu[0], cpu[1]);
-    report.row(
-        "cpu",
-        "CPU per tools/call version: zen-shim",
-        shim_cpu,
-        Unit::Us,
-        Some((floor_cpu[0], "rmcp stdio floor server, whole")),
-        Target::None,
-        "",
-    );
-    report.row(
-        "cpu",
-        "CPU per tools/call version: zend",
-        zend_cpu,
-        Unit::Us,
-        Some((floor_cpu[0], "rmcp stdio floor server, whole")),
-        Target::None,
-        "",
-    );
-    report.row(
-        "cpu",
-        "CPU per tools/call version: shim + zend",
-        shim_cpu + zend_cpu,
-        Unit::Us,
-        Some((floor_cpu[0], "rmcp stdio floor server, whole")),
-        Target::None,
-        "",
-    );
+    let whole = "rmcp stdio floor server, whole";
+    for (metric, value) in [
+        ("CPU per tools/call version: zen-shim", shim_spent.cpu),
+        ("CPU per tools/call version: zend", zend_spent.cpu),
+        (
+            "CPU per tools/call version: shim + zend",
+            shim_spent.cpu + zend_spent.cpu,
+        ),
+    ] {
+        report.row(
+            "cpu",
+            metric,
+            value,
+            Unit::Us,
+            Some((floor_spent.cpu, whole)),
+            Target::None,
+            "",
+        );
+    }
+    for (metric, value) in [
+        (
+            "context switches per tools/call version: zen-shim",
+            shim_spent.switches,
+        ),
+        (
+            "context switches per tools/call version: zend",
+            zend_spent.switches,
+        ),
+    ] {
+        report.row(
+            "cpu",
+            metric,
+            value,
+            Unit::Count,
+            Some((floor_spent.switches, whole)),
+            Target::None,
+            "",
+        );
+    }
     report.detail(
         "round_trip",
         json!({
             "echo": echo.json(),
             "zen_ping": ping.json(),
             "zen_version": version.json(),
+            "grpc_direct_ping": direct.json(),
             "floor_ping": floor_ping.json(),
             "floor_version": floor_version.json(),
             "floor_blocking_stdio_ping": blocking_ping.json(),
-            "cpu_per_version_call_s": {"shim": shim_cpu, "zend": zend_cpu, "floor": floor_cpu[0]},
-            "shim_vmhwm_bytes_after_calls": shim_hwm,
+            "per_version_call": {
+                "shim": {"cpu_s": shim_spent.cpu, "context_switches": shim_spent.switches},
+                "zend": {"cpu_s": zend_spent.cpu, "context_switches": zend_spent.switches},
+                "floor": {"cpu_s": floor_spent.cpu, "context_switches": floor_spent.switches},
+            },
         }),
     );
     println!(
@@ -962,7 +1011,7 @@ fn chat(
     }
     let counts_before = mock.counts.snapshot();
     let shim_pid = shim.pid();
-    let (samples, cpu) = timed_calls(
+    let (samples, spent) = timed_calls(
         &mut shim,
         "tools/call",
         Some(&params),
@@ -976,6 +1025,7 @@ fn chat(
     let streamed = sse_calls > json_calls;
     let (floor, client_cpu) = direct[usize::from(streamed)];
     let zen = Summary::of(&samples);
+    let cpu = [spent[0].cpu, spent[1].cpu];
     let what = format!("direct reqwest call, {}", mode(streamed));
     for (name, z, f) in [
         ("p50", zen.p50, floor.p50),
@@ -1017,6 +1067,7 @@ fn chat(
             "zen": zen.json(), "mode": mode(streamed),
             "provider_requests": {"json": json_calls, "sse": sse_calls},
             "cpu_per_call_s": {"shim": cpu[0], "zend": cpu[1]},
+            "context_switches_per_call": {"shim": spent[0].switches, "zend": spent[1].switches},
         }),
     );
     Ok(())

@@ -16,6 +16,8 @@ pub enum Unit {
     KiB,
     /// Calls per second.
     PerSec,
+    /// A plain number (per call).
+    Count,
 }
 
 impl Unit {
@@ -26,6 +28,7 @@ impl Unit {
             Unit::MiB => format!("{:.2} MiB", v / (1024.0 * 1024.0)),
             Unit::KiB => format!("{:.2} KiB", v / 1024.0),
             Unit::PerSec => format!("{v:.0}/s"),
+            Unit::Count => format!("{v:.1}"),
         }
     }
 
@@ -34,6 +37,7 @@ impl Unit {
             Unit::Ms | Unit::Us => "s",
             Unit::MiB | Unit::KiB => "bytes",
             Unit::PerSec => "per_s",
+            Unit::Count => "count",
         }
     }
 }
