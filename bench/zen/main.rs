@@ -213,7 +213,7 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
     let sections: Vec<(&str, Section)> = vec![
         (
             "cold start",
-            Box::new(|r, f| cold_start(bins, &home, plan, r, f)),
+            Box::new(|r, f| cold_start(bins, &home, zend, plan, r, f)),
         ),
         (
             "round trip",
@@ -271,23 +271,34 @@ fn floor_session(bins: &Bins, home: &Home) -> Result<Mcp, String> {
 fn cold_start(
     bins: &Bins,
     home: &Home,
+    zend: u32,
     plan: &Plan,
     report: &mut Report,
     floors: &mut Floors,
 ) -> Result<(), String> {
     let warmup = 3;
     let (mut zen, mut floor) = (Vec::new(), Vec::new());
+    let (mut shim_cpu, mut floor_cpu, mut zend_cpu) = (0u64, 0u64, 0u64);
     // Interleaved, so that noise from other load hits both alike.
     for i in 0..warmup + plan.cold_n {
+        let zend_before = procs::cpu_ns(zend).unwrap_or(0);
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
+        let shim_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
         client.close();
+        let zend_spent = procs::cpu_ns(zend).unwrap_or(0).saturating_sub(zend_before);
         let (client, f) = io(procs::cold_start(home.command(&bins.floor)))?;
+        let floor_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
         client.close();
         if i >= warmup {
             zen.push(t);
             floor.push(f);
+            shim_cpu += shim_spent;
+            zend_cpu += zend_spent;
+            floor_cpu += floor_spent;
         }
     }
+    let per = |total: u64| total as f64 / 1e9 / plan.cold_n as f64;
+    let (shim_cpu, zend_cpu, floor_cpu) = (per(shim_cpu), per(zend_cpu), per(floor_cpu));
     let (zen, floor) = (Summary::of(&zen), Summary::of(&floor));
     floors.floor_cold = floor;
     report.row(
@@ -308,9 +319,31 @@ fn cold_start(
         Target::None,
         "",
     );
+    let to_init = "rmcp stdio floor server, start → initialized";
+    report.row(
+        "cold start",
+        "CPU: zen-shim, start → initialize answered",
+        shim_cpu,
+        Unit::Ms,
+        Some((floor_cpu, to_init)),
+        Target::None,
+        "",
+    );
+    report.row(
+        "cold start",
+        "CPU: zend per session (open, initialize, close)",
+        zend_cpu,
+        Unit::Ms,
+        Some((floor_cpu, to_init)),
+        Target::None,
+        "",
+    );
     report.detail(
         "cold_start",
-        json!({"zen": zen.json(), "floor": floor.json()}),
+        json!({
+            "zen": zen.json(), "floor": floor.json(),
+            "cpu_s": {"shim_to_initialized": shim_cpu, "zend_per_session": zend_cpu, "floor_to_initialized": floor_cpu},
+        }),
     );
     Ok(())
 }

@@ -123,6 +123,12 @@ impl Home {
             .env("HOME", self.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ZEN_HOME", self.path());
+        // Experiments: ZEN_BENCH_ENV_X=v gives every zen process X=v (e.g. ZEN_LOG).
+        for (key, value) in std::env::vars() {
+            if let Some(key) = key.strip_prefix("ZEN_BENCH_ENV_") {
+                command.env(key, value);
+            }
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
