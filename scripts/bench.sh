@@ -6,6 +6,8 @@
 #
 #   scripts/bench.sh            the full run
 #   scripts/bench.sh --quick    a smoke run (small counts; figures are not meaningful)
+#   scripts/bench.sh --callgrind  also count instructions per call with valgrind (+~1 min;
+#                               unlike times, these do not move with the machine's load)
 #
 # ZEN_BENCH_NO_PEER=1 skips the consult-llm-mcp peer row (fetched once with npm
 # into target/bench-peer/). ZEN_BENCH_VERBOSE=1 shows the servers' stderr.

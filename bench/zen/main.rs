@@ -9,6 +9,7 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod callgrind;
 mod echo;
 mod grpc;
 mod mock;
@@ -90,6 +91,7 @@ struct Floors {
 fn main() -> ExitCode {
     let quick =
         std::env::args().any(|a| a == "--quick") || std::env::var_os("ZEN_BENCH_QUICK").is_some();
+    let with_callgrind = std::env::args().any(|a| a == "--callgrind");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let bins = match Bins::locate() {
         Ok(bins) => bins,
@@ -145,7 +147,15 @@ fn main() -> ExitCode {
     let load_before = loadavg();
     let mut report = Report::default();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&bins, &plan, &mock, &mut report)
+        run(&bins, &plan, &mock, &mut report);
+        if with_callgrind {
+            println!("\n== instructions (callgrind)");
+            let t = Instant::now();
+            if let Err(e) = instructions(&bins, &mut report) {
+                report.skip(format!("instructions: {e}"));
+            }
+            println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+        }
     }));
     procs::stop_all_daemons();
     if outcome.is_err() {
@@ -1170,6 +1180,50 @@ fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> R
     report.detail(
         "peer",
         json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "vmhwm": hwm}),
+    );
+    Ok(())
+}
+
+/// `--callgrind`: instructions per call, which the machine's load does not move.
+fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
+    if !callgrind::available() {
+        return Err("valgrind is not installed (apt-get install valgrind)".into());
+    }
+    let counts = callgrind::run(bins)?;
+    let whole = "rmcp stdio floor server, whole";
+    for (metric, value) in [
+        ("instructions per tools/call version: zen-shim", counts.shim),
+        ("instructions per tools/call version: zend", counts.zend),
+        (
+            "instructions per tools/call version: zend, ZEN_LOG=warn",
+            counts.zend_quiet,
+        ),
+        (
+            "instructions per tools/call version: shim + zend",
+            counts.shim + counts.zend,
+        ),
+    ] {
+        report.row(
+            "instructions",
+            metric,
+            value,
+            Unit::Instr,
+            Some((counts.floor, whole)),
+            Target::None,
+            "user space only (callgrind)",
+        );
+    }
+    report.row(
+        "instructions",
+        "instructions: zen-shim start → initialize answered",
+        counts.shim_start,
+        Unit::Instr,
+        Some((
+            counts.floor_start,
+            "rmcp stdio floor server, start → initialized",
+        )),
+        Target::None,
+        "user space only (callgrind)",
     );
     Ok(())
 }

@@ -19,7 +19,7 @@ pub struct Peer {
 
 /// The cached binary, else fetches it with npm. Err says why the row is skipped.
 pub fn fetch(cache: &Path) -> Result<Peer, String> {
-    if std::env::var_os("ZEN_BENCH_NO_PEER").is_some() {
+    if std::env::var("ZEN_BENCH_NO_PEER").is_ok_and(|v| !v.is_empty() && v != "0") {
         return Err("ZEN_BENCH_NO_PEER is set".into());
     }
     let platform = match (std::env::consts::OS, std::env::consts::ARCH) {

@@ -18,6 +18,8 @@ pub enum Unit {
     PerSec,
     /// A plain number (per call).
     Count,
+    /// Instructions, shown in thousands.
+    Instr,
 }
 
 impl Unit {
@@ -29,6 +31,7 @@ impl Unit {
             Unit::KiB => format!("{:.2} KiB", v / 1024.0),
             Unit::PerSec => format!("{v:.0}/s"),
             Unit::Count => format!("{v:.1}"),
+            Unit::Instr => format!("{:.1} k", v / 1000.0),
         }
     }
 
@@ -38,6 +41,7 @@ impl Unit {
             Unit::MiB | Unit::KiB => "bytes",
             Unit::PerSec => "per_s",
             Unit::Count => "count",
+            Unit::Instr => "instructions",
         }
     }
 }
