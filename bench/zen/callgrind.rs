@@ -1,0 +1,161 @@
+//! `--callgrind`: user-space instructions per call, counted by valgrind's
+//! callgrind. Unlike time, instruction counts do not move with the machine's
+//! load, so they show what a change to zen costs even on a noisy machine. Each
+//! program runs twice (few and many calls); the difference divided by the extra
+//! calls is the cost of one call, start-up excluded. Kernel time (syscalls,
+//! context switches) is not counted: see the `cpu` rows for that.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::procs::{Bins, Home, Mcp};
+
+const FEW: usize = 100;
+const MANY: usize = 1100;
+const VERSION_CALL: &str = r#"{"name":"version","arguments":{}}"#;
+
+pub struct Counts {
+    /// Instructions per `tools/call version`.
+    pub shim: f64,
+    pub zend: f64,
+    pub zend_quiet: f64,
+    pub floor: f64,
+    /// Instructions from exec to the initialize answer (FEW-call run minus its calls).
+    pub shim_start: f64,
+    pub floor_start: f64,
+}
+
+pub fn available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn valgrind(home: &Home, out: &Path, program: &Path) -> Command {
+    let mut command = home.command(Path::new("valgrind"));
+    command
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(program);
+    command
+}
+
+fn totals(out: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .next_back()
+        .ok_or_else(|| format!("no totals in {}", out.display()))
+}
+
+/// One session of `n` version calls through `client`, then closes it.
+fn calls(mut client: Mcp, n: usize) -> Result<(), String> {
+    client.initialize().map_err(|e| e.to_string())?;
+    for _ in 0..n {
+        client
+            .request("tools/call", Some(VERSION_CALL))
+            .map_err(|e| e.to_string())?;
+    }
+    client.close();
+    Ok(())
+}
+
+/// Instructions of a client-side program (the shim or the floor server) for `n` calls.
+fn client_side(home: &Home, dir: &Path, program: &Path, n: usize) -> Result<u64, String> {
+    let name = program.file_name().unwrap_or_default().to_string_lossy();
+    let out = dir.join(format!("{name}.{n}.out"));
+    let client = Mcp::spawn(valgrind(home, &out, program)).map_err(|e| e.to_string())?;
+    calls(client, n)?;
+    totals(&out)
+}
+
+/// Instructions of zend, run under callgrind, serving one session of `n` calls.
+fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, String> {
+    let mut home = Home::new().map_err(|e| e.to_string())?;
+    if quiet {
+        home.env.push(("ZEN_LOG".into(), "warn".into()));
+    }
+    let out = dir.join(format!("zend.{n}.{quiet}.out"));
+    let mut child = valgrind(&home, &out, &bins.zend)
+        .args(["serve", "--auto-started", "--idle-timeout", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    while std::os::unix::net::UnixStream::connect(home.socket()).is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("zend under valgrind did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = Mcp::spawn(home.command(&bins.shim)).map_err(|e| e.to_string());
+    let served = client.and_then(|c| calls(c, n));
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("zend under valgrind did not stop".into());
+            }
+        }
+    }
+    served?;
+    totals(&out)
+}
+
+pub fn run(bins: &Bins) -> Result<Counts, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("zcg")
+        .tempdir_in("/tmp")
+        .map_err(|e| e.to_string())?;
+    let per_call = |few: u64, many: u64| many.saturating_sub(few) as f64 / (MANY - FEW) as f64;
+    // The client-side programs talk to an ordinary zend.
+    let home = Home::new().map_err(|e| e.to_string())?;
+    home.start_daemon(bins).map_err(|e| e.to_string())?;
+    let shim = (
+        client_side(&home, dir.path(), &bins.shim, FEW)?,
+        client_side(&home, dir.path(), &bins.shim, MANY)?,
+    );
+    let floor = (
+        client_side(&home, dir.path(), &bins.floor, FEW)?,
+        client_side(&home, dir.path(), &bins.floor, MANY)?,
+    );
+    home.stop_daemon();
+    let zend = (
+        daemon_side(bins, dir.path(), FEW, false)?,
+        daemon_side(bins, dir.path(), MANY, false)?,
+    );
+    let zend_quiet = (
+        daemon_side(bins, dir.path(), FEW, true)?,
+        daemon_side(bins, dir.path(), MANY, true)?,
+    );
+    let shim_call = per_call(shim.0, shim.1);
+    let floor_call = per_call(floor.0, floor.1);
+    Ok(Counts {
+        shim: shim_call,
+        zend: per_call(zend.0, zend.1),
+        zend_quiet: per_call(zend_quiet.0, zend_quiet.1),
+        floor: floor_call,
+        shim_start: shim.0 as f64 - FEW as f64 * shim_call,
+        floor_start: floor.0 as f64 - FEW as f64 * floor_call,
+    })
+}

@@ -1,0 +1,1345 @@
+//! zen's benchmark suite: what users feel, each figure beside a floor measured
+//! in the same run. See BENCHMARKS.md; run it with `scripts/bench.sh`, which
+//! builds zend and zen-shim as shipped (release, thin LTO, each on its own) and
+//! then runs this with `cargo bench -p zen-bench --bench zen`.
+//!
+//! Loopback only, bounded in time (about a minute; `--quick` for a smoke run).
+//! Prints a table and writes `bench-results/latest.json` (+ `latest.txt`).
+//! Nothing here asserts on time: targets are reported, never enforced.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+mod callgrind;
+mod echo;
+mod grpc;
+mod mock;
+mod peer;
+mod procs;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use procs::{Bins, Home, Mcp};
+use report::{Report, Target, Unit};
+use stats::Summary;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const VERSION_CALL: &str = r#"{"name":"version","arguments":{}}"#;
+/// The whole run is abandoned (daemons stopped) after this long.
+const WATCHDOG: Duration = Duration::from_secs(600);
+
+/// How much of everything to do.
+struct Plan {
+    cold_n: usize,
+    autostart_n: usize,
+    rtt_n: usize,
+    rtt_warmup: usize,
+    throughput_sessions: &'static [usize],
+    throughput_warmup: Duration,
+    throughput_for: Duration,
+    memory_sessions: &'static [usize],
+    chat_n: usize,
+    peer_cold_n: usize,
+}
+
+impl Plan {
+    fn full() -> Self {
+        Self {
+            cold_n: 40,
+            autostart_n: 10,
+            rtt_n: 4000,
+            rtt_warmup: 300,
+            throughput_sessions: &[1, 8, 64],
+            throughput_warmup: Duration::from_millis(300),
+            throughput_for: Duration::from_secs(2),
+            memory_sessions: &[8, 64, 256],
+            chat_n: 1000,
+            peer_cold_n: 20,
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            cold_n: 5,
+            autostart_n: 2,
+            rtt_n: 300,
+            rtt_warmup: 30,
+            throughput_sessions: &[1, 8],
+            throughput_warmup: Duration::from_millis(100),
+            throughput_for: Duration::from_millis(300),
+            memory_sessions: &[8],
+            chat_n: 50,
+            peer_cold_n: 3,
+        }
+    }
+}
+
+/// Figures one section measures and a later one compares against.
+#[derive(Default)]
+struct Floors {
+    floor_cold: Summary,
+    echo_rtt: Summary,
+    floor_hwm: f64,
+    floor_rss: f64,
+}
+
+fn main() -> ExitCode {
+    let quick =
+        std::env::args().any(|a| a == "--quick") || std::env::var_os("ZEN_BENCH_QUICK").is_some();
+    let with_callgrind = std::env::args().any(|a| a == "--callgrind");
+    let plan = if quick { Plan::quick() } else { Plan::full() };
+    let bins = match Bins::locate() {
+        Ok(bins) => bins,
+        Err(e) => {
+            eprintln!("zen bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if bins.profile_dir != "release" {
+        println!(
+            "note: the binaries are a `{}` build; figures mean something only for release \
+             (scripts/bench.sh)",
+            bins.profile_dir
+        );
+    }
+    let stale = stale(&bins);
+    for bin in &stale {
+        println!("warning: {bin} is older than its sources; run scripts/bench.sh to rebuild it");
+    }
+    let fd_limit = procs::raise_fd_limit();
+    procs::become_subreaper();
+    std::thread::spawn(|| {
+        std::thread::sleep(WATCHDOG);
+        eprintln!("zen bench: still running after {WATCHDOG:?}; stopping");
+        procs::stop_all_daemons();
+        std::process::exit(2);
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    // The mock provider gets its own runtime thread; direct calls run on the
+    // main thread (a current-thread runtime), so their CPU time is the main
+    // thread's alone.
+    let mock_rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zen bench: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mock = match mock_rt.block_on(mock::start()) {
+        Ok(mock) => mock,
+        Err(e) => {
+            eprintln!("zen bench: cannot start the mock provider: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let started = Instant::now();
+    let load_before = loadavg();
+    let mut report = Report::default();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(&bins, &plan, &mock, &mut report);
+        if with_callgrind {
+            println!("\n== instructions (callgrind)");
+            let t = Instant::now();
+            if let Err(e) = instructions(&bins, &mut report) {
+                report.skip(format!("instructions: {e}"));
+            }
+            println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+        }
+    }));
+    procs::stop_all_daemons();
+    if outcome.is_err() {
+        report.skip("the run panicked part-way (see above); the table shows what was measured");
+    }
+
+    let mut machine = machine(&bins, quick, fd_limit, &load_before, started.elapsed());
+    machine["stale_binaries"] = json!(stale);
+    let table = report.table();
+    println!("\n{table}");
+    for skipped in &report.skipped {
+        println!("skipped: {skipped}");
+    }
+    let dir = results_dir();
+    let json = report.json(machine);
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            std::fs::write(
+                dir.join("latest.json"),
+                serde_json::to_vec_pretty(&json).unwrap_or_default(),
+            )
+        })
+        .and_then(|()| std::fs::write(dir.join("latest.txt"), &table));
+    match written {
+        Ok(()) => println!(
+            "\nwrote {} (in {:.0} s)",
+            dir.join("latest.json")
+                .canonicalize()
+                .unwrap_or_else(|_| dir.join("latest.json"))
+                .display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => eprintln!("zen bench: cannot write {}: {e}", dir.display()),
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
+    let mut floors = Floors::default();
+
+    // The daemon most sections share, started the way a shim starts it, and
+    // able to reach the mock provider.
+    let home = match Home::new() {
+        Ok(mut home) => {
+            home.env = vec![
+                ("OPENAI_BASE_URL".into(), mock.base_url.clone()),
+                ("OPENAI_API_KEY".into(), mock::API_KEY.into()),
+            ];
+            home
+        }
+        Err(e) => {
+            report.skip(format!("everything: cannot create a zen home: {e}"));
+            return;
+        }
+    };
+    let zend = match home.start_daemon(bins) {
+        Ok((pid, _)) => pid,
+        Err(e) => {
+            report.skip(format!("everything: {e}"));
+            return;
+        }
+    };
+
+    type Section<'a> = Box<dyn FnOnce(&mut Report, &mut Floors) -> Result<(), String> + 'a>;
+    let sections: Vec<(&str, Section)> = vec![
+        (
+            "cold start",
+            Box::new(|r, f| cold_start(bins, &home, zend, plan, r, f)),
+        ),
+        (
+            "round trip",
+            Box::new(|r, f| round_trip(bins, &home, zend, plan, r, f)),
+        ),
+        (
+            "throughput",
+            Box::new(|r, _| throughput(bins, &home, plan, r)),
+        ),
+        ("memory", Box::new(|r, f| memory(bins, plan, r, f))),
+        ("auto-start", Box::new(|r, f| auto_start(bins, plan, r, f))),
+    ];
+    let mut tools = Vec::new();
+    for (name, section) in sections {
+        println!("\n== {name}");
+        let t = Instant::now();
+        if let Err(e) = section(report, &mut floors) {
+            report.skip(format!("{name}: {e}"));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    }
+    println!("\n== context");
+    match context(bins, &home, report) {
+        Ok(names) => tools = names,
+        Err(e) => report.skip(format!("context: {e}")),
+    }
+    println!("\n== chat");
+    let t = Instant::now();
+    if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
+        report.skip(format!("chat: {e}"));
+    }
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    println!("\n== peer");
+    let t = Instant::now();
+    if let Err(e) = peer_row(bins, plan, report, &floors) {
+        report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+    }
+    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    home.stop_daemon();
+}
+
+fn io<T>(result: std::io::Result<T>) -> Result<T, String> {
+    result.map_err(|e| e.to_string())
+}
+
+fn shim_session(bins: &Bins, home: &Home) -> Result<Mcp, String> {
+    io(procs::cold_start(home.command(&bins.shim))).map(|(client, _)| client)
+}
+
+fn floor_session(bins: &Bins, home: &Home) -> Result<Mcp, String> {
+    io(procs::cold_start(home.command(&bins.floor))).map(|(client, _)| client)
+}
+
+/// 1. spawn → initialize answer with zend running, against the floor server.
+fn cold_start(
+    bins: &Bins,
+    home: &Home,
+    zend: u32,
+    plan: &Plan,
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<(), String> {
+    let warmup = 3;
+    let (mut zen, mut floor) = (Vec::new(), Vec::new());
+    let (mut shim_cpu, mut floor_cpu, mut zend_cpu) = (0u64, 0u64, 0u64);
+    // Interleaved, so that noise from other load hits both alike.
+    for i in 0..warmup + plan.cold_n {
+        let zend_before = procs::cpu_ns(zend).unwrap_or(0);
+        let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
+        let shim_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
+        client.close();
+        let zend_spent = procs::cpu_ns(zend).unwrap_or(0).saturating_sub(zend_before);
+        let (client, f) = io(procs::cold_start(home.command(&bins.floor)))?;
+        let floor_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
+        client.close();
+        if i >= warmup {
+            zen.push(t);
+            floor.push(f);
+            shim_cpu += shim_spent;
+            zend_cpu += zend_spent;
+            floor_cpu += floor_spent;
+        }
+    }
+    let per = |total: u64| total as f64 / 1e9 / plan.cold_n as f64;
+    let (shim_cpu, zend_cpu, floor_cpu) = (per(shim_cpu), per(zend_cpu), per(floor_cpu));
+    let (zen, floor) = (Summary::of(&zen), Summary::of(&floor));
+    floors.floor_cold = floor;
+    report.row(
+        "cold start",
+        "spawn zen-shim → initialize answer, zend running (p50)",
+        zen.p50,
+        Unit::Ms,
+        Some((floor.p50, "rmcp stdio floor server")),
+        Target::RatioAtMost(1.5),
+        "",
+    );
+    report.row(
+        "cold start",
+        "spawn zen-shim → initialize answer, zend running (p95)",
+        zen.p95,
+        Unit::Ms,
+        Some((floor.p95, "rmcp stdio floor server")),
+        Target::None,
+        "",
+    );
+    let to_init = "rmcp stdio floor server, start → initialized";
+    report.row(
+        "cold start",
+        "CPU: zen-shim, start → initialize answered",
+        shim_cpu,
+        Unit::Ms,
+        Some((floor_cpu, to_init)),
+        Target::None,
+        "",
+    );
+    report.row(
+        "cold start",
+        "CPU: zend per session (open, initialize, close)",
+        zend_cpu,
+        Unit::Ms,
+        Some((floor_cpu, to_init)),
+        Target::None,
+        "",
+    );
+    report.detail(
+        "cold_start",
+        json!({
+            "zen": zen.json(), "floor": floor.json(),
+            "cpu_s": {"shim_to_initialized": shim_cpu, "zend_per_session": zend_cpu, "floor_to_initialized": floor_cpu},
+        }),
+    );
+    Ok(())
+}
+
+/// 1b. spawn zen-shim with no daemon: the shim starts zend and waits for it.
+fn auto_start(
+    bins: &Bins,
+    plan: &Plan,
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<(), String> {
+    let (mut fresh, mut again, mut ready, mut ready_again) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..plan.autostart_n {
+        let home = io(Home::new())?;
+        let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
+        if let Some(pid) = home.daemon_pid() {
+            procs::register_daemon(pid);
+        }
+        client.close();
+        home.stop_daemon();
+        fresh.push(t);
+        // Same home again: the store exists, no daemon runs.
+        let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
+        if let Some(pid) = home.daemon_pid() {
+            procs::register_daemon(pid);
+        }
+        client.close();
+        home.stop_daemon();
+        again.push(t);
+        // zend alone, polled every 200 µs: how much is the shim's back-off.
+        let home = io(Home::new())?;
+        let (_, t) = io(home.start_daemon(bins))?;
+        home.stop_daemon();
+        ready.push(t);
+        let (_, t) = io(home.start_daemon(bins))?;
+        home.stop_daemon();
+        ready_again.push(t);
+    }
+    let (fresh, again, ready, ready_again) = (
+        Summary::of(&fresh),
+        Summary::of(&again),
+        Summary::of(&ready),
+        Summary::of(&ready_again),
+    );
+    let floor = floors.floor_cold.p50;
+    let floor = (floor > 0.0).then_some((floor, "rmcp stdio floor server"));
+    report.row(
+        "cold start",
+        "auto-start: spawn zen-shim → initialize, fresh ZEN_HOME (p50)",
+        fresh.p50,
+        Unit::Ms,
+        floor,
+        Target::AtMost(0.050),
+        "",
+    );
+    report.row(
+        "cold start",
+        "auto-start: same, existing store (p50)",
+        again.p50,
+        Unit::Ms,
+        floor,
+        Target::AtMost(0.050),
+        "",
+    );
+    report.row(
+        "cold start",
+        "zend serve → socket accepts, fresh ZEN_HOME (p50)",
+        ready.p50,
+        Unit::Ms,
+        floor,
+        Target::None,
+        "diagnostic: daemon start-up alone, polled every 200 µs",
+    );
+    report.row(
+        "cold start",
+        "zend serve → socket accepts, existing store (p50)",
+        ready_again.p50,
+        Unit::Ms,
+        floor,
+        Target::None,
+        "diagnostic: daemon start-up alone, polled every 200 µs",
+    );
+    report.detail(
+        "auto_start",
+        json!({
+            "fresh_home": fresh.json(), "existing_home": again.json(),
+            "zend_ready": ready.json(), "zend_ready_existing_store": ready_again.json(),
+        }),
+    );
+    Ok(())
+}
+
+/// What a process spent per call: CPU seconds and context switches.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerCall {
+    cpu: f64,
+    switches: f64,
+}
+
+/// Calls `method` `warmup + n` times; the timed samples and, for each pid,
+/// what it spent per timed call.
+fn timed_calls(
+    client: &mut Mcp,
+    method: &str,
+    params: Option<&str>,
+    warmup: usize,
+    n: usize,
+    pids: &[u32],
+) -> Result<(Vec<Duration>, Vec<PerCall>), String> {
+    for _ in 0..warmup {
+        io(client.request(method, params))?;
+    }
+    let sample = |p: &u32| {
+        (
+            procs::cpu_ns(*p).unwrap_or(0),
+            procs::ctx_switches(*p).unwrap_or(0),
+        )
+    };
+    let before: Vec<(u64, u64)> = pids.iter().map(sample).collect();
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (_, t) = io(client.request_timed(method, params))?;
+        samples.push(t);
+    }
+    let spent = pids
+        .iter()
+        .zip(before)
+        .map(|(p, (cpu, switches))| {
+            let (cpu_after, switches_after) = sample(p);
+            PerCall {
+                cpu: cpu_after.saturating_sub(cpu) as f64 / 1e9 / n as f64,
+                switches: switches_after.saturating_sub(switches) as f64 / n as f64,
+            }
+        })
+        .collect();
+    Ok((samples, spent))
+}
+
+/// Section 2: one JSON-RPC round trip through shim and daemon, against a
+/// Unix-socket echo; plus the same without the shim (gRPC straight to zend) and
+/// the rmcp floor server, to show where the time goes; CPU and context switches
+/// per call.
+fn round_trip(
+    bins: &Bins,
+    home: &Home,
+    zend: u32,
+    plan: &Plan,
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<(), String> {
+    let (warm, n) = (plan.rtt_warmup, plan.rtt_n);
+    let ping_line = br#"{"jsonrpc":"2.0","id":1234,"method":"ping"}
+"#;
+    let echo = Summary::of(&io(echo::round_trips(ping_line, warm, n))?);
+    floors.echo_rtt = echo;
+
+    let mut shim = shim_session(bins, home)?;
+    let shim_pid = shim.pid();
+    let (ping, _) = timed_calls(&mut shim, "ping", None, warm, n, &[])?;
+    let (version, spent) = timed_calls(
+        &mut shim,
+        "tools/call",
+        Some(VERSION_CALL),
+        warm,
+        n,
+        &[shim_pid, zend],
+    )?;
+    shim.close();
+    let (shim_spent, zend_spent) = (spent[0], spent[1]);
+
+    // Straight to zend over gRPC (the shim's half of the path left out).
+    let ping_frame = &ping_line[..ping_line.len() - 1];
+    let direct = Summary::of(&grpc::round_trips(&home.socket(), ping_frame, warm, n)?);
+
+    let mut floor = floor_session(bins, home)?;
+    let floor_pid = floor.pid();
+    let (floor_ping, _) = timed_calls(&mut floor, "ping", None, warm, n, &[])?;
+    let (floor_version, floor_spent) = timed_calls(
+        &mut floor,
+        "tools/call",
+        Some(VERSION_CALL),
+        warm,
+        n,
+        &[floor_pid],
+    )?;
+    floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
+    floor.close();
+    let floor_spent = floor_spent[0];
+
+    let mut command = home.command(&bins.floor);
+    command.arg("--blocking-stdio");
+    let (mut blocking, _) = io(procs::cold_start(command))?;
+    let (blocking_ping, _) = timed_calls(&mut blocking, "ping", None, warm, n, &[])?;
+    blocking.close();
+
+    let (ping, version) = (Summary::of(&ping), Summary::of(&version));
+    let (floor_ping, floor_version) = (Summary::of(&floor_ping), Summary::of(&floor_version));
+    let blocking_ping = Summary::of(&blocking_ping);
+    let echo_floor = "Unix-socket echo";
+    let rmcp_floor = "rmcp stdio floor server";
+    for (metric, value, floor, target) in [
+        ("ping via shim + zend (p50)", ping.p50, echo.p50, 100e-6),
+        ("ping via shim + zend (p95)", ping.p95, echo.p95, 100e-6),
+        (
+            "tools/call version via shim + zend (p50)",
+            version.p50,
+            echo.p50,
+            100e-6,
+        ),
+        (
+            "tools/call version via shim + zend (p95)",
+            version.p95,
+            echo.p95,
+            100e-6,
+        ),
+    ] {
+        report.row(
+            "round trip",
+            metric,
+            value,
+            Unit::Us,
+            Some((floor, echo_floor)),
+            Target::OverFloorAtMost(target),
+            "",
+        );
+    }
+    report.row(
+        "round trip",
+        "ping via gRPC straight to zend, no shim (p50)",
+        direct.p50,
+        Unit::Us,
+        Some((echo.p50, echo_floor)),
+        Target::None,
+        "diagnostic: the shim's share is the difference",
+    );
+    report.row(
+        "round trip",
+        "ping via shim + zend (p50), vs rmcp stdio server",
+        ping.p50,
+        Unit::Us,
+        Some((floor_ping.p50, rmcp_floor)),
+        Target::None,
+        "",
+    );
+    report.row(
+        "round trip",
+        "tools/call version (p50), vs rmcp stdio server",
+        version.p50,
+        Unit::Us,
+        Some((floor_version.p50, rmcp_floor)),
+        Target::None,
+        "",
+    );
+    let whole = "rmcp stdio floor server, whole";
+    for (metric, value) in [
+        ("CPU per tools/call version: zen-shim", shim_spent.cpu),
+        ("CPU per tools/call version: zend", zend_spent.cpu),
+        (
+            "CPU per tools/call version: shim + zend",
+            shim_spent.cpu + zend_spent.cpu,
+        ),
+    ] {
+        report.row(
+            "cpu",
+            metric,
+            value,
+            Unit::Us,
+            Some((floor_spent.cpu, whole)),
+            Target::None,
+            "",
+        );
+    }
+    for (metric, value) in [
+        (
+            "context switches per tools/call version: zen-shim",
+            shim_spent.switches,
+        ),
+        (
+            "context switches per tools/call version: zend",
+            zend_spent.switches,
+        ),
+    ] {
+        report.row(
+            "cpu",
+            metric,
+            value,
+            Unit::Count,
+            Some((floor_spent.switches, whole)),
+            Target::None,
+            "",
+        );
+    }
+    report.detail(
+        "round_trip",
+        json!({
+            "echo": echo.json(),
+            "zen_ping": ping.json(),
+            "zen_version": version.json(),
+            "grpc_direct_ping": direct.json(),
+            "floor_ping": floor_ping.json(),
+            "floor_version": floor_version.json(),
+            "floor_blocking_stdio_ping": blocking_ping.json(),
+            "per_version_call": {
+                "shim": {"cpu_s": shim_spent.cpu, "context_switches": shim_spent.switches},
+                "zend": {"cpu_s": zend_spent.cpu, "context_switches": zend_spent.switches},
+                "floor": {"cpu_s": floor_spent.cpu, "context_switches": floor_spent.switches},
+            },
+        }),
+    );
+    println!(
+        "  (floor server with rmcp's blocking stdio(): ping p50 {})",
+        Unit::Us.show(blocking_ping.p50)
+    );
+    Ok(())
+}
+
+/// Back-to-back `version` calls from every client at once for `warmup +
+/// measure`; the calls completed in the measured window and their latencies.
+fn load(
+    clients: Vec<Mcp>,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<(usize, Vec<Duration>, Vec<Mcp>), String> {
+    let barrier = std::sync::Barrier::new(clients.len());
+    let results: Vec<Result<(Vec<Duration>, Mcp), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now() + warmup;
+                    let end = start + measure;
+                    let mut samples = Vec::new();
+                    loop {
+                        let (_, t) = io(client.request_timed("tools/call", Some(VERSION_CALL)))?;
+                        let now = Instant::now();
+                        if now >= end {
+                            break;
+                        }
+                        if now >= start {
+                            samples.push(t);
+                        }
+                    }
+                    Ok((samples, client))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    let mut clients = Vec::new();
+    for result in results {
+        let (samples, client) = result?;
+        all.extend(samples);
+        clients.push(client);
+    }
+    Ok((all.len(), all, clients))
+}
+
+/// 4. 1, 8 and 64 sessions calling `version` concurrently.
+fn throughput(bins: &Bins, home: &Home, plan: &Plan, report: &mut Report) -> Result<(), String> {
+    let mut details = serde_json::Map::new();
+    for &sessions in plan.throughput_sessions {
+        let mut figures = Vec::new();
+        for program in [&bins.shim, &bins.floor] {
+            let clients = (0..sessions)
+                .map(|_| io(procs::cold_start(home.command(program))).map(|(c, _)| c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (calls, samples, clients) =
+                load(clients, plan.throughput_warmup, plan.throughput_for)?;
+            for client in clients {
+                client.close();
+            }
+            figures.push((
+                calls as f64 / plan.throughput_for.as_secs_f64(),
+                Summary::of(&samples),
+            ));
+        }
+        let ((zen_rate, zen), (floor_rate, floor)) = (figures[0], figures[1]);
+        let what = format!("{sessions} × rmcp stdio floor server");
+        report.row(
+            "throughput",
+            format!("version calls/s, {sessions} session(s)"),
+            zen_rate,
+            Unit::PerSec,
+            Some((floor_rate, &what)),
+            Target::None,
+            "higher is better",
+        );
+        report.row(
+            "throughput",
+            format!("version call p95, {sessions} session(s)"),
+            zen.p95,
+            Unit::Us,
+            Some((floor.p95, &what)),
+            Target::None,
+            "",
+        );
+        details.insert(
+            format!("{sessions}_sessions"),
+            json!({"zen_calls_per_s": zen_rate, "zen": zen.json(), "floor_calls_per_s": floor_rate, "floor": floor.json()}),
+        );
+    }
+    report.detail("throughput", Value::Object(details));
+    Ok(())
+}
+
+/// Adds sessions of `program` (each after one `version` call) until there are `n`.
+fn grow(home: &Home, clients: &mut Vec<Mcp>, program: &Path, n: usize) -> Result<(), String> {
+    while clients.len() < n {
+        let mut client = io(procs::cold_start(home.command(program)))?.0;
+        io(client.request("tools/call", Some(VERSION_CALL)))?;
+        clients.push(client);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(())
+}
+
+struct MemSample {
+    rss: f64,
+    pss: f64,
+}
+
+fn mem_of(pids: impl IntoIterator<Item = u32>) -> MemSample {
+    let mut sample = MemSample { rss: 0.0, pss: 0.0 };
+    for pid in pids {
+        sample.rss += procs::status_kib(pid, "VmRSS").unwrap_or(0) as f64;
+        sample.pss += procs::pss(pid).unwrap_or(0) as f64;
+    }
+    sample
+}
+
+/// 3. Peak RSS of a shim; zend idle and with 8, 64 and 256 sessions.
+fn memory(
+    bins: &Bins,
+    plan: &Plan,
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<(), String> {
+    let home = io(Home::new())?;
+    let (zend, _) = io(home.start_daemon(bins))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = mem_of([zend]);
+
+    // The floor: the same number of floor servers, each after one call.
+    let mut floor_clients: Vec<Mcp> = Vec::new();
+    let mut floor_by_n = Vec::new();
+    grow(&home, &mut floor_clients, &bins.floor, 1)?;
+    let one_floor = mem_of(floor_clients.iter().map(Mcp::pid));
+    floors.floor_rss = one_floor.rss;
+    if floors.floor_hwm == 0.0 {
+        floors.floor_hwm = procs::status_kib(floor_clients[0].pid(), "VmHWM").unwrap_or(0) as f64;
+    }
+    for &n in plan.memory_sessions {
+        grow(&home, &mut floor_clients, &bins.floor, n)?;
+        floor_by_n.push((n, mem_of(floor_clients.iter().map(Mcp::pid))));
+    }
+    for client in floor_clients {
+        client.close();
+    }
+
+    report.row(
+        "memory",
+        "zend RSS, idle",
+        idle.rss,
+        Unit::MiB,
+        Some((one_floor.rss, "rmcp stdio floor server")),
+        Target::None,
+        "",
+    );
+    let mut shims: Vec<Mcp> = Vec::new();
+    let mut details = serde_json::Map::new();
+    let mut shim_hwm = 0.0f64;
+    let mut per_n = Vec::new();
+    for (n, floor) in &floor_by_n {
+        grow(&home, &mut shims, &bins.shim, *n)?;
+        let daemon = mem_of([zend]);
+        let shim_mem = mem_of(shims.iter().map(Mcp::pid));
+        for shim in &shims {
+            shim_hwm = shim_hwm.max(procs::status_kib(shim.pid(), "VmHWM").unwrap_or(0) as f64);
+        }
+        let what = format!("{n} × rmcp stdio floor server");
+        report.row(
+            "memory",
+            format!("zend RSS, {n} sessions"),
+            daemon.rss,
+            Unit::MiB,
+            Some((floor.rss, &what)),
+            Target::None,
+            "",
+        );
+        report.row(
+            "memory",
+            format!("zen-shims + zend RSS, {n} sessions"),
+            daemon.rss + shim_mem.rss,
+            Unit::MiB,
+            Some((floor.rss, &what)),
+            if *n == 8 {
+                Target::AtMost(40.0 * MIB)
+            } else {
+                Target::None
+            },
+            "",
+        );
+        report.row(
+            "memory",
+            format!("zen-shims + zend PSS, {n} sessions"),
+            daemon.pss + shim_mem.pss,
+            Unit::MiB,
+            Some((floor.pss, &what)),
+            Target::None,
+            "PSS: shared pages counted once",
+        );
+        details.insert(
+            format!("{n}_sessions"),
+            json!({
+                "zend_rss": daemon.rss, "zend_pss": daemon.pss,
+                "shims_rss": shim_mem.rss, "shims_pss": shim_mem.pss,
+                "floor_rss": floor.rss, "floor_pss": floor.pss,
+            }),
+        );
+        per_n.push((*n, daemon.rss));
+    }
+    if let [.., (n1, r1), (n2, r2)] = per_n[..] {
+        report.row(
+            "memory",
+            format!("zend RSS per extra session ({n1} → {n2})"),
+            (r2 - r1) / (n2 - n1) as f64,
+            Unit::MiB,
+            Some((one_floor.rss, "one rmcp stdio floor server")),
+            Target::None,
+            "",
+        );
+    }
+    let floor_hwm = floors.floor_hwm;
+    report.row(
+        "memory",
+        "zen-shim peak RSS (VmHWM)",
+        shim_hwm,
+        Unit::MiB,
+        (floor_hwm > 0.0).then_some((floor_hwm, "rmcp stdio floor server")),
+        Target::AtMost(4.0 * MIB),
+        "",
+    );
+    for shim in shims {
+        shim.close();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = mem_of([zend]);
+    report.row(
+        "memory",
+        "zend RSS after every session closed",
+        after.rss,
+        Unit::MiB,
+        Some((idle.rss, "zend idle, same run")),
+        Target::None,
+        "",
+    );
+    details.insert(
+        "idle".into(),
+        json!({"zend_rss": idle.rss, "zend_pss": idle.pss}),
+    );
+    details.insert(
+        "after_close".into(),
+        json!({"zend_rss": after.rss, "zend_pss": after.pss}),
+    );
+    details.insert("shim_vmhwm".into(), json!(shim_hwm));
+    report.detail("memory", Value::Object(details));
+    home.stop_daemon();
+    Ok(())
+}
+
+/// The bytes an assistant's context pays for: tools/list plus the initialize
+/// instructions; the floor is the same tools' names and input schemas alone.
+fn context_bytes(
+    init_line: &str,
+    tools_line: &str,
+) -> Result<(usize, usize, usize, Value), String> {
+    let init: Value = serde_json::from_str(init_line).map_err(|e| e.to_string())?;
+    let tools: Value = serde_json::from_str(tools_line).map_err(|e| e.to_string())?;
+    let instructions = init["result"]["instructions"].as_str().unwrap_or("").len();
+    let result = &tools["result"];
+    let list = result["tools"].as_array().cloned().unwrap_or_default();
+    let skeleton: Vec<Value> = list
+        .iter()
+        .map(|t| json!({"name": t["name"], "inputSchema": t["inputSchema"]}))
+        .collect();
+    let per_tool: serde_json::Map<String, Value> = list
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("?").to_owned(),
+                json!(t.to_string().len()),
+            )
+        })
+        .collect();
+    Ok((
+        result.to_string().len(),
+        instructions,
+        json!({"tools": skeleton}).to_string().len(),
+        Value::Object(per_tool),
+    ))
+}
+
+/// 5. tools/list + instructions with every tool enabled. Returns the tool names.
+fn context(bins: &Bins, home: &Home, report: &mut Report) -> Result<Vec<String>, String> {
+    let mut client = io(Mcp::spawn(home.command(&bins.shim)))?;
+    let init = io(client.initialize())?;
+    let tools_line = io(client.request("tools/list", Some("{}")))?;
+    client.close();
+    let (tools, instructions, skeleton, per_tool) = context_bytes(&init, &tools_line)?;
+    let names: Vec<String> = per_tool
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    report.row(
+        "context",
+        format!("tools/list + instructions ({} tools)", names.len()),
+        (tools + instructions) as f64,
+        Unit::KiB,
+        Some((skeleton as f64, "names + input schemas only")),
+        Target::AtMost(16.0 * 1024.0),
+        format!("tools/list {tools} B, instructions {instructions} B"),
+    );
+    report.detail(
+        "context",
+        json!({"tools_list_bytes": tools, "instructions_bytes": instructions, "skeleton_bytes": skeleton, "per_tool_bytes": per_tool}),
+    );
+    Ok(names)
+}
+
+/// 6. tools/call chat against the mock provider, minus a direct call to it.
+fn chat(
+    bins: &Bins,
+    home: &Home,
+    zend: u32,
+    tools: &[String],
+    plan: &Plan,
+    mock: &mock::Mock,
+    report: &mut Report,
+) -> Result<(), String> {
+    // The direct calls always run: they are the floor, and they check the mock.
+    let direct_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let warmup = 20;
+    let main_cpu = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut direct = Vec::new();
+    for stream in [false, true] {
+        let before = main_cpu();
+        let samples = direct_rt.block_on(mock::direct_calls(
+            &mock.base_url,
+            stream,
+            warmup,
+            plan.chat_n,
+        ))?;
+        let cpu = (main_cpu() - before) as f64 / 1e9 / (plan.chat_n + warmup) as f64;
+        direct.push((Summary::of(&samples), cpu));
+    }
+    let mode = |stream: bool| if stream { "SSE" } else { "JSON" };
+    for (i, (s, cpu)) in direct.iter().enumerate() {
+        println!(
+            "  direct HTTP call to the mock ({}): p50 {} p95 {} p99 {}, client CPU {} per call",
+            mode(i == 1),
+            Unit::Us.show(s.p50),
+            Unit::Us.show(s.p95),
+            Unit::Us.show(s.p99),
+            Unit::Us.show(*cpu)
+        );
+    }
+    report.detail(
+        "chat_direct",
+        json!({
+            "json": direct[0].0.json(), "json_client_cpu_s": direct[0].1,
+            "sse": direct[1].0.json(), "sse_client_cpu_s": direct[1].1,
+        }),
+    );
+
+    if !tools.iter().any(|t| t == "chat") {
+        return Err(
+            "prepared, not run: zend lists no `chat` tool yet (the direct-call floor ran; see \
+             details.chat_direct)"
+                .into(),
+        );
+    }
+    let params =
+        json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": mock::CHAT_MODEL}})
+            .to_string();
+    let mut shim = shim_session(bins, home)?;
+    let first = io(shim.request("tools/call", Some(&params)))?;
+    let first: Value = serde_json::from_str(&first).map_err(|e| e.to_string())?;
+    if first.get("result").is_none() || first["result"]["isError"] == true {
+        let text = first["result"]["content"][0]["text"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| first.to_string());
+        return Err(format!(
+            "prepared, not run: chat against the mock failed (is OPENAI_BASE_URL honoured?): {}",
+            text.chars().take(300).collect::<String>()
+        ));
+    }
+    let counts_before = mock.counts.snapshot();
+    let shim_pid = shim.pid();
+    let (samples, spent) = timed_calls(
+        &mut shim,
+        "tools/call",
+        Some(&params),
+        warmup,
+        plan.chat_n,
+        &[shim_pid, zend],
+    )?;
+    shim.close();
+    let counts = mock.counts.snapshot();
+    let (json_calls, sse_calls) = (counts.0 - counts_before.0, counts.1 - counts_before.1);
+    let streamed = sse_calls > json_calls;
+    let (floor, client_cpu) = direct[usize::from(streamed)];
+    let zen = Summary::of(&samples);
+    let cpu = [spent[0].cpu, spent[1].cpu];
+    let what = format!("direct reqwest call, {}", mode(streamed));
+    for (name, z, f) in [
+        ("p50", zen.p50, floor.p50),
+        ("p95", zen.p95, floor.p95),
+        ("p99", zen.p99, floor.p99),
+    ] {
+        report.row(
+            "chat",
+            format!("tools/call chat via shim + zend ({name})"),
+            z,
+            Unit::Us,
+            Some((f, &what)),
+            Target::OverFloorAtMost(0.3e-3),
+            "",
+        );
+    }
+    let cpu_floor = format!("reqwest client CPU per call, {}", mode(streamed));
+    report.row(
+        "chat",
+        "CPU per chat call: zen-shim",
+        cpu[0],
+        Unit::Us,
+        Some((client_cpu, &cpu_floor)),
+        Target::AtMost(0.3e-3),
+        "",
+    );
+    report.row(
+        "chat",
+        "CPU per chat call: zend",
+        cpu[1],
+        Unit::Us,
+        Some((client_cpu, &cpu_floor)),
+        Target::AtMost(0.3e-3),
+        "",
+    );
+    report.detail(
+        "chat",
+        json!({
+            "zen": zen.json(), "mode": mode(streamed),
+            "provider_requests": {"json": json_calls, "sse": sse_calls},
+            "cpu_per_call_s": {"shim": cpu[0], "zend": cpu[1]},
+            "context_switches_per_call": {"shim": spent[0].switches, "zend": spent[1].switches},
+        }),
+    );
+    Ok(())
+}
+
+/// 7. consult-llm-mcp: cold start, peak RSS, a round trip, context bytes.
+fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> Result<(), String> {
+    let cache = target_dir(bins).join("bench-peer");
+    let peer = peer::fetch(&cache)?;
+    let home = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let label = format!("peer {} {}", peer::PACKAGE, peer.version);
+    let mut cold = Vec::new();
+    for i in 0..2 + plan.peer_cold_n {
+        let (client, t) = io(procs::cold_start(peer::command(&peer, home.path())))?;
+        client.close();
+        if i >= 2 {
+            cold.push(t);
+        }
+    }
+    let cold = Summary::of(&cold);
+    let mut client = io(Mcp::spawn(peer::command(&peer, home.path())))?;
+    let init = io(client.initialize())?;
+    let tools_line = io(client.request("tools/list", Some("{}")))?;
+    let (pings, _) = timed_calls(&mut client, "ping", None, plan.rtt_warmup, plan.rtt_n, &[])?;
+    let hwm = procs::status_kib(client.pid(), "VmHWM").unwrap_or(0) as f64;
+    client.close();
+    let pings = Summary::of(&pings);
+    let (tools, instructions, skeleton, _) = context_bytes(&init, &tools_line)?;
+
+    let floor_cold = floors.floor_cold.p50;
+    report.row(
+        "peer",
+        format!("{label}: spawn → initialize answer (p50)"),
+        cold.p50,
+        Unit::Ms,
+        (floor_cold > 0.0).then_some((floor_cold, "rmcp stdio floor server")),
+        Target::None,
+        "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: ping round trip (p50)"),
+        pings.p50,
+        Unit::Us,
+        (floors.echo_rtt.p50 > 0.0).then_some((floors.echo_rtt.p50, "Unix-socket echo")),
+        Target::None,
+        "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: peak RSS (VmHWM)"),
+        hwm,
+        Unit::MiB,
+        (floors.floor_hwm > 0.0).then_some((floors.floor_hwm, "rmcp stdio floor server")),
+        Target::None,
+        "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: tools/list + instructions"),
+        (tools + instructions) as f64,
+        Unit::KiB,
+        Some((skeleton as f64, "names + input schemas only")),
+        Target::None,
+        format!("tools/list {tools} B, instructions {instructions} B"),
+    );
+    report.detail(
+        "peer",
+        json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "vmhwm": hwm}),
+    );
+    Ok(())
+}
+
+/// `--callgrind`: instructions per call, which the machine's load does not move.
+fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
+    if !callgrind::available() {
+        return Err("valgrind is not installed (apt-get install valgrind)".into());
+    }
+    let counts = callgrind::run(bins)?;
+    let whole = "rmcp stdio floor server, whole";
+    for (metric, value) in [
+        ("instructions per tools/call version: zen-shim", counts.shim),
+        ("instructions per tools/call version: zend", counts.zend),
+        (
+            "instructions per tools/call version: zend, ZEN_LOG=warn",
+            counts.zend_quiet,
+        ),
+        (
+            "instructions per tools/call version: shim + zend",
+            counts.shim + counts.zend,
+        ),
+    ] {
+        report.row(
+            "instructions",
+            metric,
+            value,
+            Unit::Instr,
+            Some((counts.floor, whole)),
+            Target::None,
+            "user space only (callgrind)",
+        );
+    }
+    report.row(
+        "instructions",
+        "instructions: zen-shim start → initialize answered",
+        counts.shim_start,
+        Unit::Instr,
+        Some((
+            counts.floor_start,
+            "rmcp stdio floor server, start → initialized",
+        )),
+        Target::None,
+        "user space only (callgrind)",
+    );
+    Ok(())
+}
+
+fn target_dir(bins: &Bins) -> PathBuf {
+    // <target>/<profile>/zend
+    bins.zend
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn results_dir() -> PathBuf {
+    match std::env::var_os("ZEN_BENCH_OUT") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_dir().join("bench-results"),
+    }
+}
+
+fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Sources newer than the binary built from them: the figures would be stale.
+fn stale(bins: &Bins) -> Vec<String> {
+    fn newest(path: &Path) -> Option<std::time::SystemTime> {
+        let meta = std::fs::metadata(path).ok()?;
+        if meta.is_file() {
+            return meta.modified().ok();
+        }
+        std::fs::read_dir(path)
+            .ok()?
+            .flatten()
+            .filter_map(|e| newest(&e.path()))
+            .max()
+    }
+    let root = workspace_dir();
+    let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut stale = Vec::new();
+    for (bin, sources) in [
+        (&bins.zend, &["daemon/src", "proto", "config"][..]),
+        (&bins.shim, &["shim/src", "proto"][..]),
+    ] {
+        let source = sources.iter().filter_map(|s| newest(&root.join(s))).max();
+        if let (Some(source), Some(built)) = (source, built(bin))
+            && source > built
+        {
+            stale.push(bin.display().to_string());
+        }
+    }
+    stale
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn machine(bins: &Bins, quick: bool, fd_limit: u64, load_before: &str, took: Duration) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "memory": mem,
+        "kernel": kernel.trim(),
+        "git": git,
+        "profile": bins.profile_dir,
+        "quick": quick,
+        "fd_limit": fd_limit,
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "took_s": took.as_secs_f64(),
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "binary_bytes": {"zend": size(&bins.zend), "zen-shim": size(&bins.shim), "floor_server": size(&bins.floor)},
+    })
+}

@@ -1,0 +1,239 @@
+//! A mock OpenAI-compatible provider on loopback (hyper, HTTP/1.1 keep-alive,
+//! 0 ms delay): `/v1/chat/completions` answers a fixed JSON body, or a fixed SSE
+//! stream when the request asks for `"stream": true`; `/v1/models` lists the
+//! bench's model. Plus the direct call zen's overhead is measured against.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// The model the bench asks `chat` for (model names change; keep it here).
+pub const CHAT_MODEL: &str = "gpt-5";
+/// The API key zend is given for the mock.
+pub const API_KEY: &str = "sk-zen-bench-not-a-key";
+
+const ANSWER: &str = "mock answer";
+
+#[derive(Default)]
+pub struct Counts {
+    pub json: AtomicU64,
+    pub sse: AtomicU64,
+    pub other: AtomicU64,
+}
+
+impl Counts {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.json.load(Ordering::Relaxed),
+            self.sse.load(Ordering::Relaxed),
+            self.other.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub struct Mock {
+    /// `http://127.0.0.1:<port>/v1`, what OPENAI_BASE_URL is set to.
+    pub base_url: String,
+    pub counts: Arc<Counts>,
+}
+
+pub async fn start() -> std::io::Result<Mock> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let counts = Arc::new(Counts::default());
+    let served = Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let counts = Arc::clone(&served);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let counts = Arc::clone(&counts);
+                    async move { Ok::<_, Infallible>(answer(request, &counts).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Mock {
+        base_url: format!("http://{addr}/v1"),
+        counts,
+    })
+}
+
+async fn answer(request: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = |status: u16, content_type: &str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+        if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    if path.ends_with("/chat/completions") {
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let model = request["model"].as_str().unwrap_or(CHAT_MODEL).to_owned();
+        if request["stream"].as_bool() == Some(true) {
+            counts.sse.fetch_add(1, Ordering::Relaxed);
+            reply(200, "text/event-stream", sse_body(&model))
+        } else {
+            counts.json.fetch_add(1, Ordering::Relaxed);
+            reply(200, "application/json", json_body(&model))
+        }
+    } else if path.ends_with("/models") {
+        counts.other.fetch_add(1, Ordering::Relaxed);
+        reply(
+            200,
+            "application/json",
+            serde_json::json!({"object": "list", "data": [{"id": CHAT_MODEL, "object": "model", "owned_by": "bench"}]})
+                .to_string(),
+        )
+    } else {
+        counts.other.fetch_add(1, Ordering::Relaxed);
+        reply(
+            404,
+            "application/json",
+            r#"{"error":{"message":"not found","type":"invalid_request_error"}}"#.into(),
+        )
+    }
+}
+
+fn usage() -> serde_json::Value {
+    serde_json::json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120})
+}
+
+fn json_body(model: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": ANSWER},
+            "finish_reason": "stop"
+        }],
+        "usage": usage(),
+    })
+    .to_string()
+}
+
+fn sse_body(model: &str) -> String {
+    let chunk =
+        |delta: serde_json::Value, finish: Option<&str>, usage: Option<serde_json::Value>| {
+            let mut chunk = serde_json::json!({
+                "id": "chatcmpl-bench",
+                "object": "chat.completion.chunk",
+                "created": 1_700_000_000,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            });
+            if let Some(usage) = usage {
+                chunk["usage"] = usage;
+            }
+            format!("data: {chunk}\n\n")
+        };
+    let mut body = String::new();
+    body.push_str(&chunk(
+        serde_json::json!({"role": "assistant", "content": "mock "}),
+        None,
+        None,
+    ));
+    body.push_str(&chunk(serde_json::json!({"content": "answer"}), None, None));
+    body.push_str(&chunk(serde_json::json!({}), Some("stop"), Some(usage())));
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
+/// A request body shaped like a chat tool's (system prompt + user prompt).
+pub fn request_body(stream: bool) -> Bytes {
+    let system = "You are a senior engineer and thinking partner, consulted by another AI coding \
+        assistant on behalf of its user. Give direct, well-reasoned, practical answers grounded in \
+        the code and context provided. Point out risks, trade-offs and better alternatives when you \
+        see them; say so plainly when you are unsure or when information is missing, and ask for \
+        the specific files you need. Reference code by file and line. Be concise: no preamble, no \
+        restating the question.";
+    let mut body = serde_json::json!({
+        "model": CHAT_MODEL,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Say hi."},
+        ],
+        "stream": stream,
+    });
+    if stream {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    Bytes::from(body.to_string())
+}
+
+/// Latencies of direct calls from Rust (a pooled reqwest client) to the mock.
+pub async fn direct_calls(
+    base_url: &str,
+    stream: bool,
+    warmup: usize,
+    n: usize,
+) -> Result<Vec<Duration>, String> {
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let url = format!("{base_url}/chat/completions");
+    let body = request_body(stream);
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let started = Instant::now();
+        let response = client
+            .post(&url)
+            .bearer_auth(API_KEY)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("direct call failed: {e}"))?;
+        let text = response
+            .bytes()
+            .await
+            .map_err(|e| format!("direct call failed: {e}"))?;
+        // Read the answer as a client would.
+        let ok = if stream {
+            text.split(|b| *b == b'\n')
+                .filter_map(|line| line.strip_prefix(b"data: "))
+                .filter(|data| *data != b"[DONE]")
+                .filter_map(|data| serde_json::from_slice::<serde_json::Value>(data).ok())
+                .count()
+                > 0
+        } else {
+            serde_json::from_slice::<serde_json::Value>(&text)
+                .is_ok_and(|v| v["choices"][0]["message"]["content"] == ANSWER)
+        };
+        let elapsed = started.elapsed();
+        if !ok {
+            return Err("the mock's answer did not parse".into());
+        }
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    Ok(samples)
+}
