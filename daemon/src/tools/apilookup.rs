@@ -20,19 +20,16 @@ struct Args {
 impl ApiLookup {
     pub fn new(config: &ToolConfig) -> Self {
         Self {
-            spec: ToolSpec {
-                name: "apilookup".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(
+            spec: ToolSpec::local(
+                "apilookup",
+                config,
+                object_schema(
                     &[schema::prompt(
                         "The API, SDK or library and what you need to know.",
                     )],
                     &["prompt"],
                 ),
-                read_only: true,
-                open_world: false,
-            },
+            ),
         }
     }
 }

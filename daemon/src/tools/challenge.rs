@@ -20,17 +20,14 @@ struct Args {
 impl Challenge {
     pub fn new(config: &ToolConfig) -> Self {
         Self {
-            spec: ToolSpec {
-                name: "challenge".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(
+            spec: ToolSpec::local(
+                "challenge",
+                config,
+                object_schema(
                     &[schema::prompt("The statement to scrutinize.")],
                     &["prompt"],
                 ),
-                read_only: true,
-                open_world: false,
-            },
+            ),
         }
     }
 }

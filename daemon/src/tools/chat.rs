@@ -111,14 +111,7 @@ impl ModelTool {
         shape: Shape,
     ) -> Self {
         Self {
-            spec: ToolSpec {
-                name: name.to_owned(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema,
-                read_only: true,
-                open_world: true,
-            },
+            spec: ToolSpec::model(name, config, input_schema),
             config: config.clone(),
             shape,
         }

@@ -121,14 +121,11 @@ impl Consensus {
                 .filter(|(name, _)| *name != "model"),
         );
         Self {
-            spec: ToolSpec {
-                name: "consensus".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(&properties, &["prompt", "models"]),
-                read_only: true,
-                open_world: true,
-            },
+            spec: ToolSpec::model(
+                "consensus",
+                config,
+                object_schema(&properties, &["prompt", "models"]),
+            ),
             config: config.clone(),
         }
     }

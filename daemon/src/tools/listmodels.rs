@@ -13,14 +13,7 @@ pub struct ListModels {
 impl ListModels {
     pub fn new(config: &ToolConfig) -> Self {
         Self {
-            spec: ToolSpec {
-                name: "listmodels".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(&[], &[]),
-                read_only: true,
-                open_world: false,
-            },
+            spec: ToolSpec::local("listmodels", config, object_schema(&[], &[])),
         }
     }
 }

@@ -76,6 +76,28 @@ pub struct ToolSpec {
     pub open_world: bool,
 }
 
+impl ToolSpec {
+    /// A tool that reads only zen's own state and calls no model.
+    pub fn local(name: &str, config: &ToolConfig, input_schema: Map<String, Value>) -> Self {
+        Self {
+            name: name.to_owned(),
+            title: config.title.clone(),
+            description: config.description.clone(),
+            input_schema,
+            read_only: true,
+            open_world: false,
+        }
+    }
+
+    /// A tool that consults a model provider (the outside world) and changes nothing.
+    pub fn model(name: &str, config: &ToolConfig, input_schema: Map<String, Value>) -> Self {
+        Self {
+            open_world: true,
+            ..Self::local(name, config, input_schema)
+        }
+    }
+}
+
 /// Receives progress while a call runs; the MCP layer turns it into
 /// `notifications/progress` when the client asked for them.
 pub trait ProgressSink: Send + Sync {

@@ -81,17 +81,14 @@ impl Planner {
             ),
         ];
         Self {
-            spec: ToolSpec {
-                name: "planner".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(
+            spec: ToolSpec::local(
+                "planner",
+                config,
+                object_schema(
                     &properties,
                     &["step", "step_number", "total_steps", "next_step_required"],
                 ),
-                read_only: true,
-                open_world: false,
-            },
+            ),
         }
     }
 }

@@ -49,14 +49,7 @@ impl Threads {
             ),
         ];
         Self {
-            spec: ToolSpec {
-                name: "threads".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(&properties, &[]),
-                read_only: true,
-                open_world: false,
-            },
+            spec: ToolSpec::local("threads", config, object_schema(&properties, &[])),
         }
     }
 }

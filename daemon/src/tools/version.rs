@@ -13,14 +13,7 @@ pub struct Version {
 impl Version {
     pub fn new(config: &ToolConfig) -> Self {
         Self {
-            spec: ToolSpec {
-                name: "version".into(),
-                title: config.title.clone(),
-                description: config.description.clone(),
-                input_schema: object_schema(&[], &[]),
-                read_only: true,
-                open_world: false,
-            },
+            spec: ToolSpec::local("version", config, object_schema(&[], &[])),
         }
     }
 }
