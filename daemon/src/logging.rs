@@ -15,10 +15,13 @@ pub struct LogGuard {
     _file: WorkerGuard,
 }
 
+/// zend's own events at info; rmcp's per-session chatter only when it matters.
+const DEFAULT_FILTER: &str = "info,rmcp=warn";
+
 pub fn filter() -> EnvFilter {
     let spec = std::env::var("ZEN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| DEFAULT_FILTER.into());
     EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 

@@ -99,7 +99,8 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                             error_code::METHOD_NOT_FOUND,
                             &format!(
                                 "Method not found: {method:?}; zend serves initialize, ping, \
-                                 tools/list, tools/call, prompts/list and prompts/get"
+                                 tools/list, tools/call, prompts/list, prompts/get, resources/list, \
+                                 resources/templates/list and resources/read"
                             ),
                         ),
                     },

@@ -314,7 +314,8 @@ pub async fn execute(
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &outcome {
-            Ok(output) => tracing::info!(elapsed_ms, is_error = output.is_error, "tool call done"),
+            // The ledger records model calls; a log line per call would cost every call a wake-up.
+            Ok(output) => tracing::debug!(elapsed_ms, is_error = output.is_error, "tool call done"),
             Err(error) => tracing::info!(elapsed_ms, %error, "tool call failed"),
         }
         outcome
