@@ -370,17 +370,13 @@ fn auto_start(
     for _ in 0..plan.autostart_n {
         let home = io(Home::new())?;
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
-        if let Some(pid) = home.daemon_pid() {
-            procs::register_daemon(pid);
-        }
+        home.daemon_pid();
         client.close();
         home.stop_daemon();
         fresh.push(t);
         // Same home again: the store exists, no daemon runs.
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
-        if let Some(pid) = home.daemon_pid() {
-            procs::register_daemon(pid);
-        }
+        home.daemon_pid();
         client.close();
         home.stop_daemon();
         again.push(t);
