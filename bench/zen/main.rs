@@ -92,6 +92,14 @@ fn main() -> ExitCode {
     let quick =
         std::env::args().any(|a| a == "--quick") || std::env::var_os("ZEN_BENCH_QUICK").is_some();
     let with_callgrind = std::env::args().any(|a| a == "--callgrind");
+    // --only=round-trip,memory,... runs just those sections (names as printed, spaces as dashes).
+    let only: Option<Vec<String>> = std::env::args()
+        .find_map(|a| a.strip_prefix("--only=").map(str::to_owned))
+        .map(|list| {
+            list.split(',')
+                .map(|s| s.trim().replace(' ', "-"))
+                .collect()
+        });
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let bins = match Bins::locate() {
         Ok(bins) => bins,
@@ -147,8 +155,8 @@ fn main() -> ExitCode {
     let load_before = loadavg();
     let mut report = Report::default();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&bins, &plan, &mock, &mut report);
-        if with_callgrind {
+        run(&bins, &plan, &mock, &mut report, only.as_deref());
+        if with_callgrind && wanted(only.as_deref(), "instructions") {
             println!("\n== instructions (callgrind)");
             let t = Instant::now();
             if let Err(e) = instructions(&bins, &mut report) {
@@ -193,7 +201,12 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
+/// Whether `--only` (if given) names this section.
+fn wanted(only: Option<&[String]>, section: &str) -> bool {
+    only.is_none_or(|list| list.iter().any(|s| *s == section.replace(' ', "-")))
+}
+
+fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: Option<&[String]>) {
     let mut floors = Floors::default();
 
     // The daemon most sections share, started the way a shim starts it, and
@@ -238,6 +251,9 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
     ];
     let mut tools = Vec::new();
     for (name, section) in sections {
+        if !wanted(only, name) {
+            continue;
+        }
         println!("\n== {name}");
         let t = Instant::now();
         if let Err(e) = section(report, &mut floors) {
@@ -245,23 +261,29 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("\n== context");
-    match context(bins, &home, report) {
-        Ok(names) => tools = names,
-        Err(e) => report.skip(format!("context: {e}")),
+    if wanted(only, "context") || wanted(only, "chat") {
+        println!("\n== context");
+        match context(bins, &home, report) {
+            Ok(names) => tools = names,
+            Err(e) => report.skip(format!("context: {e}")),
+        }
     }
-    println!("\n== chat");
-    let t = Instant::now();
-    if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
-        report.skip(format!("chat: {e}"));
+    if wanted(only, "chat") {
+        println!("\n== chat");
+        let t = Instant::now();
+        if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
+            report.skip(format!("chat: {e}"));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
-    println!("\n== peer");
-    let t = Instant::now();
-    if let Err(e) = peer_row(bins, plan, report, &floors) {
-        report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+    if wanted(only, "peer") {
+        println!("\n== peer");
+        let t = Instant::now();
+        if let Err(e) = peer_row(bins, plan, report, &floors) {
+            report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     home.stop_daemon();
 }
 
@@ -1203,6 +1225,8 @@ fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
         return Err("valgrind is not installed (apt-get install valgrind)".into());
     }
     let counts = callgrind::run(bins)?;
+    println!("  raw totals: {}", counts.raw);
+    report.detail("instructions", counts.raw.clone());
     let whole = "rmcp stdio floor server, whole";
     for (metric, value) in [
         ("instructions per tools/call version: zen-shim", counts.shim),
