@@ -526,47 +526,69 @@ fn round_trip(
     let (warm, n) = (plan.rtt_warmup, plan.rtt_n);
     let ping_line = br#"{"jsonrpc":"2.0","id":1234,"method":"ping"}
 "#;
-    let echo = Summary::of(&io(echo::round_trips(ping_line, warm, n))?);
-    floors.echo_rtt = echo;
-
+    let ping_frame = &ping_line[..ping_line.len() - 1];
     let mut shim = shim_session(bins, home)?;
     let shim_pid = shim.pid();
-    let (ping, _) = timed_calls(&mut shim, "ping", None, warm, n, &[])?;
-    let (version, spent) = timed_calls(
-        &mut shim,
-        "tools/call",
-        Some(VERSION_CALL),
-        warm,
-        n,
-        &[shim_pid, zend],
-    )?;
-    shim.close();
-    let (shim_spent, zend_spent) = (spent[0], spent[1]);
-
-    // Straight to zend over gRPC (the shim's half of the path left out).
-    let ping_frame = &ping_line[..ping_line.len() - 1];
-    let direct = Summary::of(&grpc::round_trips(&home.socket(), ping_frame, warm, n)?);
-
     let mut floor = floor_session(bins, home)?;
     let floor_pid = floor.pid();
-    let (floor_ping, _) = timed_calls(&mut floor, "ping", None, warm, n, &[])?;
-    let (floor_version, floor_spent) = timed_calls(
-        &mut floor,
-        "tools/call",
-        Some(VERSION_CALL),
-        warm,
-        n,
-        &[floor_pid],
-    )?;
-    floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
-    floor.close();
-    let floor_spent = floor_spent[0];
-
     let mut command = home.command(&bins.floor);
     command.arg("--blocking-stdio");
     let (mut blocking, _) = io(procs::cold_start(command))?;
-    let (blocking_ping, _) = timed_calls(&mut blocking, "ping", None, warm, n, &[])?;
+    for client in [&mut shim, &mut floor, &mut blocking] {
+        timed_calls(client, "ping", None, warm, 0, &[])?;
+        timed_calls(client, "tools/call", Some(VERSION_CALL), warm, 0, &[])?;
+    }
+
+    // Every path in turn, in rounds, so that a burst of load from elsewhere
+    // on the machine hits the floors and zen alike.
+    const ROUNDS: usize = 5;
+    let per = (n / ROUNDS).max(1);
+    let (mut echo, mut direct) = (Vec::new(), Vec::new());
+    let (mut ping, mut version) = (Vec::new(), Vec::new());
+    let (mut floor_ping, mut floor_version, mut blocking_ping) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut spent = [PerCall::default(); 3];
+    let mut add = |i: usize, got: &[PerCall]| {
+        for (total, one) in spent[i..].iter_mut().zip(got) {
+            total.cpu += one.cpu / ROUNDS as f64;
+            total.switches += one.switches / ROUNDS as f64;
+        }
+    };
+    for _ in 0..ROUNDS {
+        echo.extend(io(echo::round_trips(ping_line, 50, per))?);
+        ping.extend(timed_calls(&mut shim, "ping", None, 0, per, &[])?.0);
+        let (samples, got) = timed_calls(
+            &mut shim,
+            "tools/call",
+            Some(VERSION_CALL),
+            0,
+            per,
+            &[shim_pid, zend],
+        )?;
+        version.extend(samples);
+        add(0, &got);
+        // Straight to zend over gRPC (the shim's half of the path left out).
+        direct.extend(grpc::round_trips(&home.socket(), ping_frame, 50, per)?);
+        floor_ping.extend(timed_calls(&mut floor, "ping", None, 0, per, &[])?.0);
+        let (samples, got) = timed_calls(
+            &mut floor,
+            "tools/call",
+            Some(VERSION_CALL),
+            0,
+            per,
+            &[floor_pid],
+        )?;
+        floor_version.extend(samples);
+        add(2, &got);
+        blocking_ping.extend(timed_calls(&mut blocking, "ping", None, 0, per, &[])?.0);
+    }
+    floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
+    shim.close();
+    floor.close();
     blocking.close();
+    let [shim_spent, zend_spent, floor_spent] = spent;
+    let (echo, direct) = (Summary::of(&echo), Summary::of(&direct));
+    floors.echo_rtt = echo;
 
     let (ping, version) = (Summary::of(&ping), Summary::of(&version));
     let (floor_ping, floor_version) = (Summary::of(&floor_ping), Summary::of(&floor_version));
