@@ -92,6 +92,14 @@ fn main() -> ExitCode {
     let quick =
         std::env::args().any(|a| a == "--quick") || std::env::var_os("ZEN_BENCH_QUICK").is_some();
     let with_callgrind = std::env::args().any(|a| a == "--callgrind");
+    // --only=round-trip,memory,... runs just those sections (names as printed, spaces as dashes).
+    let only: Option<Vec<String>> = std::env::args()
+        .find_map(|a| a.strip_prefix("--only=").map(str::to_owned))
+        .map(|list| {
+            list.split(',')
+                .map(|s| s.trim().replace(' ', "-"))
+                .collect()
+        });
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let bins = match Bins::locate() {
         Ok(bins) => bins,
@@ -147,8 +155,8 @@ fn main() -> ExitCode {
     let load_before = loadavg();
     let mut report = Report::default();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&bins, &plan, &mock, &mut report);
-        if with_callgrind {
+        run(&bins, &plan, &mock, &mut report, only.as_deref());
+        if with_callgrind && wanted(only.as_deref(), "instructions") {
             println!("\n== instructions (callgrind)");
             let t = Instant::now();
             if let Err(e) = instructions(&bins, &mut report) {
@@ -193,7 +201,12 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
+/// Whether `--only` (if given) names this section.
+fn wanted(only: Option<&[String]>, section: &str) -> bool {
+    only.is_none_or(|list| list.iter().any(|s| *s == section.replace(' ', "-")))
+}
+
+fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: Option<&[String]>) {
     let mut floors = Floors::default();
 
     // The daemon most sections share, started the way a shim starts it, and
@@ -238,6 +251,9 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
     ];
     let mut tools = Vec::new();
     for (name, section) in sections {
+        if !wanted(only, name) {
+            continue;
+        }
         println!("\n== {name}");
         let t = Instant::now();
         if let Err(e) = section(report, &mut floors) {
@@ -245,23 +261,29 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report) {
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("\n== context");
-    match context(bins, &home, report) {
-        Ok(names) => tools = names,
-        Err(e) => report.skip(format!("context: {e}")),
+    if wanted(only, "context") || wanted(only, "chat") {
+        println!("\n== context");
+        match context(bins, &home, report) {
+            Ok(names) => tools = names,
+            Err(e) => report.skip(format!("context: {e}")),
+        }
     }
-    println!("\n== chat");
-    let t = Instant::now();
-    if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
-        report.skip(format!("chat: {e}"));
+    if wanted(only, "chat") {
+        println!("\n== chat");
+        let t = Instant::now();
+        if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
+            report.skip(format!("chat: {e}"));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
-    println!("\n== peer");
-    let t = Instant::now();
-    if let Err(e) = peer_row(bins, plan, report, &floors) {
-        report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+    if wanted(only, "peer") {
+        println!("\n== peer");
+        let t = Instant::now();
+        if let Err(e) = peer_row(bins, plan, report, &floors) {
+            report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
-    println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     home.stop_daemon();
 }
 
@@ -370,17 +392,13 @@ fn auto_start(
     for _ in 0..plan.autostart_n {
         let home = io(Home::new())?;
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
-        if let Some(pid) = home.daemon_pid() {
-            procs::register_daemon(pid);
-        }
+        home.daemon_pid();
         client.close();
         home.stop_daemon();
         fresh.push(t);
         // Same home again: the store exists, no daemon runs.
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
-        if let Some(pid) = home.daemon_pid() {
-            procs::register_daemon(pid);
-        }
+        home.daemon_pid();
         client.close();
         home.stop_daemon();
         again.push(t);
@@ -508,47 +526,69 @@ fn round_trip(
     let (warm, n) = (plan.rtt_warmup, plan.rtt_n);
     let ping_line = br#"{"jsonrpc":"2.0","id":1234,"method":"ping"}
 "#;
-    let echo = Summary::of(&io(echo::round_trips(ping_line, warm, n))?);
-    floors.echo_rtt = echo;
-
+    let ping_frame = &ping_line[..ping_line.len() - 1];
     let mut shim = shim_session(bins, home)?;
     let shim_pid = shim.pid();
-    let (ping, _) = timed_calls(&mut shim, "ping", None, warm, n, &[])?;
-    let (version, spent) = timed_calls(
-        &mut shim,
-        "tools/call",
-        Some(VERSION_CALL),
-        warm,
-        n,
-        &[shim_pid, zend],
-    )?;
-    shim.close();
-    let (shim_spent, zend_spent) = (spent[0], spent[1]);
-
-    // Straight to zend over gRPC (the shim's half of the path left out).
-    let ping_frame = &ping_line[..ping_line.len() - 1];
-    let direct = Summary::of(&grpc::round_trips(&home.socket(), ping_frame, warm, n)?);
-
     let mut floor = floor_session(bins, home)?;
     let floor_pid = floor.pid();
-    let (floor_ping, _) = timed_calls(&mut floor, "ping", None, warm, n, &[])?;
-    let (floor_version, floor_spent) = timed_calls(
-        &mut floor,
-        "tools/call",
-        Some(VERSION_CALL),
-        warm,
-        n,
-        &[floor_pid],
-    )?;
-    floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
-    floor.close();
-    let floor_spent = floor_spent[0];
-
     let mut command = home.command(&bins.floor);
     command.arg("--blocking-stdio");
     let (mut blocking, _) = io(procs::cold_start(command))?;
-    let (blocking_ping, _) = timed_calls(&mut blocking, "ping", None, warm, n, &[])?;
+    for client in [&mut shim, &mut floor, &mut blocking] {
+        timed_calls(client, "ping", None, warm, 0, &[])?;
+        timed_calls(client, "tools/call", Some(VERSION_CALL), warm, 0, &[])?;
+    }
+
+    // Every path in turn, in rounds, so that a burst of load from elsewhere
+    // on the machine hits the floors and zen alike.
+    const ROUNDS: usize = 5;
+    let per = (n / ROUNDS).max(1);
+    let (mut echo, mut direct) = (Vec::new(), Vec::new());
+    let (mut ping, mut version) = (Vec::new(), Vec::new());
+    let (mut floor_ping, mut floor_version, mut blocking_ping) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut spent = [PerCall::default(); 3];
+    let mut add = |i: usize, got: &[PerCall]| {
+        for (total, one) in spent[i..].iter_mut().zip(got) {
+            total.cpu += one.cpu / ROUNDS as f64;
+            total.switches += one.switches / ROUNDS as f64;
+        }
+    };
+    for _ in 0..ROUNDS {
+        echo.extend(io(echo::round_trips(ping_line, 50, per))?);
+        ping.extend(timed_calls(&mut shim, "ping", None, 0, per, &[])?.0);
+        let (samples, got) = timed_calls(
+            &mut shim,
+            "tools/call",
+            Some(VERSION_CALL),
+            0,
+            per,
+            &[shim_pid, zend],
+        )?;
+        version.extend(samples);
+        add(0, &got);
+        // Straight to zend over gRPC (the shim's half of the path left out).
+        direct.extend(grpc::round_trips(&home.socket(), ping_frame, 50, per)?);
+        floor_ping.extend(timed_calls(&mut floor, "ping", None, 0, per, &[])?.0);
+        let (samples, got) = timed_calls(
+            &mut floor,
+            "tools/call",
+            Some(VERSION_CALL),
+            0,
+            per,
+            &[floor_pid],
+        )?;
+        floor_version.extend(samples);
+        add(2, &got);
+        blocking_ping.extend(timed_calls(&mut blocking, "ping", None, 0, per, &[])?.0);
+    }
+    floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
+    shim.close();
+    floor.close();
     blocking.close();
+    let [shim_spent, zend_spent, floor_spent] = spent;
+    let (echo, direct) = (Summary::of(&echo), Summary::of(&direct));
+    floors.echo_rtt = echo;
 
     let (ping, version) = (Summary::of(&ping), Summary::of(&version));
     let (floor_ping, floor_version) = (Summary::of(&floor_ping), Summary::of(&floor_version));
@@ -1207,6 +1247,8 @@ fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
         return Err("valgrind is not installed (apt-get install valgrind)".into());
     }
     let counts = callgrind::run(bins)?;
+    println!("  raw totals: {}", counts.raw);
+    report.detail("instructions", counts.raw.clone());
     let whole = "rmcp stdio floor server, whole";
     for (metric, value) in [
         ("instructions per tools/call version: zen-shim", counts.shim),

@@ -95,6 +95,8 @@ pub struct Home {
     dir: tempfile::TempDir,
     /// Extra environment for every process started from this home.
     pub env: Vec<(String, String)>,
+    /// Daemons started in this home (by the bench, or found through the lock file).
+    daemons: Mutex<Vec<u32>>,
 }
 
 impl Home {
@@ -104,6 +106,7 @@ impl Home {
         Ok(Self {
             dir,
             env: Vec::new(),
+            daemons: Mutex::new(Vec::new()),
         })
     }
 
@@ -148,11 +151,20 @@ impl Home {
             .spawn()?;
         let pid = child.id();
         register_daemon(pid);
+        if let Ok(mut daemons) = self.daemons.lock() {
+            daemons.push(pid);
+        }
         // Reaped in stop_daemon (we are its parent).
         std::mem::forget(child);
         let socket = self.socket();
+        let lock = self.path().join("run/zend.lock");
+        let ours = pid.to_string();
         loop {
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            // Ready: the socket accepts and the lock file names this daemon
+            // (zend writes it just after binding), not an earlier one.
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                && std::fs::read_to_string(&lock).is_ok_and(|text| text.trim() == ours)
+            {
                 return Ok((pid, started.elapsed()));
             }
             if started.elapsed() > LINE_TIMEOUT || !alive(pid) {
@@ -166,17 +178,37 @@ impl Home {
     }
 
     /// The pid in the lock file (the daemon that holds or last held it).
+    /// zend writes it just after binding its socket, so a client that has
+    /// just connected may find it empty: this waits up to a second for it.
     pub fn daemon_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.path().join("run/zend.lock"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let path = self.path().join("run/zend.lock");
+        let until = Instant::now() + Duration::from_secs(1);
+        loop {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            if pid.is_some() || Instant::now() > until {
+                if let (Some(pid), Ok(mut daemons)) = (pid, self.daemons.lock())
+                    && !daemons.contains(&pid)
+                {
+                    daemons.push(pid);
+                    register_daemon(pid);
+                }
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
-    /// Stops this home's daemon (SIGTERM, then SIGKILL after 10 s) and reaps it.
+    /// Stops every daemon started in this home (SIGTERM, then SIGKILL after
+    /// 10 s) and reaps it, so that the home can be removed.
     pub fn stop_daemon(&self) {
-        if let Some(pid) = self.daemon_pid() {
+        if !self.socket().exists() && self.daemons.lock().is_ok_and(|d| d.is_empty()) {
+            return;
+        }
+        self.daemon_pid();
+        let pids = self.daemons.lock().map(|d| d.clone()).unwrap_or_default();
+        for pid in pids {
             stop_daemon(pid);
         }
     }
@@ -184,8 +216,40 @@ impl Home {
 
 impl Drop for Home {
     fn drop(&mut self) {
-        self.stop_daemon();
+        // Any zend of this home, including one the bench never saw (a shim's
+        // auto-start), then the directory; again if something re-created it.
+        for _ in 0..5 {
+            self.stop_daemon();
+            for pid in processes_of(self.path()) {
+                stop_daemon(pid);
+            }
+            let _ = std::fs::remove_dir_all(self.path());
+            if !self.path().exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
+}
+
+/// zend processes whose environment has `ZEN_HOME=<home>`.
+fn processes_of(home: &Path) -> Vec<u32> {
+    let needle = format!("ZEN_HOME={}", home.display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if !is_zend(pid) {
+            continue;
+        }
+        if std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 pub fn register_daemon(pid: u32) {
@@ -219,8 +283,9 @@ fn is_zend(pid: u32) -> bool {
 pub fn alive(pid: u32) -> bool {
     let mut status = 0;
     // SAFETY: waitpid with WNOHANG on a pid; a non-child just yields ECHILD.
-    unsafe {
-        libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG);
+    let reaped = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    if reaped == pid as libc::pid_t {
+        return false;
     }
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
