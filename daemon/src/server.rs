@@ -158,6 +158,10 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         None => None,
     };
 
+    // The pid goes into the lock file before the socket answers, so whoever
+    // connects can already tell which process it reached.
+    write_pid(&mut lock).map_err(lock_error)?;
+
     // A socket handed to us by the service manager is its own: never removed.
     let (listener, socket, created) = match crate::activation::listener_from_env()? {
         Some(listener) => {
@@ -171,7 +175,6 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
             (listener, socket, created)
         }
     };
-    write_pid(&mut lock).map_err(lock_error)?;
     if options.service {
         crate::service::mark_managed(&socket);
     }
