@@ -17,13 +17,7 @@ fn initialize_list_and_version_through_a_stripped_environment() {
             .contains("continuation_id")
     );
 
-    let tools = client.request("tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = client.tool_names();
     assert!(names.contains(&"version"), "{names:?}");
 
     let result = client.call_tool("version", json!({}));

@@ -65,13 +65,7 @@ fn disabled_tools_are_hidden_but_version_stays() {
         .push(("DISABLED_TOOLS".into(), "challenge,version".into()));
     home.write_config("tools/apilookup.yaml", "enabled: false\n");
     let mut client = home.session();
-    let tools = client.request("tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = client.tool_names();
     assert!(
         !names.contains(&"challenge") && !names.contains(&"apilookup"),
         "{names:?}"
@@ -298,13 +292,7 @@ fn a_yaml_plugin_becomes_a_tool() {
     );
     home.write_config("tools/broken.yaml", "description: [unclosed\n");
     let mut client = home.session();
-    let tools = client.request("tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = client.tool_names();
     assert!(
         names.contains(&"explain") && !names.contains(&"broken"),
         "{names:?}"

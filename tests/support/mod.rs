@@ -367,6 +367,19 @@ impl McpClient {
         response
     }
 
+    /// The names in `tools/list`.
+    pub fn tool_names(&mut self) -> Names {
+        let tools = self.request("tools/list", json!({}));
+        Names(
+            tools["result"]["tools"]
+                .as_array()
+                .unwrap_or_else(|| panic!("tools/list failed: {tools}"))
+                .iter()
+                .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+                .collect(),
+        )
+    }
+
     /// `tools/call`; returns the `result` object (panics on a JSON-RPC error).
     pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
         let response = self.request("tools/call", json!({"name": name, "arguments": arguments}));
@@ -453,4 +466,18 @@ pub fn pid_from_version(text: &str) -> u32 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// Tool names from `tools/list`, checked with `contains(&"name")`.
+#[derive(Debug)]
+pub struct Names(pub Vec<String>);
+
+impl Names {
+    pub fn contains(&self, name: &&str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }
