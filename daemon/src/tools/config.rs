@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn every_shipped_tool_yaml_parses() {
-        for name in crate::tools::BUILTIN {
+        for name in crate::tools::builtin_names() {
             let config = load_builtin(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!config.description.is_empty(), "{name} has no description");
         }

@@ -38,8 +38,9 @@ use config::ToolConfig;
 /// Tools that are always on, whatever `disabled_tools` says.
 pub const ALWAYS_ON: &[&str] = &["version", "listmodels"];
 
-/// Every built-in tool, by name; each has `config/tools/<name>.yaml`.
-pub const BUILTIN: &[&str] = &[
+/// The built-in tools defined in this module, by name; each has
+/// `config/tools/<name>.yaml`. The step-protocol tools are `workflow::TOOLS`.
+pub const CONVERSATIONAL: &[&str] = &[
     "apilookup",
     "challenge",
     "chat",
@@ -49,18 +50,12 @@ pub const BUILTIN: &[&str] = &[
     "thinkdeep",
     "threads",
     "version",
-    // Step-protocol tools and clink (`workflow::TOOLS`).
-    "analyze",
-    "clink",
-    "codereview",
-    "debug",
-    "docgen",
-    "precommit",
-    "refactor",
-    "secaudit",
-    "testgen",
-    "tracer",
 ];
+
+/// Every built-in tool, by name: the conversational ones, then the workflow ones.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    CONVERSATIONAL.iter().chain(workflow::TOOLS).copied()
+}
 
 /// What clients see of a tool in `tools/list`.
 #[derive(Debug, Clone)]
@@ -183,7 +178,7 @@ impl Registry {
             !ALWAYS_ON.contains(&name)
                 && (!config.enabled || disabled.iter().any(|d| d.trim().eq_ignore_ascii_case(name)))
         };
-        for name in BUILTIN {
+        for name in builtin_names() {
             let config = match config::load(name, config_dir) {
                 Ok(config) => config,
                 Err(error) => {
@@ -197,7 +192,7 @@ impl Registry {
             if is_disabled(name, &config) {
                 continue;
             }
-            let tool: Arc<dyn Tool> = match *name {
+            let tool: Arc<dyn Tool> = match name {
                 "version" => Arc::new(version::Version::new(&config)),
                 "challenge" => Arc::new(challenge::Challenge::new(&config)),
                 "apilookup" => Arc::new(apilookup::ApiLookup::new(&config)),
@@ -212,10 +207,11 @@ impl Registry {
                     None => continue,
                 },
             };
-            registry.tools.insert((*name).to_owned(), tool);
-            registry.configs.insert((*name).to_owned(), config);
+            registry.tools.insert(name.to_owned(), tool);
+            registry.configs.insert(name.to_owned(), config);
         }
-        let (plugins, errors) = plugin::load_all(config_dir, BUILTIN);
+        let builtin: Vec<&str> = builtin_names().collect();
+        let (plugins, errors) = plugin::load_all(config_dir, &builtin);
         problems.extend(errors.iter().map(ToString::to_string));
         for plugin in plugins {
             let name = plugin.name.clone();
