@@ -17,6 +17,7 @@ mod peer;
 mod procs;
 mod report;
 mod stats;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ struct Plan {
     memory_sessions: &'static [usize],
     chat_n: usize,
     peer_cold_n: usize,
+    store: store::Sizes,
 }
 
 impl Plan {
@@ -60,6 +62,7 @@ impl Plan {
             memory_sessions: &[8, 64, 256],
             chat_n: 1000,
             peer_cold_n: 20,
+            store: store::Sizes::full(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Plan {
             memory_sessions: &[8],
             chat_n: 50,
             peer_cold_n: 3,
+            store: store::Sizes::quick(),
         }
     }
 }
@@ -276,6 +280,14 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
+    if wanted(only, "store") {
+        println!("\n== store");
+        let t = Instant::now();
+        if let Err(e) = store::run(bins, &plan.store, mock, report) {
+            report.skip(format!("store: {e}"));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    }
     if wanted(only, "peer") {
         println!("\n== peer");
         let t = Instant::now();
@@ -287,11 +299,11 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     home.stop_daemon();
 }
 
-fn io<T>(result: std::io::Result<T>) -> Result<T, String> {
+pub(crate) fn io<T>(result: std::io::Result<T>) -> Result<T, String> {
     result.map_err(|e| e.to_string())
 }
 
-fn shim_session(bins: &Bins, home: &Home) -> Result<Mcp, String> {
+pub(crate) fn shim_session(bins: &Bins, home: &Home) -> Result<Mcp, String> {
     io(procs::cold_start(home.command(&bins.shim))).map(|(client, _)| client)
 }
 
@@ -1287,7 +1299,7 @@ fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-fn target_dir(bins: &Bins) -> PathBuf {
+pub(crate) fn target_dir(bins: &Bins) -> PathBuf {
     // <target>/<profile>/zend
     bins.zend
         .parent()
