@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use zend::ledger::{LedgerRecord, LimitsConfig, Outcome};
 use zend::memory::history::{self, estimate_tokens, token_budget_for};
-use zend::memory::{NewThread, NewTurn, ThreadId};
+use zend::memory::{NewThread, NewTurn, ThreadFilter, ThreadId};
 use zend::store::{Clock, Store, StoreOptions, SystemClock, Timestamp};
 
 use crate::procs::{self, Bins, Home, Mcp};
@@ -260,9 +260,18 @@ fn in_process(
     let n = sizes.samples;
     let text = paragraph();
 
-    let (history_s, append_s, record_s) = rt.block_on(async {
+    let (open_t, list_s, history_s, append_s, record_s) = rt.block_on(async {
+        let started = Instant::now();
         let store = Store::open_with(&data, options()).map_err(|e| e.to_string())?;
+        let open_t = started.elapsed();
         let threads = store.threads();
+        let mut list_s = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            let listed = threads.list(&ThreadFilter::default()).map_err(|e| e.to_string())?;
+            std::hint::black_box(listed.len());
+            list_s.push(started.elapsed());
+        }
         let (budget, _) = token_budget_for(200_000);
         let mut history_s = Vec::with_capacity(n);
         for i in 0..n {
@@ -305,15 +314,17 @@ fn in_process(
             record_s.push(started.elapsed());
         }
         store.flush().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((history_s, append_s, record_s))
+        Ok::<_, String>((open_t, list_s, history_s, append_s, record_s))
     })?;
 
     // The floors: the same bytes through raw sled, on the same store (closed by zend's library above).
-    let (raw_read, raw_write) = rt.block_on(async {
+    let (raw_open, raw_read, raw_write) = rt.block_on(async {
+        let started = Instant::now();
         let db = sled::Config::new()
             .path(data.join("store"))
             .open()
             .map_err(|e| e.to_string())?;
+        let raw_open = started.elapsed();
         let summaries = db.open_tree("threads").map_err(|e| e.to_string())?;
         let turns = db.open_tree("turns").map_err(|e| e.to_string())?;
         let mut raw_read = Vec::with_capacity(n);
@@ -342,7 +353,7 @@ fn in_process(
             db.flush_async().await.map_err(|e| e.to_string())?;
             raw_write.push(started.elapsed());
         }
-        Ok::<_, String>((Summary::of(&raw_read), Summary::of(&raw_write)))
+        Ok::<_, String>((raw_open, Summary::of(&raw_read), Summary::of(&raw_write)))
     })?;
 
     let history = Summary::of(&history_s);
@@ -359,6 +370,25 @@ fn in_process(
         Unit::Us.show(append.p50),
         Unit::Us.show(record.p50),
         Unit::Us.show(raw_write.p50),
+    );
+    let list = Summary::of(&list_s);
+    report.row(
+        "store",
+        format!("open the store ({among})"),
+        open_t.as_secs_f64(),
+        Unit::Ms,
+        Some((raw_open.as_secs_f64(), "raw sled open of the same files")),
+        Target::AtMost(1.0),
+        "",
+    );
+    report.row(
+        "store",
+        "list the 20 most recent threads (p50)",
+        list.p50,
+        Unit::Us,
+        Some((raw_read.p50, "raw sled read of a 50-turn thread")),
+        Target::None,
+        "",
     );
     report.row(
         "store",
@@ -391,6 +421,7 @@ fn in_process(
         "store_in_process",
         json!({
             "threads": sizes.big_threads, "records": sizes.records,
+            "open_s": open_t.as_secs_f64(), "raw_open_s": raw_open.as_secs_f64(), "list": list.json(),
             "history": history.json(), "raw_read": raw_read.json(),
             "append": append.json(), "record": record.json(), "raw_write_flush": raw_write.json(),
         }),
