@@ -317,7 +317,13 @@ fn answer(
             .as_ref()
             .map(|v| format!("retry-after: {v}\r\n"))
             .unwrap_or_default();
-        write_head(stream, *status, "application/json", Some(text.len()), &extra)?;
+        write_head(
+            stream,
+            *status,
+            "application/json",
+            Some(text.len()),
+            &extra,
+        )?;
         stream.write_all(text.as_bytes())?;
         stream.flush()?;
         return Ok(true);

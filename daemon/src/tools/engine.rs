@@ -440,7 +440,10 @@ pub async fn call_model(
     let started = std::time::Instant::now();
     let estimated_input = crate::providers::estimate_request_tokens(&request);
     // tpm (limits.rs): the estimate now, corrected to the real usage below.
-    let tokens = context.daemon.limiter.reserve_tokens(tool, estimated_input)?;
+    let tokens = context
+        .daemon
+        .limiter
+        .reserve_tokens(tool, estimated_input)?;
     let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = std::sync::Arc::clone(&context.progress);
     let model_name = model.name.clone();
