@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, Mode};
-use crate::support::{McpClient, ZenHome, result_text};
+use crate::support::{FAKE_KEY, McpClient, ZenHome, result_text};
 
 /// $ per million tokens of every test model: 100 in / 20 out cost $0.14.
 const PRICE_IN: f64 = 1000.0;
@@ -450,4 +450,179 @@ fn consensus_survives_a_failing_model_and_records_every_attempt() {
     let by_tool = &ledger["all_time"]["by_tool"]["consensus"];
     assert_eq!(by_tool["calls"], 5, "{by_tool}");
     assert_eq!(by_tool["input_tokens"], 300, "{by_tool}");
+}
+
+/// Every file under the home that contains `FAKE_KEY`, except the ones the test
+/// wrote with it on purpose; and how many files were searched.
+fn files_with_the_key(home: &ZenHome, written: &[&str]) -> (Vec<String>, usize) {
+    let written: Vec<std::path::PathBuf> =
+        written.iter().map(|n| home.config_dir().join(n)).collect();
+    let mut stack = vec![home.path().to_path_buf()];
+    let (mut found, mut searched) = (Vec::new(), 0);
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !written.contains(&path) {
+                searched += 1;
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes
+                    .windows(FAKE_KEY.len())
+                    .any(|w| w == FAKE_KEY.as_bytes())
+                {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    (found, searched)
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_fake_key_never_reaches_logs_errors_status_doctor_or_the_store_on_any_path() {
+    let mock = MockProvider::start();
+    // Upstreams that echo the key back in their error bodies, whole or in part.
+    let echo_401 = format!(r#"{{"error":{{"message":"Incorrect API key provided: {FAKE_KEY}"}}}}"#);
+    let echo_403 = format!(
+        r#"{{"error":{{"message":"key {}…{} has no access to this model"}}}}"#,
+        &FAKE_KEY[..16],
+        &FAKE_KEY[FAKE_KEY.len() - 4..]
+    );
+    mock.set(fail(401, &echo_401));
+    mock.set_for_model("s-403", fail(403, &echo_403));
+    let mut home = fault_home(
+        &mock,
+        &[
+            ("s-403", ""),
+            ("s-missing", "api_key: ${ZEN_E2E_UNSET_KEY}"),
+        ],
+    );
+    home.env.push(("ZEN_LOG".into(), "trace".into()));
+    home.env.push(("ANTHROPIC_API_KEY".into(), FAKE_KEY.into()));
+    home.env
+        .push(("ANTHROPIC_BASE_URL".into(), mock.url.clone()));
+    home.write_config(
+        ".env",
+        &format!("GEMINI_API_KEY={FAKE_KEY}\nGEMINI_BASE_URL={}\n", mock.url),
+    );
+
+    // A running daemon: every provider path, both auth failures, a model whose
+    // configured key variable is unset, an unknown model, consensus.
+    let mut client = home.session();
+    let mut seen = String::new();
+    for model in [
+        "gpt-5",
+        "s-403",
+        "claude-sonnet-4-5",
+        "gemini-2.5-pro",
+        "s-missing",
+        "no-such-model",
+    ] {
+        let result = client.call_tool("chat", json!({"prompt": "hi", "model": model}));
+        assert_eq!(result["isError"], true, "{model}: {}", result_text(&result));
+        seen.push_str(&result.to_string());
+    }
+    assert!(
+        seen.contains("rejected the API key"),
+        "the auth failure is reported: {seen}"
+    );
+    assert!(
+        seen.contains("lacks access") || seen.contains("no access"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("`s-missing`") && seen.contains("names ZEN_E2E_UNSET_KEY, which is not set"),
+        "the model and its unset key variable are named: {seen}"
+    );
+    seen.push_str(
+        &client
+            .call_tool(
+                "consensus",
+                json!({"prompt": "p", "models": [{"model": "gpt-5"}, {"model": "s-403"}], "synthesis_model": "gpt-5"}),
+            )
+            .to_string(),
+    );
+    seen.push_str(&client.call_tool("listmodels", json!({})).to_string());
+    seen.push_str(&client.call_tool("version", json!({})).to_string());
+    for args in [
+        &["status", "--json"][..],
+        &["status"][..],
+        &["doctor", "--json", "--live"][..],
+        &["doctor", "--live"][..],
+        &["models"][..],
+    ] {
+        seen.push_str(&output_text(&home.zend(args)));
+    }
+    assert!(
+        seen.contains("OPENAI_API_KEY"),
+        "keys are named by variable: {seen}"
+    );
+    home.stop_daemon();
+    seen.push_str(&client.stderr());
+    drop(client);
+
+    // No daemon: configuration that holds the key where a variable name or a
+    // number belongs, and a syntax error on the key's line. zend refuses to
+    // start and doctor reports the file, neither quoting the key.
+    let broken: [(&str, String); 3] = [
+        (
+            "models.yaml",
+            format!("providers:\n  openai:\n    key_env: {FAKE_KEY}\n"),
+        ),
+        (
+            "limits.yaml",
+            format!("budgets:\n  daily_usd: {FAKE_KEY}\n"),
+        ),
+        (
+            "limits.yaml",
+            format!("budgets:\n  daily_usd: 5\n  {FAKE_KEY}: [\n"),
+        ),
+    ];
+    for (file, text) in &broken {
+        home.write_config(file, text);
+        let serve = home.zend(&["serve"]);
+        let said = output_text(&serve);
+        assert!(
+            !serve.status.success(),
+            "zend starts with a broken {file}: {said}"
+        );
+        assert!(said.contains(file), "the error names {file}: {said}");
+        seen.push_str(&said);
+        let doctor = output_text(&home.zend(&["doctor"]));
+        assert!(doctor.contains(file), "doctor reports {file}: {doctor}");
+        seen.push_str(&doctor);
+        seen.push_str(&output_text(&home.zend(&["doctor", "--json"])));
+        if *file == "limits.yaml" {
+            std::fs::remove_file(home.config_dir().join(file)).unwrap();
+        }
+    }
+    seen.push_str(&output_text(&home.zend(&["logs", "-n", "100000"])));
+    assert!(home.zend_pids().is_empty());
+
+    // The key, or a long prefix of it, anywhere the user or the client can read.
+    if let Some(at) = seen.find(&FAKE_KEY[..16]) {
+        let from = seen[..at]
+            .char_indices()
+            .rev()
+            .nth(300)
+            .map_or(0, |(i, _)| i);
+        let to = seen[at..]
+            .char_indices()
+            .nth(100)
+            .map_or(seen.len(), |(i, _)| at + i);
+        panic!("the key in client-visible output: …{}…", &seen[from..to]);
+    }
+    // Everything zend wrote: trace logs, the store, runtime files.
+    let (found, searched) = files_with_the_key(&home, &[".env", "models.yaml", "limits.yaml"]);
+    assert!(found.is_empty(), "the key is in {found:?}");
+    assert!(searched > 3, "searched {searched} files");
 }

@@ -1119,6 +1119,20 @@ fn unknown_and_unconfigured_models_say_what_to_do() {
 }
 
 #[test]
+fn a_model_whose_api_key_names_an_unset_variable_is_not_configured() {
+    let mut config = test_config();
+    let mut own_key = model("openai", "gpt-own");
+    own_key.api_key = Some("${OWN_KEY_UNSET}".to_owned());
+    config.models.insert("own-key".to_owned(), own_key);
+    let p = Providers::new(config, &Env::from_map([("OPENAI_API_KEY", KEY)])).unwrap();
+    let err = p.resolve("own-key").unwrap_err();
+    assert!(matches!(err, ProviderError::NotConfigured { .. }), "{err}");
+    assert!(err.to_string().contains("OWN_KEY_UNSET"), "{err}");
+    // Not called with the provider's key instead, nor without one.
+    assert!(p.resolve("gpt-5").is_ok());
+}
+
+#[test]
 fn allowed_models_default_model_and_auto() {
     let p = offline(&[
         ("OPENAI_API_KEY", KEY),
