@@ -82,8 +82,49 @@ pub fn load_layered<T: DeserializeOwned>(
     }
     serde_json::from_value(merged).map_err(|e| ConfigError::Invalid {
         file: source,
-        message: e.to_string(),
+        message: without_values(&e.to_string()),
     })
+}
+
+/// A deserialization error without the values it quotes: a key pasted where a
+/// variable name or a number belongs must not be echoed into errors and logs.
+/// `invalid type: string "sk-…", expected a sequence` becomes `invalid type: a
+/// string (value not shown), expected a sequence`; unknown variants likewise.
+/// Field names (`unknown field `dayly_usd``) stay: they are what the user typed as keys.
+pub fn without_values(message: &str) -> String {
+    let message = redact_after(message, "string \"", '"', "a string (value not shown)");
+    redact_after(
+        &message,
+        "unknown variant `",
+        '`',
+        "unknown variant (value not shown)",
+    )
+}
+
+/// Replaces each `marker…close` (backslash escapes honoured) with `replacement`.
+fn redact_after(text: &str, marker: &str, close: char, replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(marker) {
+        out.push_str(&rest[..pos]);
+        out.push_str(replacement);
+        let quoted = &rest[pos + marker.len()..];
+        let mut end = quoted.len();
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == close {
+                end = i + c.len_utf8();
+                break;
+            }
+        }
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses YAML text into a JSON value, reporting syntax errors with file and line.
@@ -152,6 +193,27 @@ mod tests {
         .unwrap();
         let err = ServerConfig::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("server.yaml:2"), "{err}");
+    }
+
+    #[test]
+    fn values_are_not_echoed_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "sk-zen-SECRET-\\\"quoted\\\"-tail";
+        std::fs::write(
+            dir.path().join("server.yaml"),
+            format!("disabled_tools: \"{secret}\"\n"),
+        )
+        .unwrap();
+        let err = ServerConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(!err.contains("SECRET") && !err.contains("tail"), "{err}");
+        assert!(
+            err.contains("invalid type: a string (value not shown), expected a sequence"),
+            "{err}"
+        );
+        assert_eq!(
+            without_values("unknown variant `sk-x`, expected `openai` or `azure`"),
+            "unknown variant (value not shown), expected `openai` or `azure`"
+        );
     }
 
     #[test]

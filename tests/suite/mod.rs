@@ -17,3 +17,10 @@ mod cli;
 
 /// Crash and restart recovery, version skew, shutdown, access, hostile input.
 mod reliability;
+
+/// Provider faults through the real binaries: retries, fallbacks, clear errors,
+/// the ledger against the bill; secrets on every path.
+mod faults;
+
+/// rpm, tpm and concurrency caps across sessions; the bounded queue.
+mod limits;

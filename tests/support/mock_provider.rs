@@ -2,11 +2,20 @@
 //! (JSON or SSE, as the request asks), plus Anthropic `/v1/messages` and Gemini
 //! `:generateContent` answers. It records every request so tests can assert what
 //! zend sent and how often. Plain std threads: no runtime needed in sync tests.
+//!
+//! Faults are scripted per model: a queue of [`Behaviour`]s consumed one per
+//! request ([`MockProvider::script`]), each an HTTP status (with or without
+//! Retry-After) or a broken answer ([`Mode`]: a stream that stalls, is cut off,
+//! fails after billing, invalid JSON, a connection closed without an answer).
+//! The mock counts what it billed (usage it sent) and how many requests it
+//! held at once, and can hold every request until the test releases it.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -31,8 +40,32 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Answer with this HTTP status and body instead.
     pub fail: Option<(u16, String)>,
+    /// A `retry-after` header on the `fail` answer.
+    pub retry_after: Option<String>,
+    /// How the answer is broken, if it is.
+    pub mode: Mode,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+}
+
+/// Ways an answer can go wrong after the request was read (the status is 200).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// Sends the head and (streaming) the first piece of text, then nothing for
+    /// up to a minute, until zend gives up and closes the connection.
+    StallMidStream,
+    /// Streaming: sends the first piece of text, then closes the connection (no
+    /// finish reason, no usage, no `[DONE]`). Not streaming: half the body.
+    TruncatedStream,
+    /// Streaming: sends text and a usage chunk (billed), then an in-stream 503
+    /// error event.
+    ErrorAfterUsage,
+    /// A 200 whose JSON body is cut off mid-object.
+    InvalidJson,
+    /// Reads the request, then closes the connection without a byte.
+    CloseWithoutAnswer,
 }
 
 impl Default for Behaviour {
@@ -42,43 +75,69 @@ impl Default for Behaviour {
             echo: false,
             delay: Duration::ZERO,
             fail: None,
+            retry_after: None,
+            mode: Mode::Normal,
             prompt_tokens: 100,
             completion_tokens: 20,
         }
     }
 }
 
+/// Tokens the mock reported as used (in a usage object it sent), for one model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Billed {
+    /// Answers that carried a usage object.
+    pub answers: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// What every connection thread shares.
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    behaviour: Mutex<Behaviour>,
+    /// Behaviour by model name, when a test wants models to differ.
+    per_model: Mutex<Vec<(String, Behaviour)>>,
+    /// Scripted behaviours by model name, one consumed per request.
+    scripts: Mutex<Vec<(String, VecDeque<Behaviour>)>>,
+    billed: Mutex<Vec<(String, Billed)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// While true, requests wait (counted in flight) before being answered.
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
 pub struct MockProvider {
     pub url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    behaviour: Arc<Mutex<Behaviour>>,
-    /// Behaviour by model name, when a test wants models to differ.
-    per_model: Arc<Mutex<Vec<(String, Behaviour)>>>,
+    shared: Arc<Shared>,
 }
 
 impl MockProvider {
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
-        let per_model = Arc::new(Mutex::new(Vec::new()));
-        let (r, b, p) = (requests.clone(), behaviour.clone(), per_model.clone());
+        let shared = Arc::new(Shared::default());
+        let accept = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (r, b, p) = (r.clone(), b.clone(), p.clone());
+                let shared = accept.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &b, &p);
+                    let _ = serve(stream, &shared);
                 });
             }
         });
-        Self {
-            url,
-            requests,
-            behaviour,
-            per_model,
-        }
+        Self { url, shared }
+    }
+
+    /// A base URL (`.../v1`) on which nothing listens: connections are refused.
+    pub fn refused_v1() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}/v1")
     }
 
     /// The base URL as providers expect it for OpenAI-compatible APIs (`.../v1`).
@@ -87,18 +146,80 @@ impl MockProvider {
     }
 
     pub fn set(&self, behaviour: Behaviour) {
-        *self.behaviour.lock().unwrap() = behaviour;
+        *self.shared.behaviour.lock().unwrap() = behaviour;
     }
 
     pub fn set_for_model(&self, model: &str, behaviour: Behaviour) {
-        self.per_model
+        self.shared
+            .per_model
             .lock()
             .unwrap()
             .push((model.to_owned(), behaviour));
     }
 
+    /// Requests for `model` (a suffix of the requested model, as in
+    /// `set_for_model`) get these behaviours in turn, then the usual one.
+    pub fn script(&self, model: &str, steps: Vec<Behaviour>) {
+        self.shared
+            .scripts
+            .lock()
+            .unwrap()
+            .push((model.to_owned(), steps.into()));
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Completion requests for one model (exact name in the request body).
+    pub fn completions_for(&self, model: &str) -> usize {
+        self.completions()
+            .iter()
+            .filter(|r| r.body["model"] == model)
+            .count()
+    }
+
+    /// What the mock billed for `model` (exact name in the request body).
+    pub fn billed(&self, model: &str) -> Billed {
+        let mut total = Billed::default();
+        for (m, b) in self.shared.billed.lock().unwrap().iter() {
+            if m == model {
+                total.answers += b.answers;
+                total.prompt_tokens += b.prompt_tokens;
+                total.completion_tokens += b.completion_tokens;
+            }
+        }
+        total
+    }
+
+    /// Requests being answered right now, and the most there ever were at once.
+    pub fn in_flight(&self) -> (usize, usize) {
+        (
+            self.shared.in_flight.load(Ordering::SeqCst),
+            self.shared.max_in_flight.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Makes every request wait, counted in flight, until [`MockProvider::release`].
+    pub fn hold(&self) {
+        *self.shared.held.lock().unwrap() = true;
+    }
+
+    pub fn release(&self) {
+        *self.shared.held.lock().unwrap() = false;
+        self.shared.released.notify_all();
+    }
+
+    /// Waits (up to `within`) until `n` requests are in flight; false if they never were.
+    pub fn wait_in_flight(&self, n: usize, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.in_flight().0 < n {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Requests that asked a model for an answer.
@@ -110,12 +231,7 @@ impl MockProvider {
     }
 }
 
-fn serve(
-    mut stream: TcpStream,
-    requests: &Mutex<Vec<Recorded>>,
-    behaviour: &Mutex<Behaviour>,
-    per_model: &Mutex<Vec<(String, Behaviour)>>,
-) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
         let mut request_line = String::new();
@@ -145,42 +261,170 @@ fn serve(
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        requests.lock().unwrap().push(Recorded {
+        shared.requests.lock().unwrap().push(Recorded {
             method: method.clone(),
             path: path.clone(),
             headers,
             body: body.clone(),
-            at: std::time::Instant::now(),
+            at: Instant::now(),
         });
 
-        let model = body["model"].as_str().unwrap_or("").to_owned();
-        let chosen = per_model
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let answered = answer(&mut stream, shared, &path, &body);
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !answered? {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers one request; false when the connection must be closed after it.
+fn answer(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    path: &str,
+    body: &Value,
+) -> std::io::Result<bool> {
+    {
+        let mut held = shared.held.lock().unwrap();
+        while *held {
+            held = shared.released.wait(held).unwrap();
+        }
+    }
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let scripted = shared
+        .scripts
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .find(|(m, steps)| model.ends_with(m.as_str()) && !steps.is_empty())
+        .and_then(|(_, steps)| steps.pop_front());
+    let chosen = scripted.unwrap_or_else(|| {
+        shared
+            .per_model
             .lock()
             .unwrap()
             .iter()
             .find(|(m, _)| model.ends_with(m.as_str()))
             .map(|(_, b)| b.clone())
-            .unwrap_or_else(|| behaviour.lock().unwrap().clone());
-        std::thread::sleep(chosen.delay);
-        if let Some((status, text)) = &chosen.fail {
-            write_response(&mut stream, *status, "application/json", text.as_bytes())?;
-            continue;
-        }
-        let mut reply = chosen.reply.clone();
-        if chosen.echo {
-            reply.push_str(&format!("\n[echo] {}", last_user_text(&body)));
-        }
-        let (content_type, payload) = if path.contains("/messages") {
-            ("application/json", anthropic_body(&reply, &chosen, &model))
-        } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
-            gemini_body(&reply, &chosen, path.contains("stream"))
-        } else if body["stream"] == true {
-            ("text/event-stream", openai_sse(&reply, &chosen, &model))
-        } else {
-            ("application/json", openai_body(&reply, &chosen, &model))
-        };
-        write_response(&mut stream, 200, content_type, payload.as_bytes())?;
+            .unwrap_or_else(|| shared.behaviour.lock().unwrap().clone())
+    });
+    std::thread::sleep(chosen.delay);
+    if let Some((status, text)) = &chosen.fail {
+        let extra = chosen
+            .retry_after
+            .as_ref()
+            .map(|v| format!("retry-after: {v}\r\n"))
+            .unwrap_or_default();
+        write_head(
+            stream,
+            *status,
+            "application/json",
+            Some(text.len()),
+            &extra,
+        )?;
+        stream.write_all(text.as_bytes())?;
+        stream.flush()?;
+        return Ok(true);
     }
+    let bill = |shared: &Shared| {
+        shared.billed.lock().unwrap().push((
+            model.clone(),
+            Billed {
+                answers: 1,
+                prompt_tokens: chosen.prompt_tokens,
+                completion_tokens: chosen.completion_tokens,
+            },
+        ));
+    };
+    let mut reply = chosen.reply.clone();
+    if chosen.echo {
+        reply.push_str(&format!("\n[echo] {}", last_user_text(body)));
+    }
+    let streaming = body["stream"] == true && !path.contains("/messages");
+    match chosen.mode {
+        Mode::Normal => {}
+        Mode::CloseWithoutAnswer => return Ok(false),
+        Mode::InvalidJson => {
+            let text = r#"{"id": "chatcmpl-mock", "choices": [{"message": {"content": "cut"#;
+            write_head(stream, 200, "application/json", Some(text.len()), "")?;
+            stream.write_all(text.as_bytes())?;
+            stream.flush()?;
+            return Ok(true);
+        }
+        Mode::StallMidStream | Mode::TruncatedStream | Mode::ErrorAfterUsage => {
+            // Close-delimited (no length, no chunking): the body ends when the socket does.
+            let content_type = if streaming {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            write_head(stream, 200, content_type, None, "connection: close\r\n")?;
+            let first = if streaming {
+                sse_chunk(&model, json!({"content": "the first half of"}), None)
+            } else {
+                openai_body(&reply, &chosen, &model)[..20].to_owned()
+            };
+            stream.write_all(first.as_bytes())?;
+            stream.flush()?;
+            match chosen.mode {
+                Mode::StallMidStream => {
+                    // Until zend hangs up (a read returns 0 or fails) or a minute passes.
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+                    let mut byte = [0u8; 1];
+                    let _ = stream.read(&mut byte);
+                }
+                Mode::ErrorAfterUsage if streaming => {
+                    let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                        "model": model, "choices": [],
+                        "usage": {"prompt_tokens": chosen.prompt_tokens,
+                                  "completion_tokens": chosen.completion_tokens,
+                                  "total_tokens": chosen.prompt_tokens + chosen.completion_tokens}});
+                    let error = json!({"error": {"message": "upstream overloaded mid-answer", "code": 503}});
+                    stream.write_all(format!("data: {usage}\n\ndata: {error}\n\n").as_bytes())?;
+                    stream.flush()?;
+                    bill(shared);
+                }
+                _ => {}
+            }
+            return Ok(false);
+        }
+    }
+    let (content_type, payload) = if path.contains("/messages") {
+        ("application/json", anthropic_body(&reply, &chosen, &model))
+    } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        gemini_body(&reply, &chosen, path.contains("stream"))
+    } else if streaming {
+        ("text/event-stream", openai_sse(&reply, &chosen, &model))
+    } else {
+        ("application/json", openai_body(&reply, &chosen, &model))
+    };
+    write_response(stream, 200, content_type, payload.as_bytes())?;
+    bill(shared);
+    Ok(true)
+}
+
+fn write_head(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    length: Option<usize>,
+    extra: &str,
+) -> std::io::Result<()> {
+    let length = length
+        .map(|n| format!("content-length: {n}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\n{length}x-request-id: mock-req-1\r\n{extra}\r\n"
+    );
+    stream.write_all(head.as_bytes())
+}
+
+fn sse_chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    format!("data: {chunk}\n\n")
 }
 
 fn write_response(
@@ -189,11 +433,7 @@ fn write_response(
     content_type: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-request-id: mock-req-1\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
+    write_head(stream, status, content_type, Some(body.len()), "")?;
     stream.write_all(body)?;
     stream.flush()
 }

@@ -389,6 +389,14 @@ impl McpClient {
         }
     }
 
+    /// Sends `tools/call` without waiting; the answer is `response_to(id)`.
+    pub fn send_tool_call(&mut self, name: &str, arguments: Value) -> u64 {
+        let id = self.next_request_id();
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}}));
+        id
+    }
+
     /// Closes stdin (end of input) and keeps reading what the shim writes.
     pub fn close_stdin(&mut self) {
         self.stdin.take();

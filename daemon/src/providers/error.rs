@@ -62,7 +62,9 @@ pub enum ProviderError {
     ContextWindowExceeded { model: String, message: String },
 
     /// Upstream refused the content (safety filter).
-    #[error("{provider} refused the request for `{model}` on content-policy grounds ({message})")]
+    #[error(
+        "{provider} refused the request for `{model}` on content-policy grounds ({message}); rephrase the request or try another model"
+    )]
     ContentPolicy {
         provider: String,
         model: String,
@@ -70,7 +72,9 @@ pub enum ProviderError {
     },
 
     /// Other 4xx: the request is wrong for this model; retrying will not help.
-    #[error("{provider} rejected the request for `{model}` (HTTP {status}: {message})")]
+    #[error(
+        "{provider} rejected the request for `{model}` (HTTP {status}: {message}); retrying will not help: check the model name and the request, or use another model"
+    )]
     BadRequest {
         provider: String,
         model: String,
@@ -116,7 +120,9 @@ pub enum ProviderError {
     CoolingDown { model: String, remaining: Duration },
 
     /// Upstream answered with something this adapter cannot parse.
-    #[error("{provider} sent an unexpected answer for `{model}`: {message}")]
+    #[error(
+        "{provider} sent an unexpected answer for `{model}`: {message}; try again, or use another model if it persists"
+    )]
     InvalidResponse {
         provider: String,
         model: String,

@@ -108,6 +108,8 @@ struct ModelOverride {
     base_url: Option<String>,
     has_key: bool,
     key: Option<ApiKey>,
+    /// The variables `api_key` names (`${VAR}`), for the error when one is unset.
+    key_vars: Vec<String>,
 }
 
 impl Registry {
@@ -151,6 +153,11 @@ impl Registry {
                         .as_deref()
                         .and_then(|k| env.expand(k))
                         .map(ApiKey::new),
+                    key_vars: m
+                        .api_key
+                        .as_deref()
+                        .map(referenced_vars)
+                        .unwrap_or_default(),
                 };
                 (name.clone(), over)
             })
@@ -226,6 +233,24 @@ impl Registry {
                 provider: provider.name.clone(),
                 model: model.name.clone(),
                 hint: reason.clone(),
+            });
+        }
+        // A model whose own `api_key` names an unset variable is not called keyless.
+        if let Some(o) = self.overrides.get(&model.name)
+            && o.has_key
+            && o.key.is_none()
+        {
+            return Err(ProviderError::NotConfigured {
+                provider: provider.name.clone(),
+                model: model.name.clone(),
+                hint: format!(
+                    "its `api_key` in models.yaml names {}, which is not set; set it in zen's .env or zend's environment",
+                    if o.key_vars.is_empty() {
+                        "a variable".to_owned()
+                    } else {
+                        o.key_vars.join(", ")
+                    }
+                ),
             });
         }
         if let Some((variable, allowed)) = &provider.allowed {
@@ -472,4 +497,17 @@ fn litellm_entry(
                 .rsplit_once('/')
                 .and_then(|(_, last)| litellm::lookup(last))
         })
+}
+
+/// The names in `${NAME}` references (never the text around them, which could be a key).
+fn referenced_vars(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        names.push(after[..end].to_owned());
+        rest = &after[end + 1..];
+    }
+    names
 }

@@ -397,6 +397,9 @@ impl Providers {
             let mut parser = SseParser::default();
             let mut body = response.bytes_stream();
             let mut done = false;
+            // `[DONE]` (OpenAI wire) or a finish reason (every wire) ends an answer;
+            // a stream that just stops before either was cut off.
+            let mut saw_done = false;
             while !done {
                 let events_in = match body.next().await {
                     Some(Ok(chunk)) => parser.feed(&chunk),
@@ -413,6 +416,7 @@ impl Providers {
                 for event in events_in {
                     if event.data.trim() == "[DONE]" {
                         done = true;
+                        saw_done = true;
                         break;
                     }
                     if event.data.trim().is_empty() {
@@ -436,6 +440,15 @@ impl Providers {
                         }
                     }
                 }
+            }
+            if !saw_done && acc.finish_reason.is_none() {
+                let mut failure = AttemptError::from(ProviderError::Connection {
+                    provider: model.provider.clone(),
+                    model: model.name.clone(),
+                    message: "the answer stream ended before the model finished".to_owned(),
+                });
+                failure.usage = acc.usage;
+                return Err(failure);
             }
         } else {
             let bytes = response

@@ -607,7 +607,9 @@ async fn mid_stream_overload_is_retried() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    let ok = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"fine\"}}\n\n";
+    let ok = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"fine\"}}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
     Mock::given(method("POST"))
         .respond_with(sse_ok(ok.to_owned()))
         .mount(&server)
@@ -623,8 +625,48 @@ async fn mid_stream_overload_is_retried() {
         completion.attempts[0].usage.map(|u| u.input_tokens),
         Some(5)
     );
-    // No usage on the successful stream: cost is unknown, not 0.
-    assert_eq!(completion.cost, Cost::UNKNOWN);
+    // The successful stream's own usage (no message_start: no input tokens) is what it costs.
+    assert_eq!(completion.usage.output_tokens, 1);
+    assert_eq!(completion.cost.source, CostSource::Computed);
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_before_it_finished_is_retried_not_taken_as_the_answer() {
+    let server = MockServer::start().await;
+    // Text and usage, then the body just ends: no finish reason, no [DONE].
+    let cut = sse(&[
+        json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "half an"}, "finish_reason": null}]}),
+        json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}),
+    ]);
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(cut))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(sse_ok(openai_stream(
+            &["whole answer"],
+            json!({"prompt_tokens": 7, "completion_tokens": 3}),
+        )))
+        .mount(&server)
+        .await;
+    let completion = providers(&server, test_config())
+        .complete(request("gpt-4o", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "whole answer");
+    assert_eq!(completion.attempts.len(), 2);
+    assert!(
+        matches!(&completion.attempts[0].outcome, AttemptOutcome::Failed { kind, message }
+            if kind == "connection" && message.contains("ended before the model finished")),
+        "{:?}",
+        completion.attempts[0].outcome
+    );
+    // What the cut-off attempt reported having used is kept for the ledger.
+    assert_eq!(
+        completion.attempts[0].usage.map(|u| u.output_tokens),
+        Some(2)
+    );
 }
 
 fn model(provider: &str, upstream: &str) -> ModelConfig {
@@ -1074,6 +1116,20 @@ fn unknown_and_unconfigured_models_say_what_to_do() {
     assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
     let err = p.resolve("ollama/llama3.2").unwrap_err();
     assert!(err.to_string().contains("OLLAMA_HOST"), "{err}");
+}
+
+#[test]
+fn a_model_whose_api_key_names_an_unset_variable_is_not_configured() {
+    let mut config = test_config();
+    let mut own_key = model("openai", "gpt-own");
+    own_key.api_key = Some("${OWN_KEY_UNSET}".to_owned());
+    config.models.insert("own-key".to_owned(), own_key);
+    let p = Providers::new(config, &Env::from_map([("OPENAI_API_KEY", KEY)])).unwrap();
+    let err = p.resolve("own-key").unwrap_err();
+    assert!(matches!(err, ProviderError::NotConfigured { .. }), "{err}");
+    assert!(err.to_string().contains("OWN_KEY_UNSET"), "{err}");
+    // Not called with the provider's key instead, nor without one.
+    assert!(p.resolve("gpt-5").is_ok());
 }
 
 #[test]

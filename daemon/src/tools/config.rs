@@ -27,6 +27,9 @@ pub struct ToolLimits {
     pub rpm: Option<u32>,
     /// Calls running at once; absent = unlimited.
     pub concurrency: Option<u32>,
+    /// Model tokens (prompt + answer) per minute; absent = unlimited. See `limits.rs`
+    /// for how a call is counted before its usage is known.
+    pub tpm: Option<u64>,
 }
 
 /// One tool's settings.

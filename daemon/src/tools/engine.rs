@@ -439,6 +439,11 @@ pub async fn call_model(
     }
     let started = std::time::Instant::now();
     let estimated_input = crate::providers::estimate_request_tokens(&request);
+    // tpm (limits.rs): the estimate now, corrected to the real usage below.
+    let tokens = context
+        .daemon
+        .limiter
+        .reserve_tokens(tool, estimated_input)?;
     let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = std::sync::Arc::clone(&context.progress);
     let model_name = model.name.clone();
@@ -480,6 +485,7 @@ pub async fn call_model(
         () = context.cancel.cancelled() => None,
     };
     reporter.abort();
+    tokens.settle_outcome(outcome.as_ref());
     let now = SystemClock.now();
     let record = |attempt: &Attempt| LedgerRecord {
         time: now,
