@@ -22,6 +22,7 @@
 //! daemon could not be reached, was stopped, or kept going away.
 
 mod connect;
+mod stdio;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -29,7 +30,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -65,8 +65,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run());
-    // The stdin reader sits in a blocking read that nothing can interrupt;
-    // waiting for it would keep the shim alive after its session has ended.
+    // On the fallback path (see `stdio`) the stdin reader sits in a blocking
+    // read that nothing can interrupt; waiting for it would keep the shim
+    // alive after its session has ended.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,7 +95,7 @@ async fn run() -> Result<(), String> {
     let book = Arc::new(Mutex::new(Book::default()));
     let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
     tokio::spawn(read_stdin(lines_tx));
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = stdio::Output::stdout();
     let mut restarts = VecDeque::new();
     let mut mode = connect::Mode::First;
     let mut unsent = None;
@@ -206,7 +207,7 @@ async fn open_session(
 async fn relay(
     inbound: &mut Streaming<Frame>,
     book: &Mutex<Book>,
-    stdout: &mut tokio::io::Stdout,
+    stdout: &mut stdio::Output,
 ) -> End {
     loop {
         match inbound.message().await {
@@ -310,7 +311,7 @@ async fn forward(
 
 /// Reads stdin and queues one entry per line (see `zen_shim::framing`).
 async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
-    let mut stdin = tokio::io::stdin();
+    let mut stdin = stdio::Input::stdin();
     let mut framer = LineFramer::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -330,12 +331,11 @@ async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
     }
 }
 
-async fn write_line(stdout: &mut tokio::io::Stdout, json: &[u8]) -> std::io::Result<()> {
+async fn write_line(stdout: &mut stdio::Output, json: &[u8]) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(json.len() + 1);
     line.extend_from_slice(json);
     line.push(b'\n');
-    stdout.write_all(&line).await?;
-    stdout.flush().await
+    stdout.write_all(&line).await
 }
 
 /// The bookkeeping is only ever held for a scan; a poisoned lock still holds
