@@ -181,6 +181,9 @@ async fn open_session(
         let mut client = ZendClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
+        // Let the stdin reader (woken with the connect) queue what the client
+        // has written already: at start, its `initialize`.
+        tokio::task::yield_now().await;
         while early.len() < OUTBOUND_CAPACITY {
             match lines.try_recv() {
                 Ok(line) => early.push(line.into()),

@@ -17,3 +17,6 @@ mod cli;
 
 /// Crash and restart recovery, version skew, shutdown, access, hostile input.
 mod reliability;
+
+/// The shim's stdio as clients hand it over: socketpairs, pipes, regular files.
+mod shim_io;
