@@ -30,6 +30,7 @@ const RESPAWN_INTERVAL: Duration = Duration::from_millis(250);
 /// While zend starts (6–15 ms, more on a busy machine) the socket is tried this
 /// often: a failed connect costs microseconds, and every millisecond between
 /// zend's `bind` and the shim's next attempt is start-up time the client waits.
+/// (tokio's timer has millisecond ticks: attempts land every 1–2.5 ms, strace.)
 const FAST_POLL: Duration = Duration::from_millis(1);
 /// How long to poll at [`FAST_POLL`] before backing off.
 const FAST_POLL_FOR: Duration = Duration::from_millis(100);
