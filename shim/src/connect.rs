@@ -27,6 +27,26 @@ pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Least time between two starts of zend by this shim (see `connect_or_start`).
 const RESPAWN_INTERVAL: Duration = Duration::from_millis(250);
+/// While zend starts (6–15 ms, more on a busy machine) the socket is tried this
+/// often: a failed connect costs microseconds, and every millisecond between
+/// zend's `bind` and the shim's next attempt is start-up time the client waits.
+/// (tokio's timer has millisecond ticks: attempts land every 1–2.5 ms, strace.)
+const FAST_POLL: Duration = Duration::from_millis(1);
+/// How long to poll at [`FAST_POLL`] before backing off.
+const FAST_POLL_FOR: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts once backing off.
+const SLOW_POLL_MAX: Duration = Duration::from_millis(50);
+
+/// The wait before the next attempt to reach a starting zend, `elapsed` after
+/// the first, when the last wait was `previous`: every [`FAST_POLL`] for
+/// [`FAST_POLL_FOR`], then doubling up to [`SLOW_POLL_MAX`].
+pub fn poll_delay(elapsed: Duration, previous: Duration) -> Duration {
+    if elapsed < FAST_POLL_FOR {
+        FAST_POLL
+    } else {
+        (previous * 2).clamp(FAST_POLL, SLOW_POLL_MAX)
+    }
+}
 
 /// Why the shim is connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +75,7 @@ impl Mode {
 /// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
 /// mode's deadline. zend's lock keeps this to one daemon however many shims race.
 pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, String> {
-    if let Ok(channel) = connect(socket).await {
+    if let Some(channel) = connect(socket).await {
         return Ok(channel);
     }
     // A service manager owns zend (`zend service install`): wait for its zend
@@ -70,7 +90,7 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
         };
         while started.elapsed() < wait {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Ok(channel) = connect(socket).await {
+            if let Some(channel) = connect(socket).await {
                 return Ok(channel);
             }
         }
@@ -92,7 +112,7 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
     let zend = if autostart { Some(find_zend()?) } else { None };
     let started = tokio::time::Instant::now();
     let mut child: Option<(std::process::Child, tokio::time::Instant)> = None;
-    let mut delay = Duration::from_millis(1);
+    let mut delay = FAST_POLL;
     loop {
         if let Some(zend) = &zend {
             let starting = match &mut child {
@@ -116,7 +136,7 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
             }
         }
         tokio::time::sleep(delay).await;
-        if let Ok(channel) = connect(socket).await {
+        if let Some(channel) = connect(socket).await {
             // The child is a detached daemon (or exited because another shim's
             // daemon won the race); reap it later without blocking.
             if let Some((mut process, _)) = child {
@@ -140,24 +160,39 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
                 ),
             });
         }
-        delay = (delay * 2).min(Duration::from_millis(50));
+        delay = poll_delay(started.elapsed(), delay);
     }
 }
 
-async fn connect(socket: &Path) -> Result<Channel, tonic::transport::Error> {
+/// A channel to zend at `socket`, or `None` when nothing answers there.
+///
+/// The socket is connected first, by hand: while zend starts, that fails in
+/// microseconds, without building a tonic endpoint for every attempt. The
+/// connected stream is the channel's first connection; should tonic ever
+/// reconnect the channel, it connects anew.
+async fn connect(socket: &Path) -> Option<Channel> {
+    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+    let first = std::sync::Mutex::new(Some(stream));
     let socket: PathBuf = socket.to_path_buf();
     // The URI is required by the API and ignored by the connector.
     Endpoint::from_static("http://zend.local")
         .connect_timeout(CONNECT_TIMEOUT)
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
+            let first = first
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
             async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
+                let stream = match first {
+                    Some(stream) => stream,
+                    None => tokio::net::UnixStream::connect(socket).await?,
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
             }
         }))
         .await
+        .ok()
 }
 
 /// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.
@@ -205,4 +240,36 @@ fn spawn_detached(zend: &Path) -> Result<std::process::Child, String> {
     command
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", zend.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_starting_zend_is_polled_every_millisecond_then_less_and_less() {
+        let mut at = Duration::ZERO;
+        let mut delay = FAST_POLL;
+        let mut attempts = Vec::new();
+        while at < ms(400) {
+            at += delay;
+            attempts.push(at);
+            delay = poll_delay(at, delay);
+        }
+        // Every millisecond up to 100 ms: nothing bound in that time waits
+        // more than a millisecond for the shim.
+        let fast: Vec<_> = attempts.iter().take_while(|t| **t <= ms(100)).collect();
+        assert_eq!(fast.len(), 100);
+        assert!(fast.windows(2).all(|w| *w[1] - *w[0] == ms(1)));
+        // Then doubling, capped.
+        let gaps: Vec<_> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| *g <= SLOW_POLL_MAX));
+        assert!(gaps.contains(&ms(2)) && gaps.contains(&ms(32)));
+        assert_eq!(*gaps.last().unwrap(), SLOW_POLL_MAX);
+        assert!(gaps.windows(2).all(|w| w[1] >= w[0]), "never faster again");
+    }
 }

@@ -22,6 +22,7 @@
 //! daemon could not be reached, was stopped, or kept going away.
 
 mod connect;
+mod stdio;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -29,7 +30,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -65,8 +65,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run());
-    // The stdin reader sits in a blocking read that nothing can interrupt;
-    // waiting for it would keep the shim alive after its session has ended.
+    // On the fallback path (see `stdio`) the stdin reader sits in a blocking
+    // read that nothing can interrupt; waiting for it would keep the shim
+    // alive after its session has ended.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,28 +95,23 @@ async fn run() -> Result<(), String> {
     let book = Arc::new(Mutex::new(Book::default()));
     let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
     tokio::spawn(read_stdin(lines_tx));
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = stdio::Output::stdout();
     let mut restarts = VecDeque::new();
     let mut mode = connect::Mode::First;
-    let mut unsent = None;
+    let mut early = Vec::new();
     loop {
         let replay = lock(&book).replay();
-        let (outbound, mut inbound) = open_session(&socket, mode, replay).await?;
+        let (outbound, mut inbound) =
+            open_session(&socket, mode, replay, &mut early, &mut lines, &book).await?;
         let (stop, stopped) = oneshot::channel();
-        let forwarder = tokio::spawn(forward(
-            lines,
-            unsent.take(),
-            outbound,
-            Arc::clone(&book),
-            stopped,
-        ));
+        let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
         let end = relay(&mut inbound, &book, &mut stdout).await;
         let _ = stop.send(());
         let forwarded = forwarder
             .await
             .map_err(|e| format!("internal error in the stdin forwarder: {e}"))?;
         lines = forwarded.lines;
-        unsent = forwarded.unsent;
+        early.extend(forwarded.unsent.map(tonic::codegen::Bytes::from));
         let stdin_open = forwarded.stdin_open;
         let reason = match end {
             End::Finished | End::StdoutClosed => return Ok(()),
@@ -162,13 +158,22 @@ async fn run() -> Result<(), String> {
 }
 
 /// Connects (or starts zend) and opens a session whose first frames are
-/// `replay`. A daemon that is on its way out refuses sessions as unavailable,
-/// drops the connection or never answers; all are retried until
-/// the mode's deadline.
+/// `replay`, then `early`, then the lines already queued from stdin. A daemon
+/// that is on its way out refuses sessions as unavailable, drops the
+/// connection or never answers; all are retried until the mode's deadline.
+///
+/// Lines the client has written already go out with the request rather than
+/// after zend's answer to it: at start that is `initialize`, one round trip
+/// sooner. They are noted as sent (see [`forward`]) only once the session is
+/// open; until then they stay in `early`, and a refused session leaves them
+/// for the next attempt, as a refused line always was.
 async fn open_session(
     socket: &Path,
     mut mode: connect::Mode,
     replay: Vec<Vec<u8>>,
+    early: &mut Vec<tonic::codegen::Bytes>,
+    lines: &mut mpsc::Receiver<Vec<u8>>,
+    book: &Mutex<Book>,
 ) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
     let started = Instant::now();
     loop {
@@ -176,18 +181,37 @@ async fn open_session(
         let mut client = ZendClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let (outbound, outbound_rx) = mpsc::channel::<Frame>(OUTBOUND_CAPACITY.max(replay.len()));
+        // Let the stdin reader (woken with the connect) queue what the client
+        // has written already: at start, its `initialize`.
+        tokio::task::yield_now().await;
+        while early.len() < OUTBOUND_CAPACITY {
+            match lines.try_recv() {
+                Ok(line) => early.push(line.into()),
+                Err(_) => break,
+            }
+        }
+        let (outbound, outbound_rx) =
+            mpsc::channel::<Frame>(OUTBOUND_CAPACITY + replay.len() + early.len());
         for line in &replay {
             let _ = outbound.try_send(Frame {
                 json: line.clone().into(),
             });
+        }
+        for line in early.iter() {
+            let _ = outbound.try_send(Frame { json: line.clone() });
         }
         let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
         add_session_metadata(request.metadata_mut());
         // zend refuses a session only while shutting down; any failure here
         // is a daemon on its way out or gone, so try again (starting a new one).
         let reason = match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
-            Ok(Ok(response)) => return Ok((outbound, response.into_inner())),
+            Ok(Ok(response)) => {
+                let mut book = lock(book);
+                for line in early.drain(..) {
+                    book.sent(&line);
+                }
+                return Ok((outbound, response.into_inner()));
+            }
             Ok(Err(status)) => status.message().to_owned(),
             Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
         };
@@ -206,7 +230,7 @@ async fn open_session(
 async fn relay(
     inbound: &mut Streaming<Frame>,
     book: &Mutex<Book>,
-    stdout: &mut tokio::io::Stdout,
+    stdout: &mut stdio::Output,
 ) -> End {
     loop {
         match inbound.message().await {
@@ -253,28 +277,24 @@ struct Forwarded {
     stdin_open: bool,
 }
 
-/// Sends stdin's lines (`first` before them) to one connection until told to
-/// stop (the connection is gone) or stdin ends. Dropping `outbound` at EOF
+/// Sends stdin's lines to one connection until told to stop (the connection
+/// is gone) or stdin ends. Dropping `outbound` at EOF
 /// half-closes the stream, and the daemon ends it once every reply is written.
 ///
 /// A line is noted as sent as the connection takes it, so a line a dead
 /// connection took is errored by [`Book::lost`], and one it refused goes to
-/// the next daemon: never both.
+/// the next daemon (see [`open_session`]): never both.
 async fn forward(
     mut lines: mpsc::Receiver<Vec<u8>>,
-    mut first: Option<Vec<u8>>,
     outbound: mpsc::Sender<Frame>,
     book: Arc<Mutex<Book>>,
     mut stop: oneshot::Receiver<()>,
 ) -> Forwarded {
     loop {
-        let line = match first.take() {
-            Some(line) => Some(line),
-            None => tokio::select! {
-                biased;
-                _ = &mut stop => return Forwarded { lines, unsent: None, stdin_open: true },
-                line = lines.recv() => line,
-            },
+        let line = tokio::select! {
+            biased;
+            _ = &mut stop => return Forwarded { lines, unsent: None, stdin_open: true },
+            line = lines.recv() => line,
         };
         let Some(line) = line else {
             return Forwarded {
@@ -310,7 +330,7 @@ async fn forward(
 
 /// Reads stdin and queues one entry per line (see `zen_shim::framing`).
 async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
-    let mut stdin = tokio::io::stdin();
+    let mut stdin = stdio::Input::stdin();
     let mut framer = LineFramer::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -330,12 +350,11 @@ async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
     }
 }
 
-async fn write_line(stdout: &mut tokio::io::Stdout, json: &[u8]) -> std::io::Result<()> {
+async fn write_line(stdout: &mut stdio::Output, json: &[u8]) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(json.len() + 1);
     line.extend_from_slice(json);
     line.push(b'\n');
-    stdout.write_all(&line).await?;
-    stdout.flush().await
+    stdout.write_all(&line).await
 }
 
 /// The bookkeeping is only ever held for a scan; a poisoned lock still holds
@@ -382,7 +401,7 @@ mod tests {
         let (stop, stopped) = oneshot::channel();
         lines_tx.send(request(1)).await.unwrap();
         lines_tx.send(request(2)).await.unwrap();
-        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
         while taken.is_empty() {
             tokio::task::yield_now().await;
         }
@@ -405,19 +424,18 @@ mod tests {
         let book = Arc::new(Mutex::new(Book::default()));
         let (stop, stopped) = oneshot::channel();
         lines_tx.send(request(3)).await.unwrap();
-        let forwarder = tokio::spawn(forward(lines, None, outbound, Arc::clone(&book), stopped));
+        let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
         tokio::task::yield_now().await;
         stop.send(()).unwrap();
         let forwarded = forwarder.await.unwrap();
         assert_eq!(forwarded.unsent, Some(request(3)));
         assert_eq!(lock(&book).pending(), 0);
 
-        // The next connection sends it first; then stdin's end is reported.
+        // On the next connection, stdin's end is reported.
         drop(lines_tx);
-        let (outbound, mut taken) = mpsc::channel(4);
+        let (outbound, _taken) = mpsc::channel(4);
         let (_stop, stopped) = oneshot::channel();
-        let forwarded = forward(forwarded.lines, forwarded.unsent, outbound, book, stopped).await;
+        let forwarded = forward(forwarded.lines, outbound, book, stopped).await;
         assert!(!forwarded.stdin_open);
-        assert_eq!(taken.recv().await.unwrap().json.to_vec(), request(3));
     }
 }

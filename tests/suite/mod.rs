@@ -24,3 +24,6 @@ mod faults;
 
 /// rpm, tpm and concurrency caps across sessions; the bounded queue.
 mod limits;
+
+/// The shim's stdio as clients hand it over: socketpairs, pipes, regular files.
+mod shim_io;
