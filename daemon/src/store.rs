@@ -58,12 +58,31 @@
 //!
 //! # Durability
 //!
-//! sled writes to disk in the background every 500 ms. Every API that tells a
-//! client something was recorded (a turn, a ledger record, workflow state)
-//! awaits [`Store::flush`] first, so it survives `kill -9`. Flushes are
-//! serialized and coalesced (group commit): concurrent callers share one
-//! `flush_async`, and sled 0.34's `flush_async` is never called concurrently
-//! (concurrent calls can hang: spacejam/sled#1308).
+//! sled's periodic background flush is **off** (`flush_every_ms(None)`): it
+//! `fsync`ed every 500 ms even when idle, waking laptops for nothing. Writes
+//! reach disk when zend flushes them, which it does wherever it matters:
+//!
+//! - Every API that tells a client something was recorded awaits
+//!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
+//!   threads (`Threads::create`/`append`, or `write_turns` + one flush by the
+//!   engine), ledger records and their aggregates (`Ledger::record*`, or
+//!   `write_batch` + the same flush), workflow state (set and clear). The
+//!   recency index is written in the same transactions as the turns.
+//! - The sweeper flushes after a sweep that removed threads. Losing a sweep to
+//!   `kill -9` would be harmless anyway: expired threads are refused by every
+//!   read and the next sweep removes them again; the same holds for the
+//!   malformed index keys it drops.
+//! - The schema version of a new store is covered by the first flush; lost
+//!   before it, the store held nothing else and is simply created again.
+//! - Budgets live in `limits.yaml`, not here. Shutdown flushes the store, and
+//!   sled flushes when the last handle drops.
+//!
+//! Anything new written to the store must either await a flush before it is
+//! reported, or be safe to lose. Flushes are serialized and coalesced (group
+//! commit): concurrent callers share one `flush_async`, and sled 0.34's
+//! `flush_async` is never called concurrently (concurrent calls can hang:
+//! spacejam/sled#1308). A model call flushes once: its ledger records and
+//! its turns share the flush.
 
 mod time;
 
@@ -188,6 +207,8 @@ impl Store {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY_BYTES)
+            // zend flushes explicitly before it reports a write (see Durability).
+            .flush_every_ms(None)
             .open()
             .map_err(|source| open_error(&path, source))?;
         check_schema(&db, &path)?;

@@ -10,7 +10,8 @@
 //! # API
 //! - [`Ledger`] (from [`crate::store::Store::ledger`]):
 //!   - `record(LedgerRecord) -> Result<(), StoreError>` (durable),
-//!     `record_batch(&[LedgerRecord])`
+//!     `record_batch(&[LedgerRecord])`; `write_batch(&[LedgerRecord])` writes
+//!     without flushing, for a caller that flushes once for several writes
 //!   - `totals(now) -> Result<Totals, StoreError>`; [`Totals::render_text`] for
 //!     the table, `Serialize` for JSON
 //!   - `check_budget(model, now) -> Result<Option<String>, BudgetError>`
@@ -96,7 +97,14 @@ impl Ledger {
         self.inner.flusher.flush().await
     }
 
-    fn write_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
+    /// Writes records and their aggregates in one transaction, **not yet
+    /// durable**: the caller must await [`crate::store::Store::flush`] before
+    /// telling a client about them ([`Ledger::record_batch`] does both). Lets
+    /// a model call's records and its turns share one flush.
+    pub fn write_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let _guard = self
             .inner
             .write
