@@ -79,9 +79,9 @@
 //!
 //! Anything new written to the store must either await a flush before it is
 //! reported, or be safe to lose. Flushes are serialized and coalesced (group
-//! commit): concurrent callers share one `flush_async`, and sled 0.34's
-//! `flush_async` is never called concurrently (concurrent calls can hang:
-//! spacejam/sled#1308). A model call flushes once: its ledger records and
+//! commit): concurrent callers share one flush (`Db::flush` on tokio's
+//! blocking pool), and sled 0.34's flush is never called concurrently
+//! (concurrent `flush_async` calls can hang: spacejam/sled#1308). A model call flushes once: its ledger records and
 //! its turns share the flush.
 
 mod time;
@@ -310,13 +310,13 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Group commit over `flush_async`.
+/// Group commit over sled's flush.
 ///
 /// A caller takes a ticket after its write, then waits for the flush lock. A
 /// flush covers every ticket issued before it started, so a caller whose
 /// ticket a finished flush already covers returns without flushing again.
-/// Holding the lock across `flush_async` also keeps sled's `flush_async` from
-/// ever running twice at once.
+/// Holding the lock across the flush also keeps sled's flush from ever
+/// running twice at once.
 pub(crate) struct Flusher {
     db: sled::Db,
     issued: AtomicU64,
@@ -339,7 +339,17 @@ impl Flusher {
             return Ok(());
         }
         let covers = self.issued.load(Ordering::SeqCst);
-        self.db.flush_async().await?;
+        // `Db::flush` on tokio's blocking pool rather than `flush_async`:
+        // sled's own pool wakes every idle `sled-io` thread (notify_all, 7 of
+        // them) for each job, a thundering herd on every flush.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| {
+                StoreError::Io(sled::Error::ReportableBug(format!(
+                    "the store flush did not complete: {e}"
+                )))
+            })??;
         *flushed = covers;
         Ok(())
     }

@@ -322,7 +322,10 @@ async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
     assert_eq!(after.summary.updated, thread.summary.updated);
     // One still does.
     threads
-        .write_turns(ThreadTarget::Existing(id), vec![NewTurn::user("chat", "last")])
+        .write_turns(
+            ThreadTarget::Existing(id),
+            vec![NewTurn::user("chat", "last")],
+        )
         .unwrap();
     assert_eq!(threads.get(&id).unwrap().turns.len(), 3);
 }

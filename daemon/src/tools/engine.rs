@@ -452,10 +452,7 @@ pub async fn call_model(
 /// Flushes the store (everything this call wrote), then passes `result` on.
 /// A flush that fails turns a success into an error (the client must not be
 /// told of what may not be on disk); an error already there is kept.
-async fn durable<T>(
-    context: &CallContext,
-    result: Result<T, ToolError>,
-) -> Result<T, ToolError> {
+async fn durable<T>(context: &CallContext, result: Result<T, ToolError>) -> Result<T, ToolError> {
     match context.daemon.store.flush().await {
         Ok(()) => result,
         Err(e) if result.is_ok() => Err(ToolError::Failed(e.to_string())),
