@@ -245,9 +245,20 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), Serv
         shutdown.cancelled().await;
         tokio::time::sleep(daemon.shutdown_deadline() + Duration::from_secs(2)).await;
     };
+    // On a worker, not in the caller's future: `serve` is usually driven by
+    // `block_on` on the main thread, and an accept loop there costs every new
+    // connection two extra thread hops (worker epoll → main → worker).
+    let mut server = tokio::spawn(server);
     tokio::select! {
-        result = server => result?,
-        () = hard_stop => tracing::warn!("sessions did not close in time; stopping anyway"),
+        joined = &mut server => match joined {
+            Ok(result) => result?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        },
+        () = hard_stop => {
+            server.abort();
+            tracing::warn!("sessions did not close in time; stopping anyway");
+        }
     }
     Ok(())
 }

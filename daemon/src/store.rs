@@ -58,12 +58,31 @@
 //!
 //! # Durability
 //!
-//! sled writes to disk in the background every 500 ms. Every API that tells a
-//! client something was recorded (a turn, a ledger record, workflow state)
-//! awaits [`Store::flush`] first, so it survives `kill -9`. Flushes are
-//! serialized and coalesced (group commit): concurrent callers share one
-//! `flush_async`, and sled 0.34's `flush_async` is never called concurrently
-//! (concurrent calls can hang: spacejam/sled#1308).
+//! sled's periodic background flush is **off** (`flush_every_ms(None)`): it
+//! `fsync`ed every 500 ms even when idle, waking laptops for nothing. Writes
+//! reach disk when zend flushes them, which it does wherever it matters:
+//!
+//! - Every API that tells a client something was recorded awaits
+//!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
+//!   threads (`Threads::create`/`append`, or `write_turns` + one flush by the
+//!   engine), ledger records and their aggregates (`Ledger::record*`, or
+//!   `write_batch` + the same flush), workflow state (set and clear). The
+//!   recency index is written in the same transactions as the turns.
+//! - The sweeper flushes after a sweep that removed threads. Losing a sweep to
+//!   `kill -9` would be harmless anyway: expired threads are refused by every
+//!   read and the next sweep removes them again; the same holds for the
+//!   malformed index keys it drops.
+//! - The schema version of a new store is covered by the first flush; lost
+//!   before it, the store held nothing else and is simply created again.
+//! - Budgets live in `limits.yaml`, not here. Shutdown flushes the store, and
+//!   sled flushes when the last handle drops.
+//!
+//! Anything new written to the store must either await a flush before it is
+//! reported, or be safe to lose. Flushes are serialized and coalesced (group
+//! commit): concurrent callers share one flush (`Db::flush` on tokio's
+//! blocking pool), and sled 0.34's flush is never called concurrently
+//! (concurrent `flush_async` calls can hang: spacejam/sled#1308). A model call flushes once: its ledger records and
+//! its turns share the flush.
 
 mod time;
 
@@ -188,6 +207,8 @@ impl Store {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY_BYTES)
+            // zend flushes explicitly before it reports a write (see Durability).
+            .flush_every_ms(None)
             .open()
             .map_err(|source| open_error(&path, source))?;
         check_schema(&db, &path)?;
@@ -289,13 +310,13 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Group commit over `flush_async`.
+/// Group commit over sled's flush.
 ///
 /// A caller takes a ticket after its write, then waits for the flush lock. A
 /// flush covers every ticket issued before it started, so a caller whose
 /// ticket a finished flush already covers returns without flushing again.
-/// Holding the lock across `flush_async` also keeps sled's `flush_async` from
-/// ever running twice at once.
+/// Holding the lock across the flush also keeps sled's flush from ever
+/// running twice at once.
 pub(crate) struct Flusher {
     db: sled::Db,
     issued: AtomicU64,
@@ -318,7 +339,17 @@ impl Flusher {
             return Ok(());
         }
         let covers = self.issued.load(Ordering::SeqCst);
-        self.db.flush_async().await?;
+        // `Db::flush` on tokio's blocking pool rather than `flush_async`:
+        // sled's own pool wakes every idle `sled-io` thread (notify_all, 7 of
+        // them) for each job, a thundering herd on every flush.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| {
+                StoreError::Io(sled::Error::ReportableBug(format!(
+                    "the store flush did not complete: {e}"
+                )))
+            })??;
         *flushed = covers;
         Ok(())
     }

@@ -540,6 +540,35 @@ fn an_answered_turn_and_its_cost_survive_kill_9() {
 }
 
 #[test]
+fn a_failed_call_is_in_the_ledger_after_kill_9() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        fail: Some((
+            400,
+            r#"{"error":{"message":"bad request","type":"invalid_request_error"}}"#.into(),
+        )),
+        ..Behaviour::default()
+    });
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let failed = client.call_tool("chat", json!({"prompt": "will fail", "model": "gpt-5"}));
+    assert_eq!(failed["isError"], true, "{failed}");
+    for pid in home.zend_pids() {
+        crate::support::kill9(pid);
+    }
+    assert!(home.wait_no_daemon(Duration::from_secs(5)));
+    drop(client);
+
+    // A new session starts a new zend on the same store.
+    let _next = home.session();
+    let status: serde_json::Value =
+        serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+    let total = &status["ledger"]["all_time"]["total"];
+    assert!(total["calls"].as_u64() >= Some(1), "{}", status["ledger"]);
+    assert_eq!(total["errors"], total["calls"], "{}", status["ledger"]);
+}
+
+#[test]
 fn two_sessions_appending_to_one_thread_both_land() {
     let mock = MockProvider::start();
     mock.set(Behaviour {

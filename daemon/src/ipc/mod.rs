@@ -65,7 +65,9 @@ impl Zend for ZendService {
         tokio::spawn(async move {
             let guard = daemon.sessions.open(meta);
             let session = Arc::clone(&guard.session);
-            tracing::info!(session = %session.id, shim_pid = session.meta.shim_pid, client_pid = session.meta.client_pid, "session opened");
+            // Routine per-session lines are debug: a session costs one INFO
+            // line, mcp's "initialize" (which client, which version).
+            tracing::debug!(session = %session.id, shim_pid = session.meta.shim_pid, client_pid = session.meta.client_pid, "session opened");
             let server = McpServer::new(Arc::clone(&daemon), Arc::clone(&session));
             let transport = FrameTransport::new(inbound, outbound.clone());
             let shutdown = daemon.shutdown.clone();
@@ -107,7 +109,7 @@ impl Zend for ZendService {
                         .await;
                 }
             }
-            tracing::info!(session = %session.id, "session closed");
+            tracing::debug!(session = %session.id, "session closed");
             drop(guard);
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);

@@ -10,7 +10,8 @@
 //! # API
 //! - [`Ledger`] (from [`crate::store::Store::ledger`]):
 //!   - `record(LedgerRecord) -> Result<(), StoreError>` (durable),
-//!     `record_batch(&[LedgerRecord])`
+//!     `record_batch(&[LedgerRecord])`; `write_batch(&[LedgerRecord])` writes
+//!     without flushing, for a caller that flushes once for several writes
 //!   - `totals(now) -> Result<Totals, StoreError>`; [`Totals::render_text`] for
 //!     the table, `Serialize` for JSON
 //!   - `check_budget(model, now) -> Result<Option<String>, BudgetError>`
@@ -28,8 +29,8 @@ mod totals;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use sled::Tree;
@@ -46,6 +47,9 @@ use totals::{
     month_period,
 };
 
+/// Aggregates kept in memory by [`Ledger::write_batch`] before it starts over.
+const AGGREGATE_CACHE_MAX: usize = 4096;
+
 /// The cost ledger; cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
@@ -58,8 +62,10 @@ struct Inner {
     totals: Tree,
     flusher: Arc<Flusher>,
     budgets: RwLock<BudgetConfig>,
-    /// Serializes the read-modify-write of aggregates.
-    write: Mutex<()>,
+    /// Serializes the read-modify-write of aggregates, and holds the
+    /// aggregates this zend last wrote so a record does not read and decode
+    /// its twelve aggregates back from sled (zend is the store's only writer).
+    write: Mutex<HashMap<String, Aggregate>>,
 }
 
 impl Ledger {
@@ -77,7 +83,7 @@ impl Ledger {
                 totals,
                 flusher,
                 budgets: RwLock::new(budgets),
-                write: Mutex::new(()),
+                write: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -96,8 +102,15 @@ impl Ledger {
         self.inner.flusher.flush().await
     }
 
-    fn write_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
-        let _guard = self
+    /// Writes records and their aggregates in one transaction, **not yet
+    /// durable**: the caller must await [`crate::store::Store::flush`] before
+    /// telling a client about them ([`Ledger::record_batch`] does both). Lets
+    /// a model call's records and its turns share one flush.
+    pub fn write_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut cache = self
             .inner
             .write
             .lock()
@@ -109,7 +122,10 @@ impl Ledger {
                 let aggregate = match touched.entry(key) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
-                        let current = self.read_aggregate(entry.key())?.unwrap_or_default();
+                        let current = match cache.get(entry.key()) {
+                            Some(cached) => cached.clone(),
+                            None => self.read_aggregate(entry.key())?.unwrap_or_default(),
+                        };
                         entry.insert(current)
                     }
                 };
@@ -133,6 +149,12 @@ impl Ledger {
             }
             Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
         })?;
+        // Only what is written is cached. Past days and months stop being
+        // touched; dropping everything now and then bounds the map.
+        if cache.len() + touched.len() > AGGREGATE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.extend(touched);
         Ok(())
     }
 

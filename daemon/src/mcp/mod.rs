@@ -97,10 +97,13 @@ impl ServerHandler for McpServer {
             request.client_info.name.clone(),
             request.client_info.version.clone(),
         );
+        // The one INFO line a session writes: who connected (the ipc layer's
+        // "session opened"/"closed" lines are debug).
         tracing::info!(
             session = %self.session.id,
             client = %request.client_info.name,
             client_version = %request.client_info.version,
+            shim_pid = self.session.meta.shim_pid,
             "initialize"
         );
         context.peer.set_peer_info(request.clone());

@@ -50,7 +50,63 @@ pub enum Decoded {
 }
 
 /// Decodes one frame, or builds the JSON-RPC error reply for it.
+///
+/// The common case — a well-formed message — is parsed straight into rmcp's
+/// type (one pass). Only a frame that does not parse that way goes through
+/// [`classify`], the slower `serde_json::Value` path that tells a parse error
+/// from an invalid request, so the answers to bad input are the same either way.
 pub fn decode(bytes: &[u8]) -> Decoded {
+    match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(bytes) {
+        Ok(message) => accept(message, || {
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|value| value.get("id").cloned())
+                .unwrap_or(Value::Null)
+        }),
+        Err(_) => classify(bytes),
+    }
+}
+
+/// A message rmcp parsed, or the reply when it is a request zend does not
+/// serve (rmcp takes an unknown method, or a known one whose params do not
+/// fit, for a custom request). `id` gives the request's id for that reply.
+fn accept(message: RxJsonRpcMessage<RoleServer>, id: impl FnOnce() -> Value) -> Decoded {
+    match message {
+        JsonRpcMessage::Request(request) => match &request.request {
+            // zend serves no custom methods, and rmcp's own answer names
+            // only the method (nothing at all for "").
+            ClientRequest::CustomRequest(custom) => {
+                let id = id();
+                let method = truncate(&custom.method, 100);
+                Decoded::Reject(Some(
+                    match params_problem(&custom.method, custom.params.clone()) {
+                        Some(problem) => error_reply(
+                            &id,
+                            error_code::INVALID_PARAMS,
+                            &format!("Invalid params for {method}: {problem}"),
+                        ),
+                        None => error_reply(
+                            &id,
+                            error_code::METHOD_NOT_FOUND,
+                            &format!(
+                                "Method not found: {method:?}; zend serves initialize, ping, \
+                                 tools/list, tools/call, prompts/list, prompts/get, resources/list, \
+                                 resources/templates/list and resources/read"
+                            ),
+                        ),
+                    },
+                ))
+            }
+            _ => Decoded::Message(Box::new(JsonRpcMessage::Request(request))),
+        },
+        message => Decoded::Message(Box::new(message)),
+    }
+}
+
+/// The slow path for a frame rmcp's type did not take: parse it as a
+/// `Value` to say what is wrong (-32700, -32600), or decode it from there
+/// (the two parsers differ on a few edge cases, such as duplicate keys).
+fn classify(bytes: &[u8]) -> Decoded {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
         Err(e) => {
@@ -80,35 +136,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     let id = value.get("id").cloned();
     let notification = id.is_none() && value.get("method").is_some_and(Value::is_string);
     match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
-        Ok(JsonRpcMessage::Request(request)) => match &request.request {
-            // rmcp takes a known method whose params do not fit for a custom
-            // one; zend serves no custom methods, and rmcp's own answer
-            // names only the method (nothing at all for "").
-            ClientRequest::CustomRequest(custom) => {
-                let id = id.unwrap_or(Value::Null);
-                let method = truncate(&custom.method, 100);
-                Decoded::Reject(Some(
-                    match params_problem(&custom.method, custom.params.clone()) {
-                        Some(problem) => error_reply(
-                            &id,
-                            error_code::INVALID_PARAMS,
-                            &format!("Invalid params for {method}: {problem}"),
-                        ),
-                        None => error_reply(
-                            &id,
-                            error_code::METHOD_NOT_FOUND,
-                            &format!(
-                                "Method not found: {method:?}; zend serves initialize, ping, \
-                                 tools/list, tools/call, prompts/list, prompts/get, resources/list, \
-                                 resources/templates/list and resources/read"
-                            ),
-                        ),
-                    },
-                ))
-            }
-            _ => Decoded::Message(Box::new(JsonRpcMessage::Request(request))),
-        },
-        Ok(message) => Decoded::Message(Box::new(message)),
+        Ok(message) => accept(message, || id.unwrap_or(Value::Null)),
         // A notification gets no reply, even a malformed one.
         Err(_) if notification => Decoded::Reject(None),
         Err(e) => Decoded::Reject(Some(error_reply(

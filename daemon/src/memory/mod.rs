@@ -12,6 +12,9 @@
 //!   - `append(&ThreadId, NewTurn) -> Result<AppendOutcome>` (durable; errors
 //!     [`ThreadError::NotFound`] / [`ThreadError::Expired`] naming the TTL,
 //!     [`ThreadError::TooManyTurns`] naming the maximum)
+//!   - `write_turns(ThreadTarget, Vec<NewTurn>) -> Result<(ThreadId, AppendOutcome)>`:
+//!     start or continue a thread and add several turns in one transaction,
+//!     NOT flushed (the caller flushes once for everything the call wrote)
 //!   - `get(&ThreadId) -> Result<Thread>`, `summary(&ThreadId) -> Result<ThreadSummary>`
 //!   - `list(&ThreadFilter) -> Result<Vec<ThreadSummary>>` (recent first)
 //!   - `workflow_state(&ThreadId, tool) -> Result<Option<Value>>`,
@@ -25,7 +28,7 @@
 //!   turns, sweep interval); `apply_zen_env` honours Zen's variables.
 //!
 //! A thread is identified by a UUID v4 ([`ThreadId`]). Appends to one thread
-//! are serialized (a striped lock plus a sled transaction per append), so two
+//! are serialized (a striped lock plus one sled transaction per write), so two
 //! sessions appending at once both land, each in the order it appended.
 
 pub mod history;
@@ -46,7 +49,7 @@ pub use thread::{
     AppendOutcome, NewThread, NewTurn, Role, Thread, ThreadFilter, ThreadId, ThreadSummary, Turn,
 };
 pub(crate) use threads::ThreadTrees;
-pub use threads::Threads;
+pub use threads::{ThreadTarget, Threads};
 
 use crate::store::{StoreError, Timestamp};
 use crate::util::human_duration;

@@ -17,7 +17,14 @@ pub fn spawn_sweeper(threads: Threads, shutdown: CancellationToken) -> JoinHandl
             let sweeping = threads.clone();
             match tokio::task::spawn_blocking(move || sweeping.sweep_expired()).await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(removed)) => tracing::info!(removed, "removed expired threads"),
+                Ok(Ok(removed)) => {
+                    tracing::info!(removed, "removed expired threads");
+                    // Not needed for correctness (a lost sweep is redone), but
+                    // sled no longer flushes by itself: reclaim the space now.
+                    if let Err(error) = threads.flush().await {
+                        tracing::warn!(%error, "cannot flush the sweep");
+                    }
+                }
                 Ok(Err(error)) => tracing::warn!(%error, "cannot sweep expired threads"),
                 Err(error) => tracing::warn!(%error, "the thread sweeper failed"),
             }

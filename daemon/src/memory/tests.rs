@@ -272,6 +272,64 @@ async fn appends_past_max_turns_are_refused() {
     assert_eq!(threads.get(&id).unwrap().turns.len(), 3);
 }
 
+#[tokio::test]
+async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
+    let (_dir, store, clock) = open_store(limits(72, 3));
+    let threads = store.threads();
+    let exchange = |question: &str| {
+        vec![
+            NewTurn::user("chat", question),
+            NewTurn::assistant("chat", "gpt-5", "openai", format!("answer to {question}")),
+        ]
+    };
+    let (id, outcome) = threads
+        .write_turns(
+            ThreadTarget::New(new_thread("chat", "/x", "first question")),
+            exchange("first question"),
+        )
+        .unwrap();
+    assert_eq!(
+        outcome,
+        AppendOutcome {
+            turn_count: 2,
+            remaining_turns: 1
+        }
+    );
+    store.flush().await.unwrap();
+    let thread = threads.get(&id).unwrap();
+    assert_eq!(thread.summary.title, "first question");
+    assert_eq!(thread.summary.turn_count, 2);
+    assert_eq!(thread.summary.models, ["gpt-5"]);
+    let texts: Vec<&str> = thread.turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["first question", "answer to first question"]);
+    assert_eq!(
+        threads.list(&ThreadFilter::default()).unwrap()[0].id,
+        id,
+        "the recency index has the new thread"
+    );
+
+    // Two more turns do not fit in max 3: neither is written.
+    clock.advance(Duration::from_secs(1));
+    let err = threads
+        .write_turns(ThreadTarget::Existing(id), exchange("second"))
+        .unwrap_err();
+    assert!(
+        matches!(err, ThreadError::TooManyTurns { max: 3, .. }),
+        "{err:?}"
+    );
+    let after = threads.get(&id).unwrap();
+    assert_eq!(after.turns.len(), 2);
+    assert_eq!(after.summary.updated, thread.summary.updated);
+    // One still does.
+    threads
+        .write_turns(
+            ThreadTarget::Existing(id),
+            vec![NewTurn::user("chat", "last")],
+        )
+        .unwrap();
+    assert_eq!(threads.get(&id).unwrap().turns.len(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_all_land_in_order() {
     const TASKS: usize = 16;

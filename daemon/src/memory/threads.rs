@@ -38,6 +38,13 @@ pub(crate) struct ThreadTrees {
     pub workflow: Tree,
 }
 
+/// Where [`Threads::write_turns`] writes: a thread to continue, or one to start.
+#[derive(Clone, Debug)]
+pub enum ThreadTarget {
+    Existing(ThreadId),
+    New(NewThread),
+}
+
 /// Conversation threads; cheap to clone.
 #[derive(Clone)]
 pub struct Threads {
@@ -76,29 +83,7 @@ impl Threads {
 
     /// Starts a thread and makes it durable.
     pub async fn create(&self, new: NewThread) -> Result<ThreadId> {
-        let id = ThreadId::new();
-        let now = self.inner.clock.now();
-        let summary = ThreadSummary {
-            id,
-            title: title_from(&new.first_prompt),
-            created: now,
-            updated: now,
-            expires: self.expiry(now),
-            session_id: new.session_id,
-            client: new.client,
-            cwd: new.cwd,
-            parent: new.parent,
-            tools: vec![new.tool],
-            models: Vec::new(),
-            turn_count: 0,
-        };
-        let value = encode(&summary)?;
-        let trees = &self.inner.trees;
-        (&trees.summaries, &trees.by_updated).transaction(|(summaries, by_updated)| {
-            summaries.insert(&id.as_bytes()[..], value.as_slice())?;
-            by_updated.insert(&recency_key(now, &id)[..], &[][..])?;
-            Ok(())
-        })?;
+        let (id, _) = self.write_turns(ThreadTarget::New(new), Vec::new())?;
         self.inner.flusher.flush().await?;
         Ok(id)
     }
@@ -106,15 +91,63 @@ impl Threads {
     /// Appends a turn, stamped with the clock's time, and makes it durable.
     /// Refreshes the thread's expiry.
     pub async fn append(&self, id: &ThreadId, turn: NewTurn) -> Result<AppendOutcome> {
-        let outcome = {
-            let _guard = self.lock(id);
-            let mut summary = self.live_summary(id)?;
-            let max = self.inner.config.max_turns;
-            if summary.turn_count >= max {
-                return Err(ThreadError::TooManyTurns { id: *id, max });
+        let (_, outcome) = self.write_turns(ThreadTarget::Existing(*id), vec![turn])?;
+        self.inner.flusher.flush().await?;
+        Ok(outcome)
+    }
+
+    /// Writes `turns` to a thread — starting it first for
+    /// [`ThreadTarget::New`] — in ONE sled transaction: summary, turns and
+    /// recency index land together or not at all, so an exchange is never
+    /// half-written. All the turns or none: refused with
+    /// [`ThreadError::TooManyTurns`] when they do not all fit.
+    ///
+    /// **Not durable yet:** the caller must await [`crate::store::Store::flush`]
+    /// before telling a client about it (one flush can then cover this and the
+    /// ledger records of the same call). `create` and `append` do both.
+    pub fn write_turns(
+        &self,
+        target: ThreadTarget,
+        turns: Vec<NewTurn>,
+    ) -> Result<(ThreadId, AppendOutcome)> {
+        let now = self.inner.clock.now();
+        let id = match &target {
+            ThreadTarget::Existing(id) => *id,
+            ThreadTarget::New(_) => ThreadId::new(),
+        };
+        let _guard = self.lock(&id);
+        let (mut summary, old_recency) = match target {
+            ThreadTarget::Existing(id) => {
+                let summary = self.live_summary(&id)?;
+                let old = recency_key(summary.updated, &id);
+                (summary, Some(old))
             }
-            let now = self.inner.clock.now().max(summary.updated);
-            let index = summary.turn_count;
+            ThreadTarget::New(new) => (
+                ThreadSummary {
+                    id,
+                    title: title_from(&new.first_prompt),
+                    created: now,
+                    updated: now,
+                    expires: self.expiry(now),
+                    session_id: new.session_id,
+                    client: new.client,
+                    cwd: new.cwd,
+                    parent: new.parent,
+                    tools: vec![new.tool],
+                    models: Vec::new(),
+                    turn_count: 0,
+                },
+                None,
+            ),
+        };
+        let max = self.inner.config.max_turns;
+        let adding = u32::try_from(turns.len()).unwrap_or(u32::MAX);
+        if summary.turn_count.saturating_add(adding) > max {
+            return Err(ThreadError::TooManyTurns { id, max });
+        }
+        let now = now.max(summary.updated);
+        let mut encoded_turns = Vec::with_capacity(turns.len());
+        for turn in turns {
             let turn = Turn {
                 tokens: turn.tokens.unwrap_or_else(|| estimate_tokens(&turn.text)),
                 role: turn.role,
@@ -126,7 +159,6 @@ impl Threads {
                 images: turn.images,
                 time: now,
             };
-            let old_recency = recency_key(summary.updated, id);
             if !summary.tools.contains(&turn.tool) {
                 summary.tools.push(turn.tool.clone());
             }
@@ -135,27 +167,38 @@ impl Threads {
             {
                 summary.models.push(model.clone());
             }
+            encoded_turns.push((turn_key(&id, summary.turn_count), encode(&turn)?));
             summary.turn_count += 1;
-            summary.updated = now;
-            let summary_value = encode(&summary)?;
-            let turn_value = encode(&turn)?;
-            let trees = &self.inner.trees;
-            (&trees.summaries, &trees.turns, &trees.by_updated).transaction(
-                |(summaries, turns, by_updated)| {
-                    summaries.insert(&id.as_bytes()[..], summary_value.as_slice())?;
-                    turns.insert(&turn_key(id, index)[..], turn_value.as_slice())?;
-                    by_updated.remove(&old_recency[..])?;
-                    by_updated.insert(&recency_key(now, id)[..], &[][..])?;
-                    Ok(())
-                },
-            )?;
+        }
+        summary.updated = now;
+        let summary_value = encode(&summary)?;
+        let new_recency = recency_key(now, &id);
+        let trees = &self.inner.trees;
+        (&trees.summaries, &trees.turns, &trees.by_updated).transaction(
+            |(summaries, turns, by_updated)| {
+                summaries.insert(&id.as_bytes()[..], summary_value.as_slice())?;
+                for (key, value) in &encoded_turns {
+                    turns.insert(&key[..], value.as_slice())?;
+                }
+                if let Some(old) = &old_recency {
+                    by_updated.remove(&old[..])?;
+                }
+                by_updated.insert(&new_recency[..], &[][..])?;
+                Ok(())
+            },
+        )?;
+        Ok((
+            id,
             AppendOutcome {
                 turn_count: summary.turn_count,
                 remaining_turns: max.saturating_sub(summary.turn_count),
-            }
-        };
-        self.inner.flusher.flush().await?;
-        Ok(outcome)
+            },
+        ))
+    }
+
+    /// Makes every write made so far durable (see [`crate::store::Store::flush`]).
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.inner.flusher.flush().await?)
     }
 
     /// A live thread's summary (no turns).

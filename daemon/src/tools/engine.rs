@@ -3,9 +3,11 @@
 //! A tool describes one model turn ([`ModelTurn`]); [`run_model_turn`] does the
 //! rest in one place: pick and check the model, load the thread, budget history
 //! and files against the model's context window, check the spend budget, call
-//! `providers` (forwarding progress), write the ledger record and the turns
-//! durably, and return a [`TurnResult`] that [`render`] turns into the text the
-//! assistant reads. Tools that make no model call use the thread helpers here
+//! `providers` (forwarding progress), write the ledger records and the turns
+//! (one transaction each) and make them durable with ONE store flush, and
+//! return a [`TurnResult`] that [`render`] turns into the text the assistant
+//! reads. A failed call's ledger records are flushed before the error is
+//! returned. Tools that make no model call use the thread helpers here
 //! ([`open_thread`], [`record_turn`], [`workflow_state`]) so continuation works
 //! the same everywhere.
 
@@ -18,7 +20,7 @@ use super::files::{self, FileOutcome};
 use super::{CallContext, ToolError};
 use crate::ledger::{LedgerRecord, Outcome};
 use crate::memory::history::token_budget_for;
-use crate::memory::{NewThread, NewTurn, Thread, ThreadError, ThreadId};
+use crate::memory::{NewThread, NewTurn, Thread, ThreadError, ThreadId, ThreadTarget};
 use crate::providers::{
     Attempt, AttemptOutcome, Category, Completion, CompletionRequest, ContentPart, Message,
     ReasoningEffort, ResolvedModel, Role, StreamEvent,
@@ -82,27 +84,41 @@ pub async fn run_model_turn(
         }
         None => None,
     };
+    if let Some(thread) = &thread {
+        // The exchange adds two turns; refuse before paying for a model call
+        // whose answer could not be recorded.
+        let max = threads.config().max_turns;
+        if thread.summary.turn_count.saturating_add(2) > max {
+            return Err(thread_error(ThreadError::TooManyTurns {
+                id: thread.id(),
+                max,
+            }));
+        }
+    }
     let model = resolve_model(context, config, turn.model.as_deref())?;
     let prepared = prepare(context, config, &model, thread.as_ref(), &turn)?;
     let thread_id = thread.as_ref().map(Thread::id);
-    let (completion, mut notes) =
-        call_model(context, &turn.tool, &model, prepared.request, thread_id).await?;
+    let called =
+        call_model_unflushed(context, &turn.tool, &model, prepared.request, thread_id).await;
+    let (completion, mut notes) = match called {
+        Ok(called) => called,
+        Err(error) => return durable(context, Err(error)).await,
+    };
     notes.extend(prepared.notes);
 
-    // Record the exchange durably before the client hears of it.
-    let id = match thread_id {
-        Some(id) => id,
-        None => threads
-            .create(NewThread {
-                tool: turn.tool.clone(),
-                session_id: context.session.id.clone(),
-                client: context.session.client_name(),
-                cwd: Some(context.session.meta.cwd.to_string_lossy().into_owned()),
-                parent: None,
-                first_prompt: turn.prompt.clone(),
-            })
-            .await
-            .map_err(thread_error)?,
+    // Both turns (and the thread, when new) in one transaction; then ONE
+    // flush makes them and the ledger records durable before the client
+    // hears of them (invariant 3).
+    let target = match thread_id {
+        Some(id) => ThreadTarget::Existing(id),
+        None => ThreadTarget::New(NewThread {
+            tool: turn.tool.clone(),
+            session_id: context.session.id.clone(),
+            client: context.session.client_name(),
+            cwd: Some(context.session.meta.cwd.to_string_lossy().into_owned()),
+            parent: None,
+            first_prompt: turn.prompt.clone(),
+        }),
     };
     let user_turn = NewTurn::user(&turn.tool, &turn.prompt)
         .with_files(prepared.files_recorded)
@@ -113,7 +129,6 @@ pub async fn run_model_turn(
                 i.clone()
             }
         }));
-    threads.append(&id, user_turn).await.map_err(thread_error)?;
     let mut answer_turn = NewTurn::assistant(
         &turn.tool,
         &completion.model,
@@ -121,10 +136,10 @@ pub async fn run_model_turn(
         &completion.text,
     );
     answer_turn.tokens = Some(completion.usage.output_tokens);
-    let outcome = threads
-        .append(&id, answer_turn)
-        .await
-        .map_err(thread_error)?;
+    let written = threads
+        .write_turns(target, vec![user_turn, answer_turn])
+        .map_err(thread_error);
+    let (id, outcome) = durable(context, written).await?;
 
     Ok(TurnResult {
         answer: completion.text.clone(),
@@ -430,6 +445,33 @@ pub async fn call_model(
     request: CompletionRequest,
     thread: Option<ThreadId>,
 ) -> Result<(Completion, Vec<String>), ToolError> {
+    let called = call_model_unflushed(context, tool, model, request, thread).await;
+    durable(context, called).await
+}
+
+/// Flushes the store (everything this call wrote), then passes `result` on.
+/// A flush that fails turns a success into an error (the client must not be
+/// told of what may not be on disk); an error already there is kept.
+async fn durable<T>(context: &CallContext, result: Result<T, ToolError>) -> Result<T, ToolError> {
+    match context.daemon.store.flush().await {
+        Ok(()) => result,
+        Err(e) if result.is_ok() => Err(ToolError::Failed(e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot flush the ledger records of a failed call");
+            result
+        }
+    }
+}
+
+/// [`call_model`] with the ledger records written but not yet flushed: the
+/// caller awaits [`durable`] (one flush for the records and its own writes).
+async fn call_model_unflushed(
+    context: &CallContext,
+    tool: &str,
+    model: &ResolvedModel,
+    request: CompletionRequest,
+    thread: Option<ThreadId>,
+) -> Result<(Completion, Vec<String>), ToolError> {
     let ledger = context.daemon.store.ledger();
     let mut notes = Vec::new();
     match ledger.check_budget(&model.name, SystemClock.now()) {
@@ -515,8 +557,7 @@ pub async fn call_model(
         Some(Ok(completion)) => {
             let records: Vec<LedgerRecord> = completion.attempts.iter().map(record).collect();
             ledger
-                .record_batch(&records)
-                .await
+                .write_batch(&records)
                 .map_err(|e| ToolError::Failed(e.to_string()))?;
             if completion.model != model.name {
                 notes.push(format!(
@@ -528,7 +569,7 @@ pub async fn call_model(
         }
         Some(Err(failure)) => {
             let records: Vec<LedgerRecord> = failure.attempts.iter().map(record).collect();
-            if let Err(e) = ledger.record_batch(&records).await {
+            if let Err(e) = ledger.write_batch(&records) {
                 tracing::error!(error = %e, "cannot record failed attempts in the ledger");
             }
             Err(ToolError::Failed(failure.error.to_string()))
@@ -558,7 +599,7 @@ pub async fn call_model(
                 latency_ms: started.elapsed().as_millis() as u64,
                 outcome: Outcome::Cancelled,
             };
-            if let Err(e) = ledger.record(cancelled).await {
+            if let Err(e) = ledger.write_batch(std::slice::from_ref(&cancelled)) {
                 tracing::error!(error = %e, "cannot record a cancelled call in the ledger");
             }
             Err(ToolError::Cancelled)
