@@ -268,7 +268,9 @@ fn in_process(
         let mut list_s = Vec::with_capacity(n);
         for _ in 0..n {
             let started = Instant::now();
-            let listed = threads.list(&ThreadFilter::default()).map_err(|e| e.to_string())?;
+            let listed = threads
+                .list(&ThreadFilter::default())
+                .map_err(|e| e.to_string())?;
             std::hint::black_box(listed.len());
             list_s.push(started.elapsed());
         }
