@@ -106,9 +106,11 @@ pub fn run(
         let outcome = (|| {
             let chat = chat_mix(bins, &home, zend, sizes.chat_calls)?;
             println!(
-                "  {threads:>6} threads stored: chat p50 {}, zend CPU {} per call",
-                Unit::Us.show(chat.0.p50),
-                Unit::Us.show(chat.1)
+                "  {threads:>6} threads stored: chat p50 {}, zend CPU {} per call ({} user, {} kernel)",
+                Unit::Us.show(chat.latency.p50),
+                Unit::Us.show(chat.cpu),
+                Unit::Us.show(chat.user),
+                Unit::Us.show(chat.kernel)
             );
             per_size.push((threads, chat));
             if threads == 0 || threads == sizes.big_threads {
@@ -125,15 +127,17 @@ pub fn run(
         outcome?;
     }
 
-    let (_, (floor_latency, floor_cpu)) = &per_size[0];
-    for (threads, (latency, cpu)) in &per_size {
+    let (_, floor) = &per_size[0];
+    let (floor_latency, floor_cpu) = (&floor.latency, floor.cpu);
+    for (threads, chat) in &per_size {
+        let (latency, cpu) = (&chat.latency, &chat.cpu);
         let floor_name = "same, 0 threads stored";
         report.row(
             "store",
             format!("CPU per chat call: zend, {threads} threads stored"),
             *cpu,
             Unit::Us,
-            Some((*floor_cpu, floor_name)),
+            Some((floor_cpu, floor_name)),
             Target::AtMost(0.3e-3),
             "",
         );
@@ -147,8 +151,7 @@ pub fn run(
             "",
         );
     }
-    if let [(_, empty), (records_threads, full)] = status.as_slice() {
-        let _ = records_threads;
+    if let [(_, empty), (_, full)] = status.as_slice() {
         report.row(
             "store",
             format!("zend status over {} ledger records (p50)", sizes.records),
@@ -162,8 +165,9 @@ pub fn run(
     report.detail(
         "store",
         json!({
-            "chat_by_threads": per_size.iter().map(|(n, (l, cpu))| json!({
-                "threads": n, "latency": l.json(), "zend_cpu_per_call_s": cpu,
+            "chat_by_threads": per_size.iter().map(|(n, c)| json!({
+                "threads": n, "latency": c.latency.json(), "zend_cpu_per_call_s": c.cpu,
+                "zend_user_per_call_s": c.user, "zend_kernel_per_call_s": c.kernel,
             })).collect::<Vec<Value>>(),
             "status": status.iter().map(|(n, s)| json!({"threads": n, "latency": s.json()})).collect::<Vec<Value>>(),
         }),
@@ -173,7 +177,7 @@ pub fn run(
 
 /// `chat` calls on one session: a new thread every 10th call, continued otherwise.
 /// Returns the latencies and zend's CPU per call.
-fn chat_mix(bins: &Bins, home: &Home, zend: u32, calls: usize) -> Result<(Summary, f64), String> {
+fn chat_mix(bins: &Bins, home: &Home, zend: u32, calls: usize) -> Result<ChatFigures, String> {
     let mut shim = crate::shim_session(bins, home)?;
     let mut continuation: Option<String> = None;
     let mut call = |shim: &mut Mcp, i: usize| -> Result<Duration, String> {
@@ -209,13 +213,41 @@ fn chat_mix(bins: &Bins, home: &Home, zend: u32, calls: usize) -> Result<(Summar
         call(&mut shim, i)?;
     }
     let before = procs::cpu_ns(zend).unwrap_or(0);
+    let ticks_before = user_sys_ns(zend).unwrap_or_default();
     let mut samples = Vec::with_capacity(calls);
     for i in 0..calls {
         samples.push(call(&mut shim, warmup + i)?);
     }
     let cpu = procs::cpu_ns(zend).unwrap_or(0).saturating_sub(before) as f64 / 1e9 / calls as f64;
+    let ticks = user_sys_ns(zend).unwrap_or_default();
+    let per_call =
+        |after: u64, before: u64| after.saturating_sub(before) as f64 / 1e9 / calls as f64;
     shim.close();
-    Ok((Summary::of(&samples), cpu))
+    Ok(ChatFigures {
+        latency: Summary::of(&samples),
+        cpu,
+        user: per_call(ticks.0, ticks_before.0),
+        kernel: per_call(ticks.1, ticks_before.1),
+    })
+}
+
+struct ChatFigures {
+    latency: Summary,
+    /// zend's CPU per call (scheduler run time), and its user/kernel split (clock ticks).
+    cpu: f64,
+    user: f64,
+    kernel: f64,
+}
+
+/// utime and stime of a whole process, in ns (clock-tick resolution).
+fn user_sys_ns(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some((utime * 1_000_000_000 / hz, stime * 1_000_000_000 / hz))
 }
 
 fn status_runs(bins: &Bins, home: &Home, runs: usize) -> Result<Summary, String> {
@@ -260,67 +292,79 @@ fn in_process(
     let n = sizes.samples;
     let text = paragraph();
 
-    let (open_t, list_s, history_s, append_s, record_s) = rt.block_on(async {
-        let started = Instant::now();
-        let store = Store::open_with(&data, options()).map_err(|e| e.to_string())?;
-        let open_t = started.elapsed();
-        let threads = store.threads();
-        let mut list_s = Vec::with_capacity(n);
-        for _ in 0..n {
+    let (open_t, list_s, history_s, append_s, record_s, (append_cpu, record_cpu)) =
+        rt.block_on(async {
             let started = Instant::now();
-            let listed = threads
-                .list(&ThreadFilter::default())
-                .map_err(|e| e.to_string())?;
-            std::hint::black_box(listed.len());
-            list_s.push(started.elapsed());
-        }
-        let (budget, _) = token_budget_for(200_000);
-        let mut history_s = Vec::with_capacity(n);
-        for i in 0..n {
-            let started = Instant::now();
-            let thread = threads
-                .get(&long[i % long.len()])
-                .map_err(|e| e.to_string())?;
-            let built = history::build(&thread, budget, estimate_tokens);
-            std::hint::black_box(built.included_turns);
-            history_s.push(started.elapsed());
-        }
-        // Appends go to short threads (the long ones are at their cap).
-        let mut append_s = Vec::with_capacity(n);
-        let mut id = None;
-        for i in 0..n {
-            if i.is_multiple_of(20) {
-                id = Some(
-                    threads
-                        .create(new_thread(i, &text))
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
+            let store = Store::open_with(&data, options()).map_err(|e| e.to_string())?;
+            let open_t = started.elapsed();
+            let threads = store.threads();
+            let mut list_s = Vec::with_capacity(n);
+            for _ in 0..n {
+                let started = Instant::now();
+                let listed = threads
+                    .list(&ThreadFilter::default())
+                    .map_err(|e| e.to_string())?;
+                std::hint::black_box(listed.len());
+                list_s.push(started.elapsed());
             }
-            let Some(id) = &id else { unreachable!() };
-            let started = Instant::now();
-            threads
-                .append(id, NewTurn::user("chat", &text))
-                .await
-                .map_err(|e| e.to_string())?;
-            append_s.push(started.elapsed());
-        }
-        let ledger = store.ledger();
-        let mut record_s = Vec::with_capacity(n);
-        for i in 0..n {
-            let started = Instant::now();
-            ledger
-                .record(record(i, SystemClock.now()))
-                .await
-                .map_err(|e| e.to_string())?;
-            record_s.push(started.elapsed());
-        }
-        store.flush().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((open_t, list_s, history_s, append_s, record_s))
-    })?;
+            let (budget, _) = token_budget_for(200_000);
+            let mut history_s = Vec::with_capacity(n);
+            for i in 0..n {
+                let started = Instant::now();
+                let thread = threads
+                    .get(&long[i % long.len()])
+                    .map_err(|e| e.to_string())?;
+                let built = history::build(&thread, budget, estimate_tokens);
+                std::hint::black_box(built.included_turns);
+                history_s.push(started.elapsed());
+            }
+            // Appends go to short threads (the long ones are at their cap).
+            let mut append_s = Vec::with_capacity(n);
+            let cpu_before = self_cpu();
+            let mut id = None;
+            for i in 0..n {
+                if i.is_multiple_of(20) {
+                    id = Some(
+                        threads
+                            .create(new_thread(i, &text))
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                let Some(id) = &id else { unreachable!() };
+                let started = Instant::now();
+                threads
+                    .append(id, NewTurn::user("chat", &text))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                append_s.push(started.elapsed());
+            }
+            let append_cpu = (self_cpu() - cpu_before) / n as f64;
+            let ledger = store.ledger();
+            let cpu_before = self_cpu();
+            let mut record_s = Vec::with_capacity(n);
+            for i in 0..n {
+                let started = Instant::now();
+                ledger
+                    .record(record(i, SystemClock.now()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                record_s.push(started.elapsed());
+            }
+            let record_cpu = (self_cpu() - cpu_before) / n as f64;
+            store.flush().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((
+                open_t,
+                list_s,
+                history_s,
+                append_s,
+                record_s,
+                (append_cpu, record_cpu),
+            ))
+        })?;
 
     // The floors: the same bytes through raw sled, on the same store (closed by zend's library above).
-    let (raw_open, raw_read, raw_write) = rt.block_on(async {
+    let (raw_open, raw_read, raw_write, raw_write_cpu) = rt.block_on(async {
         let started = Instant::now();
         let db = sled::Config::new()
             .path(data.join("store"))
@@ -347,15 +391,22 @@ fn in_process(
         let value = serde_json::to_vec(&json!({"role": "user", "tool": "chat", "text": text}))
             .map_err(|e| e.to_string())?;
         let mut raw_write = Vec::with_capacity(n);
+        let cpu_before = self_cpu();
         for i in 0..n {
             let started = Instant::now();
             scratch
                 .insert((i as u64).to_be_bytes(), value.as_slice())
                 .map_err(|e| e.to_string())?;
-            db.flush_async().await.map_err(|e| e.to_string())?;
+            db.flush().map_err(|e| e.to_string())?;
             raw_write.push(started.elapsed());
         }
-        Ok::<_, String>((raw_open, Summary::of(&raw_read), Summary::of(&raw_write)))
+        let raw_write_cpu = (self_cpu() - cpu_before) / n as f64;
+        Ok::<_, String>((
+            raw_open,
+            Summary::of(&raw_read),
+            Summary::of(&raw_write),
+            raw_write_cpu,
+        ))
     })?;
 
     let history = Summary::of(&history_s);
@@ -406,7 +457,7 @@ fn in_process(
         "append a turn, durable (p50)",
         append.p50,
         Unit::Us,
-        Some((raw_write.p50, "raw sled insert + flush_async")),
+        Some((raw_write.p50, "raw sled insert + flush")),
         Target::None,
         "",
     );
@@ -415,10 +466,30 @@ fn in_process(
         "record a ledger entry with its aggregates, durable (p50)",
         record.p50,
         Unit::Us,
-        Some((raw_write.p50, "raw sled insert + flush_async")),
+        Some((raw_write.p50, "raw sled insert + flush")),
         Target::None,
         "",
     );
+    for (what, cpu) in [
+        (
+            "CPU per durable turn append (bench process, all threads)",
+            append_cpu,
+        ),
+        (
+            "CPU per durable ledger record (bench process, all threads)",
+            record_cpu,
+        ),
+    ] {
+        report.row(
+            "store",
+            what,
+            cpu,
+            Unit::Us,
+            Some((raw_write_cpu, "CPU per raw sled insert + flush")),
+            Target::None,
+            "",
+        );
+    }
     report.detail(
         "store_in_process",
         json!({
@@ -426,6 +497,7 @@ fn in_process(
             "open_s": open_t.as_secs_f64(), "raw_open_s": raw_open.as_secs_f64(), "list": list.json(),
             "history": history.json(), "raw_read": raw_read.json(),
             "append": append.json(), "record": record.json(), "raw_write_flush": raw_write.json(),
+            "cpu_per_op_s": {"append": append_cpu, "record": record_cpu, "raw_write_flush": raw_write_cpu},
         }),
     );
     Ok(())
@@ -477,6 +549,11 @@ fn seeded(
     std::fs::write(dir.join("long-threads"), ids.join("\n")).map_err(|e| e.to_string())?;
     std::fs::write(&done, b"").map_err(|e| e.to_string())?;
     Ok(dir)
+}
+
+/// CPU time of this whole process so far, in seconds.
+fn self_cpu() -> f64 {
+    procs::cpu_ns(std::process::id()).unwrap_or(0) as f64 / 1e9
 }
 
 fn options() -> StoreOptions {
