@@ -11,6 +11,7 @@
 #   scripts/soak.sh --quick         a ~30 s smoke run (small counts; figures are not meaningful)
 #   scripts/soak.sh --load-only     only the load: N sessions at once (--sessions, default 256),
 #                                   --rounds R rounds of the mix each (default 4)
+#   scripts/soak.sh --no-chat       the mix without chat: nothing written to the store (a diagnosis)
 #   scripts/soak.sh --soak-only     only the soak: N sessions (--sessions, default 32) for
 #                                   --minutes M (default 10), one call per --pace-ms P each (default 100)
 #

@@ -42,6 +42,9 @@ use stats::Summary;
 const MIB: f64 = 1024.0 * 1024.0;
 /// Error messages kept verbatim (the rest are only counted, by kind).
 const KEPT_ERRORS: usize = 20;
+/// How long after the sessions close their zend is looked at again: longer than
+/// two periods of zend's malloc trimmer (daemon/src/malloc.rs, every 5 s).
+const SETTLE: Duration = Duration::from_secs(12);
 /// How long after Ctrl-C the orderly stop may take before everything is killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -54,6 +57,8 @@ static HOMES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 #[derive(Debug, Clone)]
 struct Plan {
     quick: bool,
+    /// The mix without `chat`: nothing is written to the store.
+    no_chat: bool,
     load: bool,
     soak: bool,
     load_sessions: usize,
@@ -66,9 +71,14 @@ struct Plan {
 }
 
 impl Plan {
+    fn mix(&self) -> &'static [Kind] {
+        if self.no_chat { &READ_MIX } else { &ZEN_MIX }
+    }
+
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut plan = Self {
             quick: false,
+            no_chat: false,
             load: true,
             soak: true,
             load_sessions: 256,
@@ -93,6 +103,7 @@ impl Plan {
                 "--bench" => {}
                 "--quick" => plan.quick = true,
                 "--load-only" => plan.soak = false,
+                "--no-chat" => plan.no_chat = true,
                 "--soak-only" => plan.load = false,
                 "--sessions" => sessions = Some(value("--sessions")? as usize),
                 "--minutes" => minutes = Some(value("--minutes")?),
@@ -157,6 +168,7 @@ fn usage() -> &'static str {
         listmodels, ping each; 0 errors expected
   soak: N sessions (default 32) for M minutes (default 10), each one call per P ms (default 100);
         zend's RSS growth after a 1 min warm-up ≤ 5 %, 0 errors expected
+  --no-chat: the mix without chat (version, listmodels, ping): nothing is written to the store
   --quick: a ~30 s smoke run (32 load sessions × 2 rounds, 8 soak sessions × 20 s)"
 }
 
@@ -178,7 +190,10 @@ fn main() -> ExitCode {
     let bins = match Bins::locate() {
         Ok(bins) => bins,
         Err(e) => {
-            eprintln!("zen soak: {}", e.replace("scripts/bench.sh", "scripts/soak.sh"));
+            eprintln!(
+                "zen soak: {}",
+                e.replace("scripts/bench.sh", "scripts/soak.sh")
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -421,6 +436,8 @@ const ZEN_MIX: [Kind; 5] = [
     Kind::Listmodels,
     Kind::Ping,
 ];
+/// The mix without `chat` (`--no-chat`).
+const READ_MIX: [Kind; 3] = [Kind::Version, Kind::Listmodels, Kind::Ping];
 /// What the rmcp stdio floor server can answer, as the floor's mix.
 const FLOOR_MIX: [Kind; 2] = [Kind::Version, Kind::Ping];
 
@@ -511,11 +528,7 @@ fn wrong(message: String) -> CallError {
 }
 
 /// Makes one call of the mix and checks its answer.
-fn call(
-    client: &mut Mcp,
-    kind: Kind,
-    thread: &mut Option<Thread>,
-) -> Result<Duration, CallError> {
+fn call(client: &mut Mcp, kind: Kind, thread: &mut Option<Thread>) -> Result<Duration, CallError> {
     let continued = match (kind, thread.as_ref()) {
         (Kind::ChatContinued, Some(t)) if t.turns_left >= 2 => Some(t.id.clone()),
         _ => None,
@@ -749,6 +762,9 @@ struct Sample {
     shims_rss: f64,
     threads: u64,
     fds: u64,
+    /// Unix-socket fds: the listener and one per session (what a session leak
+    /// would leave behind; TCP fds are the provider pool, kept alive on purpose).
+    unix_fds: u64,
     store: f64,
     calls: u64,
 }
@@ -761,11 +777,12 @@ impl Sample {
             shims_rss: shims
                 .iter()
                 .map(|pid| procs::status_kib(*pid, "VmRSS").unwrap_or(0) as f64)
-                .sum(),
+                .fold(0.0, |a, b| a + b),
             threads: status_count(zend, "Threads"),
             fds: std::fs::read_dir(format!("/proc/{zend}/fd"))
                 .map(|d| d.count() as u64)
                 .unwrap_or(0),
+            unix_fds: unix_socket_fds(zend),
             store: disk_usage(&home.path().join("data")),
             calls,
         }
@@ -774,24 +791,48 @@ impl Sample {
     fn json(&self) -> Value {
         json!({
             "t_s": self.t, "zend_rss": self.zend_rss, "shims_rss": self.shims_rss,
-            "zend_threads": self.threads, "zend_fds": self.fds, "store_bytes": self.store,
+            "zend_threads": self.threads, "zend_fds": self.fds, "zend_unix_fds": self.unix_fds, "store_bytes": self.store,
             "calls": self.calls,
         })
     }
 
     fn print(&self) {
         println!(
-            "  t={:>6.1} s  zend RSS {:>7.2} MiB  shims {:>8.2} MiB  threads {:>3}  fds {:>4}  \
+            "  t={:>6.1} s  zend RSS {:>7.2} MiB  shims {:>8.2} MiB  threads {:>3}  fds {:>4} ({:>3} unix)  \
              store {:>7.2} MiB  calls {}",
             self.t,
             self.zend_rss / MIB,
             self.shims_rss / MIB,
             self.threads,
             self.fds,
+            self.unix_fds,
             self.store / MIB,
             self.calls
         );
     }
+}
+
+/// How many of `pid`'s fds are Unix sockets (inodes listed in its /proc/<pid>/net/unix).
+fn unix_socket_fds(pid: u32) -> u64 {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap_or_default();
+    // Num RefCount Protocol Flags Type St Inode [Path]
+    let inodes: std::collections::HashSet<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(6))
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
+                .is_some_and(|inode| inodes.contains(inode))
+        })
+        .count() as u64
 }
 
 fn status_count(pid: u32, field: &str) -> u64 {
@@ -870,7 +911,11 @@ fn run_sessions(phase: &Phase, watch: impl FnOnce(&Phase)) -> Result<Tally, Stri
         for handle in handles {
             match handle.join() {
                 Ok(t) => tally.merge(t),
-                Err(_) => tally.error(Kind::Initialize, "panic", "a session thread panicked".into()),
+                Err(_) => tally.error(
+                    Kind::Initialize,
+                    "panic",
+                    "a session thread panicked".into(),
+                ),
             }
         }
         Ok(tally)
@@ -1010,7 +1055,13 @@ fn load(
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let idle = Sample::take(started, zend, &[], &home, 0);
-    let phase = Phase::new(&home, &bins.shim, &ZEN_MIX, Until::Rounds(plan.load_rounds), n);
+    let phase = Phase::new(
+        &home,
+        &bins.shim,
+        plan.mix(),
+        Until::Rounds(plan.load_rounds),
+        n,
+    );
     let mut ready = Sample::default();
     let mut peak = Sample::default();
     let tally = run_sessions(&phase, |phase| {
@@ -1025,15 +1076,27 @@ fn load(
                 peak = s;
             }
         }
-        let s = Sample::take(started, zend, &pids, &home, phase.calls.load(Ordering::Relaxed));
+        let s = Sample::take(
+            started,
+            zend,
+            &pids,
+            &home,
+            phase.calls.load(Ordering::Relaxed),
+        );
         if s.zend_rss >= peak.zend_rss {
             peak = s;
         }
         peak.shims_rss = s.shims_rss;
     })?;
     let took = phase.elapsed();
-    std::thread::sleep(Duration::from_secs(1));
-    let after = Sample::take(started, zend, &[], &home, phase.calls.load(Ordering::Relaxed));
+    std::thread::sleep(SETTLE);
+    let after = Sample::take(
+        started,
+        zend,
+        &[],
+        &home,
+        phase.calls.load(Ordering::Relaxed),
+    );
     for (what, s) in [
         ("idle", &idle),
         ("all ready", &ready),
@@ -1049,16 +1112,23 @@ fn load(
     let calls = tally.calls() - n;
     report.row(
         section,
-        format!("sessions at once (initialized: {})", tally
-            .samples
-            .iter()
-            .filter(|(k, _)| *k == Kind::Initialize)
-            .count()),
+        format!(
+            "sessions at once (initialized: {})",
+            tally
+                .samples
+                .iter()
+                .filter(|(k, _)| *k == Kind::Initialize)
+                .count()
+        ),
         n as f64,
         Unit::Count,
         None,
         Target::None,
-        format!("{} rounds × {} calls each", plan.load_rounds, ZEN_MIX.len()),
+        format!(
+            "{} rounds × {} calls each",
+            plan.load_rounds,
+            plan.mix().len()
+        ),
     );
     let errors = error_rows(report, section, &tally);
     report.row(
@@ -1073,21 +1143,37 @@ fn load(
     let latency = latency_rows(report, section, &tally, &floors_for(n, chat_floor, &stdio));
     report.row(
         section,
-        format!("zend RSS with {n} sessions"),
-        ready.zend_rss,
+        format!("zend peak RSS, {n} sessions calling"),
+        peak.zend_rss,
         Unit::MiB,
         Some((idle.zend_rss, "zend idle, same run")),
         Target::None,
-        format!("shims {}", Unit::MiB.show(ready.shims_rss)),
+        format!(
+            "{} once all were initialized; shims' sum {}",
+            Unit::MiB.show(ready.zend_rss),
+            Unit::MiB.show(peak.shims_rss)
+        ),
     );
     report.row(
         section,
-        "zend open fds: idle / all ready / after close",
-        after.fds as f64,
+        "zend RSS 12 s after every session closed",
+        after.zend_rss,
+        Unit::MiB,
+        Some((idle.zend_rss, "zend idle, same run")),
+        Target::None,
+        format!("threads {} idle, {} after", idle.threads, after.threads),
+    );
+    report.row(
+        section,
+        "zend Unix-socket fds after every session closed",
+        after.unix_fds as f64,
         Unit::Count,
-        Some((idle.fds as f64, "idle")),
-        Target::AtMost(idle.fds as f64),
-        format!("{} with all sessions", ready.fds),
+        Some((idle.unix_fds as f64, "idle, before")),
+        Target::AtMost(idle.unix_fds as f64),
+        format!(
+            "{} with all sessions; all fds: {} idle, {} with all sessions, {} after close",
+            ready.unix_fds, idle.fds, ready.fds, after.fds
+        ),
     );
     report.detail(
         "load",
@@ -1097,7 +1183,7 @@ fn load(
             "idle": idle.json(), "ready": ready.json(), "after_close": after.json(),
         }),
     );
-    Ok(tally.errors == 0 && after.fds <= idle.fds)
+    Ok(tally.errors == 0 && after.unix_fds <= idle.unix_fds)
 }
 
 /// Soak: `soak_sessions` sessions for `soak_time`, sampled every `sample_every`.
@@ -1116,7 +1202,7 @@ fn soak(
     let idle = Sample::take(started, zend, &[], &home, 0);
     print!("  idle      ");
     idle.print();
-    let mut phase = Phase::new(&home, &bins.shim, &ZEN_MIX, Until::For(plan.soak_time), n);
+    let mut phase = Phase::new(&home, &bins.shim, plan.mix(), Until::For(plan.soak_time), n);
     phase.pace = plan.pace;
     let mut samples: Vec<Sample> = Vec::new();
     let tally = run_sessions(&phase, |phase| {
@@ -1145,8 +1231,14 @@ fn soak(
         samples.push(sample(phase));
     })?;
     let took = phase.elapsed();
-    std::thread::sleep(Duration::from_secs(1));
-    let after = Sample::take(started, zend, &[], &home, phase.calls.load(Ordering::Relaxed));
+    std::thread::sleep(SETTLE);
+    let after = Sample::take(
+        started,
+        zend,
+        &[],
+        &home,
+        phase.calls.load(Ordering::Relaxed),
+    );
     print!("  closed    ");
     after.print();
     home.stop_daemon();
@@ -1167,7 +1259,12 @@ fn soak(
             plan.pace.as_millis()
         ),
     );
-    let latency = latency_rows(report, section, &tally, &floors_for(n, chat_floor, &BTreeMap::new()));
+    let latency = latency_rows(
+        report,
+        section,
+        &tally,
+        &floors_for(n, chat_floor, &BTreeMap::new()),
+    );
     let warm = samples
         .iter()
         .find(|s| s.t >= plan.warmup.as_secs_f64())
@@ -1220,7 +1317,7 @@ fn soak(
     );
     report.row(
         section,
-        "zend RSS after every session closed",
+        "zend RSS 12 s after every session closed",
         after.zend_rss,
         Unit::MiB,
         Some((idle.zend_rss, "zend idle, same run")),
@@ -1247,12 +1344,15 @@ fn soak(
     );
     report.row(
         section,
-        "zend open fds: after close",
-        after.fds as f64,
+        "zend Unix-socket fds after every session closed",
+        after.unix_fds as f64,
         Unit::Count,
-        Some((idle.fds as f64, "idle, before")),
-        Target::AtMost(idle.fds as f64),
-        format!("{} during the soak", end.fds),
+        Some((idle.unix_fds as f64, "idle, before")),
+        Target::AtMost(idle.unix_fds as f64),
+        format!(
+            "{} during the soak; all fds: {} idle, {} at the end, {} after close",
+            end.unix_fds, idle.fds, end.fds, after.fds
+        ),
     );
     report.detail(
         "soak",
@@ -1265,7 +1365,7 @@ fn soak(
         }),
     );
     let growth_ok = plan.quick || growth <= 5.0;
-    Ok(tally.errors == 0 && growth_ok && after.fds <= idle.fds)
+    Ok(tally.errors == 0 && growth_ok && after.unix_fds <= idle.unix_fds)
 }
 
 /// Least-squares slope of zend's RSS over time, in bytes per minute.
