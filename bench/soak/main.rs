@@ -13,6 +13,9 @@
 //! started here is stopped and every temporary home removed, also on Ctrl-C, a panic or the
 //! watchdog.
 
+// A benchmark prints its table.
+#![allow(clippy::print_stdout)]
+
 #[allow(dead_code)]
 #[path = "../zen/mock.rs"]
 mod mock;
