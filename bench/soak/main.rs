@@ -1092,7 +1092,9 @@ fn load(
         peak.shims_rss = s.shims_rss;
     })?;
     let took = phase.elapsed();
-    std::thread::sleep(SETTLE);
+    if !STOP.load(Ordering::Relaxed) {
+        std::thread::sleep(SETTLE);
+    }
     let after = Sample::take(
         started,
         zend,
@@ -1234,7 +1236,9 @@ fn soak(
         samples.push(sample(phase));
     })?;
     let took = phase.elapsed();
-    std::thread::sleep(SETTLE);
+    if !STOP.load(Ordering::Relaxed) {
+        std::thread::sleep(SETTLE);
+    }
     let after = Sample::take(
         started,
         zend,
