@@ -1,5 +1,7 @@
 //! The `zend` binary: argument parsing and one call into the library.
 
+mod malloc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -268,6 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     allowed_hosts: http_allow_host,
                 }),
             };
+            // A long-lived process: give memory that closed sessions freed back.
+            malloc::start_trimmer();
             match zend::server::serve(options).await? {
                 ServeOutcome::Stopped => Ok(0),
                 ServeOutcome::AlreadyRunning { pid, socket } => {
