@@ -115,9 +115,11 @@ pub(crate) mod trees {
     pub const LEDGER_TOTALS: &str = "ledger_totals";
 }
 
-/// sled's page cache: enough for every thread summary and the hot threads;
+/// sled's page cache. Small on purpose: a call reads one thread's turns once, the OS page cache
+/// keeps the rest of the file warm, and sled's cache fills with every page written (a busy zend
+/// with 128 MiB grew by that much in 10 minutes of soak, BENCHMARKS.md "Load and soak");
 /// zend is a per-user background process and should stay small.
-const CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
+const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
