@@ -223,21 +223,10 @@ fn main() -> ExitCode {
     std::thread::spawn(move || guard(watchdog));
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let mock_rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let (mock_rt, mock) = match mock::start_on_own_runtime() {
+        Ok(started) => started,
         Err(e) => {
-            eprintln!("zen soak: cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mock = match mock_rt.block_on(mock::start()) {
-        Ok(mock) => mock,
-        Err(e) => {
-            eprintln!("zen soak: cannot start the mock provider: {e}");
+            eprintln!("zen soak: {e}");
             return ExitCode::FAILURE;
         }
     };

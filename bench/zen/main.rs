@@ -136,21 +136,10 @@ fn main() -> ExitCode {
     // The mock provider gets its own runtime thread; direct calls run on the
     // main thread (a current-thread runtime), so their CPU time is the main
     // thread's alone.
-    let mock_rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let (_mock_rt, mock) = match mock::start_on_own_runtime() {
+        Ok(started) => started,
         Err(e) => {
-            eprintln!("zen bench: cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mock = match mock_rt.block_on(mock::start()) {
-        Ok(mock) => mock,
-        Err(e) => {
-            eprintln!("zen bench: cannot start the mock provider: {e}");
+            eprintln!("zen bench: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -44,6 +44,19 @@ pub struct Mock {
     pub counts: Arc<Counts>,
 }
 
+/// The mock on a runtime of its own (one worker thread), so callers' own threads stay theirs alone.
+pub fn start_on_own_runtime() -> Result<(tokio::runtime::Runtime, Mock), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let mock = rt
+        .block_on(start())
+        .map_err(|e| format!("cannot start the mock provider: {e}"))?;
+    Ok((rt, mock))
+}
+
 pub async fn start() -> std::io::Result<Mock> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
