@@ -299,29 +299,7 @@ fn main() -> ExitCode {
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "env": std::env::vars().filter(|(k, _)| k.starts_with("ZEN_BENCH_ENV_")).collect::<BTreeMap<_, _>>(),
     });
-    let table = report.table();
-    println!("\n{table}");
-    for skipped in &report.skipped {
-        println!("skipped: {skipped}");
-    }
-    let dir = results_dir();
-    let json = report.json(machine);
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            std::fs::write(
-                dir.join("soak-latest.json"),
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            )
-        })
-        .and_then(|()| std::fs::write(dir.join("soak-latest.txt"), &table));
-    match written {
-        Ok(()) => println!(
-            "\nwrote {} (in {:.0} s)",
-            dir.join("soak-latest.json").display(),
-            started.elapsed().as_secs_f64()
-        ),
-        Err(e) => eprintln!("zen soak: cannot write {}: {e}", dir.display()),
-    }
+    report.finish("zen soak", &results_dir(), "soak-latest", machine, started);
     if interrupted {
         ExitCode::from(130)
     } else if failed {

@@ -165,32 +165,7 @@ fn main() -> ExitCode {
 
     let mut machine = machine(&bins, quick, fd_limit, &load_before, started.elapsed());
     machine["stale_binaries"] = json!(stale);
-    let table = report.table();
-    println!("\n{table}");
-    for skipped in &report.skipped {
-        println!("skipped: {skipped}");
-    }
-    let dir = results_dir();
-    let json = report.json(machine);
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            std::fs::write(
-                dir.join("latest.json"),
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            )
-        })
-        .and_then(|()| std::fs::write(dir.join("latest.txt"), &table));
-    match written {
-        Ok(()) => println!(
-            "\nwrote {} (in {:.0} s)",
-            dir.join("latest.json")
-                .canonicalize()
-                .unwrap_or_else(|_| dir.join("latest.json"))
-                .display(),
-            started.elapsed().as_secs_f64()
-        ),
-        Err(e) => eprintln!("zen bench: cannot write {}: {e}", dir.display()),
-    }
+    report.finish("zen bench", &results_dir(), "latest", machine, started);
     ExitCode::SUCCESS
 }
 

@@ -124,6 +124,43 @@ pub struct Report {
 }
 
 impl Report {
+    /// Prints the table and what was skipped, then writes `<dir>/<stem>.json` (rows, details,
+    /// `machine`) and `<dir>/<stem>.txt` (the table). `who` names the program in messages.
+    pub fn finish(
+        &self,
+        who: &str,
+        dir: &std::path::Path,
+        stem: &str,
+        machine: Value,
+        started: std::time::Instant,
+    ) {
+        let table = self.table();
+        println!("\n{table}");
+        for skipped in &self.skipped {
+            println!("skipped: {skipped}");
+        }
+        let json_path = dir.join(format!("{stem}.json"));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                std::fs::write(
+                    &json_path,
+                    serde_json::to_vec_pretty(&self.json(machine)).unwrap_or_default(),
+                )
+            })
+            .and_then(|()| std::fs::write(dir.join(format!("{stem}.txt")), &table));
+        match written {
+            Ok(()) => println!(
+                "\nwrote {} (in {:.0} s)",
+                json_path
+                    .canonicalize()
+                    .unwrap_or_else(|_| json_path.clone())
+                    .display(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => eprintln!("{who}: cannot write {}: {e}", dir.display()),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn row(
         &mut self,
