@@ -1135,17 +1135,11 @@ fn load(
         Target::None,
         format!("threads {} idle, {} after", idle.threads, after.threads),
     );
-    report.row(
+    fd_row(
+        report,
         section,
-        "zend Unix-socket fds after every session closed",
-        after.unix_fds as f64,
-        Unit::Count,
-        Some((idle.unix_fds as f64, "idle, before")),
-        Target::AtMost(idle.unix_fds as f64),
-        format!(
-            "{} with all sessions; all fds: {} idle, {} with all sessions, {} after close",
-            ready.unix_fds, idle.fds, ready.fds, after.fds
-        ),
+        [&idle, &ready, &after],
+        "with all sessions",
     );
     report.detail(
         "load",
@@ -1316,18 +1310,7 @@ fn soak(
         Target::None,
         format!("{} during the soak", end.threads),
     );
-    report.row(
-        section,
-        "zend Unix-socket fds after every session closed",
-        after.unix_fds as f64,
-        Unit::Count,
-        Some((idle.unix_fds as f64, "idle, before")),
-        Target::AtMost(idle.unix_fds as f64),
-        format!(
-            "{} during the soak; all fds: {} idle, {} at the end, {} after close",
-            end.unix_fds, idle.fds, end.fds, after.fds
-        ),
-    );
+    fd_row(report, section, [&idle, &end, &after], "at the end");
     report.detail(
         "soak",
         json!({
@@ -1343,6 +1326,28 @@ fn soak(
 }
 
 /// Least-squares slope of zend's RSS over time, in bytes per minute.
+/// The fd-leak row: Unix-socket fds after close must be back to idle (TCP fds are the provider pool).
+/// `busy` is the sample with every session live, named by `when`.
+fn fd_row(
+    report: &mut Report,
+    section: &'static str,
+    [idle, busy, after]: [&Sample; 3],
+    when: &str,
+) {
+    report.row(
+        section,
+        "zend Unix-socket fds after every session closed",
+        after.unix_fds as f64,
+        Unit::Count,
+        Some((idle.unix_fds as f64, "idle, before")),
+        Target::AtMost(idle.unix_fds as f64),
+        format!(
+            "{} {when}; all fds: {} idle, {} {when}, {} after close",
+            busy.unix_fds, idle.fds, busy.fds, after.fds
+        ),
+    );
+}
+
 fn slope_per_min(samples: &[&Sample]) -> f64 {
     if samples.len() < 2 {
         return 0.0;
