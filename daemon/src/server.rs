@@ -202,7 +202,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
     }
     let result = run(listener, Arc::clone(&daemon)).await;
 
-    if let Err(e) = daemon.store.flush().await {
+    if let Err(e) = daemon.store.close().await {
         tracing::error!(error = %e, "cannot flush the store on shutdown");
     }
     // Remove the socket only if it is still the one we created.

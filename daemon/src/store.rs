@@ -85,17 +85,18 @@
 //! its turns share the flush.
 
 mod time;
+mod wal;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::TransactionError;
 
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub(crate) use wal::{Batch, TreeId, Wal};
 
 use crate::ledger::{Ledger, LimitsConfig};
 use crate::memory::Threads;
@@ -149,6 +150,14 @@ pub enum StoreError {
     BadSchema { path: PathBuf },
     #[error("the store failed to read or write: {0}; check free disk space and the data directory")]
     Io(#[from] sled::Error),
+    #[error(
+        "cannot write the store's write-ahead log in {path}: {source}; check free disk space and the data directory's permissions"
+    )]
+    Wal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot encode a value for the store: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -187,7 +196,7 @@ impl Default for StoreOptions {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
-    flusher: Arc<Flusher>,
+    wal: Wal,
     threads: Threads,
     ledger: Ledger,
 }
@@ -214,8 +223,8 @@ impl Store {
             .open()
             .map_err(|source| open_error(&path, source))?;
         check_schema(&db, &path)?;
+        let wal = Wal::open(&data_dir.join("wal"), &db)?;
         let open_tree = |name: &str| db.open_tree(name).map_err(StoreError::Io);
-        let flusher = Arc::new(Flusher::new(db.clone()));
         let threads = Threads::new(
             crate::memory::ThreadTrees {
                 summaries: open_tree(trees::THREADS)?,
@@ -223,7 +232,7 @@ impl Store {
                 by_updated: open_tree(trees::THREADS_BY_UPDATED)?,
                 workflow: open_tree(trees::WORKFLOW)?,
             },
-            Arc::clone(&flusher),
+            wal.clone(),
             options.limits.threads.clone(),
             Arc::clone(&options.clock),
         );
@@ -231,13 +240,13 @@ impl Store {
             db.clone(),
             open_tree(trees::LEDGER)?,
             open_tree(trees::LEDGER_TOTALS)?,
-            Arc::clone(&flusher),
+            wal.clone(),
             options.limits.budgets.clone(),
         );
         Ok(Store {
             db,
             path,
-            flusher,
+            wal,
             threads,
             ledger,
         })
@@ -258,7 +267,20 @@ impl Store {
 
     /// Makes every write made before this call durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.flusher.flush().await
+        self.wal.durable().await
+    }
+
+    /// Makes everything durable in sled itself and empties the write-ahead
+    /// log, so the next open replays nothing: what a clean shutdown does.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || wal.close())
+            .await
+            .map_err(|e| {
+                StoreError::Io(sled::Error::ReportableBug(format!(
+                    "the store close did not complete: {e}"
+                )))
+            })?
     }
 
     #[cfg(test)]
@@ -266,9 +288,9 @@ impl Store {
         &self.db
     }
 
-    /// Bytes the database takes on disk.
+    /// Bytes the database and its write-ahead log take on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.wal.size_on_disk())
     }
 }
 
@@ -309,51 +331,6 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
                 path: path.to_path_buf(),
             }),
         },
-    }
-}
-
-/// Group commit over sled's flush.
-///
-/// A caller takes a ticket after its write, then waits for the flush lock. A
-/// flush covers every ticket issued before it started, so a caller whose
-/// ticket a finished flush already covers returns without flushing again.
-/// Holding the lock across the flush also keeps sled's flush from ever
-/// running twice at once.
-pub(crate) struct Flusher {
-    db: sled::Db,
-    issued: AtomicU64,
-    flushed: tokio::sync::Mutex<u64>,
-}
-
-impl Flusher {
-    fn new(db: sled::Db) -> Self {
-        Self {
-            db,
-            issued: AtomicU64::new(0),
-            flushed: tokio::sync::Mutex::new(0),
-        }
-    }
-
-    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
-        let ticket = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut flushed = self.flushed.lock().await;
-        if *flushed >= ticket {
-            return Ok(());
-        }
-        let covers = self.issued.load(Ordering::SeqCst);
-        // `Db::flush` on tokio's blocking pool rather than `flush_async`:
-        // sled's own pool wakes every idle `sled-io` thread (notify_all, 7 of
-        // them) for each job, a thundering herd on every flush.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| {
-                StoreError::Io(sled::Error::ReportableBug(format!(
-                    "the store flush did not complete: {e}"
-                )))
-            })??;
-        *flushed = covers;
-        Ok(())
     }
 }
 

@@ -34,14 +34,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use sled::Tree;
-use sled::transaction::Transactional;
 
 pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
 pub use limits::{LIMITS_YAML, LimitsConfig};
 pub use record::{LedgerRecord, Outcome};
 pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage};
 
-use crate::store::{Flusher, StoreError, Timestamp, decode, encode, trees, warn_corrupt};
+use crate::store::{
+    Batch, StoreError, Timestamp, TreeId, Wal, decode, encode, trees, warn_corrupt,
+};
 use totals::{
     ALL_TIME, Aggregate, DIM_MODEL, DIM_TOTAL, aggregate_key, aggregate_keys, day_period,
     month_period,
@@ -60,7 +61,7 @@ struct Inner {
     db: sled::Db,
     records: Tree,
     totals: Tree,
-    flusher: Arc<Flusher>,
+    wal: Wal,
     budgets: RwLock<BudgetConfig>,
     /// Serializes the read-modify-write of aggregates, and holds the
     /// aggregates this zend last wrote so a record does not read and decode
@@ -73,7 +74,7 @@ impl Ledger {
         db: sled::Db,
         records: Tree,
         totals: Tree,
-        flusher: Arc<Flusher>,
+        wal: Wal,
         budgets: BudgetConfig,
     ) -> Self {
         Self {
@@ -81,7 +82,7 @@ impl Ledger {
                 db,
                 records,
                 totals,
-                flusher,
+                wal,
                 budgets: RwLock::new(budgets),
                 write: Mutex::new(HashMap::new()),
             }),
@@ -99,7 +100,7 @@ impl Ledger {
             return Ok(());
         }
         self.write_batch(records)?;
-        self.inner.flusher.flush().await
+        self.inner.wal.durable().await
     }
 
     /// Writes records and their aggregates in one transaction, **not yet
@@ -136,19 +137,14 @@ impl Ledger {
             key[8..].copy_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
             encoded_records.push((key, encode(record)?));
         }
-        let encoded_totals = touched
-            .iter()
-            .map(|(key, aggregate)| Ok((key.as_bytes(), encode(aggregate)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        (&self.inner.records, &self.inner.totals).transaction(|(records, totals)| {
-            for (key, value) in &encoded_records {
-                records.insert(&key[..], value.as_slice())?;
-            }
-            for (key, value) in &encoded_totals {
-                totals.insert(*key, value.as_slice())?;
-            }
-            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-        })?;
+        let mut batch = Batch::new();
+        for (key, value) in encoded_records {
+            batch.insert(TreeId::Ledger, &key, value);
+        }
+        for (key, aggregate) in &touched {
+            batch.insert(TreeId::LedgerTotals, key.as_bytes(), encode(aggregate)?);
+        }
+        self.inner.wal.commit(&batch)?;
         // Only what is written is cached. Past days and months stop being
         // touched; dropping everything now and then bounds the map.
         if cache.len() + touched.len() > AGGREGATE_CACHE_MAX {

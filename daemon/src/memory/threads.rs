@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use sled::Tree;
-use sled::transaction::Transactional;
 
 use super::history::estimate_tokens;
 use super::thread::title_from;
@@ -20,7 +19,7 @@ use super::{
     AppendOutcome, MemoryConfig, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId,
     ThreadSummary, Turn,
 };
-use crate::store::{Clock, Flusher, Timestamp, decode, encode, trees, warn_corrupt};
+use crate::store::{Batch, Clock, Timestamp, TreeId, Wal, decode, encode, trees, warn_corrupt};
 
 type Result<T, E = ThreadError> = std::result::Result<T, E>;
 
@@ -53,7 +52,7 @@ pub struct Threads {
 
 struct Inner {
     trees: ThreadTrees,
-    flusher: Arc<Flusher>,
+    wal: Wal,
     config: MemoryConfig,
     clock: Arc<dyn Clock>,
     stripes: Vec<Mutex<()>>,
@@ -62,14 +61,14 @@ struct Inner {
 impl Threads {
     pub(crate) fn new(
         trees: ThreadTrees,
-        flusher: Arc<Flusher>,
+        wal: Wal,
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 trees,
-                flusher,
+                wal,
                 config,
                 clock,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -84,7 +83,7 @@ impl Threads {
     /// Starts a thread and makes it durable.
     pub async fn create(&self, new: NewThread) -> Result<ThreadId> {
         let (id, _) = self.write_turns(ThreadTarget::New(new), Vec::new())?;
-        self.inner.flusher.flush().await?;
+        self.inner.wal.durable().await?;
         Ok(id)
     }
 
@@ -92,7 +91,7 @@ impl Threads {
     /// Refreshes the thread's expiry.
     pub async fn append(&self, id: &ThreadId, turn: NewTurn) -> Result<AppendOutcome> {
         let (_, outcome) = self.write_turns(ThreadTarget::Existing(*id), vec![turn])?;
-        self.inner.flusher.flush().await?;
+        self.inner.wal.durable().await?;
         Ok(outcome)
     }
 
@@ -173,20 +172,16 @@ impl Threads {
         summary.updated = now;
         let summary_value = encode(&summary)?;
         let new_recency = recency_key(now, &id);
-        let trees = &self.inner.trees;
-        (&trees.summaries, &trees.turns, &trees.by_updated).transaction(
-            |(summaries, turns, by_updated)| {
-                summaries.insert(&id.as_bytes()[..], summary_value.as_slice())?;
-                for (key, value) in &encoded_turns {
-                    turns.insert(&key[..], value.as_slice())?;
-                }
-                if let Some(old) = &old_recency {
-                    by_updated.remove(&old[..])?;
-                }
-                by_updated.insert(&new_recency[..], &[][..])?;
-                Ok(())
-            },
-        )?;
+        let mut batch = Batch::new();
+        batch.insert(TreeId::Threads, id.as_bytes(), summary_value);
+        for (key, value) in encoded_turns {
+            batch.insert(TreeId::Turns, &key, value);
+        }
+        if let Some(old) = &old_recency {
+            batch.remove(TreeId::ThreadsByUpdated, old);
+        }
+        batch.insert(TreeId::ThreadsByUpdated, &new_recency, &[][..]);
+        self.inner.wal.commit(&batch)?;
         Ok((
             id,
             AppendOutcome {
@@ -198,7 +193,7 @@ impl Threads {
 
     /// Makes every write made so far durable (see [`crate::store::Store::flush`]).
     pub async fn flush(&self) -> Result<()> {
-        Ok(self.inner.flusher.flush().await?)
+        Ok(self.inner.wal.durable().await?)
     }
 
     /// A live thread's summary (no turns).
@@ -274,19 +269,20 @@ impl Threads {
         {
             let _guard = self.lock(id);
             self.live_summary(id)?;
-            self.inner
-                .trees
-                .workflow
-                .insert(workflow_key(id, tool), value)?;
+            let mut batch = Batch::new();
+            batch.insert(TreeId::Workflow, &workflow_key(id, tool), value);
+            self.inner.wal.commit(&batch)?;
         }
-        self.inner.flusher.flush().await?;
+        self.inner.wal.durable().await?;
         Ok(())
     }
 
     /// Forgets a tool's workflow state in this thread, durably.
     pub async fn clear_workflow_state(&self, id: &ThreadId, tool: &str) -> Result<()> {
-        self.inner.trees.workflow.remove(workflow_key(id, tool))?;
-        self.inner.flusher.flush().await?;
+        let mut batch = Batch::new();
+        batch.remove(TreeId::Workflow, &workflow_key(id, tool));
+        self.inner.wal.commit(&batch)?;
+        self.inner.wal.durable().await?;
         Ok(())
     }
 
@@ -320,7 +316,9 @@ impl Threads {
                     &key,
                     &"malformed key; removing it",
                 );
-                self.inner.trees.by_updated.remove(&key)?;
+                let mut batch = Batch::new();
+                batch.remove(TreeId::ThreadsByUpdated, &key);
+                self.inner.wal.commit(&batch)?;
                 continue;
             };
             if self.expiry(updated) > now || batch.len() >= SWEEP_BATCH {
@@ -340,28 +338,23 @@ impl Threads {
             && summary.updated != updated
         {
             // A stale index entry (the thread moved on); drop only the entry.
-            trees.by_updated.remove(&index_key[..])?;
+            let mut batch = Batch::new();
+            batch.remove(TreeId::ThreadsByUpdated, &index_key);
+            self.inner.wal.commit(&batch)?;
             return Ok(false);
         }
         let turn_keys = collect_keys(&trees.turns, id)?;
         let workflow_keys = collect_keys(&trees.workflow, id)?;
-        (
-            &trees.summaries,
-            &trees.turns,
-            &trees.by_updated,
-            &trees.workflow,
-        )
-            .transaction(|(summaries, turns, by_updated, workflow)| {
-                summaries.remove(&id.as_bytes()[..])?;
-                for key in &turn_keys {
-                    turns.remove(key)?;
-                }
-                for key in &workflow_keys {
-                    workflow.remove(key)?;
-                }
-                by_updated.remove(&index_key[..])?;
-                Ok(())
-            })?;
+        let mut batch = Batch::new();
+        batch.remove(TreeId::Threads, id.as_bytes());
+        for key in &turn_keys {
+            batch.remove(TreeId::Turns, key);
+        }
+        for key in &workflow_keys {
+            batch.remove(TreeId::Workflow, key);
+        }
+        batch.remove(TreeId::ThreadsByUpdated, &index_key);
+        self.inner.wal.commit(&batch)?;
         Ok(summary.is_some())
     }
 

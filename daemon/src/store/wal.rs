@@ -1,0 +1,928 @@
+//! The write-ahead log: how a store write becomes durable without a sled
+//! flush per write.
+//!
+//! Every write to the store goes through [`Wal::commit`] as a [`Batch`]: under
+//! one lock (the commit lock) the batch is applied to sled in one transaction
+//! and appended to the log file as one record, so the log's order is the
+//! order sled saw. [`Wal::durable`] then `fdatasync`s the log: one small write
+//! to a preallocated file instead of sled's flush, which wrote and synced four
+//! buffers through its own thread pool and cost ~4× the CPU
+//! (BENCHMARKS.md, "Where a chat call's CPU went").
+//!
+//! Records hold the final value of each key (never a delta), so replaying a
+//! record twice, or on top of a sled state that already holds it, gives the
+//! same result. That is what makes recovery simple: at open, every record
+//! that may not be in sled's durable state is applied again, in order.
+//!
+//! # Files and checkpoints
+//!
+//! Two files, `wal/0` and `wal/1`, each preallocated to [`FILE_BYTES`] with
+//! zeros (overwriting written blocks needs no metadata update, so
+//! `fdatasync` is one data write). One is active. A checkpoint, on a
+//! background thread [`CHECKPOINT_AFTER`] after the first write since the last
+//! one (sooner when the active file is full), rotates to the other file, then
+//! flushes sled: every record of the old file is then in sled's durable
+//! state and the old file is free. Records larger than what is left of a file
+//! are appended past its end; a file that grew past 4× its size is cut back
+//! when it is next prepared.
+//!
+//! # Record format
+//!
+//! `crc u32 | len u32 | seq u64 | payload[len]`, little-endian; the crc
+//! (CRC-32 of `len | seq | payload`, xor [`CRC_SALT`]) makes a torn record or
+//! zeros invalid. `seq` counts up by one across files and restarts. The
+//! payload is a list of operations: `tree u8 | kind u8 (1 insert, 0 remove) |
+//! key_len u32 | key | value_len u32 | value` (no value for a remove).
+//!
+//! # Recovery
+//!
+//! A file is read from its start while records are valid and each `seq` is
+//! the previous plus one: a chain. Stale bytes from an older use of the file
+//! end the chain (their seq is lower). The chains are replayed oldest first,
+//! but only the run of chains that are contiguous with the newest one: an
+//! older chain that is not contiguous was checkpointed before the newest
+//! chain began. Replaying a chain that was already checkpointed is harmless
+//! (final values). After a replay, sled is flushed and both files' first
+//! headers are zeroed; a clean shutdown checkpoints, so the next open reads
+//! two zero headers and replays nothing.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sled::IVec;
+use sled::transaction::Transactional;
+
+use super::StoreError;
+
+/// Each log file's preallocated size.
+pub(crate) const FILE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// How long after the first write since the last checkpoint the next one
+/// runs (sooner when the active file fills).
+pub(crate) const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
+
+/// Mixed into every record's crc so that zeros never read as a record.
+const CRC_SALT: u32 = 0x7a65_6e31; // "zen1"
+
+const HEADER_BYTES: usize = 16;
+
+/// The trees a batch can write; stored as one byte in the log, so the
+/// numbers never change meaning (names in [`super::trees`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum TreeId {
+    Threads = 1,
+    Turns = 2,
+    ThreadsByUpdated = 3,
+    Workflow = 4,
+    Ledger = 5,
+    LedgerTotals = 6,
+}
+
+impl TreeId {
+    pub(crate) const ALL: [TreeId; 6] = [
+        TreeId::Threads,
+        TreeId::Turns,
+        TreeId::ThreadsByUpdated,
+        TreeId::Workflow,
+        TreeId::Ledger,
+        TreeId::LedgerTotals,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        use super::trees;
+        match self {
+            TreeId::Threads => trees::THREADS,
+            TreeId::Turns => trees::TURNS,
+            TreeId::ThreadsByUpdated => trees::THREADS_BY_UPDATED,
+            TreeId::Workflow => trees::WORKFLOW,
+            TreeId::Ledger => trees::LEDGER,
+            TreeId::LedgerTotals => trees::LEDGER_TOTALS,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<TreeId> {
+        TreeId::ALL.into_iter().find(|t| *t as u8 == byte)
+    }
+
+    fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
+/// Writes that land together: in one sled transaction and one log record.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    ops: Vec<Op>,
+}
+
+#[derive(Debug)]
+struct Op {
+    tree: TreeId,
+    key: IVec,
+    value: Option<IVec>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn insert(&mut self, tree: TreeId, key: &[u8], value: impl Into<IVec>) {
+        self.ops.push(Op {
+            tree,
+            key: IVec::from(key),
+            value: Some(value.into()),
+        });
+    }
+
+    pub(crate) fn remove(&mut self, tree: TreeId, key: &[u8]) {
+        self.ops.push(Op {
+            tree,
+            key: IVec::from(key),
+            value: None,
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn encode_into(&self, buf: &mut Vec<u8>) {
+        for op in &self.ops {
+            buf.push(op.tree as u8);
+            buf.push(u8::from(op.value.is_some()));
+            put_bytes(buf, &op.key);
+            if let Some(value) = &op.value {
+                put_bytes(buf, value);
+            }
+        }
+    }
+
+    fn decode(mut payload: &[u8]) -> Result<Batch, &'static str> {
+        let mut batch = Batch::new();
+        while !payload.is_empty() {
+            let [tree, kind, rest @ ..] = payload else {
+                return Err("truncated operation");
+            };
+            let tree = TreeId::from_byte(*tree).ok_or("unknown tree")?;
+            let (key, rest) = take_bytes(rest)?;
+            let (value, rest) = match kind {
+                0 => (None, rest),
+                1 => {
+                    let (value, rest) = take_bytes(rest)?;
+                    (Some(IVec::from(value)), rest)
+                }
+                _ => return Err("unknown operation"),
+            };
+            batch.ops.push(Op {
+                tree,
+                key: IVec::from(key),
+                value,
+            });
+            payload = rest;
+        }
+        Ok(batch)
+    }
+}
+
+fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("a store key or value over 4 GiB");
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+fn take_bytes(buf: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    let (len, rest) = buf.split_first_chunk::<4>().ok_or("truncated length")?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("truncated bytes");
+    }
+    Ok(rest.split_at(len))
+}
+
+/// The log and the sled trees it applies to. Cloning is cheap; dropping the
+/// last clone stops the checkpoint thread and closes the log.
+#[derive(Clone)]
+pub(crate) struct Wal {
+    inner: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+/// Stops and joins the checkpoint thread, then closes the log, when the
+/// last [`Wal`] goes: so the sled database is released when the store is
+/// dropped, even if a checkpoint was running.
+struct Owner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct Shared {
+    db: sled::Db,
+    /// Indexed by [`TreeId::index`].
+    trees: Vec<sled::Tree>,
+    dir: PathBuf,
+    /// The commit lock.
+    log: Mutex<Log>,
+    /// The seq of the last record appended.
+    written: AtomicU64,
+    /// Every record up to this seq is durable.
+    synced: AtomicU64,
+    /// One `fdatasync` at a time; waiters then find their record covered.
+    sync_turn: tokio::sync::Mutex<()>,
+    /// One checkpoint (sled flush) at a time: sled 0.34's flush must not run
+    /// concurrently (spacejam/sled#1308).
+    checkpointing: Mutex<()>,
+    signal: Arc<Signal>,
+}
+
+struct Log {
+    files: [Arc<File>; 2],
+    active: usize,
+    offset: u64,
+    next_seq: u64,
+    /// Records were appended since the last rotation.
+    dirty: bool,
+    buf: Vec<u8>,
+}
+
+/// Wakes the checkpoint thread.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct SignalState {
+    /// A write happened since the last checkpoint: run one within CHECKPOINT_AFTER.
+    armed: bool,
+    /// The active file is full: run one now.
+    urgent: bool,
+    closed: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Wal {
+    /// Opens the log in `dir` (creating it), replays what sled may lack into
+    /// `db`, and starts the checkpoint thread.
+    pub(crate) fn open(dir: &Path, db: &sled::Db) -> Result<Wal, StoreError> {
+        let wal = Self::open_quiet(dir, db)?;
+        let thread = spawn_checkpointer(&wal.inner)?;
+        *lock(&wal._owner.thread) = Some(thread);
+        Ok(wal)
+    }
+
+    /// [`Wal::open`] without the checkpoint thread (tests drive it by hand).
+    fn open_quiet(dir: &Path, db: &sled::Db) -> Result<Wal, StoreError> {
+        let wal_error = |source| StoreError::Wal {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(wal_error)?;
+        let trees = TreeId::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let open = |n: usize| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(dir.join(n.to_string()))
+                .map_err(wal_error)
+        };
+        let files = [open(0)?, open(1)?];
+        let mut chains = Vec::new();
+        for file in &files {
+            chains.extend(read_chain(file).map_err(wal_error)?);
+        }
+        let last_seq = chains.iter().map(|c| c.last_seq()).max().unwrap_or(0);
+        let replay = contiguous_suffix(chains);
+        let mut replayed = 0_usize;
+        for chain in &replay {
+            for (seq, payload) in &chain.records {
+                match Batch::decode(payload) {
+                    Ok(batch) => {
+                        apply(&trees, &batch)?;
+                        replayed += 1;
+                    }
+                    Err(problem) => tracing::warn!(
+                        seq,
+                        problem,
+                        "skipping an unreadable record in the write-ahead log"
+                    ),
+                }
+            }
+        }
+        if replayed > 0 {
+            db.flush()?;
+            tracing::info!(
+                records = replayed,
+                "replayed the write-ahead log after an unclean stop"
+            );
+        }
+        if !replay.is_empty() {
+            for file in &files {
+                file.write_all_at(&[0; HEADER_BYTES], 0)
+                    .map_err(wal_error)?;
+            }
+        }
+        let [f0, f1] = files;
+        let inner = Arc::new(Shared {
+            db: db.clone(),
+            trees,
+            dir: dir.to_path_buf(),
+            log: Mutex::new(Log {
+                files: [Arc::new(f0), Arc::new(f1)],
+                active: 0,
+                offset: 0,
+                next_seq: last_seq + 1,
+                dirty: false,
+                buf: Vec::new(),
+            }),
+            written: AtomicU64::new(last_seq),
+            synced: AtomicU64::new(last_seq),
+            sync_turn: tokio::sync::Mutex::new(()),
+            checkpointing: Mutex::new(()),
+            signal: Arc::new(Signal::default()),
+        });
+        let owner = Arc::new(Owner {
+            shared: Arc::clone(&inner),
+            thread: Mutex::new(None),
+        });
+        Ok(Wal {
+            inner,
+            _owner: owner,
+        })
+    }
+
+    /// Applies `batch` to sled in one transaction and appends it to the log,
+    /// **not yet durable**: await [`Wal::durable`] before reporting it.
+    pub(crate) fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        let mut log = lock(&inner.log);
+        apply(&inner.trees, batch)?;
+        let seq = log.next_seq;
+        let Log {
+            files,
+            active,
+            offset,
+            buf,
+            ..
+        } = &mut *log;
+        buf.clear();
+        buf.extend_from_slice(&[0; HEADER_BYTES]);
+        batch.encode_into(buf);
+        let len = u32::try_from(buf.len() - HEADER_BYTES).map_err(|_| StoreError::Wal {
+            path: inner.dir.clone(),
+            source: std::io::Error::other("a write over 4 GiB"),
+        })?;
+        buf[4..8].copy_from_slice(&len.to_le_bytes());
+        buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        files[*active]
+            .write_all_at(buf, *offset)
+            .map_err(|source| StoreError::Wal {
+                path: inner.dir.clone(),
+                source,
+            })?;
+        *offset += buf.len() as u64;
+        let full = *offset >= FILE_BYTES;
+        let first = !log.dirty;
+        log.next_seq += 1;
+        log.dirty = true;
+        inner.written.store(seq, Ordering::Release);
+        drop(log);
+        if first || full {
+            let mut signal = lock(&inner.signal.state);
+            signal.armed = true;
+            signal.urgent |= full;
+            inner.signal.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Makes every record committed before this call durable. Concurrent
+    /// callers share one `fdatasync` (group commit).
+    pub(crate) async fn durable(&self) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let target = inner.written.load(Ordering::Acquire);
+        if inner.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let _turn = inner.sync_turn.lock().await;
+        if inner.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let (file, covers) = {
+            let log = lock(&inner.log);
+            (Arc::clone(&log.files[log.active]), log.next_seq - 1)
+        };
+        // A rotation meanwhile syncs the old file itself, so syncing the file
+        // that is active now covers every record up to `covers`.
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| std::io::Error::other(format!("the log sync did not complete: {e}")));
+        synced.and_then(|r| r).map_err(|source| StoreError::Wal {
+            path: inner.dir.clone(),
+            source,
+        })?;
+        inner.synced.fetch_max(covers, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Flushes sled and empties the log (blocking): what a clean shutdown
+    /// does, so the next open replays nothing. Writers wait meanwhile.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+
+    /// Bytes the log files take on disk.
+    pub(crate) fn size_on_disk(&self) -> u64 {
+        let log = lock(&self.inner.log);
+        log.files
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+impl Shared {
+    fn io_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Wal {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Rotates to the other file and flushes sled, so the old file's records
+    /// are all in sled's durable state. `force` also rotates a clean log.
+    fn checkpoint(&self, force: bool) -> Result<(), StoreError> {
+        let _one = lock(&self.checkpointing);
+        let next = {
+            let log = lock(&self.log);
+            if !log.dirty && !force {
+                return Ok(());
+            }
+            Arc::clone(&log.files[1 - log.active])
+        };
+        // The inactive file's records were checkpointed before, so it may be
+        // overwritten.
+        prepare(&next).map_err(|e| self.io_error(e))?;
+        let old = {
+            let mut log = lock(&self.log);
+            let old = Arc::clone(&log.files[log.active]);
+            if log.dirty {
+                old.sync_data().map_err(|e| self.io_error(e))?;
+                self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
+            }
+            // Zeros first, so stale records of this file never follow the
+            // new ones.
+            next.write_all_at(&[0; HEADER_BYTES], 0)
+                .map_err(|e| self.io_error(e))?;
+            log.active = 1 - log.active;
+            log.offset = 0;
+            log.dirty = false;
+            old
+        };
+        self.db.flush()?;
+        old.write_all_at(&[0; HEADER_BYTES], 0)
+            .map_err(|e| self.io_error(e))?;
+        Ok(())
+    }
+
+    /// Flushes sled with the commit lock held, then zeroes the active file's
+    /// first header: every record is in sled's durable state.
+    fn close(&self) -> Result<(), StoreError> {
+        let _one = lock(&self.checkpointing);
+        let mut log = lock(&self.log);
+        if !log.dirty {
+            return Ok(());
+        }
+        self.db.flush()?;
+        self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
+        log.files[log.active]
+            .write_all_at(&[0; HEADER_BYTES], 0)
+            .map_err(|e| self.io_error(e))?;
+        log.offset = 0;
+        log.dirty = false;
+        Ok(())
+    }
+
+    /// The active file is not preallocated (a new store): rotate to a
+    /// preallocated one, then preallocate this one for the next rotation.
+    fn prepare_both(&self) -> Result<(), StoreError> {
+        let unprepared = {
+            let log = lock(&self.log);
+            let active = &log.files[log.active];
+            active.metadata().map_err(|e| self.io_error(e))?.len() < FILE_BYTES
+        };
+        if unprepared {
+            self.checkpoint(true)?;
+            let _one = lock(&self.checkpointing);
+            let idle = {
+                let log = lock(&self.log);
+                Arc::clone(&log.files[1 - log.active])
+            };
+            prepare(&idle).map_err(|e| self.io_error(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        {
+            let mut signal = lock(&self.shared.signal.state);
+            signal.closed = true;
+            self.shared.signal.wake.notify_one();
+        }
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+        if let Err(error) = self.shared.close() {
+            tracing::error!(%error, "cannot flush the store on close");
+        }
+    }
+}
+
+/// Zero-fills `file` to [`FILE_BYTES`] (a new file), or cuts one that grew
+/// past 4× that back (huge records), and syncs it.
+fn prepare(file: &File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len >= FILE_BYTES && len <= 4 * FILE_BYTES {
+        return Ok(());
+    }
+    if len > FILE_BYTES {
+        file.set_len(FILE_BYTES)?;
+    } else {
+        let zeros = vec![0_u8; 256 * 1024];
+        let mut at = len;
+        while at < FILE_BYTES {
+            let n = zeros.len().min((FILE_BYTES - at) as usize);
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+    }
+    file.sync_all()
+}
+
+fn spawn_checkpointer(shared: &Arc<Shared>) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let shared = Arc::clone(shared);
+    let dir = shared.dir.clone();
+    std::thread::Builder::new()
+        .name("zend-wal".to_owned())
+        .spawn(move || checkpoint_loop(&shared))
+        .map_err(|source| StoreError::Wal { path: dir, source })
+}
+
+/// The checkpoint thread: preallocates the files, then checkpoints
+/// [`CHECKPOINT_AFTER`] after each first write (at once when a file is full)
+/// until the log is closed. Idle, it sleeps without a timer.
+fn checkpoint_loop(shared: &Shared) {
+    if let Err(error) = shared.prepare_both() {
+        tracing::warn!(%error, "cannot preallocate the write-ahead log");
+    }
+    let signal = &shared.signal;
+    loop {
+        {
+            let mut state = lock(&signal.state);
+            while !state.armed && !state.closed {
+                state = signal
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if !state.urgent && !state.closed {
+                state = signal
+                    .wake
+                    .wait_timeout_while(state, CHECKPOINT_AFTER, |s| !s.urgent && !s.closed)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if state.closed {
+                return;
+            }
+            state.armed = false;
+            state.urgent = false;
+        }
+        if let Err(error) = shared.checkpoint(false) {
+            tracing::error!(%error, "cannot checkpoint the store; retrying later");
+            lock(&signal.state).armed = true;
+        }
+    }
+}
+
+/// Applies a batch to sled: one transaction over the trees it touches.
+fn apply(trees: &[sled::Tree], batch: &Batch) -> Result<(), StoreError> {
+    if let [op] = batch.ops.as_slice() {
+        let tree = &trees[op.tree.index()];
+        match &op.value {
+            Some(value) => tree.insert(op.key.clone(), value.clone())?,
+            None => tree.remove(&op.key)?,
+        };
+        return Ok(());
+    }
+    let mut touched: Vec<TreeId> = Vec::with_capacity(4);
+    for op in &batch.ops {
+        if !touched.contains(&op.tree) {
+            touched.push(op.tree);
+        }
+    }
+    let handles: Vec<&sled::Tree> = touched.iter().map(|t| &trees[t.index()]).collect();
+    handles.as_slice().transaction(|txs| {
+        for op in &batch.ops {
+            let at = touched.iter().position(|t| *t == op.tree).unwrap_or(0);
+            match &op.value {
+                Some(value) => txs[at].insert(op.key.clone(), value.clone())?,
+                None => txs[at].remove(op.key.clone())?,
+            };
+        }
+        Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+    })?;
+    Ok(())
+}
+
+/// Valid records read from the start of one file.
+struct Chain {
+    records: Vec<(u64, Vec<u8>)>,
+}
+
+impl Chain {
+    fn first_seq(&self) -> u64 {
+        self.records[0].0
+    }
+    fn last_seq(&self) -> u64 {
+        self.records[self.records.len() - 1].0
+    }
+}
+
+/// What a chain is read from: a log file, or bytes in tests.
+trait ReadAt {
+    /// Fills `buf` from `offset`; `false` when the source ends first.
+    fn read_exact_at_or_end(&self, buf: &mut [u8], offset: u64) -> std::io::Result<bool>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at_or_end(&self, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+        match self.read_exact_at(buf, offset) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at_or_end(&self, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+        let start = offset as usize;
+        match self.get(start..start + buf.len()) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Reads records from offset 0 while they are valid and their seqs count up
+/// by one. A clean log costs one 16-byte read per file.
+fn read_chain(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Option<Chain>> {
+    let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut at = 0_u64;
+    let mut header = [0_u8; HEADER_BYTES];
+    while source.read_exact_at_or_end(&mut header, at)? {
+        let crc = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        if seq == 0 || records.last().is_some_and(|(last, _)| seq != last + 1) {
+            break;
+        }
+        let mut payload = vec![0_u8; len as usize];
+        if !source.read_exact_at_or_end(&mut payload, at + HEADER_BYTES as u64)? {
+            break;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header[4..]);
+        hasher.update(&payload);
+        if hasher.finalize() ^ CRC_SALT != crc {
+            break;
+        }
+        records.push((seq, payload));
+        at += (HEADER_BYTES + len as usize) as u64;
+    }
+    Ok((!records.is_empty()).then_some(Chain { records }))
+}
+
+/// The newest chain and the older chains that lead up to it without a gap,
+/// oldest first.
+fn contiguous_suffix(mut chains: Vec<Chain>) -> Vec<Chain> {
+    chains.sort_by_key(|c| c.first_seq());
+    let mut keep = chains.len();
+    while keep >= 2 && chains[keep - 2].last_seq() + 1 == chains[keep - 1].first_seq() {
+        keep -= 1;
+    }
+    chains.split_off(keep.saturating_sub(1).min(chains.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> (sled::Db, Wal) {
+        let db = sled::Config::new()
+            .path(dir.join("store"))
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
+        let wal = Wal::open_quiet(&dir.join("wal"), &db).unwrap();
+        (db, wal)
+    }
+
+    fn put(wal: &Wal, key: &str, value: &str) {
+        let mut batch = Batch::new();
+        batch.insert(TreeId::Turns, key.as_bytes(), value.as_bytes());
+        batch.insert(TreeId::Ledger, key.as_bytes(), value.as_bytes());
+        wal.commit(&batch).unwrap();
+    }
+
+    fn get(db: &sled::Db, key: &str) -> Option<String> {
+        let turns = db.open_tree(TreeId::Turns.name()).unwrap();
+        let ledger = db.open_tree(TreeId::Ledger.name()).unwrap();
+        let a = turns.get(key).unwrap();
+        let b = ledger.get(key).unwrap();
+        assert_eq!(a, b, "a batch landed in one tree and not the other");
+        a.map(|v| String::from_utf8(v.to_vec()).unwrap())
+    }
+
+    /// What a `kill -9` leaves: the log files as written, sled as far as it
+    /// got on its own (here: nothing since `sled_state` was copied).
+    fn crash_copy(from: &Path, sled_state: &Path, to: &Path) {
+        std::fs::create_dir_all(to.join("wal")).unwrap();
+        for n in ["0", "1"] {
+            std::fs::copy(from.join("wal").join(n), to.join("wal").join(n)).unwrap();
+        }
+        copy_dir(sled_state, &to.join("store"));
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn durable_records_come_back_after_a_crash_even_when_sled_lost_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = open(dir.path());
+        // sled's durable state: the store as created, nothing of what follows.
+        db.flush().unwrap();
+        let sled_state = tempfile::tempdir().unwrap();
+        copy_dir(&dir.path().join("store"), sled_state.path());
+        put(&wal, "a", "1");
+        put(&wal, "b", "2");
+        put(&wal, "a", "3");
+        let mut batch = Batch::new();
+        batch.remove(TreeId::Turns, b"b");
+        batch.remove(TreeId::Ledger, b"b");
+        wal.commit(&batch).unwrap();
+        wal.durable().await.unwrap();
+
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(dir.path(), sled_state.path(), crashed.path());
+        let (db2, wal2) = open(crashed.path());
+        assert_eq!(get(&db2, "a").as_deref(), Some("3"));
+        assert_eq!(get(&db2, "b"), None);
+        // Writes after the recovery continue the sequence and survive too.
+        put(&wal2, "c", "4");
+        wal2.durable().await.unwrap();
+        drop(wal2);
+        drop(db2);
+        let (db3, _wal3) = open(crashed.path());
+        assert_eq!(get(&db3, "a").as_deref(), Some("3"));
+        assert_eq!(get(&db3, "c").as_deref(), Some("4"));
+        drop((db, wal));
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_record_is_ignored_and_the_rest_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = open(dir.path());
+        db.flush().unwrap();
+        let sled_state = tempfile::tempdir().unwrap();
+        copy_dir(&dir.path().join("store"), sled_state.path());
+        put(&wal, "a", "1");
+        put(&wal, "b", "2");
+        wal.durable().await.unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(dir.path(), sled_state.path(), crashed.path());
+        // Tear the second record: flip a byte of its payload.
+        let active = {
+            let log = lock(&wal.inner.log);
+            log.active
+        };
+        let path = crashed.path().join("wal").join(active.to_string());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let first = read_chain(&bytes[..]).unwrap().unwrap().records[0].1.len() + HEADER_BYTES;
+        bytes[first + HEADER_BYTES + 3] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let (db2, _wal2) = open(crashed.path());
+        assert_eq!(get(&db2, "a").as_deref(), Some("1"));
+        assert_eq!(get(&db2, "b"), None);
+        drop((db, wal));
+    }
+
+    #[tokio::test]
+    async fn checkpoints_rotate_and_a_clean_close_leaves_nothing_to_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = open(dir.path());
+        for i in 0..50 {
+            put(&wal, &format!("k{i}"), &format!("v{i}"));
+        }
+        wal.durable().await.unwrap();
+        // What the checkpoint thread does: preallocate both files, rotating
+        // away from the new (short) one, then rotate again.
+        wal.inner.prepare_both().unwrap();
+        assert_eq!(lock(&wal.inner.log).active, 1);
+        put(&wal, "k0", "after");
+        wal.durable().await.unwrap();
+        wal.inner.checkpoint(false).unwrap();
+        assert_eq!(lock(&wal.inner.log).active, 0);
+        put(&wal, "k1", "last");
+        wal.durable().await.unwrap();
+        wal.close().unwrap();
+        drop(wal);
+        drop(db);
+        for n in ["0", "1"] {
+            let bytes = std::fs::read(dir.path().join("wal").join(n)).unwrap();
+            assert!(
+                read_chain(&bytes[..]).unwrap().is_none(),
+                "file {n} still holds records"
+            );
+            assert_eq!(
+                bytes.len() as u64,
+                FILE_BYTES,
+                "file {n} is not preallocated"
+            );
+        }
+        let (db2, _wal2) = open(dir.path());
+        assert_eq!(get(&db2, "k0").as_deref(), Some("after"));
+        assert_eq!(get(&db2, "k1").as_deref(), Some("last"));
+        assert_eq!(get(&db2, "k49").as_deref(), Some("v49"));
+    }
+
+    #[test]
+    fn only_chains_contiguous_with_the_newest_are_replayed() {
+        let record = |seq: u64| {
+            let mut buf = vec![0; HEADER_BYTES];
+            buf.extend_from_slice(b"x");
+            buf[4..8].copy_from_slice(&1_u32.to_le_bytes());
+            buf[8..16].copy_from_slice(&seq.to_le_bytes());
+            let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
+            buf[0..4].copy_from_slice(&crc.to_le_bytes());
+            buf
+        };
+        let file = |seqs: &[u64]| seqs.iter().flat_map(|s| record(*s)).collect::<Vec<u8>>();
+        // A stale tail (seq 3 after 8) ends a chain.
+        let a = file(&[7, 8, 3, 4]);
+        let chain = |bytes: &[u8]| read_chain(bytes).unwrap().unwrap();
+        let chain_a = chain(&a);
+        assert_eq!((chain_a.first_seq(), chain_a.last_seq()), (7, 8));
+        // 5..6 leads into 7..8: both replayed, oldest first.
+        let b = file(&[5, 6]);
+        let kept = contiguous_suffix(vec![chain(&a), chain(&b)]);
+        assert_eq!(
+            kept.iter().map(|c| c.first_seq()).collect::<Vec<_>>(),
+            [5, 7]
+        );
+        // 1..2 does not: it was checkpointed before 7 was written.
+        let c = file(&[1, 2]);
+        let kept = contiguous_suffix(vec![chain(&c), chain(&a)]);
+        assert_eq!(kept.iter().map(|c| c.first_seq()).collect::<Vec<_>>(), [7]);
+        // Zeros are no record.
+        assert!(read_chain(&[0_u8; 64][..]).unwrap().is_none());
+    }
+}
