@@ -36,7 +36,7 @@
 //!   thread still alive, so it never scans live threads. Expiry is computed
 //!   from the last update and the *current* TTL, so changing the TTL applies
 //!   to existing threads.
-//! - `ledger_totals` holds aggregates updated in the same transaction as each
+//! - `ledger_totals` holds aggregates updated in the same batch as each
 //!   `ledger` record. `<period>` is `all`, `d2025-01-31` (UTC day) or
 //!   `m2025-01` (UTC month); `<dimension>` is `total` (empty name), `model`,
 //!   `tool` or `client`. The latency histogram's bucket bounds
@@ -58,31 +58,36 @@
 //!
 //! # Durability
 //!
-//! sled's periodic background flush is **off** (`flush_every_ms(None)`): it
-//! `fsync`ed every 500 ms even when idle, waking laptops for nothing. Writes
-//! reach disk when zend flushes them, which it does wherever it matters:
+//! Every write goes through the write-ahead log ([`wal`]): under one lock, a
+//! [`Batch`] is appended to the log as one record, then applied to sled. [`Store::flush`] `fdatasync`s the log; sled itself is
+//! flushed only by the log's checkpoints (a background thread, 5 s after the
+//! first write since the last one, or when a log file fills) and on close.
+//! sled's periodic flush is **off** (`flush_every_ms(None)`): it `fsync`ed every
+//! 500 ms even when idle. At open, the log's records that sled may lack are
+//! applied again (they hold final values, so applying one twice is harmless).
 //!
 //! - Every API that tells a client something was recorded awaits
 //!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
 //!   threads (`Threads::create`/`append`, or `write_turns` + one flush by the
 //!   engine), ledger records and their aggregates (`Ledger::record*`, or
 //!   `write_batch` + the same flush), workflow state (set and clear). The
-//!   recency index is written in the same transactions as the turns.
+//!   recency index is written in the same batches as the turns.
 //! - The sweeper flushes after a sweep that removed threads. Losing a sweep to
 //!   `kill -9` would be harmless anyway: expired threads are refused by every
 //!   read and the next sweep removes them again; the same holds for the
 //!   malformed index keys it drops.
-//! - The schema version of a new store is covered by the first flush; lost
-//!   before it, the store held nothing else and is simply created again.
-//! - Budgets live in `limits.yaml`, not here. Shutdown flushes the store, and
-//!   sled flushes when the last handle drops.
+//! - The schema version of a new store is written to sled directly and
+//!   covered by the first checkpoint; lost before it, it is simply written
+//!   again (the log's records are replayed after it).
+//! - Budgets live in `limits.yaml`, not here. Shutdown calls [`Store::close`]
+//!   (sled flushed, log emptied); so does dropping the last handle.
 //!
-//! Anything new written to the store must either await a flush before it is
-//! reported, or be safe to lose. Flushes are serialized and coalesced (group
-//! commit): concurrent callers share one flush (`Db::flush` on tokio's
-//! blocking pool), and sled 0.34's flush is never called concurrently
-//! (concurrent `flush_async` calls can hang: spacejam/sled#1308). A model call flushes once: its ledger records and
-//! its turns share the flush.
+//! Anything new written to the store must go through a [`Batch`] and either
+//! await a flush before it is reported, or be safe to lose. Flushes are
+//! coalesced (group commit): concurrent callers share one `fdatasync`. sled
+//! 0.34's flush is never called concurrently (concurrent `flush_async` calls
+//! can hang: spacejam/sled#1308). A model call flushes once: its ledger
+//! records and its turns share the flush.
 
 mod time;
 mod wal;
@@ -93,7 +98,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::TransactionError;
 
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub(crate) use wal::{Batch, TreeId, Wal};
@@ -160,18 +164,6 @@ pub enum StoreError {
     },
     #[error("cannot encode a value for the store: {0}")]
     Encode(#[from] serde_json::Error),
-}
-
-impl From<TransactionError<()>> for StoreError {
-    fn from(e: TransactionError<()>) -> Self {
-        match e {
-            TransactionError::Storage(e) => StoreError::Io(e),
-            // Our transactions never abort; they only write.
-            TransactionError::Abort(()) => StoreError::Io(sled::Error::ReportableBug(
-                "a store transaction aborted unexpectedly".to_owned(),
-            )),
-        }
-    }
 }
 
 /// How [`Store::open_with`] configures memory and the ledger.

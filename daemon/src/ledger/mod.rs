@@ -2,7 +2,7 @@
 //! `zend status`, and budgets.
 //!
 //! Owns records, their aggregates (maintained incrementally, in the same
-//! transaction as each record, so they survive restarts and never need a
+//! store batch as each record, so they survive restarts and never need a
 //! scan), budget checks and the `limits.yaml` type. Computing a call's cost is
 //! the providers layer's job; deciding to call `check_budget` before a call
 //! and `record` after it is the tools engine's.
@@ -94,7 +94,7 @@ impl Ledger {
         self.record_batch(std::slice::from_ref(&record)).await
     }
 
-    /// Records several calls in one transaction and one flush.
+    /// Records several calls in one batch and one flush.
     pub async fn record_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -103,7 +103,7 @@ impl Ledger {
         self.inner.wal.durable().await
     }
 
-    /// Writes records and their aggregates in one transaction, **not yet
+    /// Writes records and their aggregates in one batch, **not yet
     /// durable**: the caller must await [`crate::store::Store::flush`] before
     /// telling a client about them ([`Ledger::record_batch`] does both). Lets
     /// a model call's records and its turns share one flush.

@@ -1,6 +1,6 @@
 //! Aggregates kept next to the records, and the [`Totals`] `zend status` shows.
 //!
-//! Each record updates, in the same transaction, one aggregate per period
+//! Each record updates, in the same store batch, one aggregate per period
 //! (all time, its UTC day, its UTC month) and dimension (total, model, tool,
 //! client): twelve small values. Reading totals is then three prefix scans
 //! over a few dozen keys, however many records there are.

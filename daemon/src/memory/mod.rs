@@ -13,7 +13,7 @@
 //!     [`ThreadError::NotFound`] / [`ThreadError::Expired`] naming the TTL,
 //!     [`ThreadError::TooManyTurns`] naming the maximum)
 //!   - `write_turns(ThreadTarget, Vec<NewTurn>) -> Result<(ThreadId, AppendOutcome)>`:
-//!     start or continue a thread and add several turns in one transaction,
+//!     start or continue a thread and add several turns in one batch,
 //!     NOT flushed (the caller flushes once for everything the call wrote)
 //!   - `get(&ThreadId) -> Result<Thread>`, `summary(&ThreadId) -> Result<ThreadSummary>`
 //!   - `list(&ThreadFilter) -> Result<Vec<ThreadSummary>>` (recent first)
@@ -28,7 +28,7 @@
 //!   turns, sweep interval); `apply_zen_env` honours Zen's variables.
 //!
 //! A thread is identified by a UUID v4 ([`ThreadId`]). Appends to one thread
-//! are serialized (a striped lock plus one sled transaction per write), so two
+//! are serialized (a striped lock plus one store batch per write), so two
 //! sessions appending at once both land, each in the order it appended.
 
 pub mod history;
@@ -141,11 +141,5 @@ pub enum ThreadError {
 impl From<sled::Error> for ThreadError {
     fn from(e: sled::Error) -> Self {
         ThreadError::Store(StoreError::Io(e))
-    }
-}
-
-impl From<sled::transaction::TransactionError<()>> for ThreadError {
-    fn from(e: sled::transaction::TransactionError<()>) -> Self {
-        ThreadError::Store(e.into())
     }
 }

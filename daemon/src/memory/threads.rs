@@ -2,7 +2,8 @@
 //!
 //! Writes to one thread hold that thread's stripe lock for the read (summary)
 //! → write (summary, turn, recency index) sequence, and the writes go in one
-//! sled transaction, so a crash never leaves a turn without its summary. The
+//! store batch (one log record), so a crash never leaves a turn without its
+//! summary. The
 //! lock is a std mutex held only around synchronous sled calls, never across
 //! an await; the flush that makes the write durable happens after it.
 
@@ -96,7 +97,7 @@ impl Threads {
     }
 
     /// Writes `turns` to a thread — starting it first for
-    /// [`ThreadTarget::New`] — in ONE sled transaction: summary, turns and
+    /// [`ThreadTarget::New`] — in ONE store batch: summary, turns and
     /// recency index land together or not at all, so an exchange is never
     /// half-written. All the turns or none: refused with
     /// [`ThreadError::TooManyTurns`] when they do not all fit.
@@ -172,11 +173,12 @@ impl Threads {
         summary.updated = now;
         let summary_value = encode(&summary)?;
         let new_recency = recency_key(now, &id);
+        // Turns before the summary that counts them (see `Wal::commit`).
         let mut batch = Batch::new();
-        batch.insert(TreeId::Threads, id.as_bytes(), summary_value);
         for (key, value) in encoded_turns {
             batch.insert(TreeId::Turns, &key, value);
         }
+        batch.insert(TreeId::Threads, id.as_bytes(), summary_value);
         if let Some(old) = &old_recency {
             batch.remove(TreeId::ThreadsByUpdated, old);
         }

@@ -2,12 +2,12 @@
 //! flush per write.
 //!
 //! Every write to the store goes through [`Wal::commit`] as a [`Batch`]: under
-//! one lock (the commit lock) the batch is applied to sled in one transaction
-//! and appended to the log file as one record, so the log's order is the
-//! order sled saw. [`Wal::durable`] then `fdatasync`s the log: one small write
-//! to a preallocated file instead of sled's flush, which wrote and synced four
-//! buffers through its own thread pool and cost ~4× the CPU
-//! (BENCHMARKS.md, "Where a chat call's CPU went").
+//! one lock (the commit lock) the batch is appended to the log file as one
+//! record and then applied to sled, so the log's order is the order sled saw,
+//! and a batch is all there or not at all after a crash. [`Wal::durable`] then `fdatasync`s the log: one small write
+//! to a preallocated file instead of sled's flush, which (with sled's
+//! transactions) wrote and synced four buffers per chat call through its own
+//! thread pool (BENCHMARKS.md, "Where a chat call's CPU went").
 //!
 //! Records hold the final value of each key (never a delta), so replaying a
 //! record twice, or on top of a sled state that already holds it, gives the
@@ -54,7 +54,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sled::IVec;
-use sled::transaction::Transactional;
 
 use super::StoreError;
 
@@ -114,7 +113,7 @@ impl TreeId {
     }
 }
 
-/// Writes that land together: in one sled transaction and one log record.
+/// Writes that land together: one log record, applied to sled in order.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     ops: Vec<Op>,
@@ -366,15 +365,22 @@ impl Wal {
         })
     }
 
-    /// Applies `batch` to sled in one transaction and appends it to the log,
-    /// **not yet durable**: await [`Wal::durable`] before reporting it.
+    /// Appends `batch` to the log, then applies it to sled, **not yet
+    /// durable**: await [`Wal::durable`] before reporting it.
+    ///
+    /// The log is written first, so a `kill -9` in the middle of the sled
+    /// writes is repaired by the replay. The sled writes are plain inserts in
+    /// the batch's order, not a sled transaction: sled 0.34 writes and syncs
+    /// its buffer twice per transaction (`pin_log`), which cost more than the
+    /// rest of a chat call. A reader in this zend may therefore see part of a
+    /// batch for a moment; writers order their batches so that a part is
+    /// never misleading (turns before the summary that counts them).
     pub(crate) fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let inner = &*self.inner;
         let mut log = lock(&inner.log);
-        apply(&inner.trees, batch)?;
         let seq = log.next_seq;
         let Log {
             files,
@@ -394,12 +400,14 @@ impl Wal {
         buf[8..16].copy_from_slice(&seq.to_le_bytes());
         let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
         buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        files[*active]
-            .write_all_at(buf, *offset)
-            .map_err(|source| StoreError::Wal {
-                path: inner.dir.clone(),
-                source,
-            })?;
+        let file = &files[*active];
+        file.write_all_at(buf, *offset)
+            .map_err(|e| inner.io_error(e))?;
+        if let Err(error) = apply(&inner.trees, batch) {
+            // Not reported as written, so it must not come back at a replay.
+            let _ = file.write_all_at(&[0; HEADER_BYTES], *offset);
+            return Err(error);
+        }
         *offset += buf.len() as u64;
         let full = *offset >= FILE_BYTES;
         let first = !log.dirty;
@@ -628,33 +636,15 @@ fn checkpoint_loop(shared: &Shared) {
     }
 }
 
-/// Applies a batch to sled: one transaction over the trees it touches.
+/// Applies a batch to sled, in order.
 fn apply(trees: &[sled::Tree], batch: &Batch) -> Result<(), StoreError> {
-    if let [op] = batch.ops.as_slice() {
+    for op in &batch.ops {
         let tree = &trees[op.tree.index()];
         match &op.value {
             Some(value) => tree.insert(op.key.clone(), value.clone())?,
             None => tree.remove(&op.key)?,
         };
-        return Ok(());
     }
-    let mut touched: Vec<TreeId> = Vec::with_capacity(4);
-    for op in &batch.ops {
-        if !touched.contains(&op.tree) {
-            touched.push(op.tree);
-        }
-    }
-    let handles: Vec<&sled::Tree> = touched.iter().map(|t| &trees[t.index()]).collect();
-    handles.as_slice().transaction(|txs| {
-        for op in &batch.ops {
-            let at = touched.iter().position(|t| *t == op.tree).unwrap_or(0);
-            match &op.value {
-                Some(value) => txs[at].insert(op.key.clone(), value.clone())?,
-                None => txs[at].remove(op.key.clone())?,
-            };
-        }
-        Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-    })?;
     Ok(())
 }
 
