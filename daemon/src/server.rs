@@ -38,6 +38,9 @@ pub struct ServeOptions {
     pub service: bool,
     /// Also serve MCP over streamable HTTP (`--http`).
     pub http: Option<crate::mcp::http::HttpOptions>,
+    /// Called once start-up is over (socket bound, daemon state built), before the first
+    /// session is served. The `zend` binary lets go of its start-up pages here.
+    pub on_serving: Option<fn()>,
 }
 
 /// How `serve` ended without error.
@@ -189,6 +192,9 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         providers,
         tools,
     ));
+    if let Some(on_serving) = options.on_serving {
+        on_serving();
+    }
     if let Some((listener, gate)) = http {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "serving MCP over HTTP at http://{addr}{}", crate::mcp::http::MCP_PATH);
