@@ -5,15 +5,16 @@
 //! recovery, building every tool, the HTTP client. It touches ~770 pages (3 MiB) of a 12 MiB
 //! `.text`, spread over 133 of its 186 64 KiB blocks, and the kernel maps the whole 64 KiB block
 //! around each page it faults in (fault-around) when the block is in the page cache, as it is
-//! for a binary just built or copied. So an idle zend showed 8.4 MiB of its own code as resident,
-//! two thirds of it never to be run again.
+//! for a binary just built or copied. So an idle zend showed 8.4 MiB of its own code as resident;
+//! serving 8 sessions runs code in 117 blocks, 41 of the 133 it never touches again.
 //!
-//! Once zend serves, [`release`] asks the kernel (`madvise(MADV_DONTNEED)`) to unmap the
+//! Once start-up is over, [`release`] asks the kernel (`madvise(MADV_DONTNEED)`) to unmap the
 //! binary's read-only, file-backed mappings: its code and read-only data. That is always
 //! safe for a mapping that is still identical to the file: nothing is lost, the pages stay in
 //! the page cache, and what serving runs is mapped back in on its next touch (a minor fault,
-//! no I/O). Only what zend runs from then on counts in its resident set: 4 MiB idle instead of
-//! 14. Like the kernel's own `free_initmem`, for start-up code.
+//! no I/O). Only what zend runs from then on counts in its resident set: 4.7 MiB idle instead
+//! of 13.8, 12.2 with 8 sessions instead of 15.8. Like the kernel's own `free_initmem`, for
+//! start-up code. `serve` calls it through `ServeOptions::on_serving`, shortly after start-up.
 //!
 //! A mapping with private (copy-on-write) pages is never touched: the RELRO segment the
 //! dynamic loader relocated, or code a debugger patched with breakpoints. Linux only; elsewhere
