@@ -1,6 +1,7 @@
 //! The `zend` binary: argument parsing and one call into the library.
 
 mod malloc;
+mod startup_pages;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -269,6 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     allowed_origins: http_allow_origin,
                     allowed_hosts: http_allow_host,
                 }),
+                // Only what serving runs stays mapped (startup_pages.rs).
+                on_serving: Some(startup_pages::release),
             };
             // A long-lived process: give memory that closed sessions freed back.
             malloc::start_trimmer();

@@ -23,6 +23,9 @@ use crate::daemon::Daemon;
 use crate::ipc::{self, ZendService};
 use crate::locations::{LocationError, Locations, Overrides};
 
+/// How long after the daemon state is built [`ServeOptions::on_serving`] is called.
+pub const ON_SERVING_AFTER: Duration = Duration::from_millis(100);
+
 /// How `zend serve` was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
@@ -38,6 +41,9 @@ pub struct ServeOptions {
     pub service: bool,
     /// Also serve MCP over streamable HTTP (`--http`).
     pub http: Option<crate::mcp::http::HttpOptions>,
+    /// Called once, [`ON_SERVING_AFTER`] after start-up (socket bound, daemon state built,
+    /// sessions already being served). The `zend` binary lets go of its start-up pages here.
+    pub on_serving: Option<fn()>,
 }
 
 /// How `serve` ended without error.
@@ -189,6 +195,14 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         providers,
         tools,
     ));
+    if let Some(on_serving) = options.on_serving {
+        // Shortly after: `run` still sets up the gRPC server, signal handlers and the idle
+        // timer, and the sweeper's first pass runs at once; all of that is start-up too.
+        tokio::spawn(async move {
+            tokio::time::sleep(ON_SERVING_AFTER).await;
+            on_serving();
+        });
+    }
     if let Some((listener, gate)) = http {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "serving MCP over HTTP at http://{addr}{}", crate::mcp::http::MCP_PATH);
