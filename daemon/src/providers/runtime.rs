@@ -35,7 +35,13 @@ pub struct Providers {
     /// One pooled client per distinct connect timeout (normally just one).
     clients: HashMap<Duration, reqwest::Client>,
     cooldowns: Mutex<HashMap<String, CooldownState>>,
+    /// Names already resolved (the registry never changes once built): a call
+    /// resolves its model twice (the tool picks it, `complete` looks it up).
+    pub(super) resolved: Mutex<HashMap<String, ResolvedModel>>,
 }
+
+/// At most this many names are remembered (clients may name any `provider/model`).
+pub(super) const RESOLVED_CACHE_MAX: usize = 256;
 
 #[derive(Debug, Default)]
 struct CooldownState {
@@ -71,6 +77,7 @@ impl Providers {
             registry,
             clients,
             cooldowns: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
         })
     }
 
@@ -91,6 +98,14 @@ impl Providers {
                     available: Vec::new(),
                 });
         }
+        if let Some(model) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(trimmed)
+        {
+            return Ok(model.clone());
+        }
         let model = self
             .registry
             .lookup(trimmed)
@@ -99,6 +114,11 @@ impl Providers {
                 available: self.available_names(),
             })?;
         self.registry.check_available(&model)?;
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if resolved.len() >= RESOLVED_CACHE_MAX {
+            resolved.clear();
+        }
+        resolved.insert(trimmed.to_owned(), model.clone());
         Ok(model)
     }
 
