@@ -216,9 +216,27 @@ enum ServiceAction {
     },
 }
 
+/// How many async worker threads zend runs: `ZEN_WORKER_THREADS`, else 1.
+///
+/// One is the default because a call is a chain of short hops between tasks
+/// (the gRPC connection, rmcp's session loop, the tool, the provider's HTTP
+/// connection): with a second worker, every hop that finds it parked wakes it
+/// (a futex wake and two context switches) only for it to find the work gone,
+/// which cost more CPU per call than the work itself and added the tails.
+/// Blocking work (the store's flush, the sweeper) runs on tokio's blocking
+/// pool either way; what one worker serialises is only the async part.
+fn worker_threads() -> usize {
+    std::env::var("ZEN_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
         .enable_all()
         .build()
     {

@@ -274,25 +274,20 @@ impl ServerHandler for McpServer {
             }),
             None => Arc::new(NoProgress),
         };
-        let cancel = CancellationToken::new();
+        // Cancelled by the client (`notifications/cancelled` cancels the
+        // request's token, and so this child) or when this call is dropped
+        // (the session ended); no task per call to watch for either.
+        let cancel = context.ct.child_token();
         let _cancel_on_drop = cancel.clone().drop_guard();
         let call = CallContext {
             daemon: Arc::clone(&self.daemon),
             session: Arc::clone(&self.session),
             request_id: context.id.to_string(),
             progress,
-            cancel: cancel.clone(),
+            cancel,
         };
         let arguments = request.arguments.unwrap_or_default();
-        let watcher = {
-            let (request_ct, cancel) = (context.ct.clone(), cancel.clone());
-            tokio::spawn(async move {
-                request_ct.cancelled().await;
-                cancel.cancel();
-            })
-        };
         let outcome = crate::tools::execute(&tool, &call, arguments).await;
-        watcher.abort();
         let result = match outcome {
             Ok(output) if output.is_error => {
                 CallToolResult::error(vec![ContentBlock::text(output.text)])

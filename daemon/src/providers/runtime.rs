@@ -35,7 +35,13 @@ pub struct Providers {
     /// One pooled client per distinct connect timeout (normally just one).
     clients: HashMap<Duration, reqwest::Client>,
     cooldowns: Mutex<HashMap<String, CooldownState>>,
+    /// Names already resolved (the registry never changes once built): a call
+    /// resolves its model twice (the tool picks it, `complete` looks it up).
+    pub(super) resolved: Mutex<HashMap<String, ResolvedModel>>,
 }
+
+/// At most this many names are remembered (clients may name any `provider/model`).
+pub(super) const RESOLVED_CACHE_MAX: usize = 256;
 
 #[derive(Debug, Default)]
 struct CooldownState {
@@ -71,6 +77,7 @@ impl Providers {
             registry,
             clients,
             cooldowns: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
         })
     }
 
@@ -91,6 +98,14 @@ impl Providers {
                     available: Vec::new(),
                 });
         }
+        if let Some(model) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(trimmed)
+        {
+            return Ok(model.clone());
+        }
         let model = self
             .registry
             .lookup(trimmed)
@@ -99,6 +114,11 @@ impl Providers {
                 available: self.available_names(),
             })?;
         self.registry.check_available(&model)?;
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if resolved.len() >= RESOLVED_CACHE_MAX {
+            resolved.clear();
+        }
+        resolved.insert(trimmed.to_owned(), model.clone());
         Ok(model)
     }
 
@@ -371,27 +391,28 @@ impl Providers {
             .await
             .map_err(|e| ctx.transport(&e, started.elapsed()))?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // What is needed of the headers is read here, before the body takes
+        // the response (no copy of the whole header map per call).
+        let headers = response.headers();
         if !status.is_success() {
-            let retry_after = http::retry_after(&headers);
+            let retry_after = http::retry_after(headers);
             let body = response.text().await.unwrap_or_default();
             return Err(ctx.classify(status.as_u16(), &body, retry_after));
         }
         let mut acc = Accumulated {
             request_id: ["x-request-id", "request-id", "x-litellm-call-id"]
                 .iter()
-                .find_map(|h| http::header_str(&headers, h))
+                .find_map(|h| http::header_str(headers, h))
                 .map(str::to_owned),
             ..Accumulated::default()
         };
         let header_cost = if endpoint.cost_from_upstream {
-            http::header_str(&headers, "x-litellm-response-cost")
-                .and_then(|v| v.parse::<f64>().ok())
+            http::header_str(headers, "x-litellm-response-cost").and_then(|v| v.parse::<f64>().ok())
         } else {
             None
         };
         let header_id = acc.request_id.clone();
-        let is_sse = http::header_str(&headers, "content-type")
+        let is_sse = http::header_str(headers, "content-type")
             .is_some_and(|ct| ct.contains("text/event-stream"));
         if request.stream && is_sse {
             let mut parser = SseParser::default();
@@ -413,6 +434,9 @@ impl Providers {
                         parser.finish().into_iter().collect()
                     }
                 };
+                // The text of one chunk's events goes to `events` as one
+                // delta: each send wakes the listener's task.
+                let mut chunk_text = String::new();
                 for event in events_in {
                     if event.data.trim() == "[DONE]" {
                         done = true;
@@ -426,8 +450,8 @@ impl Providers {
                         .map_err(|e| ctx.invalid(format!("bad SSE data: {e}")))?;
                     match adapter.parse_event(event.event.as_deref(), &data, &mut acc) {
                         Ok(Some(delta)) => {
-                            if let Some(tx) = events {
-                                let _ = tx.send(StreamEvent::Delta(delta.clone()));
+                            if events.is_some() {
+                                chunk_text.push_str(&delta);
                             }
                             acc.text.push_str(&delta);
                         }
@@ -439,6 +463,11 @@ impl Providers {
                             return Err(failure);
                         }
                     }
+                }
+                if let Some(tx) = events
+                    && !chunk_text.is_empty()
+                {
+                    let _ = tx.send(StreamEvent::Delta(chunk_text));
                 }
             }
             if !saw_done && acc.finish_reason.is_none() {

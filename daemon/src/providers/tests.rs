@@ -1018,6 +1018,22 @@ fn offline(vars: &[(&str, &str)]) -> Providers {
 }
 
 #[test]
+fn a_name_resolves_the_same_from_the_cache() {
+    let p = offline(&[("OPENAI_API_KEY", KEY)]);
+    let first = p.resolve("gpt-5").unwrap();
+    assert_eq!(p.resolve("gpt-5").unwrap(), first);
+    assert_eq!(p.resolve(" gpt-5 ").unwrap(), first);
+    // Failures are not remembered as successes, and the cache stays bounded.
+    assert!(p.resolve("anthropic/claude-x").is_err());
+    for i in 0..(2 * runtime::RESOLVED_CACHE_MAX) {
+        assert!(p.resolve(&format!("openai/model-{i}")).is_ok());
+    }
+    assert!(p.resolved.lock().unwrap().len() <= runtime::RESOLVED_CACHE_MAX);
+    assert!(p.resolve("anthropic/claude-x").is_err());
+    assert_eq!(p.resolve("gpt-5").unwrap(), first);
+}
+
+#[test]
 fn names_resolve_like_litellm() {
     let p = offline(&[
         ("OPENAI_API_KEY", KEY),

@@ -27,8 +27,8 @@ pub struct CommonArgs {
 
 /// Deserializes a tool's arguments, naming the offending field on error.
 pub fn parse<T: DeserializeOwned>(arguments: &Map<String, Value>) -> Result<T, ToolError> {
-    let value = Value::Object(arguments.clone());
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    // Straight from the borrowed map: no copy of the arguments per call.
+    serde_path_to_error::deserialize(arguments).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
