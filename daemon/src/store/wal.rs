@@ -190,7 +190,9 @@ impl Batch {
 }
 
 fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("a store key or value over 4 GiB");
+    // Keys and values are far below 4 GiB (a prompt is capped long before); saturating keeps
+    // the record's crc honest and a replay would stop at it rather than misread it.
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(bytes);
 }
@@ -573,7 +575,7 @@ impl Drop for Owner {
 /// past 4× that back (huge records), and syncs it.
 fn prepare(file: &File) -> std::io::Result<()> {
     let len = file.metadata()?.len();
-    if len >= FILE_BYTES && len <= 4 * FILE_BYTES {
+    if (FILE_BYTES..=4 * FILE_BYTES).contains(&len) {
         return Ok(());
     }
     if len > FILE_BYTES {
@@ -698,9 +700,10 @@ fn read_chain(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Option<Chain>>
     let mut at = 0_u64;
     let mut header = [0_u8; HEADER_BYTES];
     while source.read_exact_at_or_end(&mut header, at)? {
-        let crc = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-        let len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        let [c0, c1, c2, c3, l0, l1, l2, l3, s @ ..] = header;
+        let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+        let len = u32::from_le_bytes([l0, l1, l2, l3]);
+        let seq = u64::from_le_bytes(s);
         if seq == 0 || records.last().is_some_and(|(last, _)| seq != last + 1) {
             break;
         }

@@ -487,46 +487,47 @@ async fn call_model_unflushed(
         .limiter
         .reserve_tokens(tool, estimated_input)?;
     let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let progress = std::sync::Arc::clone(&context.progress);
-    let model_name = model.name.clone();
-    let output_chars = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = std::sync::Arc::clone(&output_chars);
-    let reporter = tokio::spawn(async move {
-        let mut current = model_name;
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
-        let mut last = 0.0;
-        loop {
-            tokio::select! {
-                event = events_rx.recv() => match event {
-                    Some(StreamEvent::Started { model, .. }) => current = model,
-                    Some(StreamEvent::Delta(text)) => {
-                        counter.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Some(_) => {}
-                    None => return,
-                },
-                _ = tick.tick() => {
-                    let tokens = counter.load(std::sync::atomic::Ordering::Relaxed) / 4;
-                    let elapsed = started.elapsed().as_secs();
-                    // Progress must increase: seconds elapsed (never 0) plus a sliver per token.
-                    let value = started.elapsed().as_secs_f64().max(0.001) + (tokens as f64 / 1e9);
-                    if value > last {
-                        last = value;
-                        progress.progress(value, None, format!("{current}: ~{tokens} tokens so far, {elapsed} s"));
-                    }
-                }
-            }
-        }
-    });
     let call = context
         .daemon
         .providers
         .complete_detailed(request, Some(events));
-    let outcome = tokio::select! {
-        outcome = call => Some(outcome),
-        () = context.cancel.cancelled() => None,
+    tokio::pin!(call);
+    // Progress, stream events and cancellation are watched in this task, not
+    // a reporter task of their own: one spawn and a wake-up per stream event
+    // fewer per call.
+    let mut current = model.name.clone();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let mut last = 0.0;
+    let mut output_chars = 0_u64;
+    let mut events_open = true;
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            () = context.cancel.cancelled() => break None,
+            outcome = &mut call => break Some(outcome),
+            event = events_rx.recv(), if events_open => match event {
+                Some(StreamEvent::Started { model, .. }) => current = model,
+                Some(StreamEvent::Delta(text)) => output_chars += text.len() as u64,
+                Some(_) => {}
+                None => events_open = false,
+            },
+            _ = tick.tick() => {
+                let tokens = output_chars / 4;
+                let elapsed = started.elapsed().as_secs();
+                // Progress must increase: seconds elapsed (never 0) plus a sliver per token.
+                let value = started.elapsed().as_secs_f64().max(0.001) + (tokens as f64 / 1e9);
+                if value > last {
+                    last = value;
+                    context.progress.progress(value, None, format!("{current}: ~{tokens} tokens so far, {elapsed} s"));
+                }
+            }
+        }
     };
-    reporter.abort();
+    while let Ok(event) = events_rx.try_recv() {
+        if let StreamEvent::Delta(text) = event {
+            output_chars += text.len() as u64;
+        }
+    }
     tokens.settle_outcome(outcome.as_ref());
     let now = SystemClock.now();
     let record = |attempt: &Attempt| LedgerRecord {
@@ -586,13 +587,13 @@ async fn call_model_unflushed(
                 session_id: Some(context.session.id.clone()),
                 client: Some(context.session.client_name()),
                 input_tokens: estimated_input,
-                output_tokens: output_chars.load(std::sync::atomic::Ordering::Relaxed) / 4,
+                output_tokens: output_chars / 4,
                 cached_tokens: 0,
                 reasoning_tokens: 0,
                 cost_usd: model.info.prices.as_ref().map(|p| {
                     p.cost(&crate::providers::Usage {
                         input_tokens: estimated_input,
-                        output_tokens: output_chars.load(std::sync::atomic::Ordering::Relaxed) / 4,
+                        output_tokens: output_chars / 4,
                         ..Default::default()
                     })
                 }),
