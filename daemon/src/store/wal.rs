@@ -787,14 +787,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn durable_records_come_back_after_a_crash_even_when_sled_lost_them() {
+    /// A new store, and a copy of sled's durable state as created: what a
+    /// crash before any sled flush would leave of sled.
+    fn open_and_save_sled_state() -> (tempfile::TempDir, sled::Db, Wal, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let (db, wal) = open(dir.path());
-        // sled's durable state: the store as created, nothing of what follows.
         db.flush().unwrap();
         let sled_state = tempfile::tempdir().unwrap();
         copy_dir(&dir.path().join("store"), sled_state.path());
+        (dir, db, wal, sled_state)
+    }
+
+    #[tokio::test]
+    async fn durable_records_come_back_after_a_crash_even_when_sled_lost_them() {
+        let (dir, db, wal, sled_state) = open_and_save_sled_state();
         put(&wal, "a", "1");
         put(&wal, "b", "2");
         put(&wal, "a", "3");
@@ -822,11 +828,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_torn_last_record_is_ignored_and_the_rest_replayed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, wal) = open(dir.path());
-        db.flush().unwrap();
-        let sled_state = tempfile::tempdir().unwrap();
-        copy_dir(&dir.path().join("store"), sled_state.path());
+        let (dir, db, wal, sled_state) = open_and_save_sled_state();
         put(&wal, "a", "1");
         put(&wal, "b", "2");
         wal.durable().await.unwrap();
