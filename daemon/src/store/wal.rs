@@ -394,10 +394,8 @@ impl Wal {
         buf.clear();
         buf.extend_from_slice(&[0; HEADER_BYTES]);
         batch.encode_into(buf);
-        let len = u32::try_from(buf.len() - HEADER_BYTES).map_err(|_| StoreError::Wal {
-            path: inner.dir.clone(),
-            source: std::io::Error::other("a write over 4 GiB"),
-        })?;
+        let len = u32::try_from(buf.len() - HEADER_BYTES)
+            .map_err(|_| inner.io_error(std::io::Error::other("a write over 4 GiB")))?;
         buf[4..8].copy_from_slice(&len.to_le_bytes());
         buf[8..16].copy_from_slice(&seq.to_le_bytes());
         let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
@@ -447,10 +445,7 @@ impl Wal {
         let synced = tokio::task::spawn_blocking(move || file.sync_data())
             .await
             .map_err(|e| std::io::Error::other(format!("the log sync did not complete: {e}")));
-        synced.and_then(|r| r).map_err(|source| StoreError::Wal {
-            path: inner.dir.clone(),
-            source,
-        })?;
+        synced.and_then(|r| r).map_err(|e| inner.io_error(e))?;
         inner.synced.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
