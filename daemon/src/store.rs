@@ -36,8 +36,11 @@
 //!   thread still alive, so it never scans live threads. Expiry is computed
 //!   from the last update and the *current* TTL, so changing the TTL applies
 //!   to existing threads.
-//! - `ledger_totals` holds aggregates updated in the same batch as each
-//!   `ledger` record. `<period>` is `all`, `d2025-01-31` (UTC day) or
+//! - `ledger_totals` holds the aggregates of the `ledger` records as of the
+//!   last checkpoint: zend keeps them current in memory and saves the changed
+//!   ones at each checkpoint and on close (`ledger::aggregates`; after a
+//!   crash, the records since are counted again from the log). `<period>` is
+//!   `all`, `d2025-01-31` (UTC day) or
 //!   `m2025-01` (UTC month); `<dimension>` is `total` (empty name), `model`,
 //!   `tool` or `client`. The latency histogram's bucket bounds
 //!   (`ledger::LATENCY_BUCKETS_MS`) are part of this schema.
@@ -69,8 +72,9 @@
 //! - Every API that tells a client something was recorded awaits
 //!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
 //!   threads (`Threads::create`/`append`, or `write_turns` + one flush by the
-//!   engine), ledger records and their aggregates (`Ledger::record*`, or
-//!   `write_batch` + the same flush), workflow state (set and clear). The
+//!   engine), ledger records (`Ledger::record*`, or `write_batch` + the same
+//!   flush; their aggregates follow from them), workflow state (set and
+//!   clear). The
 //!   recency index is written in the same batches as the turns.
 //! - The sweeper flushes after a sweep that removed threads. Losing a sweep to
 //!   `kill -9` would be harmless anyway: expired threads are refused by every
@@ -100,9 +104,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub(crate) use wal::{Batch, TreeId, Wal};
+pub(crate) use wal::{Batch, Deferred, TreeId, Wal};
 
-use crate::ledger::{Ledger, LimitsConfig};
+use crate::ledger::{Aggregates, Ledger, LimitsConfig};
 use crate::memory::Threads;
 
 /// The layout described in this module's docs.
@@ -215,8 +219,9 @@ impl Store {
             .open()
             .map_err(|source| open_error(&path, source))?;
         check_schema(&db, &path)?;
-        let wal = Wal::open(&data_dir.join("wal"), &db)?;
         let open_tree = |name: &str| db.open_tree(name).map_err(StoreError::Io);
+        let aggregates = Arc::new(Aggregates::new(open_tree(trees::LEDGER_TOTALS)?));
+        let wal = Wal::open(&data_dir.join("wal"), &db, aggregates.clone())?;
         let threads = Threads::new(
             crate::memory::ThreadTrees {
                 summaries: open_tree(trees::THREADS)?,
@@ -231,7 +236,7 @@ impl Store {
         let ledger = Ledger::new(
             db.clone(),
             open_tree(trees::LEDGER)?,
-            open_tree(trees::LEDGER_TOTALS)?,
+            aggregates,
             wal.clone(),
             options.limits.budgets.clone(),
         );
@@ -395,6 +400,31 @@ pub(crate) mod test_support {
         )
         .unwrap();
         (store, clock)
+    }
+
+    /// Copies the store's files to a new directory as a `kill -9` now would
+    /// leave them (the log as written, sled as far as it flushed).
+    pub(crate) fn crash_copy(store: &Store, from: &Path) -> tempfile::TempDir {
+        fn copy_dir(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    copy_dir(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).unwrap();
+                }
+            }
+        }
+        let to = tempfile::tempdir().unwrap();
+        store.wal.quiet(|| copy_dir(from, to.path()));
+        to
+    }
+
+    /// A checkpoint now, as the log's thread runs one 5 s after a write.
+    pub(crate) fn checkpoint(store: &Store) {
+        store.wal.checkpoint_now().unwrap();
     }
 
     #[derive(Clone, Default)]

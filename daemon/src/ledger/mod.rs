@@ -1,9 +1,9 @@
 //! The cost ledger: one record per provider call, aggregates for
 //! `zend status`, and budgets.
 //!
-//! Owns records, their aggregates (maintained incrementally, in the same
-//! store batch as each record, so they survive restarts and never need a
-//! scan), budget checks and the `limits.yaml` type. Computing a call's cost is
+//! Owns records, their aggregates (maintained incrementally in memory and
+//! saved at the store's checkpoints, so they never need a scan: see
+//! [`aggregates`]), budget checks and the `limits.yaml` type. Computing a call's cost is
 //! the providers layer's job; deciding to call `check_budget` before a call
 //! and `record` after it is the tools engine's.
 //!
@@ -21,6 +21,7 @@
 //!   - `set_budgets(BudgetConfig)` after `limits.yaml` is reloaded
 //! - [`LimitsConfig::load`]`(config_dir)`: `limits.yaml` (budgets, threads).
 
+mod aggregates;
 mod budget;
 mod limits;
 mod record;
@@ -29,12 +30,11 @@ mod totals;
 #[cfg(test)]
 mod tests;
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use sled::Tree;
 
+pub(crate) use aggregates::Aggregates;
 pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
 pub use limits::{LIMITS_YAML, LimitsConfig};
 pub use record::{LedgerRecord, Outcome};
@@ -43,13 +43,7 @@ pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage
 use crate::store::{
     Batch, StoreError, Timestamp, TreeId, Wal, decode, encode, trees, warn_corrupt,
 };
-use totals::{
-    ALL_TIME, Aggregate, DIM_MODEL, DIM_TOTAL, aggregate_key, aggregate_keys, day_period,
-    month_period,
-};
-
-/// Aggregates kept in memory by [`Ledger::write_batch`] before it starts over.
-const AGGREGATE_CACHE_MAX: usize = 4096;
+use totals::{ALL_TIME, DIM_MODEL, DIM_TOTAL, aggregate_key, day_period, month_period};
 
 /// The cost ledger; cheap to clone.
 #[derive(Clone)]
@@ -60,20 +54,17 @@ pub struct Ledger {
 struct Inner {
     db: sled::Db,
     records: Tree,
-    totals: Tree,
+    /// In memory, saved at checkpoints; locked around each record's commit.
+    aggregates: Arc<Aggregates>,
     wal: Wal,
     budgets: RwLock<BudgetConfig>,
-    /// Serializes the read-modify-write of aggregates, and holds the
-    /// aggregates this zend last wrote so a record does not read and decode
-    /// its twelve aggregates back from sled (zend is the store's only writer).
-    write: Mutex<HashMap<String, Aggregate>>,
 }
 
 impl Ledger {
     pub(crate) fn new(
         db: sled::Db,
         records: Tree,
-        totals: Tree,
+        aggregates: Arc<Aggregates>,
         wal: Wal,
         budgets: BudgetConfig,
     ) -> Self {
@@ -81,10 +72,9 @@ impl Ledger {
             inner: Arc::new(Inner {
                 db,
                 records,
-                totals,
+                aggregates,
                 wal,
                 budgets: RwLock::new(budgets),
-                write: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -111,46 +101,19 @@ impl Ledger {
         if records.is_empty() {
             return Ok(());
         }
-        let mut cache = self
-            .inner
-            .write
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut touched: BTreeMap<String, Aggregate> = BTreeMap::new();
-        let mut encoded_records = Vec::with_capacity(records.len());
+        let mut aggregates = self.inner.aggregates.lock();
+        aggregates.load_for(records)?;
+        let mut batch = Batch::new();
         for record in records {
-            for key in aggregate_keys(record) {
-                let aggregate = match touched.entry(key) {
-                    Entry::Occupied(entry) => entry.into_mut(),
-                    Entry::Vacant(entry) => {
-                        let current = match cache.get(entry.key()) {
-                            Some(cached) => cached.clone(),
-                            None => self.read_aggregate(entry.key())?.unwrap_or_default(),
-                        };
-                        entry.insert(current)
-                    }
-                };
-                aggregate.add(record);
-            }
+            // The id is generated under the aggregates' lock: ids count up in
+            // commit order.
             let mut key = [0_u8; 16];
             key[..8].copy_from_slice(&record.time.as_millis().to_be_bytes());
             key[8..].copy_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
-            encoded_records.push((key, encode(record)?));
-        }
-        let mut batch = Batch::new();
-        for (key, value) in encoded_records {
-            batch.insert(TreeId::Ledger, &key, value);
-        }
-        for (key, aggregate) in &touched {
-            batch.insert(TreeId::LedgerTotals, key.as_bytes(), encode(aggregate)?);
+            batch.insert(TreeId::Ledger, &key, encode(record)?);
         }
         self.inner.wal.commit(&batch)?;
-        // Only what is written is cached. Past days and months stop being
-        // touched; dropping everything now and then bounds the map.
-        if cache.len() + touched.len() > AGGREGATE_CACHE_MAX {
-            cache.clear();
-        }
-        cache.extend(touched);
+        aggregates.add(records);
         Ok(())
     }
 
@@ -237,7 +200,10 @@ impl Ledger {
                 None => aggregate_key(&period, DIM_TOTAL, ""),
             };
             let spent_usd = self
-                .read_aggregate(&key)?
+                .inner
+                .aggregates
+                .lock()
+                .get(&key)?
                 .map_or(0.0, |aggregate| aggregate.cost_usd());
             statuses.push(BudgetStatus {
                 model: cap.model,
@@ -255,31 +221,21 @@ impl Ledger {
             period: label,
             ..PeriodTotals::default()
         };
-        for entry in self.inner.totals.scan_prefix(format!("{period}/")) {
-            let (key, bytes) = entry?;
+        let found = self
+            .inner
+            .aggregates
+            .lock()
+            .with_prefix(&format!("{period}/"))?;
+        for (key, aggregate) in found {
             // `<period>/<dimension>/<name>`; a name may itself contain '/'.
-            let parsed = std::str::from_utf8(&key).ok().and_then(|key| {
-                let mut parts = key.splitn(3, '/');
-                parts.next();
-                parts.next().zip(parts.next())
-            });
-            let Some((dimension, name)) = parsed else {
-                warn_corrupt(trees::LEDGER_TOTALS, &key, &"malformed key");
+            let mut parts = key.splitn(3, '/');
+            parts.next();
+            let Some((dimension, name)) = parts.next().zip(parts.next()) else {
+                warn_corrupt(trees::LEDGER_TOTALS, key.as_bytes(), &"malformed key");
                 continue;
             };
-            if let Some(aggregate) = decode::<Aggregate>(trees::LEDGER_TOTALS, &key, &bytes) {
-                totals.insert(dimension, name, aggregate.usage());
-            }
+            totals.insert(dimension, name, aggregate.usage());
         }
         Ok(totals)
-    }
-
-    /// An aggregate; `None` when absent or corrupt (counting restarts from zero).
-    fn read_aggregate(&self, key: &str) -> Result<Option<Aggregate>, StoreError> {
-        Ok(self
-            .inner
-            .totals
-            .get(key)?
-            .and_then(|bytes| decode(trees::LEDGER_TOTALS, key.as_bytes(), &bytes)))
     }
 }

@@ -113,6 +113,52 @@ impl TreeId {
     }
 }
 
+/// The tree whose batches are *snapshots* of a [`Deferred`] state, and the
+/// tree whose records that state summarises.
+const SNAPSHOT_TREE: TreeId = TreeId::LedgerTotals;
+const RECORD_TREE: TreeId = TreeId::Ledger;
+
+/// State its owner keeps in memory and writes only at checkpoints: the
+/// ledger's aggregates, which every ledger record changes (twelve values per
+/// call) but only `zend status` and budget checks read.
+///
+/// What keeps it exact across a crash: every checkpoint and close calls
+/// [`Deferred::snapshot`], which holds the owner's lock (the one its record
+/// writers commit under) while the log rotates and, when anything changed,
+/// a snapshot batch (writes of [`SNAPSHOT_TREE`]) opens the new file. The
+/// records of [`RECORD_TREE`] that follow the last snapshot in the log are
+/// then exactly those the saved state lacks; a replay hands them to
+/// [`Deferred::recover`] and writes the result as a snapshot before zend
+/// serves.
+pub(crate) trait Deferred: Send + Sync {
+    /// Folds in records (key, value) the saved state lacks.
+    fn recover(&self, records: &[(IVec, IVec)]) -> Result<(), StoreError>;
+    /// Calls `write` once, with the owner's lock held: with the batch of what
+    /// changed since the last snapshot, or `None`. Forgets the changes when
+    /// `write` succeeds.
+    fn snapshot(
+        &self,
+        write: &mut dyn FnMut(Option<&Batch>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// For a log without deferred state (tests).
+#[cfg(test)]
+pub(crate) struct NothingDeferred;
+
+#[cfg(test)]
+impl Deferred for NothingDeferred {
+    fn recover(&self, _: &[(IVec, IVec)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn snapshot(
+        &self,
+        write: &mut dyn FnMut(Option<&Batch>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        write(None)
+    }
+}
+
 /// Writes that land together: one log record, applied to sled in order.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -239,6 +285,7 @@ struct Shared {
     /// concurrently (spacejam/sled#1308).
     checkpointing: Mutex<()>,
     signal: Arc<Signal>,
+    deferred: Arc<dyn Deferred>,
 }
 
 struct Log {
@@ -273,16 +320,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Wal {
     /// Opens the log in `dir` (creating it), replays what sled may lack into
-    /// `db`, and starts the checkpoint thread.
-    pub(crate) fn open(dir: &Path, db: &sled::Db) -> Result<Wal, StoreError> {
-        let wal = Self::open_quiet(dir, db)?;
+    /// `db` (handing `deferred` the records its saved state lacks), and
+    /// starts the checkpoint thread.
+    pub(crate) fn open(
+        dir: &Path,
+        db: &sled::Db,
+        deferred: Arc<dyn Deferred>,
+    ) -> Result<Wal, StoreError> {
+        let wal = Self::open_quiet(dir, db, deferred)?;
         let thread = spawn_checkpointer(&wal.inner)?;
         *lock(&wal._owner.thread) = Some(thread);
         Ok(wal)
     }
 
     /// [`Wal::open`] without the checkpoint thread (tests drive it by hand).
-    fn open_quiet(dir: &Path, db: &sled::Db) -> Result<Wal, StoreError> {
+    fn open_quiet(
+        dir: &Path,
+        db: &sled::Db,
+        deferred: Arc<dyn Deferred>,
+    ) -> Result<Wal, StoreError> {
         let wal_error = |source| StoreError::Wal {
             path: dir.to_path_buf(),
             source,
@@ -304,18 +360,30 @@ impl Wal {
         };
         let files = [open(0)?, open(1)?];
         let mut chains = Vec::new();
-        for file in &files {
-            chains.extend(read_chain(file).map_err(wal_error)?);
+        for (n, file) in files.iter().enumerate() {
+            chains.extend(read_chain(file).map_err(wal_error)?.map(|mut chain| {
+                chain.file = n;
+                chain
+            }));
         }
         let last_seq = chains.iter().map(|c| c.last_seq()).max().unwrap_or(0);
         let replay = contiguous_suffix(chains);
         let mut replayed = 0_usize;
+        // Records of RECORD_TREE after the last snapshot (see `Deferred`).
+        let mut unsnapshotted: Vec<(IVec, IVec)> = Vec::new();
         for chain in &replay {
             for (seq, payload) in &chain.records {
                 match Batch::decode(payload) {
                     Ok(batch) => {
                         apply(&trees, &batch)?;
                         replayed += 1;
+                        if batch.ops.iter().any(|op| op.tree == SNAPSHOT_TREE) {
+                            unsnapshotted.clear();
+                        }
+                        unsnapshotted.extend(batch.ops.iter().filter_map(|op| {
+                            let value = op.value.as_ref().filter(|_| op.tree == RECORD_TREE)?;
+                            Some((op.key.clone(), value.clone()))
+                        }));
                     }
                     Err(problem) => tracing::warn!(
                         seq,
@@ -332,12 +400,22 @@ impl Wal {
                 "replayed the write-ahead log after an unclean stop"
             );
         }
-        if !replay.is_empty() {
-            for file in &files {
-                file.write_all_at(&[0; HEADER_BYTES], 0)
-                    .map_err(wal_error)?;
+        // With nothing left to recover, the log starts over in file 0.
+        // Otherwise it goes on after the newest chain, so that the recovered
+        // snapshot lands after the records it accounts for, and a crash
+        // before it is durable replays the same log again.
+        let (active, offset) = match replay.last() {
+            Some(newest) if !unsnapshotted.is_empty() => (newest.file, newest.end),
+            _ => {
+                if !replay.is_empty() {
+                    for file in &files {
+                        file.write_all_at(&[0; HEADER_BYTES], 0)
+                            .map_err(wal_error)?;
+                    }
+                }
+                (0, 0)
             }
-        }
+        };
         let [f0, f1] = files;
         let inner = Arc::new(Shared {
             db: db.clone(),
@@ -345,10 +423,10 @@ impl Wal {
             dir: dir.to_path_buf(),
             log: Mutex::new(Log {
                 files: [Arc::new(f0), Arc::new(f1)],
-                active: 0,
-                offset: 0,
+                active,
+                offset,
                 next_seq: last_seq + 1,
-                dirty: false,
+                dirty: offset > 0,
                 buf: Vec::new(),
             }),
             written: AtomicU64::new(last_seq),
@@ -356,7 +434,27 @@ impl Wal {
             sync_turn: tokio::sync::Mutex::new(()),
             checkpointing: Mutex::new(()),
             signal: Arc::new(Signal::default()),
+            deferred,
         });
+        if !unsnapshotted.is_empty() {
+            inner.arm(false);
+            inner.deferred.recover(&unsnapshotted)?;
+            inner.deferred.snapshot(&mut |snapshot| {
+                let mut log = lock(&inner.log);
+                if let Some(snapshot) = snapshot {
+                    inner.append(&mut log, snapshot)?;
+                }
+                log.files[log.active]
+                    .sync_data()
+                    .map_err(|e| inner.io_error(e))?;
+                inner.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
+                Ok(())
+            })?;
+            tracing::info!(
+                records = unsnapshotted.len(),
+                "recounted the ledger totals of calls made since their last save"
+            );
+        }
         let owner = Arc::new(Owner {
             shared: Arc::clone(&inner),
             thread: Mutex::new(None),
@@ -383,45 +481,7 @@ impl Wal {
         }
         let inner = &*self.inner;
         let mut log = lock(&inner.log);
-        let seq = log.next_seq;
-        let Log {
-            files,
-            active,
-            offset,
-            buf,
-            ..
-        } = &mut *log;
-        buf.clear();
-        buf.extend_from_slice(&[0; HEADER_BYTES]);
-        batch.encode_into(buf);
-        let len = u32::try_from(buf.len() - HEADER_BYTES)
-            .map_err(|_| inner.io_error(std::io::Error::other("a write over 4 GiB")))?;
-        buf[4..8].copy_from_slice(&len.to_le_bytes());
-        buf[8..16].copy_from_slice(&seq.to_le_bytes());
-        let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
-        buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        let file = &files[*active];
-        file.write_all_at(buf, *offset)
-            .map_err(|e| inner.io_error(e))?;
-        if let Err(error) = apply(&inner.trees, batch) {
-            // Not reported as written, so it must not come back at a replay.
-            let _ = file.write_all_at(&[0; HEADER_BYTES], *offset);
-            return Err(error);
-        }
-        *offset += buf.len() as u64;
-        let full = *offset >= FILE_BYTES;
-        let first = !log.dirty;
-        log.next_seq += 1;
-        log.dirty = true;
-        inner.written.store(seq, Ordering::Release);
-        drop(log);
-        if first || full {
-            let mut signal = lock(&inner.signal.state);
-            signal.armed = true;
-            signal.urgent |= full;
-            inner.signal.wake.notify_one();
-        }
-        Ok(())
+        inner.append(&mut log, batch)
     }
 
     /// Makes every record committed before this call durable. Concurrent
@@ -456,6 +516,20 @@ impl Wal {
         self.inner.close()
     }
 
+    /// Runs a checkpoint now (tests).
+    #[cfg(test)]
+    pub(crate) fn checkpoint_now(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint(false)
+    }
+
+    /// Runs `f` while no checkpoint can write to sled (tests that copy the
+    /// files, as a `kill -9` would leave them).
+    #[cfg(test)]
+    pub(crate) fn quiet<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _one = lock(&self.inner.checkpointing);
+        f()
+    }
+
     /// Bytes the log files take on disk.
     pub(crate) fn size_on_disk(&self) -> u64 {
         let log = lock(&self.inner.log);
@@ -475,8 +549,58 @@ impl Shared {
         }
     }
 
-    /// Rotates to the other file and flushes sled, so the old file's records
-    /// are all in sled's durable state. `force` also rotates a clean log.
+    /// Writes `batch` as the next record of the active file and applies it
+    /// to sled; the caller holds the commit lock (`log`).
+    fn append(&self, log: &mut Log, batch: &Batch) -> Result<(), StoreError> {
+        let seq = log.next_seq;
+        let Log {
+            files,
+            active,
+            offset,
+            buf,
+            ..
+        } = log;
+        buf.clear();
+        buf.extend_from_slice(&[0; HEADER_BYTES]);
+        batch.encode_into(buf);
+        let len = u32::try_from(buf.len() - HEADER_BYTES)
+            .map_err(|_| self.io_error(std::io::Error::other("a write over 4 GiB")))?;
+        buf[4..8].copy_from_slice(&len.to_le_bytes());
+        buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32fast::hash(&buf[4..]) ^ CRC_SALT;
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        let file = &files[*active];
+        file.write_all_at(buf, *offset)
+            .map_err(|e| self.io_error(e))?;
+        if let Err(error) = apply(&self.trees, batch) {
+            // Not reported as written, so it must not come back at a replay.
+            let _ = file.write_all_at(&[0; HEADER_BYTES], *offset);
+            return Err(error);
+        }
+        *offset += buf.len() as u64;
+        let full = *offset >= FILE_BYTES;
+        let first = !log.dirty;
+        log.next_seq += 1;
+        log.dirty = true;
+        self.written.store(seq, Ordering::Release);
+        if first || full {
+            self.arm(full);
+        }
+        Ok(())
+    }
+
+    /// Asks the checkpoint thread for a checkpoint within
+    /// [`CHECKPOINT_AFTER`], or now when `urgent`.
+    fn arm(&self, urgent: bool) {
+        let mut signal = lock(&self.signal.state);
+        signal.armed = true;
+        signal.urgent |= urgent;
+        self.signal.wake.notify_one();
+    }
+
+    /// Rotates to the other file (opening it with the deferred state's
+    /// snapshot) and flushes sled, so the old file's records are all in
+    /// sled's durable state. `force` also rotates a clean log.
     fn checkpoint(&self, force: bool) -> Result<(), StoreError> {
         let _one = lock(&self.checkpointing);
         let next = {
@@ -489,11 +613,12 @@ impl Shared {
         // The inactive file's records were checkpointed before, so it may be
         // overwritten.
         prepare(&next).map_err(|e| self.io_error(e))?;
-        let old = {
+        let mut old = None;
+        self.deferred.snapshot(&mut |snapshot| {
             let mut log = lock(&self.log);
-            let old = Arc::clone(&log.files[log.active]);
+            let active = Arc::clone(&log.files[log.active]);
             if log.dirty {
-                old.sync_data().map_err(|e| self.io_error(e))?;
+                active.sync_data().map_err(|e| self.io_error(e))?;
                 self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
             }
             // Zeros first, so stale records of this file never follow the
@@ -503,30 +628,42 @@ impl Shared {
             log.active = 1 - log.active;
             log.offset = 0;
             log.dirty = false;
-            old
-        };
+            old = Some(active);
+            match snapshot {
+                Some(snapshot) => self.append(&mut log, snapshot),
+                None => Ok(()),
+            }
+        })?;
         self.db.flush()?;
-        old.write_all_at(&[0; HEADER_BYTES], 0)
-            .map_err(|e| self.io_error(e))?;
+        if let Some(old) = old {
+            old.write_all_at(&[0; HEADER_BYTES], 0)
+                .map_err(|e| self.io_error(e))?;
+        }
         Ok(())
     }
 
-    /// Flushes sled with the commit lock held, then zeroes the active file's
-    /// first header: every record is in sled's durable state.
+    /// Writes the deferred state's snapshot, flushes sled with the commit
+    /// lock held, then zeroes the active file's first header: every record
+    /// is in sled's durable state.
     fn close(&self) -> Result<(), StoreError> {
         let _one = lock(&self.checkpointing);
-        let mut log = lock(&self.log);
-        if !log.dirty {
-            return Ok(());
-        }
-        self.db.flush()?;
-        self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
-        log.files[log.active]
-            .write_all_at(&[0; HEADER_BYTES], 0)
-            .map_err(|e| self.io_error(e))?;
-        log.offset = 0;
-        log.dirty = false;
-        Ok(())
+        self.deferred.snapshot(&mut |snapshot| {
+            let mut log = lock(&self.log);
+            if let Some(snapshot) = snapshot {
+                self.append(&mut log, snapshot)?;
+            }
+            if !log.dirty {
+                return Ok(());
+            }
+            self.db.flush()?;
+            self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
+            log.files[log.active]
+                .write_all_at(&[0; HEADER_BYTES], 0)
+                .map_err(|e| self.io_error(e))?;
+            log.offset = 0;
+            log.dirty = false;
+            Ok(())
+        })
     }
 
     /// The active file is not preallocated (a new store): rotate to a
@@ -648,6 +785,9 @@ fn apply(trees: &[sled::Tree], batch: &Batch) -> Result<(), StoreError> {
 /// Valid records read from the start of one file.
 struct Chain {
     records: Vec<(u64, Vec<u8>)>,
+    /// Which file (set by the caller) and the offset after its last record.
+    file: usize,
+    end: u64,
 }
 
 impl Chain {
@@ -715,7 +855,11 @@ fn read_chain(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Option<Chain>>
         records.push((seq, payload));
         at += (HEADER_BYTES + len as usize) as u64;
     }
-    Ok((!records.is_empty()).then_some(Chain { records }))
+    Ok((!records.is_empty()).then_some(Chain {
+        records,
+        file: 0,
+        end: at,
+    }))
 }
 
 /// The newest chain and the older chains that lead up to it without a gap,
@@ -739,22 +883,22 @@ mod tests {
             .flush_every_ms(None)
             .open()
             .unwrap();
-        let wal = Wal::open_quiet(&dir.join("wal"), &db).unwrap();
+        let wal = Wal::open_quiet(&dir.join("wal"), &db, Arc::new(NothingDeferred)).unwrap();
         (db, wal)
     }
 
     fn put(wal: &Wal, key: &str, value: &str) {
         let mut batch = Batch::new();
         batch.insert(TreeId::Turns, key.as_bytes(), value.as_bytes());
-        batch.insert(TreeId::Ledger, key.as_bytes(), value.as_bytes());
+        batch.insert(TreeId::Workflow, key.as_bytes(), value.as_bytes());
         wal.commit(&batch).unwrap();
     }
 
     fn get(db: &sled::Db, key: &str) -> Option<String> {
         let turns = db.open_tree(TreeId::Turns.name()).unwrap();
-        let ledger = db.open_tree(TreeId::Ledger.name()).unwrap();
+        let workflow = db.open_tree(TreeId::Workflow.name()).unwrap();
         let a = turns.get(key).unwrap();
-        let b = ledger.get(key).unwrap();
+        let b = workflow.get(key).unwrap();
         assert_eq!(a, b, "a batch landed in one tree and not the other");
         a.map(|v| String::from_utf8(v.to_vec()).unwrap())
     }
@@ -801,7 +945,7 @@ mod tests {
         put(&wal, "a", "3");
         let mut batch = Batch::new();
         batch.remove(TreeId::Turns, b"b");
-        batch.remove(TreeId::Ledger, b"b");
+        batch.remove(TreeId::Workflow, b"b");
         wal.commit(&batch).unwrap();
         wal.durable().await.unwrap();
 
