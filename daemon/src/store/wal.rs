@@ -69,6 +69,9 @@ const CRC_SALT: u32 = 0x7a65_6e31; // "zen1"
 
 const HEADER_BYTES: usize = 16;
 
+/// A sync is run on the calling thread while syncs average at most this.
+const INLINE_SYNC_MICROS: u64 = 1_000;
+
 /// The trees a batch can write; stored as one byte in the log, so the
 /// numbers never change meaning (names in [`super::trees`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +284,8 @@ struct Shared {
     synced: AtomicU64,
     /// One `fdatasync` at a time; waiters then find their record covered.
     sync_turn: tokio::sync::Mutex<()>,
+    /// A moving average of how long a sync took (µs).
+    sync_micros: AtomicU64,
     /// One checkpoint (sled flush) at a time: sled 0.34's flush must not run
     /// concurrently (spacejam/sled#1308).
     checkpointing: Mutex<()>,
@@ -432,6 +437,7 @@ impl Wal {
             written: AtomicU64::new(last_seq),
             synced: AtomicU64::new(last_seq),
             sync_turn: tokio::sync::Mutex::new(()),
+            sync_micros: AtomicU64::new(0),
             checkpointing: Mutex::new(()),
             signal: Arc::new(Signal::default()),
             deferred,
@@ -502,10 +508,25 @@ impl Wal {
         };
         // A rotation meanwhile syncs the old file itself, so syncing the file
         // that is active now covers every record up to `covers`.
-        let synced = tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| std::io::Error::other(format!("the log sync did not complete: {e}")));
-        synced.and_then(|r| r).map_err(|e| inner.io_error(e))?;
+        // A quick sync runs on this thread: handing it to the blocking pool
+        // cost ~55 µs of CPU per call in thread wake-ups (BENCHMARKS.md). A
+        // slow disk would stall every session meanwhile, so once syncs are
+        // slow they go to the blocking pool until they are quick again.
+        let started = std::time::Instant::now();
+        let synced = if inner.sync_micros.load(Ordering::Relaxed) <= INLINE_SYNC_MICROS {
+            file.sync_data()
+        } else {
+            tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|e| std::io::Error::other(format!("the log sync did not complete: {e}")))
+                .and_then(|r| r)
+        };
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let average = inner.sync_micros.load(Ordering::Relaxed);
+        inner
+            .sync_micros
+            .store(average - average / 8 + took / 8, Ordering::Relaxed);
+        synced.map_err(|e| inner.io_error(e))?;
         inner.synced.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
