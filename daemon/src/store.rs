@@ -127,8 +127,10 @@ pub(crate) mod trees {
 /// sled's page cache. Small on purpose: a call reads one thread's turns once, the OS page cache
 /// keeps the rest of the file warm, and sled's cache fills with every page written (a busy zend
 /// with 128 MiB grew by that much in 10 minutes of soak, BENCHMARKS.md "Load and soak");
-/// zend is a per-user background process and should stay small.
-const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
+/// zend is a per-user background process and should stay small. 4 MiB: with 16 MiB, RSS rose by the
+/// cache's 16 MiB over the first two minutes of a soak and then flattened; with 4 MiB it is full
+/// within the soak's warm-up (BENCHMARKS.md "Soak memory").
+const CACHE_CAPACITY_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -16,8 +16,12 @@ use crate::store::Timestamp;
 pub struct ThreadId(Uuid);
 
 impl ThreadId {
+    /// A UUIDv7: time first, then 74 random bits. Time-ordered ids put a new
+    /// thread's keys at the end of the `threads` and `turns` trees, so
+    /// sled's older nodes stop being rewritten and can leave its cache
+    /// (random v4 ids touched every node: BENCHMARKS.md, "Soak memory").
     pub fn new() -> Self {
-        Self(Uuid::new_v4())
+        Self(Uuid::now_v7())
     }
 
     pub fn as_uuid(&self) -> &Uuid {
