@@ -488,7 +488,7 @@ fn in_process(
     );
     report.row(
         "store",
-        "record a ledger entry with its aggregates, durable (p50)",
+        "record a ledger entry, durable (p50; aggregates are saved at checkpoints)",
         record.p50,
         Unit::Us,
         Some((raw_sync.p50, "pwrite + fdatasync of a turn's bytes")),
