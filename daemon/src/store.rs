@@ -407,21 +407,23 @@ pub(crate) mod test_support {
     /// Copies the store's files to a new directory as a `kill -9` now would
     /// leave them (the log as written, sled as far as it flushed).
     pub(crate) fn crash_copy(store: &Store, from: &Path) -> tempfile::TempDir {
-        fn copy_dir(from: &Path, to: &Path) {
-            std::fs::create_dir_all(to).unwrap();
-            for entry in std::fs::read_dir(from).unwrap() {
-                let entry = entry.unwrap();
-                let target = to.join(entry.file_name());
-                if entry.file_type().unwrap().is_dir() {
-                    copy_dir(&entry.path(), &target);
-                } else {
-                    std::fs::copy(entry.path(), target).unwrap();
-                }
-            }
-        }
         let to = tempfile::tempdir().unwrap();
         store.wal.quiet(|| copy_dir(from, to.path()));
         to
+    }
+
+    /// Copies a directory tree.
+    pub(crate) fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
     }
 
     /// A checkpoint now, as the log's thread runs one 5 s after a write.

@@ -897,6 +897,7 @@ fn contiguous_suffix(mut chains: Vec<Chain>) -> Vec<Chain> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::copy_dir;
 
     fn open(dir: &Path) -> (sled::Db, Wal) {
         let db = sled::Config::new()
@@ -932,19 +933,6 @@ mod tests {
             std::fs::copy(from.join("wal").join(n), to.join("wal").join(n)).unwrap();
         }
         copy_dir(sled_state, &to.join("store"));
-    }
-
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
     }
 
     /// A new store, and a copy of sled's durable state as created: what a
