@@ -68,22 +68,28 @@ impl Aggregates {
 }
 
 impl Locked<'_> {
-    /// Reads the keys `records` will change into memory, so that
-    /// [`Locked::add`] cannot fail after their batch is committed.
-    pub(crate) fn load_for(&mut self, records: &[LedgerRecord]) -> Result<(), StoreError> {
+    /// Reads the keys `records` will change into memory and returns them,
+    /// so that [`Locked::add`] cannot fail after their batch is committed.
+    pub(crate) fn load_for(
+        &mut self,
+        records: &[LedgerRecord],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let mut keys = Vec::with_capacity(records.len());
         for record in records {
-            for key in aggregate_keys(record) {
+            let record_keys = aggregate_keys(record);
+            for key in &record_keys {
                 self.load(key)?;
             }
+            keys.push(record_keys);
         }
-        Ok(())
+        Ok(keys)
     }
 
-    /// Counts `records` (their keys loaded by [`Locked::load_for`]).
-    pub(crate) fn add(&mut self, records: &[LedgerRecord]) {
+    /// Counts `records` under the keys [`Locked::load_for`] returned.
+    pub(crate) fn add(&mut self, records: &[LedgerRecord], keys: Vec<Vec<String>>) {
         let state = &mut *self.state;
-        for record in records {
-            for key in aggregate_keys(record) {
+        for (record, record_keys) in records.iter().zip(keys) {
+            for key in record_keys {
                 let cached = state.entries.entry(key).or_insert_with(|| Cached {
                     aggregate: Aggregate::default(),
                     dirty: false,
@@ -130,13 +136,13 @@ impl Locked<'_> {
         Ok(found.into_iter().collect())
     }
 
-    fn load(&mut self, key: String) -> Result<(), StoreError> {
-        if self.state.entries.contains_key(&key) {
+    fn load(&mut self, key: &str) -> Result<(), StoreError> {
+        if self.state.entries.contains_key(key) {
             return Ok(());
         }
-        let aggregate = read(self.totals, &key)?.unwrap_or_default();
+        let aggregate = read(self.totals, key)?.unwrap_or_default();
         self.state.entries.insert(
-            key,
+            key.to_owned(),
             Cached {
                 aggregate,
                 dirty: false,
@@ -167,8 +173,8 @@ impl Deferred for Aggregates {
             .iter()
             .filter_map(|(key, value)| decode(trees::LEDGER, key, value))
             .collect();
-        locked.load_for(&records)?;
-        locked.add(&records);
+        let keys = locked.load_for(&records)?;
+        locked.add(&records, keys);
         Ok(())
     }
 

@@ -102,7 +102,7 @@ impl Ledger {
             return Ok(());
         }
         let mut aggregates = self.inner.aggregates.lock();
-        aggregates.load_for(records)?;
+        let keys = aggregates.load_for(records)?;
         let mut batch = Batch::new();
         for record in records {
             // The id is generated under the aggregates' lock: ids count up in
@@ -113,7 +113,7 @@ impl Ledger {
             batch.insert(TreeId::Ledger, &key, encode(record)?);
         }
         self.inner.wal.commit(&batch)?;
-        aggregates.add(records);
+        aggregates.add(records, keys);
         Ok(())
     }
 
