@@ -14,16 +14,16 @@
 //!   [`crate::ledger::Ledger`]; both are cheap to clone into tasks.
 //! - [`Store::flush`]: makes every write made so far durable.
 //!
-//! # Key layout (schema version 1)
+//! # Key layout (schema version 2)
 //!
 //! Integers in keys are big-endian so sled's byte order is numeric order. A
 //! thread id in a key is the UUID's 16 raw bytes.
 //!
 //! | tree                 | key                                          | value                  |
 //! |----------------------|----------------------------------------------|------------------------|
-//! | default              | `meta/schema_version`                        | JSON number (`1`)      |
+//! | default              | `meta/schema_version`                        | JSON number (`2`)      |
 //! | `threads`            | thread id                                    | `ThreadSummary`        |
-//! | `turns`              | thread id, turn index `u32`                  | `Turn`                 |
+//! | `turns`              | thread id, turn index `u32`                  | `Turn`, or `[Turn, …]` |
 //! | `threads_by_updated` | last-update ms `u64`, thread id              | empty                  |
 //! | `workflow`           | thread id, tool name (UTF-8)                 | any JSON value         |
 //! | `ledger`             | call time ms `u64`, sequence `u64`           | `LedgerRecord`         |
@@ -31,6 +31,13 @@
 //!
 //! - `threads` holds one small summary per thread (title, times, tools,
 //!   models, turn count), so listing threads never reads turns.
+//! - `turns`: the turns one write adds together (a model call's exchange:
+//!   the prompt and the answer) are ONE value, a JSON array, under the first
+//!   one's index; the next key's index is the turn count after them. A single
+//!   turn is a plain `Turn`. Schema 1 had one key per turn (a `Turn` each),
+//!   which schema 2 reads unchanged. One key per exchange halves the turn keys
+//!   and a sled operation per call: sled 0.34 keeps ~19 bytes of memory per
+//!   key it stores, cached or not (BENCHMARKS.md, "Session 5").
 //! - `threads_by_updated` is the recency index: listing walks it newest
 //!   first; the expiry sweeper walks it oldest first and stops at the first
 //!   thread still alive, so it never scans live threads. Expiry is computed
@@ -110,7 +117,9 @@ use crate::ledger::{Aggregates, Ledger, LimitsConfig};
 use crate::memory::Threads;
 
 /// The layout described in this module's docs.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: a write's turns are one `turns` value (see the key layout). Schema 1
+/// stores are upgraded in place at open (their values read unchanged).
+pub const SCHEMA_VERSION: u64 = 2;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema_version";
 
@@ -310,7 +319,8 @@ fn open_error(path: &Path, source: sled::Error) -> StoreError {
     }
 }
 
-/// Writes the schema version into a new store; refuses one from a newer zend.
+/// Writes the schema version into a new store; upgrades an older one; refuses
+/// one from a newer zend.
 fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
     match db.get(SCHEMA_KEY)? {
         None => {
@@ -325,7 +335,14 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
                 found,
                 supported: SCHEMA_VERSION,
             }),
-            // Version 1 is the first; older stores would be migrated here.
+            // 1 → 2 changes only what new writes look like: mark the store as
+            // 2 and make that durable before anything of schema 2 is written
+            // (a zend of schema 1 must refuse it from then on).
+            Ok(1) => {
+                db.insert(SCHEMA_KEY, encode(&SCHEMA_VERSION)?)?;
+                db.flush()?;
+                Ok(())
+            }
             Ok(_) | Err(_) => Err(StoreError::BadSchema {
                 path: path.to_path_buf(),
             }),
@@ -484,7 +501,17 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             assert_eq!(
                 store.db.get(SCHEMA_KEY).unwrap().as_deref(),
-                Some(&b"1"[..])
+                Some(&b"2"[..])
+            );
+            // A schema-1 store is upgraded in place.
+            store.db.insert(SCHEMA_KEY, &b"1"[..]).unwrap();
+            store.db.flush().unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(
+                store.db.get(SCHEMA_KEY).unwrap().as_deref(),
+                Some(&b"2"[..])
             );
             store.db.insert(SCHEMA_KEY, &b"7"[..]).unwrap();
             store.db.flush().unwrap();

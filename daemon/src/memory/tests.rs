@@ -330,6 +330,104 @@ async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
     assert_eq!(threads.get(&id).unwrap().turns.len(), 3);
 }
 
+#[tokio::test]
+async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
+    let (dir, store, clock) = open_store(limits(72, 50));
+    let threads = store.threads();
+    let id = threads
+        .create(new_thread("chat", "/x", "one"))
+        .await
+        .unwrap();
+    // A schema-1 thread: one key per turn, a plain `Turn` each. A write of one turn
+    // still stores exactly that.
+    threads
+        .append(&id, NewTurn::user("chat", "one"))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    threads
+        .append(&id, NewTurn::assistant("chat", "gpt-5", "openai", "two"))
+        .await
+        .unwrap();
+    let turns_tree = store.db().open_tree(trees::TURNS).unwrap();
+    assert_eq!(turns_tree.scan_prefix(id.as_bytes()).count(), 2);
+
+    // An exchange: two turns, one value (a JSON array) under the first one's index.
+    clock.advance(Duration::from_secs(1));
+    threads
+        .write_turns(
+            ThreadTarget::Existing(id),
+            vec![
+                NewTurn::user("chat", "three"),
+                NewTurn::assistant("chat", "gpt-5", "openai", "four"),
+            ],
+        )
+        .unwrap();
+    threads
+        .write_turns(
+            ThreadTarget::Existing(id),
+            vec![
+                NewTurn::user("chat", "five"),
+                NewTurn::assistant("chat", "gpt-5", "openai", "six"),
+            ],
+        )
+        .unwrap();
+    store.flush().await.unwrap();
+    let keys: Vec<Vec<u8>> = turns_tree
+        .scan_prefix(id.as_bytes())
+        .keys()
+        .map(|k| k.unwrap()[16..].to_vec())
+        .collect();
+    let indexes: Vec<u32> = keys
+        .iter()
+        .map(|k| u32::from_be_bytes(k[..].try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        indexes,
+        [0, 1, 2, 4],
+        "one key per write, keyed by its first turn"
+    );
+    let packed = turns_tree
+        .get([id.as_bytes().as_slice(), &2_u32.to_be_bytes()].concat())
+        .unwrap()
+        .unwrap();
+    assert_eq!(packed.first(), Some(&b'['));
+
+    let texts =
+        |thread: &Thread| -> Vec<String> { thread.turns.iter().map(|t| t.text.clone()).collect() };
+    let thread = threads.get(&id).unwrap();
+    assert_eq!(
+        texts(&thread),
+        ["one", "two", "three", "four", "five", "six"]
+    );
+    assert_eq!(thread.summary.turn_count, 6);
+    assert_eq!(thread.turns[3].role, Role::Assistant);
+
+    // The same after a reopen, and the next exchange goes after them.
+    drop((threads, turns_tree, packed));
+    store.close().await.unwrap();
+    drop(store);
+    let (store, _clock) = reopen(&dir, limits(72, 50));
+    let threads = store.threads();
+    let (_, outcome) = threads
+        .write_turns(
+            ThreadTarget::Existing(id),
+            vec![
+                NewTurn::user("chat", "seven"),
+                NewTurn::assistant("chat", "gpt-5", "openai", "eight"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(outcome.turn_count, 8);
+    let thread = threads.get(&id).unwrap();
+    assert_eq!(
+        texts(&thread),
+        [
+            "one", "two", "three", "four", "five", "six", "seven", "eight"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_all_land_in_order() {
     const TASKS: usize = 16;

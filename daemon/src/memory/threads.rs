@@ -146,7 +146,10 @@ impl Threads {
             return Err(ThreadError::TooManyTurns { id, max });
         }
         let now = now.max(summary.updated);
-        let mut encoded_turns = Vec::with_capacity(turns.len());
+        // All of this write's turns are one value under the first one's index
+        // (store.rs, key layout): one key and one sled insert per exchange.
+        let first_index = summary.turn_count;
+        let mut stored = Vec::with_capacity(turns.len());
         for turn in turns {
             let turn = Turn {
                 tokens: turn.tokens.unwrap_or_else(|| estimate_tokens(&turn.text)),
@@ -167,16 +170,21 @@ impl Threads {
             {
                 summary.models.push(model.clone());
             }
-            encoded_turns.push((turn_key(&id, summary.turn_count), encode(&turn)?));
+            stored.push(turn);
             summary.turn_count += 1;
         }
+        let turns_value = match stored.as_slice() {
+            [] => None,
+            [one] => Some(encode(one)?),
+            all => Some(encode(all)?),
+        };
         summary.updated = now;
         let summary_value = encode(&summary)?;
         let new_recency = recency_key(now, &id);
         // Turns before the summary that counts them (see `Wal::commit`).
         let mut batch = Batch::new();
-        for (key, value) in encoded_turns {
-            batch.insert(TreeId::Turns, &key, value);
+        if let Some(value) = turns_value {
+            batch.insert(TreeId::Turns, &turn_key(&id, first_index), value);
         }
         batch.insert(TreeId::Threads, id.as_bytes(), summary_value);
         if let Some(old) = &old_recency {
@@ -399,7 +407,12 @@ impl Threads {
         let mut turns = Vec::new();
         for entry in self.inner.trees.turns.scan_prefix(id.as_bytes()) {
             let (key, bytes) = entry?;
-            if let Some(turn) = decode(trees::TURNS, &key, &bytes) {
+            // Several turns written together, or one (schema 1 wrote only these).
+            if bytes.first() == Some(&b'[') {
+                if let Some(several) = decode::<Vec<Turn>>(trees::TURNS, &key, &bytes) {
+                    turns.extend(several);
+                }
+            } else if let Some(turn) = decode(trees::TURNS, &key, &bytes) {
                 turns.push(turn);
             }
         }
