@@ -410,14 +410,22 @@ pub(crate) mod test_support {
         let clock = Arc::new(ManualClock::new(
             Timestamp::parse_rfc3339("2025-03-10T12:00:00Z").unwrap(),
         ));
-        let store = Store::open_with(
-            dir.path(),
-            StoreOptions {
-                limits,
-                clock: clock.clone(),
-            },
-        )
-        .unwrap();
+        let options = StoreOptions {
+            limits,
+            clock: clock.clone(),
+        };
+        // sled's file lock outlives the last `Db` handle while one of its
+        // background I/O threads still holds the page cache (an intermittent
+        // `Locked` in tests that reopen at once): wait for it, briefly.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let store = loop {
+            match Store::open_with(dir.path(), options.clone()) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.unwrap(),
+            }
+        };
         (store, clock)
     }
 

@@ -900,11 +900,25 @@ mod tests {
     use crate::store::test_support::copy_dir;
 
     fn open(dir: &Path) -> (sled::Db, Wal) {
-        let db = sled::Config::new()
-            .path(dir.join("store"))
-            .flush_every_ms(None)
-            .open()
-            .unwrap();
+        // A reopen right after a drop can find sled's file lock still held by
+        // one of its background I/O threads: wait for it, briefly (as
+        // `store::test_support::reopen` does).
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        let db = loop {
+            match sled::Config::new()
+                .path(dir.join("store"))
+                .flush_every_ms(None)
+                .open()
+            {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let wal = Wal::open_quiet(&dir.join("wal"), &db, Arc::new(NothingDeferred)).unwrap();
         (db, wal)
     }
