@@ -414,19 +414,31 @@ pub(crate) mod test_support {
             limits,
             clock: clock.clone(),
         };
-        // sled's file lock outlives the last `Db` handle while one of its
-        // background I/O threads still holds the page cache (an intermittent
-        // `Locked` in tests that reopen at once): wait for it, briefly.
+        let store = retry_while_locked(
+            || Store::open_with(dir.path(), options.clone()),
+            |e| matches!(e, StoreError::Locked { .. }),
+        )
+        .unwrap();
+        (store, clock)
+    }
+
+    /// Runs `open` again while it fails with sled's file lock, for up to 5 s.
+    /// The lock outlives the last `Db` handle while one of sled's background
+    /// I/O threads still holds the page cache, so a test that reopens at once
+    /// could fail with `Locked` now and then.
+    pub(crate) fn retry_while_locked<T, E>(
+        mut open: impl FnMut() -> Result<T, E>,
+        locked: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
         let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let store = loop {
-            match Store::open_with(dir.path(), options.clone()) {
-                Err(StoreError::Locked { .. }) if std::time::Instant::now() < until => {
+        loop {
+            match open() {
+                Err(e) if locked(&e) && std::time::Instant::now() < until => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                other => break other.unwrap(),
+                other => return other,
             }
-        };
-        (store, clock)
+        }
     }
 
     /// Copies the store's files to a new directory as a `kill -9` now would

@@ -900,25 +900,16 @@ mod tests {
     use crate::store::test_support::copy_dir;
 
     fn open(dir: &Path) -> (sled::Db, Wal) {
-        // A reopen right after a drop can find sled's file lock still held by
-        // one of its background I/O threads: wait for it, briefly (as
-        // `store::test_support::reopen` does).
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        let db = loop {
-            match sled::Config::new()
-                .path(dir.join("store"))
-                .flush_every_ms(None)
-                .open()
-            {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < until =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => break other.unwrap(),
-            }
-        };
+        let db = crate::store::test_support::retry_while_locked(
+            || {
+                sled::Config::new()
+                    .path(dir.join("store"))
+                    .flush_every_ms(None)
+                    .open()
+            },
+            |e| matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock")),
+        )
+        .unwrap();
         let wal = Wal::open_quiet(&dir.join("wal"), &db, Arc::new(NothingDeferred)).unwrap();
         (db, wal)
     }
