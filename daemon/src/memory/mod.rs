@@ -31,6 +31,7 @@
 //! are serialized (a striped lock plus one store batch per write), so two
 //! sessions appending at once both land, each in the order it appended.
 
+mod cache;
 pub mod history;
 pub mod render;
 mod sweeper;

@@ -650,6 +650,8 @@ async fn corrupt_values_are_skipped_with_a_warning() {
         .unwrap()
         .insert(&u64::MAX.to_be_bytes()[..], &[][..])
         .unwrap();
+    // Written behind Threads' back: its cache must not answer for them.
+    threads.forget_cached();
 
     let (thread, logs) = capture_warnings(|| threads.get(&good).unwrap());
     assert_eq!(thread.turns.len(), 1);
@@ -829,4 +831,55 @@ fn zen_variables_override_thread_limits() {
     });
     assert_eq!(config.ttl_hours, 6);
     assert_eq!(config.max_turns, 50);
+}
+
+#[tokio::test]
+async fn the_cached_thread_is_what_the_store_holds() {
+    let (dir, store, clock) = open_store(LimitsConfig::default());
+    let threads = store.threads();
+    // Cached at creation, kept in step by appends and exchanges.
+    let (id, _) = threads
+        .write_turns(
+            ThreadTarget::New(new_thread("chat", "/x", "first")),
+            vec![
+                NewTurn::user("chat", "first"),
+                NewTurn::assistant("chat", "m1", "p", "one"),
+            ],
+        )
+        .unwrap();
+    threads.flush().await.unwrap();
+    // A thread that is not cached yet: first read from sled, then cached.
+    let other = threads
+        .create(new_thread("debug", "/y", "other"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        clock.advance(Duration::from_secs(1));
+        threads
+            .write_turns(
+                ThreadTarget::Existing(id),
+                vec![
+                    NewTurn::user("codereview", format!("q{i}")),
+                    NewTurn::assistant("codereview", "m2", "p", format!("a{i}")),
+                ],
+            )
+            .unwrap();
+        threads
+            .append(&other, NewTurn::user("debug", format!("o{i}")))
+            .await
+            .unwrap();
+        // The read after each write sees it.
+        assert_eq!(threads.get(&id).unwrap().turns.len(), 2 * (i + 2));
+    }
+    threads.flush().await.unwrap();
+    let cached = threads.get(&id).unwrap();
+    let cached_other = threads.get(&other).unwrap();
+    assert_eq!(cached.summary.models, ["m1", "m2"]);
+    assert_eq!(threads.summary(&id).unwrap(), cached.summary);
+    drop(threads);
+    drop(store);
+
+    let (store, _clock) = reopen(&dir, LimitsConfig::default());
+    assert_eq!(store.threads().get(&id).unwrap(), cached);
+    assert_eq!(store.threads().get(&other).unwrap(), cached_other);
 }

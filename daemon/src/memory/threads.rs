@@ -6,6 +6,10 @@
 //! summary. The
 //! lock is a std mutex held only around synchronous sled calls, never across
 //! an await; the flush that makes the write durable happens after it.
+//!
+//! Recently used threads are also kept decoded in memory ([`super::cache`]),
+//! updated under the same stripe lock, so continuing a thread reads nothing
+//! from sled.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -14,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::Value;
 use sled::Tree;
 
+use super::cache::{CachedThread, ThreadCache};
 use super::history::estimate_tokens;
 use super::thread::title_from;
 use super::{
@@ -57,6 +62,7 @@ struct Inner {
     config: MemoryConfig,
     clock: Arc<dyn Clock>,
     stripes: Vec<Mutex<()>>,
+    cache: ThreadCache,
 }
 
 impl Threads {
@@ -73,6 +79,7 @@ impl Threads {
                 config,
                 clock,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                cache: ThreadCache::new(),
             }),
         }
     }
@@ -118,7 +125,13 @@ impl Threads {
         let _guard = self.lock(&id);
         let (mut summary, old_recency) = match target {
             ThreadTarget::Existing(id) => {
-                let summary = self.live_summary(&id)?;
+                let summary = match self.inner.cache.get(&id) {
+                    Some(cached) => {
+                        self.check_live(&cached.summary)?;
+                        cached.summary.clone()
+                    }
+                    None => self.live_summary(&id)?,
+                };
                 let old = recency_key(summary.updated, &id);
                 (summary, Some(old))
             }
@@ -173,6 +186,7 @@ impl Threads {
             stored.push(turn);
             summary.turn_count += 1;
         }
+        let is_new = old_recency.is_none();
         let turns_value = match stored.as_slice() {
             [] => None,
             [one] => Some(encode(one)?),
@@ -191,14 +205,36 @@ impl Threads {
             batch.remove(TreeId::ThreadsByUpdated, old);
         }
         batch.insert(TreeId::ThreadsByUpdated, &new_recency, &[][..]);
+        // The cached copy goes first, so a failed commit leaves none behind.
+        let cached = self.inner.cache.take(&id);
         self.inner.wal.commit(&batch)?;
-        Ok((
-            id,
-            AppendOutcome {
-                turn_count: summary.turn_count,
-                remaining_turns: max.saturating_sub(summary.turn_count),
-            },
-        ))
+        let outcome = AppendOutcome {
+            turn_count: summary.turn_count,
+            remaining_turns: max.saturating_sub(summary.turn_count),
+        };
+        // A new thread is cached whole; an existing one only if it was (its
+        // older turns are not at hand otherwise).
+        let earlier = match cached {
+            Some(cached) => Some(match Arc::try_unwrap(cached) {
+                Ok(cached) => cached.turns,
+                Err(shared) => shared.turns.clone(),
+            }),
+            None if is_new => Some(Vec::new()),
+            None => None,
+        };
+        if let Some(mut turns) = earlier {
+            turns.extend(stored);
+            summary.expires = self.expiry(summary.updated);
+            self.inner.cache.put(id, CachedThread { summary, turns });
+        }
+        Ok((id, outcome))
+    }
+
+    /// Drops the cached threads: for tests that write to sled behind
+    /// `Threads`' back.
+    #[cfg(test)]
+    pub(crate) fn forget_cached(&self) {
+        self.inner.cache.clear();
     }
 
     /// Makes every write made so far durable (see [`crate::store::Store::flush`]).
@@ -208,14 +244,48 @@ impl Threads {
 
     /// A live thread's summary (no turns).
     pub fn summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
-        self.live_summary(id)
+        match self.inner.cache.get(id) {
+            Some(cached) => {
+                self.check_live(&cached.summary)?;
+                Ok(cached.summary.clone())
+            }
+            None => self.live_summary(id),
+        }
     }
 
     /// A live thread with its turns, oldest first. A corrupt turn is skipped.
+    ///
+    /// Served from the cache when the thread is in it; otherwise read from
+    /// sled — under the thread's lock, so no write can slip in between the
+    /// read and the caching of what it read — and cached.
     pub fn get(&self, id: &ThreadId) -> Result<Thread> {
-        let summary = self.live_summary(id)?;
-        let turns = self.turns(id)?;
-        Ok(Thread { summary, turns })
+        let cached = match self.inner.cache.get(id) {
+            Some(cached) => cached,
+            None => {
+                let _guard = self.lock(id);
+                match self.inner.cache.get(id) {
+                    Some(cached) => cached,
+                    None => {
+                        let summary = self.live_summary(id)?;
+                        let turns = self.turns(id)?;
+                        let thread = Thread { summary, turns };
+                        self.inner.cache.put(
+                            *id,
+                            CachedThread {
+                                summary: thread.summary.clone(),
+                                turns: thread.turns.clone(),
+                            },
+                        );
+                        return Ok(thread);
+                    }
+                }
+            }
+        };
+        self.check_live(&cached.summary)?;
+        Ok(Thread {
+            summary: cached.summary.clone(),
+            turns: cached.turns.clone(),
+        })
     }
 
     /// Live threads matching `filter`, most recently updated first.
@@ -364,6 +434,7 @@ impl Threads {
             batch.remove(TreeId::Workflow, key);
         }
         batch.remove(TreeId::ThreadsByUpdated, &index_key);
+        self.inner.cache.remove(id);
         self.inner.wal.commit(&batch)?;
         Ok(summary.is_some())
     }
@@ -378,15 +449,21 @@ impl Threads {
         let summary = self
             .read_summary(id)?
             .ok_or(ThreadError::NotFound { id: *id, ttl })?;
+        self.check_live(&summary)?;
+        Ok(summary)
+    }
+
+    /// Refuses a thread that has expired (and not been swept yet).
+    fn check_live(&self, summary: &ThreadSummary) -> Result<()> {
         let expires = self.expiry(summary.updated);
         if expires <= self.inner.clock.now() {
             return Err(ThreadError::Expired {
-                id: *id,
-                ttl,
+                id: summary.id,
+                ttl: self.inner.config.ttl(),
                 expired_at: expires,
             });
         }
-        Ok(summary)
+        Ok(())
     }
 
     /// A stored summary with `expires` filled in; `None` if missing or corrupt.
