@@ -876,7 +876,6 @@ async fn the_cached_thread_is_what_the_store_holds() {
     let cached_other = threads.get(&other).unwrap();
     assert_eq!(cached.summary.models, ["m1", "m2"]);
     assert_eq!(threads.summary(&id).unwrap(), cached.summary);
-    drop(threads);
     drop(store);
 
     let (store, _clock) = reopen(&dir, LimitsConfig::default());
