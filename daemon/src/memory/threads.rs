@@ -125,13 +125,7 @@ impl Threads {
         let _guard = self.lock(&id);
         let (mut summary, old_recency) = match target {
             ThreadTarget::Existing(id) => {
-                let summary = match self.inner.cache.get(&id) {
-                    Some(cached) => {
-                        self.check_live(&cached.summary)?;
-                        cached.summary.clone()
-                    }
-                    None => self.live_summary(&id)?,
-                };
+                let summary = self.summary(&id)?;
                 let old = recency_key(summary.updated, &id);
                 (summary, Some(old))
             }
@@ -246,7 +240,7 @@ impl Threads {
     pub fn summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
         match self.inner.cache.get(id) {
             Some(cached) => {
-                self.check_live(&cached.summary)?;
+                self.check_live(id, &cached.summary)?;
                 Ok(cached.summary.clone())
             }
             None => self.live_summary(id),
@@ -259,33 +253,33 @@ impl Threads {
     /// sled — under the thread's lock, so no write can slip in between the
     /// read and the caching of what it read — and cached.
     pub fn get(&self, id: &ThreadId) -> Result<Thread> {
-        let cached = match self.inner.cache.get(id) {
-            Some(cached) => cached,
-            None => {
-                let _guard = self.lock(id);
-                match self.inner.cache.get(id) {
-                    Some(cached) => cached,
-                    None => {
-                        let summary = self.live_summary(id)?;
-                        let turns = self.turns(id)?;
-                        let thread = Thread { summary, turns };
-                        self.inner.cache.put(
-                            *id,
-                            CachedThread {
-                                summary: thread.summary.clone(),
-                                turns: thread.turns.clone(),
-                            },
-                        );
-                        return Ok(thread);
-                    }
-                }
-            }
+        if let Some(thread) = self.cached_copy(id) {
+            return thread;
+        }
+        let _guard = self.lock(id);
+        // Another caller may have filled it while this one waited.
+        if let Some(thread) = self.cached_copy(id) {
+            return thread;
+        }
+        let thread = Thread {
+            summary: self.live_summary(id)?,
+            turns: self.turns(id)?,
         };
-        self.check_live(&cached.summary)?;
-        Ok(Thread {
+        let copy = CachedThread {
+            summary: thread.summary.clone(),
+            turns: thread.turns.clone(),
+        };
+        self.inner.cache.put(*id, copy);
+        Ok(thread)
+    }
+
+    /// The cached copy of a thread, if it is cached: refused if expired.
+    fn cached_copy(&self, id: &ThreadId) -> Option<Result<Thread>> {
+        let cached = self.inner.cache.get(id)?;
+        Some(self.check_live(id, &cached.summary).map(|()| Thread {
             summary: cached.summary.clone(),
             turns: cached.turns.clone(),
-        })
+        }))
     }
 
     /// Live threads matching `filter`, most recently updated first.
@@ -449,16 +443,16 @@ impl Threads {
         let summary = self
             .read_summary(id)?
             .ok_or(ThreadError::NotFound { id: *id, ttl })?;
-        self.check_live(&summary)?;
+        self.check_live(id, &summary)?;
         Ok(summary)
     }
 
     /// Refuses a thread that has expired (and not been swept yet).
-    fn check_live(&self, summary: &ThreadSummary) -> Result<()> {
+    fn check_live(&self, id: &ThreadId, summary: &ThreadSummary) -> Result<()> {
         let expires = self.expiry(summary.updated);
         if expires <= self.inner.clock.now() {
             return Err(ThreadError::Expired {
-                id: summary.id,
+                id: *id,
                 ttl: self.inner.config.ttl(),
                 expired_at: expires,
             });
