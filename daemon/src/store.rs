@@ -1,4 +1,4 @@
-//! The durable store: one sled database holding conversation memory
+//! The durable store: one redb database holding conversation memory
 //! ([`crate::memory`]) and the cost ledger ([`crate::ledger`]).
 //!
 //! This module owns opening the database (one zend at a time), the schema
@@ -8,7 +8,7 @@
 //!
 //! # API
 //! - [`Store::open`]`(data_dir)` / [`Store::open_with`]`(data_dir, StoreOptions)`:
-//!   opens `data_dir/store`; fails at once with [`StoreError::Locked`] when
+//!   opens `data_dir/store.redb`; fails at once with [`StoreError::Locked`] when
 //!   another zend holds it. Opening never scans the data.
 //! - [`Store::threads`] → [`crate::memory::Threads`], [`Store::ledger`] →
 //!   [`crate::ledger::Ledger`]; both are cheap to clone into tasks.
@@ -16,12 +16,13 @@
 //!
 //! # Key layout (schema version 2)
 //!
-//! Integers in keys are big-endian so sled's byte order is numeric order. A
-//! thread id in a key is the UUID's 16 raw bytes.
+//! Each tree is a redb table of byte keys and byte values. Integers in keys
+//! are big-endian so byte order is numeric order. A thread id in a key is the
+//! UUID's 16 raw bytes.
 //!
-//! | tree                 | key                                          | value                  |
+//! | tree (table)         | key                                          | value                  |
 //! |----------------------|----------------------------------------------|------------------------|
-//! | default              | `meta/schema_version`                        | JSON number (`2`)      |
+//! | `meta`               | `meta/schema_version`                        | JSON number (`2`)      |
 //! | `threads`            | thread id                                    | `ThreadSummary`        |
 //! | `turns`              | thread id, turn index `u32`                  | `Turn`, or `[Turn, …]` |
 //! | `threads_by_updated` | last-update ms `u64`, thread id              | empty                  |
@@ -36,8 +37,7 @@
 //!   one's index; the next key's index is the turn count after them. A single
 //!   turn is a plain `Turn`. Schema 1 had one key per turn (a `Turn` each),
 //!   which schema 2 reads unchanged. One key per exchange halves the turn keys
-//!   and a sled operation per call: sled 0.34 keeps ~19 bytes of memory per
-//!   key it stores, cached or not (BENCHMARKS.md, "Session 5").
+//!   and a write per call.
 //! - `threads_by_updated` is the recency index: listing walks it newest
 //!   first; the expiry sweeper walks it oldest first and stops at the first
 //!   thread still alive, so it never scans live threads. Expiry is computed
@@ -69,12 +69,14 @@
 //! # Durability
 //!
 //! Every write goes through the write-ahead log ([`wal`]): under one lock, a
-//! [`Batch`] is appended to the log as one record, then applied to sled. [`Store::flush`] `fdatasync`s the log; sled itself is
-//! flushed only by the log's checkpoints (a background thread, 5 s after the
-//! first write since the last one, or when a log file fills) and on close.
-//! sled's periodic flush is **off** (`flush_every_ms(None)`): it `fsync`ed every
-//! 500 ms even when idle. At open, the log's records that sled may lack are
-//! applied again (they hold final values, so applying one twice is harmless).
+//! [`Batch`] is appended to the log as one record, then applied to the
+//! engine's in-memory layer ([`engine`]), where readers see it at once.
+//! [`Store::flush`] `fdatasync`s the log; the database is written only by
+//! the log's checkpoints (a background thread, 5 s after the first write
+//! since the last one, or when a log file fills: one redb transaction for
+//! everything since, committed durably) and on close. At open, the log's
+//! records the database may lack are applied again (they hold final
+//! values, so applying one twice is harmless).
 //!
 //! - Every API that tells a client something was recorded awaits
 //!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
@@ -87,19 +89,30 @@
 //!   `kill -9` would be harmless anyway: expired threads are refused by every
 //!   read and the next sweep removes them again; the same holds for the
 //!   malformed index keys it drops.
-//! - The schema version of a new store is written to sled directly and
-//!   covered by the first checkpoint; lost before it, it is simply written
-//!   again (the log's records are replayed after it).
+//! - The schema version is written to the `meta` table directly, durably,
+//!   before anything else.
 //! - Budgets live in `limits.yaml`, not here. Shutdown calls [`Store::close`]
-//!   (sled flushed, log emptied); so does dropping the last handle.
+//!   (everything written to the database, log emptied); so does dropping the
+//!   last handle.
+//!
+//! # Migration from sled
+//!
+//! Before the redb engine, zend kept the same trees in a sled 0.34 database
+//! in the directory `data_dir/store`. When that directory exists and
+//! `store.redb` does not, [`Store::open`] copies every tree into a new redb
+//! file (`store.redb.partial`, renamed when complete and durable), then
+//! renames the old directory to `store.sled-migrated` (`migrate`); the log is
+//! replayed on top, as after any unclean stop. The old directory is kept
+//! for the user to delete.
 //!
 //! Anything new written to the store must go through a [`Batch`] and either
 //! await a flush before it is reported, or be safe to lose. Flushes are
-//! coalesced (group commit): concurrent callers share one `fdatasync`. sled
-//! 0.34's flush is never called concurrently (concurrent `flush_async` calls
-//! can hang: spacejam/sled#1308). A model call flushes once: its ledger
-//! records and its turns share the flush.
+//! coalesced (group commit): concurrent callers share one `fdatasync`. A
+//! model call flushes once: its ledger records and its turns share the
+//! flush.
 
+mod engine;
+mod migrate;
 mod time;
 mod wal;
 
@@ -110,8 +123,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use engine::{Bytes, Tree};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub(crate) use wal::{Batch, Deferred, TreeId, Wal};
+
+use engine::Engine;
 
 use crate::ledger::{Aggregates, Ledger, LimitsConfig};
 use crate::memory::Threads;
@@ -133,14 +149,6 @@ pub(crate) mod trees {
     pub const LEDGER_TOTALS: &str = "ledger_totals";
 }
 
-/// sled's page cache. Small on purpose: a call reads one thread's turns once, the OS page cache
-/// keeps the rest of the file warm, and sled's cache fills with every page written (a busy zend
-/// with 128 MiB grew by that much in 10 minutes of soak, BENCHMARKS.md "Load and soak");
-/// zend is a per-user background process and should stay small. 4 MiB: with 16 MiB, RSS rose by the
-/// cache's 16 MiB over the first two minutes of a soak and then flattened; with 4 MiB it is full
-/// within the soak's warm-up (BENCHMARKS.md "Soak memory").
-const CACHE_CAPACITY_BYTES: u64 = 4 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -153,7 +161,7 @@ pub enum StoreError {
     Open {
         path: PathBuf,
         #[source]
-        source: sled::Error,
+        source: redb::DatabaseError,
     },
     #[error(
         "the store at {path} has schema version {found}, newer than this zend understands ({supported}); upgrade zend, or move the directory aside to start an empty store"
@@ -168,7 +176,11 @@ pub enum StoreError {
     )]
     BadSchema { path: PathBuf },
     #[error("the store failed to read or write: {0}; check free disk space and the data directory")]
-    Io(#[from] sled::Error),
+    Io(#[from] redb::Error),
+    #[error(
+        "cannot move the old store at {path} into the new format: {reason}; zend left it as it was; check free disk space, or move the directory aside to start an empty store"
+    )]
+    Migrate { path: PathBuf, reason: String },
     #[error(
         "cannot write the store's write-ahead log in {path}: {source}; check free disk space and the data directory's permissions"
     )]
@@ -180,6 +192,24 @@ pub enum StoreError {
     #[error("cannot encode a value for the store: {0}")]
     Encode(#[from] serde_json::Error),
 }
+
+macro_rules! redb_errors {
+    ($($error:ident),*) => {$(
+        impl From<redb::$error> for StoreError {
+            fn from(error: redb::$error) -> Self {
+                StoreError::Io(error.into())
+            }
+        }
+    )*};
+}
+
+redb_errors!(
+    TransactionError,
+    TableError,
+    StorageError,
+    CommitError,
+    SetDurabilityError
+);
 
 /// How [`Store::open_with`] configures memory and the ledger.
 #[derive(Clone)]
@@ -201,7 +231,7 @@ impl Default for StoreOptions {
 /// The open store. Cloning is cheap and shares the database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    engine: Arc<Engine>,
     path: PathBuf,
     wal: Wal,
     threads: Threads,
@@ -215,44 +245,37 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `data_dir/store` with default limits and the wall clock.
+    /// Opens (or creates) the store at `data_dir/store.redb` with default limits and the wall clock.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         Self::open_with(data_dir, StoreOptions::default())
     }
 
     pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let path = data_dir.join("store");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            // zend flushes explicitly before it reports a write (see Durability).
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| open_error(&path, source))?;
-        check_schema(&db, &path)?;
-        let open_tree = |name: &str| db.open_tree(name).map_err(StoreError::Io);
-        let aggregates = Arc::new(Aggregates::new(open_tree(trees::LEDGER_TOTALS)?));
-        let wal = Wal::open(&data_dir.join("wal"), &db, aggregates.clone())?;
+        let path = data_dir.join("store.redb");
+        migrate::from_sled_if_needed(data_dir, &path)?;
+        let engine = Engine::open(&path)?;
+        check_schema(&engine, &path)?;
+        let aggregates = Arc::new(Aggregates::new(engine.tree(TreeId::LedgerTotals)));
+        let wal = Wal::open(&data_dir.join("wal"), &engine, aggregates.clone())?;
         let threads = Threads::new(
             crate::memory::ThreadTrees {
-                summaries: open_tree(trees::THREADS)?,
-                turns: open_tree(trees::TURNS)?,
-                by_updated: open_tree(trees::THREADS_BY_UPDATED)?,
-                workflow: open_tree(trees::WORKFLOW)?,
+                summaries: engine.tree(TreeId::Threads),
+                turns: engine.tree(TreeId::Turns),
+                by_updated: engine.tree(TreeId::ThreadsByUpdated),
+                workflow: engine.tree(TreeId::Workflow),
             },
             wal.clone(),
             options.limits.threads.clone(),
             Arc::clone(&options.clock),
         );
         let ledger = Ledger::new(
-            db.clone(),
-            open_tree(trees::LEDGER)?,
+            engine.tree(TreeId::Ledger),
             aggregates,
             wal.clone(),
             options.limits.budgets.clone(),
-        );
+        )?;
         Ok(Store {
-            db,
+            engine,
             path,
             wal,
             threads,
@@ -260,7 +283,7 @@ impl Store {
         })
     }
 
-    /// The sled directory (`data_dir/store`).
+    /// The database file (`data_dir/store.redb`).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -278,54 +301,38 @@ impl Store {
         self.wal.durable().await
     }
 
-    /// Makes everything durable in sled itself and empties the write-ahead
+    /// Makes everything durable in the database itself and empties the write-ahead
     /// log, so the next open replays nothing: what a clean shutdown does.
     pub async fn close(&self) -> Result<(), StoreError> {
         let wal = self.wal.clone();
         tokio::task::spawn_blocking(move || wal.close())
             .await
             .map_err(|e| {
-                StoreError::Io(sled::Error::ReportableBug(format!(
+                StoreError::Io(redb::Error::Io(std::io::Error::other(format!(
                     "the store close did not complete: {e}"
-                )))
+                ))))
             })?
     }
 
+    /// The trees by name, to read and damage behind the store's back (tests).
     #[cfg(test)]
-    pub(crate) fn db(&self) -> &sled::Db {
-        &self.db
+    pub(crate) fn db(&self) -> test_support::RawDb<'_> {
+        test_support::RawDb(&self.engine)
     }
 
     /// Bytes the database and its write-ahead log take on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()? + self.wal.size_on_disk())
-    }
-}
-
-fn open_error(path: &Path, source: sled::Error) -> StoreError {
-    // sled reports its file lock as an Io error of kind Other whose message
-    // says "could not acquire lock" (fs2's WouldBlock inside).
-    if let sled::Error::Io(io) = &source
-        && (io.kind() == std::io::ErrorKind::WouldBlock
-            || io.to_string().contains("could not acquire lock"))
-    {
-        return StoreError::Locked {
-            path: path.to_path_buf(),
-        };
-    }
-    StoreError::Open {
-        path: path.to_path_buf(),
-        source,
+        Ok(self.engine.size_on_disk() + self.wal.size_on_disk())
     }
 }
 
 /// Writes the schema version into a new store; upgrades an older one; refuses
 /// one from a newer zend.
-fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
-    match db.get(SCHEMA_KEY)? {
+fn check_schema(engine: &Engine, path: &Path) -> Result<(), StoreError> {
+    match engine.get_meta(SCHEMA_KEY)? {
         None => {
             // A new store, or one opened before versioning (which held no data).
-            db.insert(SCHEMA_KEY, encode(&SCHEMA_VERSION)?)?;
+            engine.put_meta(SCHEMA_KEY, &encode(&SCHEMA_VERSION)?)?;
             Ok(())
         }
         Some(bytes) => match serde_json::from_slice::<u64>(&bytes) {
@@ -339,8 +346,7 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
             // 2 and make that durable before anything of schema 2 is written
             // (a zend of schema 1 must refuse it from then on).
             Ok(1) => {
-                db.insert(SCHEMA_KEY, encode(&SCHEMA_VERSION)?)?;
-                db.flush()?;
+                engine.put_meta(SCHEMA_KEY, &encode(&SCHEMA_VERSION)?)?;
                 Ok(())
             }
             Ok(_) | Err(_) => Err(StoreError::BadSchema {
@@ -422,10 +428,9 @@ pub(crate) mod test_support {
         (store, clock)
     }
 
-    /// Runs `open` again while it fails with sled's file lock, for up to 5 s.
-    /// The lock outlives the last `Db` handle while one of sled's background
-    /// I/O threads still holds the page cache, so a test that reopens at once
-    /// could fail with `Locked` now and then.
+    /// Runs `open` again while it fails with the database's lock, for up to
+    /// 5 s: a task of the test may still hold a handle for a moment after the
+    /// test dropped its store.
     pub(crate) fn retry_while_locked<T, E>(
         mut open: impl FnMut() -> Result<T, E>,
         locked: impl Fn(&E) -> bool,
@@ -442,7 +447,8 @@ pub(crate) mod test_support {
     }
 
     /// Copies the store's files to a new directory as a `kill -9` now would
-    /// leave them (the log as written, sled as far as it flushed).
+    /// leave them (the log as written, the database as far as the last
+    /// checkpoint).
     pub(crate) fn crash_copy(store: &Store, from: &Path) -> tempfile::TempDir {
         let to = tempfile::tempdir().unwrap();
         store.wal.quiet(|| copy_dir(from, to.path()));
@@ -460,6 +466,19 @@ pub(crate) mod test_support {
             } else {
                 std::fs::copy(entry.path(), target).unwrap();
             }
+        }
+    }
+
+    /// The trees by name ([`Store::db`]).
+    pub(crate) struct RawDb<'a>(pub(super) &'a Arc<Engine>);
+
+    impl RawDb<'_> {
+        pub(crate) fn open_tree(&self, name: &str) -> Result<Tree, StoreError> {
+            let id = TreeId::ALL
+                .into_iter()
+                .find(|t| t.name() == name)
+                .unwrap_or_else(|| panic!("no tree {name}"));
+            Ok(self.0.tree(id))
         }
     }
 
@@ -511,7 +530,7 @@ mod tests {
             message.starts_with("another zend holds the store at "),
             "{message}"
         );
-        assert!(message.contains(&dir.path().join("store").display().to_string()));
+        assert!(message.contains(&dir.path().join("store.redb").display().to_string()));
     }
 
     #[test]
@@ -520,21 +539,19 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             assert_eq!(
-                store.db.get(SCHEMA_KEY).unwrap().as_deref(),
+                store.engine.get_meta(SCHEMA_KEY).unwrap().as_deref(),
                 Some(&b"2"[..])
             );
             // A schema-1 store is upgraded in place.
-            store.db.insert(SCHEMA_KEY, &b"1"[..]).unwrap();
-            store.db.flush().unwrap();
+            store.engine.put_meta(SCHEMA_KEY, b"1").unwrap();
         }
         {
             let store = Store::open(dir.path()).unwrap();
             assert_eq!(
-                store.db.get(SCHEMA_KEY).unwrap().as_deref(),
+                store.engine.get_meta(SCHEMA_KEY).unwrap().as_deref(),
                 Some(&b"2"[..])
             );
-            store.db.insert(SCHEMA_KEY, &b"7"[..]).unwrap();
-            store.db.flush().unwrap();
+            store.engine.put_meta(SCHEMA_KEY, b"7").unwrap();
         }
         let err = Store::open(dir.path()).unwrap_err();
         assert!(
@@ -552,7 +569,9 @@ mod tests {
         for i in 0..64_u32 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                store.db.insert(i.to_be_bytes(), &[1_u8][..]).unwrap();
+                let mut batch = Batch::new();
+                batch.insert(TreeId::Workflow, &i.to_be_bytes(), &[1_u8][..]);
+                store.wal.commit(&batch).unwrap();
                 store.flush().await.unwrap();
             }));
         }

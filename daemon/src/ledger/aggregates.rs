@@ -16,11 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use sled::{IVec, Tree};
-
 use super::record::LedgerRecord;
 use super::totals::{Aggregate, aggregate_keys};
-use crate::store::{Batch, Deferred, StoreError, TreeId, decode, encode, trees};
+use crate::store::{Batch, Bytes, Deferred, StoreError, Tree, TreeId, decode, encode, trees};
 
 /// Clean aggregates kept in memory before they are dropped (dirty ones are
 /// kept until saved). Past days and months stop being touched.
@@ -167,7 +165,7 @@ fn read(totals: &Tree, key: &str) -> Result<Option<Aggregate>, StoreError> {
 }
 
 impl Deferred for Aggregates {
-    fn recover(&self, records: &[(IVec, IVec)]) -> Result<(), StoreError> {
+    fn recover(&self, records: &[(Bytes, Bytes)]) -> Result<(), StoreError> {
         let mut locked = self.lock();
         let records: Vec<LedgerRecord> = records
             .iter()

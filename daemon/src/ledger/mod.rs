@@ -30,9 +30,8 @@ mod totals;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-
-use sled::Tree;
 
 pub(crate) use aggregates::Aggregates;
 pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
@@ -41,7 +40,7 @@ pub use record::{LedgerRecord, Outcome};
 pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage};
 
 use crate::store::{
-    Batch, StoreError, Timestamp, TreeId, Wal, decode, encode, trees, warn_corrupt,
+    Batch, StoreError, Timestamp, Tree, TreeId, Wal, decode, encode, trees, warn_corrupt,
 };
 use totals::{ALL_TIME, DIM_MODEL, DIM_TOTAL, aggregate_key, day_period, month_period};
 
@@ -52,7 +51,8 @@ pub struct Ledger {
 }
 
 struct Inner {
-    db: sled::Db,
+    /// The next record key's sequence number (its last 8 bytes).
+    next_seq: AtomicU64,
     records: Tree,
     /// In memory, saved at checkpoints; locked around each record's commit.
     aggregates: Arc<Aggregates>,
@@ -62,21 +62,33 @@ struct Inner {
 
 impl Ledger {
     pub(crate) fn new(
-        db: sled::Db,
         records: Tree,
         aggregates: Arc<Aggregates>,
         wal: Wal,
         budgets: BudgetConfig,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, StoreError> {
+        // Keys must never repeat: go on after the newest record's sequence
+        // number, and after the time now in nanoseconds, so a store whose
+        // newest records were lost still gets fresh keys.
+        let last_seq = match records.iter_rev().next().transpose()? {
+            Some((key, _)) => key
+                .get(8..16)
+                .and_then(|seq| seq.try_into().ok())
+                .map_or(0, u64::from_be_bytes),
+            None => 0,
+        };
+        let now_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
+        Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                next_seq: AtomicU64::new(last_seq.saturating_add(1).max(now_nanos)),
                 records,
                 aggregates,
                 wal,
                 budgets: RwLock::new(budgets),
             }),
-        }
+        })
     }
 
     /// Records one provider call and updates the aggregates, durably.
@@ -109,7 +121,8 @@ impl Ledger {
             // commit order.
             let mut key = [0_u8; 16];
             key[..8].copy_from_slice(&record.time.as_millis().to_be_bytes());
-            key[8..].copy_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
+            let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+            key[8..].copy_from_slice(&seq.to_be_bytes());
             batch.insert(TreeId::Ledger, &key, encode(record)?);
         }
         self.inner.wal.commit(&batch)?;
@@ -171,7 +184,11 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         let mut found = Vec::new();
-        for entry in self.inner.records.range(since.as_millis().to_be_bytes()..) {
+        for entry in self
+            .inner
+            .records
+            .range_from(since.as_millis().to_be_bytes())
+        {
             if found.len() >= limit {
                 break;
             }

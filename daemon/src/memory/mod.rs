@@ -138,9 +138,3 @@ pub enum ThreadError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-impl From<sled::Error> for ThreadError {
-    fn from(e: sled::Error) -> Self {
-        ThreadError::Store(StoreError::Io(e))
-    }
-}

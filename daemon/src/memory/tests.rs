@@ -375,8 +375,7 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
     store.flush().await.unwrap();
     let keys: Vec<Vec<u8>> = turns_tree
         .scan_prefix(id.as_bytes())
-        .keys()
-        .map(|k| k.unwrap()[16..].to_vec())
+        .map(|entry| entry.unwrap().0[16..].to_vec())
         .collect();
     let indexes: Vec<u32> = keys
         .iter()

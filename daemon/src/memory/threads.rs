@@ -16,7 +16,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
-use sled::Tree;
 
 use super::cache::{CachedThread, ThreadCache};
 use super::history::estimate_tokens;
@@ -25,7 +24,9 @@ use super::{
     AppendOutcome, MemoryConfig, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId,
     ThreadSummary, Turn,
 };
-use crate::store::{Batch, Clock, Timestamp, TreeId, Wal, decode, encode, trees, warn_corrupt};
+use crate::store::{
+    Batch, Bytes, Clock, Timestamp, Tree, TreeId, Wal, decode, encode, trees, warn_corrupt,
+};
 
 type Result<T, E = ThreadError> = std::result::Result<T, E>;
 
@@ -293,7 +294,7 @@ impl Threads {
         let limit = filter.effective_limit();
         let needle = filter.text.as_ref().map(|t| t.to_lowercase());
         let mut found = Vec::new();
-        for entry in self.inner.trees.by_updated.iter().rev() {
+        for entry in self.inner.trees.by_updated.iter_rev() {
             let (key, _) = entry?;
             let Some((updated, id)) = parse_recency_key(&key) else {
                 warn_corrupt(trees::THREADS_BY_UPDATED, &key, &"malformed key");
@@ -500,9 +501,9 @@ impl Threads {
     }
 }
 
-fn collect_keys(tree: &Tree, id: &ThreadId) -> Result<Vec<sled::IVec>> {
+fn collect_keys(tree: &Tree, id: &ThreadId) -> Result<Vec<Bytes>> {
     tree.scan_prefix(id.as_bytes())
-        .keys()
+        .map(|entry| entry.map(|(key, _)| key))
         .collect::<Result<_, _>>()
         .map_err(ThreadError::from)
 }

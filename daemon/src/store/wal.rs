@@ -1,18 +1,20 @@
-//! The write-ahead log: how a store write becomes durable without a sled
-//! flush per write.
+//! The write-ahead log: how a store write becomes durable without a
+//! database transaction per write.
 //!
 //! Every write to the store goes through [`Wal::commit`] as a [`Batch`]: under
 //! one lock (the commit lock) the batch is appended to the log file as one
-//! record and then applied to sled, so the log's order is the order sled saw,
-//! and a batch is all there or not at all after a crash. [`Wal::durable`] then `fdatasync`s the log: one small write
-//! to a preallocated file instead of sled's flush, which (with sled's
-//! transactions) wrote and synced four buffers per chat call through its own
-//! thread pool (BENCHMARKS.md, "Where a chat call's CPU went").
+//! record and then applied to the engine's in-memory layer
+//! ([`super::engine`]), so the log's order is the order readers saw, and a
+//! batch is all there or not at all after a crash. [`Wal::durable`] then
+//! `fdatasync`s the log: one small write to a preallocated file. A database
+//! commit per write cost more than the rest of a chat call (sled's flush
+//! wrote and synced four buffers; a redb transaction took ~108 µs of CPU:
+//! BENCHMARKS.md, "Where a chat call's CPU went" and "The store engine").
 //!
 //! Records hold the final value of each key (never a delta), so replaying a
-//! record twice, or on top of a sled state that already holds it, gives the
-//! same result. That is what makes recovery simple: at open, every record
-//! that may not be in sled's durable state is applied again, in order.
+//! record twice, or on top of a database state that already holds it, gives
+//! the same result. That is what makes recovery simple: at open, every record
+//! that may not be in the database is applied again, in order.
 //!
 //! # Files and checkpoints
 //!
@@ -20,11 +22,12 @@
 //! zeros (overwriting written blocks needs no metadata update, so
 //! `fdatasync` is one data write). One is active. A checkpoint, on a
 //! background thread [`CHECKPOINT_AFTER`] after the first write since the last
-//! one (sooner when the active file is full), rotates to the other file, then
-//! flushes sled: every record of the old file is then in sled's durable
-//! state and the old file is free. Records larger than what is left of a file
-//! are appended past its end; a file that grew past 4× its size is cut back
-//! when it is next prepared.
+//! one (sooner when the active file is full), rotates to the other file,
+//! freezing the engine's layer of the old file's writes, then drains that
+//! layer into the database in one durable transaction: every record of the
+//! old file is then in the database and the old file is free. Records
+//! larger than what is left of a file are appended past its end; a file that
+//! grew past 4× its size is cut back when it is next prepared.
 //!
 //! # Record format
 //!
@@ -42,7 +45,7 @@
 //! but only the run of chains that are contiguous with the newest one: an
 //! older chain that is not contiguous was checkpointed before the newest
 //! chain began. Replaying a chain that was already checkpointed is harmless
-//! (final values). After a replay, sled is flushed and both files' first
+//! (final values). After a replay, the database is written and both files' first
 //! headers are zeroed; a clean shutdown checkpoints, so the next open reads
 //! two zero headers and replays nothing.
 
@@ -53,9 +56,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sled::IVec;
-
 use super::StoreError;
+use super::engine::{Bytes, Engine};
 
 /// Each log file's preallocated size.
 pub(crate) const FILE_BYTES: u64 = 2 * 1024 * 1024;
@@ -111,7 +113,7 @@ impl TreeId {
         TreeId::ALL.into_iter().find(|t| *t as u8 == byte)
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize - 1
     }
 }
@@ -135,7 +137,7 @@ const RECORD_TREE: TreeId = TreeId::Ledger;
 /// serves.
 pub(crate) trait Deferred: Send + Sync {
     /// Folds in records (key, value) the saved state lacks.
-    fn recover(&self, records: &[(IVec, IVec)]) -> Result<(), StoreError>;
+    fn recover(&self, records: &[(Bytes, Bytes)]) -> Result<(), StoreError>;
     /// Calls `write` once, with the owner's lock held: with the batch of what
     /// changed since the last snapshot, or `None`. Forgets the changes when
     /// `write` succeeds.
@@ -151,7 +153,7 @@ pub(crate) struct NothingDeferred;
 
 #[cfg(test)]
 impl Deferred for NothingDeferred {
-    fn recover(&self, _: &[(IVec, IVec)]) -> Result<(), StoreError> {
+    fn recover(&self, _: &[(Bytes, Bytes)]) -> Result<(), StoreError> {
         Ok(())
     }
     fn snapshot(
@@ -162,7 +164,7 @@ impl Deferred for NothingDeferred {
     }
 }
 
-/// Writes that land together: one log record, applied to sled in order.
+/// Writes that land together: one log record, applied in order.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     ops: Vec<Op>,
@@ -171,8 +173,8 @@ pub(crate) struct Batch {
 #[derive(Debug)]
 struct Op {
     tree: TreeId,
-    key: IVec,
-    value: Option<IVec>,
+    key: Bytes,
+    value: Option<Bytes>,
 }
 
 impl Batch {
@@ -180,10 +182,10 @@ impl Batch {
         Self::default()
     }
 
-    pub(crate) fn insert(&mut self, tree: TreeId, key: &[u8], value: impl Into<IVec>) {
+    pub(crate) fn insert(&mut self, tree: TreeId, key: &[u8], value: impl Into<Bytes>) {
         self.ops.push(Op {
             tree,
-            key: IVec::from(key),
+            key: Bytes::from(key),
             value: Some(value.into()),
         });
     }
@@ -191,13 +193,20 @@ impl Batch {
     pub(crate) fn remove(&mut self, tree: TreeId, key: &[u8]) {
         self.ops.push(Op {
             tree,
-            key: IVec::from(key),
+            key: Bytes::from(key),
             value: None,
         });
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The operations in order: tree, key, value (`None`: a remove).
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (TreeId, &Bytes, Option<&Bytes>)> {
+        self.ops
+            .iter()
+            .map(|op| (op.tree, &op.key, op.value.as_ref()))
     }
 
     fn encode_into(&self, buf: &mut Vec<u8>) {
@@ -223,13 +232,13 @@ impl Batch {
                 0 => (None, rest),
                 1 => {
                     let (value, rest) = take_bytes(rest)?;
-                    (Some(IVec::from(value)), rest)
+                    (Some(Bytes::from(value)), rest)
                 }
                 _ => return Err("unknown operation"),
             };
             batch.ops.push(Op {
                 tree,
-                key: IVec::from(key),
+                key: Bytes::from(key),
                 value,
             });
             payload = rest;
@@ -255,7 +264,7 @@ fn take_bytes(buf: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
     Ok(rest.split_at(len))
 }
 
-/// The log and the sled trees it applies to. Cloning is cheap; dropping the
+/// The log and the engine it applies to. Cloning is cheap; dropping the
 /// last clone stops the checkpoint thread and closes the log.
 #[derive(Clone)]
 pub(crate) struct Wal {
@@ -264,7 +273,7 @@ pub(crate) struct Wal {
 }
 
 /// Stops and joins the checkpoint thread, then closes the log, when the
-/// last [`Wal`] goes: so the sled database is released when the store is
+/// last [`Wal`] goes: so the database is released when the store is
 /// dropped, even if a checkpoint was running.
 struct Owner {
     shared: Arc<Shared>,
@@ -272,9 +281,7 @@ struct Owner {
 }
 
 struct Shared {
-    db: sled::Db,
-    /// Indexed by [`TreeId::index`].
-    trees: Vec<sled::Tree>,
+    engine: Arc<Engine>,
     dir: PathBuf,
     /// The commit lock.
     log: Mutex<Log>,
@@ -286,8 +293,8 @@ struct Shared {
     sync_turn: tokio::sync::Mutex<()>,
     /// A moving average of how long a sync took (µs).
     sync_micros: AtomicU64,
-    /// One checkpoint (sled flush) at a time: sled 0.34's flush must not run
-    /// concurrently (spacejam/sled#1308).
+    /// One checkpoint (or close) at a time: only they freeze and drain the
+    /// engine's layers.
     checkpointing: Mutex<()>,
     signal: Arc<Signal>,
     deferred: Arc<dyn Deferred>,
@@ -324,15 +331,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Wal {
-    /// Opens the log in `dir` (creating it), replays what sled may lack into
-    /// `db` (handing `deferred` the records its saved state lacks), and
+    /// Opens the log in `dir` (creating it), replays what the database may
+    /// lack into `engine` (handing `deferred` the records its saved state lacks), and
     /// starts the checkpoint thread.
     pub(crate) fn open(
         dir: &Path,
-        db: &sled::Db,
+        engine: &Arc<Engine>,
         deferred: Arc<dyn Deferred>,
     ) -> Result<Wal, StoreError> {
-        let wal = Self::open_quiet(dir, db, deferred)?;
+        let wal = Self::open_quiet(dir, engine, deferred)?;
         let thread = spawn_checkpointer(&wal.inner)?;
         *lock(&wal._owner.thread) = Some(thread);
         Ok(wal)
@@ -341,7 +348,7 @@ impl Wal {
     /// [`Wal::open`] without the checkpoint thread (tests drive it by hand).
     fn open_quiet(
         dir: &Path,
-        db: &sled::Db,
+        engine: &Arc<Engine>,
         deferred: Arc<dyn Deferred>,
     ) -> Result<Wal, StoreError> {
         let wal_error = |source| StoreError::Wal {
@@ -349,10 +356,6 @@ impl Wal {
             source,
         };
         std::fs::create_dir_all(dir).map_err(wal_error)?;
-        let trees = TreeId::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()?;
         let open = |n: usize| {
             OpenOptions::new()
                 .read(true)
@@ -375,12 +378,12 @@ impl Wal {
         let replay = contiguous_suffix(chains);
         let mut replayed = 0_usize;
         // Records of RECORD_TREE after the last snapshot (see `Deferred`).
-        let mut unsnapshotted: Vec<(IVec, IVec)> = Vec::new();
+        let mut unsnapshotted: Vec<(Bytes, Bytes)> = Vec::new();
         for chain in &replay {
             for (seq, payload) in &chain.records {
                 match Batch::decode(payload) {
                     Ok(batch) => {
-                        apply(&trees, &batch)?;
+                        engine.apply(&batch);
                         replayed += 1;
                         if batch.ops.iter().any(|op| op.tree == SNAPSHOT_TREE) {
                             unsnapshotted.clear();
@@ -399,7 +402,7 @@ impl Wal {
             }
         }
         if replayed > 0 {
-            db.flush()?;
+            engine.persist()?;
             tracing::info!(
                 records = replayed,
                 "replayed the write-ahead log after an unclean stop"
@@ -423,8 +426,7 @@ impl Wal {
         };
         let [f0, f1] = files;
         let inner = Arc::new(Shared {
-            db: db.clone(),
-            trees,
+            engine: Arc::clone(engine),
             dir: dir.to_path_buf(),
             log: Mutex::new(Log {
                 files: [Arc::new(f0), Arc::new(f1)],
@@ -471,16 +473,15 @@ impl Wal {
         })
     }
 
-    /// Appends `batch` to the log, then applies it to sled, **not yet
+    /// Appends `batch` to the log, then applies it to the engine's active
+    /// layer (in memory; a checkpoint writes it to the database), **not yet
     /// durable**: await [`Wal::durable`] before reporting it.
     ///
-    /// The log is written first, so a `kill -9` in the middle of the sled
-    /// writes is repaired by the replay. The sled writes are plain inserts in
-    /// the batch's order, not a sled transaction: sled 0.34 writes and syncs
-    /// its buffer twice per transaction (`pin_log`), which cost more than the
-    /// rest of a chat call. A reader in this zend may therefore see part of a
-    /// batch for a moment; writers order their batches so that a part is
-    /// never misleading (turns before the summary that counts them).
+    /// A reader sees the batch once `commit` returns. Readers copy what they
+    /// need of the layers under one short lock, so a reader and a commit
+    /// never see half of each other's work; writers still order their
+    /// batches so that a part would never mislead (turns before the summary
+    /// that counts them).
     pub(crate) fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
@@ -531,7 +532,7 @@ impl Wal {
         Ok(())
     }
 
-    /// Flushes sled and empties the log (blocking): what a clean shutdown
+    /// Writes everything to the database and empties the log (blocking): what a clean shutdown
     /// does, so the next open replays nothing. Writers wait meanwhile.
     pub(crate) fn close(&self) -> Result<(), StoreError> {
         self.inner.close()
@@ -543,7 +544,7 @@ impl Wal {
         self.inner.checkpoint(false)
     }
 
-    /// Runs `f` while no checkpoint can write to sled (tests that copy the
+    /// Runs `f` while no checkpoint can write to the database (tests that copy the
     /// files, as a `kill -9` would leave them).
     #[cfg(test)]
     pub(crate) fn quiet<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -571,7 +572,7 @@ impl Shared {
     }
 
     /// Writes `batch` as the next record of the active file and applies it
-    /// to sled; the caller holds the commit lock (`log`).
+    /// to the engine; the caller holds the commit lock (`log`).
     fn append(&self, log: &mut Log, batch: &Batch) -> Result<(), StoreError> {
         let seq = log.next_seq;
         let Log {
@@ -593,11 +594,7 @@ impl Shared {
         let file = &files[*active];
         file.write_all_at(buf, *offset)
             .map_err(|e| self.io_error(e))?;
-        if let Err(error) = apply(&self.trees, batch) {
-            // Not reported as written, so it must not come back at a replay.
-            let _ = file.write_all_at(&[0; HEADER_BYTES], *offset);
-            return Err(error);
-        }
+        self.engine.apply(batch);
         *offset += buf.len() as u64;
         let full = *offset >= FILE_BYTES;
         let first = !log.dirty;
@@ -620,10 +617,17 @@ impl Shared {
     }
 
     /// Rotates to the other file (opening it with the deferred state's
-    /// snapshot) and flushes sled, so the old file's records are all in
-    /// sled's durable state. `force` also rotates a clean log.
+    /// snapshot), freezing the engine's writes so far, and drains them into
+    /// the database, so the old file's records are all durable there and
+    /// the file is free. `force` also rotates a clean log.
     fn checkpoint(&self, force: bool) -> Result<(), StoreError> {
         let _one = lock(&self.checkpointing);
+        // A drain that failed left records of the inactive file in the
+        // frozen layer: they must be in the database before that file is
+        // reused.
+        if self.engine.has_frozen() {
+            self.engine.drain()?;
+        }
         let next = {
             let log = lock(&self.log);
             if !log.dirty && !force {
@@ -649,13 +653,16 @@ impl Shared {
             log.active = 1 - log.active;
             log.offset = 0;
             log.dirty = false;
+            // Under the commit lock: the frozen layer is exactly the old
+            // file's records.
+            self.engine.freeze();
             old = Some(active);
             match snapshot {
                 Some(snapshot) => self.append(&mut log, snapshot),
                 None => Ok(()),
             }
         })?;
-        self.db.flush()?;
+        self.engine.drain()?;
         if let Some(old) = old {
             old.write_all_at(&[0; HEADER_BYTES], 0)
                 .map_err(|e| self.io_error(e))?;
@@ -663,9 +670,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes the deferred state's snapshot, flushes sled with the commit
-    /// lock held, then zeroes the active file's first header: every record
-    /// is in sled's durable state.
+    /// Writes the deferred state's snapshot, writes everything to the
+    /// database with the commit lock held, then zeroes the active file's
+    /// first header: every record is durable in the database.
     fn close(&self) -> Result<(), StoreError> {
         let _one = lock(&self.checkpointing);
         self.deferred.snapshot(&mut |snapshot| {
@@ -673,10 +680,10 @@ impl Shared {
             if let Some(snapshot) = snapshot {
                 self.append(&mut log, snapshot)?;
             }
+            self.engine.persist()?;
             if !log.dirty {
                 return Ok(());
             }
-            self.db.flush()?;
             self.synced.fetch_max(log.next_seq - 1, Ordering::AcqRel);
             log.files[log.active]
                 .write_all_at(&[0; HEADER_BYTES], 0)
@@ -791,18 +798,6 @@ fn checkpoint_loop(shared: &Shared) {
     }
 }
 
-/// Applies a batch to sled, in order.
-fn apply(trees: &[sled::Tree], batch: &Batch) -> Result<(), StoreError> {
-    for op in &batch.ops {
-        let tree = &trees[op.tree.index()];
-        match &op.value {
-            Some(value) => tree.insert(op.key.clone(), value.clone())?,
-            None => tree.remove(&op.key)?,
-        };
-    }
-    Ok(())
-}
-
 /// Valid records read from the start of one file.
 struct Chain {
     records: Vec<(u64, Vec<u8>)>,
@@ -897,21 +892,11 @@ fn contiguous_suffix(mut chains: Vec<Chain>) -> Vec<Chain> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::copy_dir;
 
-    fn open(dir: &Path) -> (sled::Db, Wal) {
-        let db = crate::store::test_support::retry_while_locked(
-            || {
-                sled::Config::new()
-                    .path(dir.join("store"))
-                    .flush_every_ms(None)
-                    .open()
-            },
-            |e| matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock")),
-        )
-        .unwrap();
-        let wal = Wal::open_quiet(&dir.join("wal"), &db, Arc::new(NothingDeferred)).unwrap();
-        (db, wal)
+    fn open(dir: &Path) -> (Arc<Engine>, Wal) {
+        let engine = Engine::open(&dir.join("store.redb")).unwrap();
+        let wal = Wal::open_quiet(&dir.join("wal"), &engine, Arc::new(NothingDeferred)).unwrap();
+        (engine, wal)
     }
 
     fn put(wal: &Wal, key: &str, value: &str) {
@@ -921,39 +906,40 @@ mod tests {
         wal.commit(&batch).unwrap();
     }
 
-    fn get(db: &sled::Db, key: &str) -> Option<String> {
-        let turns = db.open_tree(TreeId::Turns.name()).unwrap();
-        let workflow = db.open_tree(TreeId::Workflow.name()).unwrap();
-        let a = turns.get(key).unwrap();
-        let b = workflow.get(key).unwrap();
+    fn get(engine: &Arc<Engine>, key: &str) -> Option<String> {
+        let a = engine.tree(TreeId::Turns).get(key).unwrap();
+        let b = engine.tree(TreeId::Workflow).get(key).unwrap();
         assert_eq!(a, b, "a batch landed in one tree and not the other");
         a.map(|v| String::from_utf8(v.to_vec()).unwrap())
     }
 
-    /// What a `kill -9` leaves: the log files as written, sled as far as it
-    /// got on its own (here: nothing since `sled_state` was copied).
-    fn crash_copy(from: &Path, sled_state: &Path, to: &Path) {
+    /// What a `kill -9` leaves: the log files as written, the database as
+    /// far as checkpoints got (here: nothing since `db_state` was copied).
+    fn crash_copy(from: &Path, db_state: &Path, to: &Path) {
         std::fs::create_dir_all(to.join("wal")).unwrap();
         for n in ["0", "1"] {
             std::fs::copy(from.join("wal").join(n), to.join("wal").join(n)).unwrap();
         }
-        copy_dir(sled_state, &to.join("store"));
+        std::fs::copy(db_state.join("store.redb"), to.join("store.redb")).unwrap();
     }
 
-    /// A new store, and a copy of sled's durable state as created: what a
-    /// crash before any sled flush would leave of sled.
-    fn open_and_save_sled_state() -> (tempfile::TempDir, sled::Db, Wal, tempfile::TempDir) {
+    /// A new store, and a copy of the database as created: what a crash
+    /// before any checkpoint would leave of it.
+    fn open_and_save_db_state() -> (tempfile::TempDir, Arc<Engine>, Wal, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let (db, wal) = open(dir.path());
-        db.flush().unwrap();
-        let sled_state = tempfile::tempdir().unwrap();
-        copy_dir(&dir.path().join("store"), sled_state.path());
-        (dir, db, wal, sled_state)
+        let (engine, wal) = open(dir.path());
+        let db_state = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            dir.path().join("store.redb"),
+            db_state.path().join("store.redb"),
+        )
+        .unwrap();
+        (dir, engine, wal, db_state)
     }
 
     #[tokio::test]
-    async fn durable_records_come_back_after_a_crash_even_when_sled_lost_them() {
-        let (dir, db, wal, sled_state) = open_and_save_sled_state();
+    async fn durable_records_come_back_after_a_crash_before_any_checkpoint() {
+        let (dir, db, wal, db_state) = open_and_save_db_state();
         put(&wal, "a", "1");
         put(&wal, "b", "2");
         put(&wal, "a", "3");
@@ -964,7 +950,7 @@ mod tests {
         wal.durable().await.unwrap();
 
         let crashed = tempfile::tempdir().unwrap();
-        crash_copy(dir.path(), sled_state.path(), crashed.path());
+        crash_copy(dir.path(), db_state.path(), crashed.path());
         let (db2, wal2) = open(crashed.path());
         assert_eq!(get(&db2, "a").as_deref(), Some("3"));
         assert_eq!(get(&db2, "b"), None);
@@ -981,12 +967,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_torn_last_record_is_ignored_and_the_rest_replayed() {
-        let (dir, db, wal, sled_state) = open_and_save_sled_state();
+        let (dir, db, wal, db_state) = open_and_save_db_state();
         put(&wal, "a", "1");
         put(&wal, "b", "2");
         wal.durable().await.unwrap();
         let crashed = tempfile::tempdir().unwrap();
-        crash_copy(dir.path(), sled_state.path(), crashed.path());
+        crash_copy(dir.path(), db_state.path(), crashed.path());
         // Tear the second record: flip a byte of its payload.
         let active = {
             let log = lock(&wal.inner.log);
