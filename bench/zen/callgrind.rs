@@ -96,15 +96,10 @@ fn thread_names(pid: u32) -> Vec<String> {
     tasks.into_iter().map(|(_, name)| name).collect()
 }
 
-/// sled's own threads: idle in a native run, but under valgrind's serialized
-/// scheduler they burn a varying number of instructions (0 to 150 M per run),
-/// which would swamp the per-call figure; they are left out of zend's count.
-fn is_sled_thread(name: &str) -> bool {
-    name.starts_with("sled") || name == "log flusher"
-}
-
 /// Instructions of zend, run under callgrind, serving one session of `n`
-/// calls: the sum over its threads except sled's (see [`is_sled_thread`]).
+/// calls: the sum over its threads. (Before the redb engine, sled's idle
+/// threads were left out: under valgrind's serialized scheduler they burnt
+/// 0 to 150 M instructions per run; zend no longer has such threads.)
 fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, String> {
     let mut home = Home::new().map_err(|e| e.to_string())?;
     if quiet {
@@ -149,10 +144,7 @@ fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, St
     }
     served?;
     let mut total = 0;
-    for (i, name) in names.iter().enumerate() {
-        if is_sled_thread(name) {
-            continue;
-        }
+    for i in 0..names.len() {
         let file = format!("{}-{:02}", out.display(), i + 1);
         total += totals(Path::new(&file))?;
     }
