@@ -30,7 +30,16 @@ pub(super) fn from_sled_if_needed(data_dir: &Path, path: &Path) -> Result<(), St
         .path(&old)
         .flush_every_ms(None)
         .open()
-        .map_err(|e| failed(format!("cannot open it: {e}")))?;
+        .map_err(|e| match &e {
+            // sled's file lock: another process has the old store open.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked { path: old.clone() }
+            }
+            _ => failed(format!("cannot open it: {e}")),
+        })?;
     let partial = data_dir.join("store.redb.partial");
     match std::fs::remove_file(&partial) {
         Ok(()) => {}
