@@ -53,6 +53,7 @@ pub(super) fn from_sled_if_needed(data_dir: &Path, path: &Path) -> Result<(), St
             .map_err(|e| failed(format!("cannot create {}: {e}", partial.display())))?;
         let mut tx = redb_db.begin_write()?;
         tx.set_durability(redb::Durability::Immediate)?;
+        tx.set_quick_repair(true);
         if let Some(version) = sled_db
             .get(SCHEMA_KEY)
             .map_err(|e| failed(format!("cannot read it: {e}")))?
