@@ -97,11 +97,8 @@ impl Engine {
 
     /// A store-wide value (written by [`Engine::put_meta`]).
     pub(crate) fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = match tx.open_table(META) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some(table) = self.read_table(META)? else {
+            return Ok(None);
         };
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -214,13 +211,20 @@ impl Engine {
         }
         // Read after the layers: a drain that commits meanwhile has put what
         // the frozen layer held into redb first.
-        let tx = self.db.begin_read()?;
-        let table = match tx.open_table(table(tree)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some(table) = self.read_table(table(tree))? else {
+            return Ok(None);
         };
         Ok(table.get(key)?.map(|v| Bytes::from(v.value())))
+    }
+
+    /// A table in a new read transaction (which the table keeps alive);
+    /// `None` when nothing was ever written to it.
+    fn read_table(&self, definition: Table) -> Result<Option<ReadTable>, StoreError> {
+        match self.db.begin_read()?.open_table(definition) {
+            Ok(table) => Ok(Some(table)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn range(
@@ -245,11 +249,9 @@ impl Engine {
         if !reverse {
             overlay.reverse();
         }
-        let tx = self.db.begin_read()?;
-        let disk = match tx.open_table(table(tree)) {
-            Ok(table) => Some(table.range::<&[u8]>((lower, upper))?),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(error) => return Err(error.into()),
+        let disk = match self.read_table(table(tree))? {
+            Some(table) => Some(table.range::<&[u8]>((lower, upper))?),
+            None => None,
         };
         Ok(Iter {
             overlay,
@@ -343,6 +345,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 type DiskRange = redb::Range<'static, &'static [u8], &'static [u8]>;
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Entries of a tree in order: the layers' entries over redb's (a tombstone
 /// hides redb's entry). An error reading redb is yielded once, then the
