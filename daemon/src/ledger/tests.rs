@@ -136,6 +136,9 @@ async fn totals_survive_a_reopen() {
         .await
         .unwrap();
     assert_eq!(store.ledger().totals(now).unwrap().all_time.total.calls, 3);
+    // Same millisecond, after a reopen: the record got a key of its own
+    // instead of overwriting one of the first two.
+    assert_eq!(store.ledger().records_since(now, 10).unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

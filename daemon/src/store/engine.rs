@@ -138,7 +138,8 @@ impl Engine {
         }
     }
 
-    /// Whether a drain has something to write.
+    /// Whether a drain has something to write (tests).
+    #[cfg(test)]
     pub(crate) fn has_frozen(&self) -> bool {
         lock(&self.layers).frozen.iter().any(|t| !t.is_empty())
     }

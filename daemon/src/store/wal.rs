@@ -625,9 +625,7 @@ impl Shared {
         // A drain that failed left records of the inactive file in the
         // frozen layer: they must be in the database before that file is
         // reused.
-        if self.engine.has_frozen() {
-            self.engine.drain()?;
-        }
+        self.engine.drain()?;
         let next = {
             let log = lock(&self.log);
             if !log.dirty && !force {
