@@ -14,6 +14,9 @@ use crate::procs::{Bins, Home, Mcp};
 const FEW: usize = 100;
 const MANY: usize = 1100;
 const VERSION_CALL: &str = r#"{"name":"version","arguments":{}}"#;
+/// Fewer chat calls: each is ~10× a `version` call under valgrind.
+const CHAT_FEW: usize = 20;
+const CHAT_MANY: usize = 220;
 
 pub struct Counts {
     /// Instructions per `tools/call version`.
@@ -21,6 +24,8 @@ pub struct Counts {
     pub zend: f64,
     pub zend_quiet: f64,
     pub floor: f64,
+    /// Instructions per `tools/call chat` (new thread each) against the mock, zend's threads summed.
+    pub zend_chat: f64,
     /// Instructions from exec to the initialize answer (FEW-call run minus its calls).
     pub shim_start: f64,
     pub floor_start: f64,
@@ -59,13 +64,19 @@ fn totals(out: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("no totals in {}", out.display()))
 }
 
-/// One session of `n` version calls through `client`, then closes it.
-fn calls(mut client: Mcp, n: usize) -> Result<(), String> {
+/// One session of `n` calls of the tool in `params` through `client`, then closes it.
+fn calls(mut client: Mcp, n: usize, params: &str) -> Result<(), String> {
     client.initialize().map_err(|e| e.to_string())?;
     for _ in 0..n {
-        client
-            .request("tools/call", Some(VERSION_CALL))
+        let reply = client
+            .request("tools/call", Some(params))
             .map_err(|e| e.to_string())?;
+        if !reply.contains("\"result\"") || reply.contains("\"isError\":true") {
+            return Err(format!(
+                "a call under callgrind failed: {}",
+                reply.chars().take(300).collect::<String>()
+            ));
+        }
     }
     client.close();
     Ok(())
@@ -76,7 +87,7 @@ fn client_side(home: &Home, dir: &Path, program: &Path, n: usize) -> Result<u64,
     let name = program.file_name().unwrap_or_default().to_string_lossy();
     let out = dir.join(format!("{name}.{n}.out"));
     let client = Mcp::spawn(valgrind(home, &out, &[], program)).map_err(|e| e.to_string())?;
-    calls(client, n)?;
+    calls(client, n, VERSION_CALL)?;
     totals(&out)
 }
 
@@ -96,16 +107,38 @@ fn thread_names(pid: u32) -> Vec<String> {
     tasks.into_iter().map(|(_, name)| name).collect()
 }
 
+/// What zend serves under callgrind: `version` calls, or `chat` against the mock.
+#[derive(Clone, Copy)]
+enum Served<'a> {
+    Version { quiet: bool },
+    Chat { base_url: &'a str },
+}
+
 /// Instructions of zend, run under callgrind, serving one session of `n`
 /// calls: the sum over its threads. (Before the redb engine, sled's idle
 /// threads were left out: under valgrind's serialized scheduler they burnt
 /// 0 to 150 M instructions per run; zend no longer has such threads.)
-fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, String> {
+fn daemon_side(bins: &Bins, dir: &Path, n: usize, served: Served) -> Result<u64, String> {
     let mut home = Home::new().map_err(|e| e.to_string())?;
-    if quiet {
-        home.env.push(("ZEN_LOG".into(), "warn".into()));
-    }
-    let out = dir.join(format!("zend.{n}.{quiet}.out"));
+    let (label, params) = match served {
+        Served::Version { quiet } => {
+            if quiet {
+                home.env.push(("ZEN_LOG".into(), "warn".into()));
+            }
+            (format!("version.{quiet}"), VERSION_CALL.to_owned())
+        }
+        Served::Chat { base_url } => {
+            home.env.push(("OPENAI_BASE_URL".into(), base_url.into()));
+            home.env
+                .push(("OPENAI_API_KEY".into(), crate::mock::API_KEY.into()));
+            (
+                "chat".to_owned(),
+                serde_json::json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": crate::mock::CHAT_MODEL}})
+                    .to_string(),
+            )
+        }
+    };
+    let out = dir.join(format!("zend.{n}.{label}.out"));
     // Per-thread output files: <out>-01, <out>-02, ...
     let mut child = valgrind(&home, &out, &["--separate-threads=yes"], &bins.zend)
         .args(["serve", "--auto-started", "--idle-timeout", "0"])
@@ -124,7 +157,7 @@ fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, St
         std::thread::sleep(Duration::from_millis(20));
     }
     let client = Mcp::spawn(home.command(&bins.shim)).map_err(|e| e.to_string());
-    let served = client.and_then(|c| calls(c, n));
+    let served = client.and_then(|c| calls(c, n, &params));
     let names = thread_names(child.id());
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     unsafe {
@@ -151,7 +184,7 @@ fn daemon_side(bins: &Bins, dir: &Path, n: usize, quiet: bool) -> Result<u64, St
     Ok(total)
 }
 
-pub fn run(bins: &Bins) -> Result<Counts, String> {
+pub fn run(bins: &Bins, mock_url: &str) -> Result<Counts, String> {
     let dir = tempfile::Builder::new()
         .prefix("zcg")
         .tempdir_in("/tmp")
@@ -169,20 +202,39 @@ pub fn run(bins: &Bins) -> Result<Counts, String> {
         client_side(&home, dir.path(), &bins.floor, MANY)?,
     );
     home.stop_daemon();
+    let version = |quiet| Served::Version { quiet };
     let zend = (
-        daemon_side(bins, dir.path(), FEW, false)?,
-        daemon_side(bins, dir.path(), MANY, false)?,
+        daemon_side(bins, dir.path(), FEW, version(false))?,
+        daemon_side(bins, dir.path(), MANY, version(false))?,
     );
     let zend_quiet = (
-        daemon_side(bins, dir.path(), FEW, true)?,
-        daemon_side(bins, dir.path(), MANY, true)?,
+        daemon_side(bins, dir.path(), FEW, version(true))?,
+        daemon_side(bins, dir.path(), MANY, version(true))?,
     );
+    let chat = Served::Chat { base_url: mock_url };
+    let zend_chat = (
+        daemon_side(bins, dir.path(), CHAT_FEW, chat)?,
+        daemon_side(bins, dir.path(), CHAT_MANY, chat)?,
+    );
+    if let Some(keep) = std::env::var_os("ZEN_BENCH_KEEP_CALLGRIND") {
+        // For callgrind_annotate: every output file, per thread.
+        let keep = Path::new(&keep);
+        let _ = std::fs::create_dir_all(keep);
+        for entry in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::copy(entry.path(), keep.join(entry.file_name()));
+        }
+    }
     let shim_call = per_call(shim.0, shim.1);
     let floor_call = per_call(floor.0, floor.1);
     Ok(Counts {
         shim: shim_call,
         zend: per_call(zend.0, zend.1),
         zend_quiet: per_call(zend_quiet.0, zend_quiet.1),
+        zend_chat: zend_chat.1.saturating_sub(zend_chat.0) as f64 / (CHAT_MANY - CHAT_FEW) as f64,
         floor: floor_call,
         shim_start: shim.0 as f64 - FEW as f64 * shim_call,
         floor_start: floor.0 as f64 - FEW as f64 * floor_call,
@@ -192,6 +244,8 @@ pub fn run(bins: &Bins) -> Result<Counts, String> {
             "floor": [floor.0, floor.1],
             "zend": [zend.0, zend.1],
             "zend_log_warn": [zend_quiet.0, zend_quiet.1],
+            "chat_calls": [CHAT_FEW, CHAT_MANY],
+            "zend_chat": [zend_chat.0, zend_chat.1],
         }),
     })
 }

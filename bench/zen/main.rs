@@ -159,7 +159,7 @@ fn main() -> ExitCode {
         if with_callgrind && wanted(only.as_deref(), "instructions") {
             println!("\n== instructions (callgrind)");
             let t = Instant::now();
-            if let Err(e) = instructions(&bins, &mut report) {
+            if let Err(e) = instructions(&bins, &mock.base_url, &mut report) {
                 report.skip(format!("instructions: {e}"));
             }
             println!("   ({:.1} s)", t.elapsed().as_secs_f64());
@@ -1303,11 +1303,11 @@ fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> R
 }
 
 /// `--callgrind`: instructions per call, which the machine's load does not move.
-fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
+fn instructions(bins: &Bins, mock_url: &str, report: &mut Report) -> Result<(), String> {
     if !callgrind::available() {
         return Err("valgrind is not installed (apt-get install valgrind)".into());
     }
-    let counts = callgrind::run(bins)?;
+    let counts = callgrind::run(bins, mock_url)?;
     println!("  raw totals: {}", counts.raw);
     report.detail("instructions", counts.raw.clone());
     let whole = "rmcp stdio floor server, whole";
@@ -1333,6 +1333,15 @@ fn instructions(bins: &Bins, report: &mut Report) -> Result<(), String> {
             "user space only (callgrind)",
         );
     }
+    report.row(
+        "instructions",
+        "instructions per tools/call chat (new thread): zend",
+        counts.zend_chat,
+        Unit::Instr,
+        None,
+        Target::None,
+        "user space only (callgrind), every zend thread, SSE mock",
+    );
     report.row(
         "instructions",
         "instructions: zen-shim start → initialize answered",

@@ -63,14 +63,24 @@ impl Timestamp {
 
     /// `2025-01-31`: the ledger's key for this UTC day.
     pub fn day_key(self) -> String {
-        let (y, m, d) = self.date();
-        format!("{y:04}-{m:02}-{d:02}")
+        match self.rfc3339() {
+            Some(text) => text.as_str()[..10].to_owned(),
+            None => {
+                let (y, m, d) = self.date();
+                format!("{y:04}-{m:02}-{d:02}")
+            }
+        }
     }
 
     /// `2025-01`: the ledger's key for this UTC month.
     pub fn month_key(self) -> String {
-        let (y, m, _) = self.date();
-        format!("{y:04}-{m:02}")
+        match self.rfc3339() {
+            Some(text) => text.as_str()[..7].to_owned(),
+            None => {
+                let (y, m, _) = self.date();
+                format!("{y:04}-{m:02}")
+            }
+        }
     }
 
     /// Midnight UTC after this instant: when a daily budget resets.
@@ -132,23 +142,71 @@ const MILLIS_PER_DAY: u64 = 86_400_000;
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339() {
+            Some(text) => f.write_str(text.as_str()),
+            None => {
+                let (y, mo, d) = self.date();
+                let in_day = self.0 % MILLIS_PER_DAY;
+                let secs = in_day / 1000;
+                write!(
+                    f,
+                    "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60,
+                    in_day % 1000
+                )
+            }
+        }
+    }
+}
+
+/// A timestamp's RFC 3339 text on the stack: written digit by digit, because the store and the
+/// ledger write several per call and `write!` with seven padded numbers cost ~4k instructions each.
+pub(crate) struct Rfc3339 {
+    bytes: [u8; 24],
+}
+
+impl Rfc3339 {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.bytes).unwrap_or_default()
+    }
+}
+
+/// Writes `value` as exactly `width` decimal digits at `out[at..]`.
+fn digits(out: &mut [u8], at: usize, width: usize, mut value: u64) {
+    for i in (0..width).rev() {
+        out[at + i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+impl Timestamp {
+    /// `2025-01-31T12:34:56.789Z`, or `None` past the year 9999 (written the slow way).
+    pub(crate) fn rfc3339(&self) -> Option<Rfc3339> {
         let (y, mo, d) = self.date();
+        let year = u64::try_from(y).ok().filter(|y| *y <= 9999)?;
         let in_day = self.0 % MILLIS_PER_DAY;
         let secs = in_day / 1000;
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            in_day % 1000
-        )
+        let mut bytes = *b"0000-00-00T00:00:00.000Z";
+        digits(&mut bytes, 0, 4, year);
+        digits(&mut bytes, 5, 2, u64::from(mo));
+        digits(&mut bytes, 8, 2, u64::from(d));
+        digits(&mut bytes, 11, 2, secs / 3600);
+        digits(&mut bytes, 14, 2, secs / 60 % 60);
+        digits(&mut bytes, 17, 2, secs % 60);
+        digits(&mut bytes, 20, 3, in_day % 1000);
+        Some(Rfc3339 { bytes })
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => serializer.serialize_str(text.as_str()),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -261,6 +319,24 @@ mod tests {
     }
 
     #[test]
+    fn years_past_9999_are_still_written() {
+        let t = Timestamp::from_date(12_345, 6, 7);
+        assert!(t.rfc3339().is_none());
+        assert_eq!(t.to_string(), "12345-06-07T00:00:00.000Z");
+        assert_eq!(t.day_key(), "12345-06-07");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"12345-06-07T00:00:00.000Z\""
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z")
+                .unwrap()
+                .to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
     fn calendar_boundaries() {
         let t = Timestamp::parse_rfc3339("2024-12-31T23:59:59.999Z").unwrap();
         assert_eq!(t.day_key(), "2024-12-31");
@@ -271,6 +347,11 @@ mod tests {
         assert_eq!(leap.next_month().day_key(), "2024-03-01");
         assert_eq!(leap.display_minutes(), "2024-02-10 08:00 UTC");
         for days in [0_i64, 59, 60, 365, 10_957, 19_782, 50_000] {
+            let t = Timestamp(days as u64 * MILLIS_PER_DAY + 45_296_007);
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(t.to_string(), format!("{y:04}-{m:02}-{d:02}T12:34:56.007Z"));
+            assert_eq!(t.day_key(), format!("{y:04}-{m:02}-{d:02}"));
+            assert_eq!(t.month_key(), format!("{y:04}-{m:02}"));
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
