@@ -496,7 +496,11 @@ async fn call_model_unflushed(
     // a reporter task of their own: one spawn and a wake-up per stream event
     // fewer per call.
     let mut current = model.name.clone();
-    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    // No timer at all when the client asked for no progress.
+    let mut tick = context
+        .progress
+        .wanted()
+        .then(|| tokio::time::interval(PROGRESS_EVERY));
     let mut last = 0.0;
     let mut output_chars = 0_u64;
     let mut events_open = true;
@@ -511,7 +515,7 @@ async fn call_model_unflushed(
                 Some(_) => {}
                 None => events_open = false,
             },
-            _ = tick.tick() => {
+            () = next_tick(tick.as_mut()) => {
                 let tokens = output_chars / 4;
                 let elapsed = started.elapsed().as_secs();
                 // Progress must increase: seconds elapsed (never 0) plus a sliver per token.
@@ -605,6 +609,16 @@ async fn call_model_unflushed(
             }
             Err(ToolError::Cancelled)
         }
+    }
+}
+
+/// The next tick of `tick`, or never.
+async fn next_tick(tick: Option<&mut tokio::time::Interval>) {
+    match tick {
+        Some(tick) => {
+            tick.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

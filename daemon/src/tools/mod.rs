@@ -97,6 +97,12 @@ impl ToolSpec {
 /// `notifications/progress` when the client asked for them.
 pub trait ProgressSink: Send + Sync {
     fn progress(&self, progress: f64, total: Option<f64>, message: String);
+
+    /// Whether anyone listens: a call whose client sent no progress token sets no
+    /// progress timer (each new timer wakes the runtime's driver once).
+    fn wanted(&self) -> bool {
+        true
+    }
 }
 
 /// A sink for calls whose client sent no progress token.
@@ -104,6 +110,10 @@ pub struct NoProgress;
 
 impl ProgressSink for NoProgress {
     fn progress(&self, _progress: f64, _total: Option<f64>, _message: String) {}
+
+    fn wanted(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a tool call may know about where it runs.
