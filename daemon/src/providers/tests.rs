@@ -1034,6 +1034,24 @@ fn a_name_resolves_the_same_from_the_cache() {
 }
 
 #[test]
+fn parsed_urls_are_remembered_and_bounded() {
+    let p = offline(&[]);
+    let url = p
+        .parsed_url("http://127.0.0.1:9/v1/chat/completions")
+        .unwrap();
+    assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+    assert_eq!(
+        p.parsed_url("http://127.0.0.1:9/v1/chat/completions"),
+        Some(url)
+    );
+    assert_eq!(p.parsed_url("not a url"), None);
+    for i in 0..(2 * runtime::RESOLVED_CACHE_MAX) {
+        p.parsed_url(&format!("http://127.0.0.1:9/{i}")).unwrap();
+    }
+    assert!(p.urls.lock().unwrap().len() <= runtime::RESOLVED_CACHE_MAX);
+}
+
+#[test]
 fn names_resolve_like_litellm() {
     let p = offline(&[
         ("OPENAI_API_KEY", KEY),
