@@ -26,6 +26,8 @@ pub struct Counts {
     pub floor: f64,
     /// Instructions per `tools/call chat` (new thread each) against the mock, zend's threads summed.
     pub zend_chat: f64,
+    /// The same in the store section's mix: 9 calls in 10 continue a thread.
+    pub zend_chat_mix: f64,
     /// Instructions from exec to the initialize answer (FEW-call run minus its calls).
     pub shim_start: f64,
     pub floor_start: f64,
@@ -64,12 +66,24 @@ fn totals(out: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("no totals in {}", out.display()))
 }
 
-/// One session of `n` calls of the tool in `params` through `client`, then closes it.
-fn calls(mut client: Mcp, n: usize, params: &str) -> Result<(), String> {
+/// One session of `n` calls of the tool in `params` through `client`, then closes it. With
+/// `continue_threads`, 9 calls in 10 continue the thread the previous call answered on (the
+/// store section's mix: a new thread every 10th call).
+fn calls(mut client: Mcp, n: usize, params: &str, continue_threads: bool) -> Result<(), String> {
     client.initialize().map_err(|e| e.to_string())?;
-    for _ in 0..n {
+    let mut continuation: Option<String> = None;
+    for i in 0..n {
+        let params = match (&continuation, continue_threads && i % 10 != 0) {
+            (Some(id), true) => {
+                let mut value: serde_json::Value =
+                    serde_json::from_str(params).map_err(|e| e.to_string())?;
+                value["arguments"]["continuation_id"] = serde_json::json!(id);
+                value.to_string()
+            }
+            _ => params.to_owned(),
+        };
         let reply = client
-            .request("tools/call", Some(params))
+            .request("tools/call", Some(&params))
             .map_err(|e| e.to_string())?;
         if !reply.contains("\"result\"") || reply.contains("\"isError\":true") {
             return Err(format!(
@@ -77,6 +91,11 @@ fn calls(mut client: Mcp, n: usize, params: &str) -> Result<(), String> {
                 reply.chars().take(300).collect::<String>()
             ));
         }
+        continuation = reply
+            .split("continuation_id: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
     }
     client.close();
     Ok(())
@@ -87,7 +106,7 @@ fn client_side(home: &Home, dir: &Path, program: &Path, n: usize) -> Result<u64,
     let name = program.file_name().unwrap_or_default().to_string_lossy();
     let out = dir.join(format!("{name}.{n}.out"));
     let client = Mcp::spawn(valgrind(home, &out, &[], program)).map_err(|e| e.to_string())?;
-    calls(client, n, VERSION_CALL)?;
+    calls(client, n, VERSION_CALL, false)?;
     totals(&out)
 }
 
@@ -111,7 +130,7 @@ fn thread_names(pid: u32) -> Vec<String> {
 #[derive(Clone, Copy)]
 enum Served<'a> {
     Version { quiet: bool },
-    Chat { base_url: &'a str },
+    Chat { base_url: &'a str, continued: bool },
 }
 
 /// Instructions of zend, run under callgrind, serving one session of `n`
@@ -120,21 +139,25 @@ enum Served<'a> {
 /// 0 to 150 M instructions per run; zend no longer has such threads.)
 fn daemon_side(bins: &Bins, dir: &Path, n: usize, served: Served) -> Result<u64, String> {
     let mut home = Home::new().map_err(|e| e.to_string())?;
-    let (label, params) = match served {
+    let (label, params, continued) = match served {
         Served::Version { quiet } => {
             if quiet {
                 home.env.push(("ZEN_LOG".into(), "warn".into()));
             }
-            (format!("version.{quiet}"), VERSION_CALL.to_owned())
+            (format!("version.{quiet}"), VERSION_CALL.to_owned(), false)
         }
-        Served::Chat { base_url } => {
+        Served::Chat {
+            base_url,
+            continued,
+        } => {
             home.env.push(("OPENAI_BASE_URL".into(), base_url.into()));
             home.env
                 .push(("OPENAI_API_KEY".into(), crate::mock::API_KEY.into()));
             (
-                "chat".to_owned(),
+                format!("chat.{continued}"),
                 serde_json::json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": crate::mock::CHAT_MODEL}})
                     .to_string(),
+                continued,
             )
         }
     };
@@ -157,7 +180,7 @@ fn daemon_side(bins: &Bins, dir: &Path, n: usize, served: Served) -> Result<u64,
         std::thread::sleep(Duration::from_millis(20));
     }
     let client = Mcp::spawn(home.command(&bins.shim)).map_err(|e| e.to_string());
-    let served = client.and_then(|c| calls(c, n, &params));
+    let served = client.and_then(|c| calls(c, n, &params, continued));
     let names = thread_names(child.id());
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     unsafe {
@@ -211,10 +234,17 @@ pub fn run(bins: &Bins, mock_url: &str) -> Result<Counts, String> {
         daemon_side(bins, dir.path(), FEW, version(true))?,
         daemon_side(bins, dir.path(), MANY, version(true))?,
     );
-    let chat = Served::Chat { base_url: mock_url };
+    let chat = |continued| Served::Chat {
+        base_url: mock_url,
+        continued,
+    };
     let zend_chat = (
-        daemon_side(bins, dir.path(), CHAT_FEW, chat)?,
-        daemon_side(bins, dir.path(), CHAT_MANY, chat)?,
+        daemon_side(bins, dir.path(), CHAT_FEW, chat(false))?,
+        daemon_side(bins, dir.path(), CHAT_MANY, chat(false))?,
+    );
+    let zend_chat_mix = (
+        daemon_side(bins, dir.path(), CHAT_FEW, chat(true))?,
+        daemon_side(bins, dir.path(), CHAT_MANY, chat(true))?,
     );
     if let Some(keep) = std::env::var_os("ZEN_BENCH_KEEP_CALLGRIND") {
         // For callgrind_annotate: every output file, per thread.
@@ -235,6 +265,8 @@ pub fn run(bins: &Bins, mock_url: &str) -> Result<Counts, String> {
         zend: per_call(zend.0, zend.1),
         zend_quiet: per_call(zend_quiet.0, zend_quiet.1),
         zend_chat: zend_chat.1.saturating_sub(zend_chat.0) as f64 / (CHAT_MANY - CHAT_FEW) as f64,
+        zend_chat_mix: zend_chat_mix.1.saturating_sub(zend_chat_mix.0) as f64
+            / (CHAT_MANY - CHAT_FEW) as f64,
         floor: floor_call,
         shim_start: shim.0 as f64 - FEW as f64 * shim_call,
         floor_start: floor.0 as f64 - FEW as f64 * floor_call,
@@ -246,6 +278,7 @@ pub fn run(bins: &Bins, mock_url: &str) -> Result<Counts, String> {
             "zend_log_warn": [zend_quiet.0, zend_quiet.1],
             "chat_calls": [CHAT_FEW, CHAT_MANY],
             "zend_chat": [zend_chat.0, zend_chat.1],
+            "zend_chat_mix": [zend_chat_mix.0, zend_chat_mix.1],
         }),
     })
 }

@@ -1344,6 +1344,15 @@ fn instructions(bins: &Bins, mock_url: &str, report: &mut Report) -> Result<(), 
     );
     report.row(
         "instructions",
+        "instructions per tools/call chat (9 in 10 continue a thread): zend",
+        counts.zend_chat_mix,
+        Unit::Instr,
+        Some((counts.zend_chat, "chat on a new thread each call")),
+        Target::None,
+        "user space only (callgrind), every zend thread, SSE mock; the store section's mix",
+    );
+    report.row(
+        "instructions",
         "instructions: zen-shim start → initialize answered",
         counts.shim_start,
         Unit::Instr,

@@ -119,5 +119,14 @@ pub(crate) fn merge_extra(body: &mut Value, extra: Option<&Value>) {
 
 /// Reads a non-negative integer field.
 pub(crate) fn uint(value: &Value, pointer: &str) -> u64 {
-    value.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+    at(value, pointer).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// `value.pointer(pointer)` for the object-key paths adapters use (`/usage/output_tokens`),
+/// without its allocations: `Value::pointer` unescapes every segment into a new `String`
+/// (two `replace`s each), ten per usage block. Array indexes and `~` escapes are not needed
+/// here and not supported.
+pub(crate) fn at<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    let path = pointer.strip_prefix('/')?;
+    path.split('/').try_fold(value, |value, key| value.get(key))
 }

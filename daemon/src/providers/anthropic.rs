@@ -144,8 +144,11 @@ impl Adapter for Anthropic {
 
 fn usage(raw: &Value, previous: Option<Usage>) -> Usage {
     let previous = previous.unwrap_or_default();
-    let pick =
-        |pointer: &str, old: u64| raw.pointer(pointer).and_then(Value::as_u64).unwrap_or(old);
+    let pick = |pointer: &str, old: u64| {
+        super::adapter::at(raw, pointer)
+            .and_then(Value::as_u64)
+            .unwrap_or(old)
+    };
     let plain = pick("/input_tokens", 0);
     let cached = pick("/cache_read_input_tokens", previous.cached_tokens);
     let written = pick("/cache_creation_input_tokens", previous.cache_write_tokens);

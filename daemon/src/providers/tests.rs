@@ -1354,3 +1354,27 @@ async fn real_litellm_proxy_when_configured() {
         .unwrap_err();
     assert!(matches!(err, ProviderError::Server { .. }), "{err}");
 }
+
+#[test]
+fn usage_paths_read_like_json_pointers() {
+    use super::adapter::{at, uint};
+    let usage = serde_json::json!({
+        "prompt_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 3},
+        "list": [1],
+        "text": "x"
+    });
+    for path in [
+        "/prompt_tokens",
+        "/prompt_tokens_details/cached_tokens",
+        "/prompt_tokens_details/missing",
+        "/missing/deeper",
+        "/text/inner",
+    ] {
+        assert_eq!(at(&usage, path), usage.pointer(path), "{path}");
+    }
+    assert_eq!(uint(&usage, "/prompt_tokens"), 12);
+    assert_eq!(uint(&usage, "/prompt_tokens_details/cached_tokens"), 3);
+    assert_eq!(uint(&usage, "/text"), 0);
+    assert_eq!(at(&usage, "no-slash"), None);
+}
