@@ -12,9 +12,27 @@ use super::{anthropic, gemini, openai};
 #[derive(Debug)]
 pub(crate) struct HttpRequest {
     pub url: String,
-    /// Includes the auth header; never log these.
+    /// Includes the auth header (and `content-type`); never log these.
     pub headers: Vec<(String, String)>,
-    pub body: Value,
+    pub body: Body,
+}
+
+/// A request body: a JSON value, or JSON an adapter already encoded (no `Value` built).
+#[derive(Debug)]
+pub(crate) enum Body {
+    Json(Value),
+    Encoded(Vec<u8>),
+}
+
+impl Body {
+    /// The JSON text sent.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            // A `Value` always serializes.
+            Body::Json(value) => serde_json::to_vec(&value).unwrap_or_default(),
+            Body::Encoded(bytes) => bytes,
+        }
+    }
 }
 
 /// An error the upstream reported inside a 200 answer (an SSE `error` event), with the

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::adapter::{Accumulated, Adapter, HttpRequest, Params, UpstreamError, merge_extra, uint};
+use super::adapter::{
+    Accumulated, Adapter, Body, HttpRequest, Params, UpstreamError, merge_extra, uint,
+};
 use super::registry::ResolvedModel;
 use super::types::{ContentPart, FinishReason, Role, Usage};
 
@@ -88,7 +90,7 @@ impl Adapter for Anthropic {
         HttpRequest {
             url: format!("{}/v1/messages", endpoint.base_url),
             headers,
-            body,
+            body: Body::Json(body),
         }
     }
 

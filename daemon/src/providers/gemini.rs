@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::adapter::{Accumulated, Adapter, HttpRequest, Params, UpstreamError, merge_extra, uint};
+use super::adapter::{
+    Accumulated, Adapter, Body, HttpRequest, Params, UpstreamError, merge_extra, uint,
+};
 use super::registry::ResolvedModel;
 use super::types::{ContentPart, FinishReason, Role, Usage};
 
@@ -79,7 +81,11 @@ impl Adapter for Gemini {
             headers.push(("x-goog-api-key".to_owned(), key.expose().to_owned()));
         }
         headers.extend(endpoint.headers.iter().cloned());
-        HttpRequest { url, headers, body }
+        HttpRequest {
+            url,
+            headers,
+            body: Body::Json(body),
+        }
     }
 
     fn parse_body(&self, body: &Value, acc: &mut Accumulated) -> Result<(), UpstreamError> {

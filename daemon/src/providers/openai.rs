@@ -2,75 +2,43 @@
 //! Together, Fireworks, Ollama, LM Studio, vLLM, a LiteLLM proxy and any custom
 //! OpenAI-compatible endpoint (their differences are rows in the provider table).
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Value, json};
 
-use super::adapter::{Accumulated, Adapter, HttpRequest, Params, UpstreamError, merge_extra, uint};
+use super::adapter::{
+    Accumulated, Adapter, Body, HttpRequest, Params, UpstreamError, merge_extra, uint,
+};
 use super::config::Wire;
 use super::registry::ResolvedModel;
-use super::types::{ContentPart, FinishReason, Role, Usage};
+use super::types::{CompletionRequest, ContentPart, FinishReason, Message, Role, Usage};
 
 pub(crate) struct OpenAi;
 
 impl Adapter for OpenAi {
     fn request(&self, model: &ResolvedModel, params: &Params<'_>, stream: bool) -> HttpRequest {
         let endpoint = &model.endpoint;
-        let request = params.request;
-        let mut messages = Vec::new();
-        if let Some(system) = &request.system {
-            messages.push(json!({"role": "system", "content": system}));
-        }
-        for message in &request.messages {
-            let role = match message.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            let only_text = message
-                .content
-                .iter()
-                .all(|p| matches!(p, ContentPart::Text { .. }));
-            let content = if only_text {
-                Value::String(message.text_content())
-            } else {
-                Value::Array(
-                    message
-                        .content
-                        .iter()
-                        .map(|part| match part {
-                            ContentPart::Text { text } => json!({"type": "text", "text": text}),
-                            ContentPart::Image { mime, data_base64 } => json!({
-                                "type": "image_url",
-                                "image_url": {"url": format!("data:{mime};base64,{data_base64}")}
-                            }),
-                        })
-                        .collect(),
-                )
-            };
-            messages.push(json!({"role": role, "content": content}));
-        }
-        let mut body = json!({"model": model.upstream_model, "messages": messages});
-        let map = body.as_object_mut();
-        if let Some(map) = map {
-            if let Some(t) = params.temperature {
-                map.insert("temperature".into(), json!(t));
+        let body = match &endpoint.extra_body {
+            // Merging the configured extra fields needs the body as a value.
+            Some(extra) => {
+                let mut body = serde_json::to_value(ChatBody {
+                    model,
+                    params,
+                    stream,
+                })
+                .unwrap_or_default();
+                merge_extra(&mut body, Some(extra));
+                Body::Json(body)
             }
-            if let Some(max) = params.max_output_tokens {
-                map.insert(endpoint.max_tokens_field.clone(), json!(max));
-            }
-            if let Some(effort) = params.reasoning_effort {
-                map.insert("reasoning_effort".into(), json!(effort.as_str()));
-            }
-            if params.json_mode {
-                map.insert("response_format".into(), json!({"type": "json_object"}));
-            }
-            if !request.stop.is_empty() {
-                map.insert("stop".into(), json!(request.stop));
-            }
-            if stream {
-                map.insert("stream".into(), json!(true));
-                map.insert("stream_options".into(), json!({"include_usage": true}));
-            }
-        }
-        merge_extra(&mut body, endpoint.extra_body.as_ref());
+            // The common case: encoded straight from the request, no `Value` built.
+            None => Body::Encoded(
+                serde_json::to_vec(&ChatBody {
+                    model,
+                    params,
+                    stream,
+                })
+                .unwrap_or_default(),
+            ),
+        };
 
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         let url = if endpoint.wire == Wire::Azure {
@@ -128,6 +96,100 @@ impl Adapter for OpenAi {
             .as_str()
             .filter(|t| !t.is_empty())
             .map(str::to_owned))
+    }
+}
+
+/// A chat completions request body, serialized field by field in the order the wire has always
+/// had (model, messages, then the optional parameters).
+struct ChatBody<'a> {
+    model: &'a ResolvedModel,
+    params: &'a Params<'a>,
+    stream: bool,
+}
+
+impl Serialize for ChatBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (model, params) = (self.model, self.params);
+        let request = params.request;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", &model.upstream_model)?;
+        map.serialize_entry("messages", &Messages(request))?;
+        if let Some(t) = params.temperature {
+            map.serialize_entry("temperature", &t)?;
+        }
+        if let Some(max) = params.max_output_tokens {
+            map.serialize_entry(&model.endpoint.max_tokens_field, &max)?;
+        }
+        if let Some(effort) = params.reasoning_effort {
+            map.serialize_entry("reasoning_effort", effort.as_str())?;
+        }
+        if params.json_mode {
+            map.serialize_entry("response_format", &json!({"type": "json_object"}))?;
+        }
+        if !request.stop.is_empty() {
+            map.serialize_entry("stop", &request.stop)?;
+        }
+        if self.stream {
+            map.serialize_entry("stream", &true)?;
+            map.serialize_entry("stream_options", &json!({"include_usage": true}))?;
+        }
+        map.end()
+    }
+}
+
+/// The system prompt (if any), then every message: text-only content as one string, anything
+/// else as a list of parts.
+struct Messages<'a>(&'a CompletionRequest);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.0;
+        let mut list = serializer.serialize_seq(None)?;
+        if let Some(system) = &request.system {
+            list.serialize_element(&json!({"role": "system", "content": system}))?;
+        }
+        for message in &request.messages {
+            list.serialize_element(&OneMessage(message))?;
+        }
+        list.end()
+    }
+}
+
+struct OneMessage<'a>(&'a Message);
+
+impl Serialize for OneMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let role = match message.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("role", role)?;
+        let only_text = message
+            .content
+            .iter()
+            .all(|p| matches!(p, ContentPart::Text { .. }));
+        if only_text {
+            match message.content.as_slice() {
+                [ContentPart::Text { text }] => map.serialize_entry("content", text)?,
+                _ => map.serialize_entry("content", &message.text_content())?,
+            }
+        } else {
+            let parts: Vec<Value> = message
+                .content
+                .iter()
+                .map(|part| match part {
+                    ContentPart::Text { text } => json!({"type": "text", "text": text}),
+                    ContentPart::Image { mime, data_base64 } => json!({
+                        "type": "image_url",
+                        "image_url": {"url": format!("data:{mime};base64,{data_base64}")}
+                    }),
+                })
+                .collect();
+            map.serialize_entry("content", &parts)?;
+        }
+        map.end()
     }
 }
 

@@ -404,7 +404,7 @@ impl Providers {
             // Not a URL: reqwest says so, as before.
             None => client.post(&http_request.url),
         }
-        .json(&http_request.body);
+        .body(http_request.body.into_bytes());
         for (name, value) in &http_request.headers {
             builder = builder.header(name, value);
         }

@@ -1378,3 +1378,88 @@ fn usage_paths_read_like_json_pointers() {
     assert_eq!(uint(&usage, "/text"), 0);
     assert_eq!(at(&usage, "no-slash"), None);
 }
+
+/// The OpenAI body is encoded straight from the request: the same JSON, in the same key order,
+/// as the `Value` it used to be built as; with `extra_body` configured it is merged as before.
+#[test]
+fn openai_body_is_the_wire_json_in_order() {
+    use super::adapter::{Adapter, Body, Params};
+    let p = offline(&[("OPENAI_API_KEY", KEY)]);
+    let model = p.resolve("gpt-5").unwrap();
+    let mut request = CompletionRequest::new(
+        "gpt-5",
+        vec![
+            Message::user("first \"quoted\"\nline"),
+            Message::assistant("answer"),
+            Message {
+                role: Role::User,
+                content: vec![
+                    ContentPart::Text { text: "see".into() },
+                    ContentPart::image_data_url("data:image/png;base64,AAAA").unwrap(),
+                ],
+            },
+            Message {
+                role: Role::User,
+                content: vec![
+                    ContentPart::Text { text: "a".into() },
+                    ContentPart::Text { text: "b".into() },
+                ],
+            },
+        ],
+    );
+    request.system = Some("Be brief.".into());
+    request.temperature = Some(0.25);
+    request.max_output_tokens = Some(321);
+    request.json_mode = true;
+    request.stop = vec!["END".into()];
+    let params = Params::new(&request, &model);
+    let sent = super::openai::OpenAi.request(&model, &params, true);
+    let Body::Encoded(bytes) = sent.body else {
+        panic!("no extra_body: the body is encoded directly");
+    };
+    let text = String::from_utf8(bytes).unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    let mut expected = json!({
+        "model": model.upstream_model,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "first \"quoted\"\nline"},
+            {"role": "assistant", "content": "answer"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "see"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+            ]},
+            {"role": "user", "content": "ab"}
+        ]
+    });
+    let map = expected.as_object_mut().unwrap();
+    if let Some(t) = params.temperature {
+        map.insert("temperature".into(), json!(t));
+    }
+    map.insert(
+        model.endpoint.max_tokens_field.clone(),
+        json!(params.max_output_tokens.unwrap()),
+    );
+    if let Some(effort) = params.reasoning_effort {
+        map.insert("reasoning_effort".into(), json!(effort.as_str()));
+    }
+    map.insert("response_format".into(), json!({"type": "json_object"}));
+    map.insert("stop".into(), json!(["END"]));
+    map.insert("stream".into(), json!(true));
+    map.insert("stream_options".into(), json!({"include_usage": true}));
+    assert_eq!(value, expected);
+    // Key order too (the wire keeps the order it always had).
+    assert_eq!(text, expected.to_string());
+
+    // With extra fields configured, they are merged and never override.
+    let mut model = model;
+    model.endpoint.extra_body = Some(json!({"model": "other", "user": "zen"}));
+    let params = Params::new(&request, &model);
+    let sent = super::openai::OpenAi.request(&model, &params, false);
+    let Body::Json(value) = sent.body else {
+        panic!("extra_body needs the value");
+    };
+    assert_eq!(value["model"], json!(model.upstream_model));
+    assert_eq!(value["user"], "zen");
+    assert!(value.get("stream").is_none());
+}
