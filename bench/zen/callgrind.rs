@@ -91,11 +91,7 @@ fn calls(mut client: Mcp, n: usize, params: &str, continue_threads: bool) -> Res
                 reply.chars().take(300).collect::<String>()
             ));
         }
-        continuation = reply
-            .split("continuation_id: ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned);
+        continuation = crate::procs::continuation_id(&reply);
     }
     client.close();
     Ok(())

@@ -696,3 +696,11 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Result<Strin
         ))
     }
 }
+
+/// The thread id in a zen answer's footer ("continuation_id: <id> (<n> turns left) …").
+pub fn continuation_id(text: &str) -> Option<String> {
+    text.split("continuation_id: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+}

@@ -213,11 +213,7 @@ fn chat_mix(
                 line.chars().take(300).collect::<String>()
             ));
         }
-        continuation = text
-            .split("continuation_id: ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned);
+        continuation = procs::continuation_id(text);
         Ok(took)
     };
     let warmup = warmup.min(calls);
