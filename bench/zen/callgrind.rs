@@ -221,27 +221,21 @@ pub fn run(bins: &Bins, mock_url: &str) -> Result<Counts, String> {
         client_side(&home, dir.path(), &bins.floor, MANY)?,
     );
     home.stop_daemon();
-    let version = |quiet| Served::Version { quiet };
-    let zend = (
-        daemon_side(bins, dir.path(), FEW, version(false))?,
-        daemon_side(bins, dir.path(), MANY, version(false))?,
-    );
-    let zend_quiet = (
-        daemon_side(bins, dir.path(), FEW, version(true))?,
-        daemon_side(bins, dir.path(), MANY, version(true))?,
-    );
+    // zend's (few, many) runs for what it serves.
+    let runs = |(few, many): (usize, usize), served: Served| -> Result<(u64, u64), String> {
+        Ok((
+            daemon_side(bins, dir.path(), few, served)?,
+            daemon_side(bins, dir.path(), many, served)?,
+        ))
+    };
+    let zend = runs((FEW, MANY), Served::Version { quiet: false })?;
+    let zend_quiet = runs((FEW, MANY), Served::Version { quiet: true })?;
     let chat = |continued| Served::Chat {
         base_url: mock_url,
         continued,
     };
-    let zend_chat = (
-        daemon_side(bins, dir.path(), CHAT_FEW, chat(false))?,
-        daemon_side(bins, dir.path(), CHAT_MANY, chat(false))?,
-    );
-    let zend_chat_mix = (
-        daemon_side(bins, dir.path(), CHAT_FEW, chat(true))?,
-        daemon_side(bins, dir.path(), CHAT_MANY, chat(true))?,
-    );
+    let zend_chat = runs((CHAT_FEW, CHAT_MANY), chat(false))?;
+    let zend_chat_mix = runs((CHAT_FEW, CHAT_MANY), chat(true))?;
     if let Some(keep) = std::env::var_os("ZEN_BENCH_KEEP_CALLGRIND") {
         // For callgrind_annotate: every output file, per thread.
         let keep = Path::new(&keep);
