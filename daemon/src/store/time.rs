@@ -61,25 +61,23 @@ impl Timestamp {
         civil_from_days((self.0 / MILLIS_PER_DAY) as i64)
     }
 
-    /// `2025-01-31`: the ledger's key for this UTC day.
+    /// `2025-01-31`: the ledger's key for this UTC day (the date part of the RFC 3339 text).
     pub fn day_key(self) -> String {
-        match self.rfc3339() {
-            Some(text) => text.as_str()[..10].to_owned(),
-            None => {
-                let (y, m, d) = self.date();
-                format!("{y:04}-{m:02}-{d:02}")
-            }
-        }
+        self.with_date_text(str::to_owned)
     }
 
     /// `2025-01`: the ledger's key for this UTC month.
     pub fn month_key(self) -> String {
+        self.with_date_text(|date| date[..date.len() - 3].to_owned())
+    }
+
+    /// Calls `f` with the date part of this timestamp's RFC 3339 text (`2025-01-31`), from the
+    /// stack when the year has four digits.
+    fn with_date_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let date = |text: &str| -> R { f(text.split_once('T').map_or(text, |(date, _)| date)) };
         match self.rfc3339() {
-            Some(text) => text.as_str()[..7].to_owned(),
-            None => {
-                let (y, m, _) = self.date();
-                format!("{y:04}-{m:02}")
-            }
+            Some(text) => date(text.as_str()),
+            None => date(&self.to_string()),
         }
     }
 
