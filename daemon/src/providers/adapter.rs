@@ -1,6 +1,8 @@
 //! The wire-adapter trait and what adapters share: the parameters a model accepts
 //! (LiteLLM's `drop_params`) and the state a streamed answer accumulates.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::config::{TemperatureRule, Wire};
@@ -68,6 +70,19 @@ pub(crate) trait Adapter: Sync {
         data: &Value,
         acc: &mut Accumulated,
     ) -> Result<Option<String>, UpstreamError>;
+
+    /// Parses one SSE event from its data text without building a `Value`, when the event
+    /// has the shape the adapter reads directly; `None` leaves `acc` untouched and the caller
+    /// parses a `Value` for [`Adapter::parse_event`], which gives the same result for every
+    /// event this accepts (tests compare the two).
+    fn parse_event_text<'d>(
+        &self,
+        _event: Option<&str>,
+        _data: &'d str,
+        _acc: &mut Accumulated,
+    ) -> Option<Result<Option<Cow<'d, str>>, UpstreamError>> {
+        None
+    }
 }
 
 pub(crate) fn for_wire(wire: Wire) -> &'static dyn Adapter {

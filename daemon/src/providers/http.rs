@@ -264,26 +264,48 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// Feeds bytes; returns the events completed by them.
+    ///
+    /// Complete lines are read where they lie (in `bytes`, or in the buffer when an
+    /// earlier chunk left part of a line); only an unfinished line is kept.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some(pos) = self.buffer.iter().position(|&b| b == b'\n' || b == b'\r') {
-            // A lone `\r` at the buffer's end may be the first half of `\r\n`: wait.
-            if self.buffer[pos] == b'\r' && pos + 1 == self.buffer.len() {
+        if self.buffer.is_empty() {
+            let used = self.lines(bytes, &mut events);
+            self.buffer.extend_from_slice(&bytes[used..]);
+        } else {
+            let mut buffer = std::mem::take(&mut self.buffer);
+            buffer.extend_from_slice(bytes);
+            let used = self.lines(&buffer, &mut events);
+            buffer.drain(..used);
+            self.buffer = buffer;
+        }
+        events
+    }
+
+    /// Reads the complete lines at the start of `bytes`; returns how many bytes they took.
+    fn lines(&mut self, bytes: &[u8], events: &mut Vec<SseEvent>) -> usize {
+        let mut start = 0;
+        while let Some(offset) = bytes[start..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            let pos = start + offset;
+            // A lone `\r` at the end may be the first half of `\r\n`: wait.
+            if bytes[pos] == b'\r' && pos + 1 == bytes.len() {
                 break;
             }
-            let skip = if self.buffer[pos] == b'\r' && self.buffer.get(pos + 1) == Some(&b'\n') {
+            let skip = if bytes[pos] == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
                 2
             } else {
                 1
             };
-            let line: Vec<u8> = self.buffer.drain(..pos + skip).take(pos).collect();
-            let line = String::from_utf8_lossy(&line);
+            let line = String::from_utf8_lossy(&bytes[start..pos]);
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
+            start = pos + skip;
         }
-        events
+        start
     }
 
     /// The last event, if the stream ended without a blank line.
@@ -340,6 +362,34 @@ mod tests {
         let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, ["{\"x\":1}", "one\ntwo", "[DONE]"]);
         assert_eq!(events[0].event.as_deref(), Some("a"));
+    }
+
+    /// Every way of cutting a stream into chunks gives the same events as feeding it whole,
+    /// including a `\r\n` or a multi-byte character split between chunks.
+    #[test]
+    fn sse_any_split_gives_the_same_events() {
+        let stream = "event: \u{e9}t\u{e9}\r\ndata: {\"a\":\"\u{2603}\"}\r\n\r\n: c\r\rdata: x\r\ndata: y\n\ndata: [DONE]\n\n"
+            .as_bytes();
+        let whole = {
+            let mut parser = SseParser::default();
+            let mut events = parser.feed(stream);
+            events.extend(parser.finish());
+            events
+        };
+        assert_eq!(whole.len(), 3, "{whole:?}");
+        assert_eq!(whole[0].event.as_deref(), Some("\u{e9}t\u{e9}"));
+        assert_eq!(whole[0].data, "{\"a\":\"\u{2603}\"}");
+        assert_eq!(whole[1].data, "x\ny");
+        for cut in 0..=stream.len() {
+            for second in cut..=stream.len() {
+                let mut parser = SseParser::default();
+                let mut events = parser.feed(&stream[..cut]);
+                events.extend(parser.feed(&stream[cut..second]));
+                events.extend(parser.feed(&stream[second..]));
+                events.extend(parser.finish());
+                assert_eq!(events, whole, "cut at {cut} and {second}");
+            }
+        }
     }
 
     #[test]

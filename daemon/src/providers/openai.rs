@@ -2,6 +2,11 @@
 //! Together, Fireworks, Ollama, LM Studio, vLLM, a LiteLLM proxy and any custom
 //! OpenAI-compatible endpoint (their differences are rows in the provider table).
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Value, json};
 
@@ -96,6 +101,159 @@ impl Adapter for OpenAi {
             .as_str()
             .filter(|t| !t.is_empty())
             .map(str::to_owned))
+    }
+
+    fn parse_event_text<'d>(
+        &self,
+        _event: Option<&str>,
+        data: &'d str,
+        acc: &mut Accumulated,
+    ) -> Option<Result<Option<Cow<'d, str>>, UpstreamError>> {
+        // Any other shape (an error, a field of another type, a repeated key) is left to
+        // the `Value` path, which reads it as it always has.
+        let Object(chunk) = serde_json::from_str::<Object<Chunk<'d>>>(data).ok()?;
+        if chunk.error.is_some() {
+            return None;
+        }
+        if acc.request_id.is_none() {
+            acc.request_id = chunk.id.map(str::to_owned);
+        }
+        if let Some(Object(usage)) = chunk.usage {
+            acc.usage = Some(Usage {
+                input_tokens: usage.prompt_tokens.unwrap_or(0),
+                output_tokens: usage.completion_tokens.unwrap_or(0),
+                cached_tokens: usage
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.0.cached_tokens)
+                    .unwrap_or(0),
+                cache_write_tokens: usage
+                    .prompt_tokens_details
+                    .and_then(|d| d.0.cache_creation_tokens)
+                    .unwrap_or(0),
+                reasoning_tokens: usage
+                    .completion_tokens_details
+                    .and_then(|d| d.0.reasoning_tokens)
+                    .unwrap_or(0),
+            });
+            if let Some(cost) = usage.cost {
+                acc.upstream_cost = Some(cost);
+            }
+        }
+        let Some(Object(choice)) = chunk.choices.and_then(|choices| choices.into_iter().next())
+        else {
+            return Some(Ok(None));
+        };
+        if let Some(reason) = choice.finish_reason {
+            acc.finish_reason = Some(FinishReason::from_openai(reason));
+        }
+        Some(Ok(choice
+            .delta
+            .and_then(|delta| delta.0.content)
+            .map(|text| text.0)
+            .filter(|text| !text.is_empty())))
+    }
+}
+
+/// A streamed chat completions chunk, read straight from its text: the fields the adapter
+/// uses, borrowed where the JSON has no escapes; everything else skipped.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a str>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<Object<ChunkChoice<'a>>>>,
+    #[serde(default)]
+    usage: Option<Object<ChunkUsage>>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Object<ChunkDelta<'a>>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Text<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<Object<PromptDetails>>,
+    #[serde(default)]
+    completion_tokens_details: Option<Object<CompletionDetails>>,
+    #[serde(default)]
+    cost: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+/// A struct read only from a JSON object: serde's derive would also read one from an array
+/// (fields by position), where the `Value` path sees no fields at all.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes (serde's own `Cow<str>`
+/// always copies).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -226,4 +384,110 @@ fn check_error(data: &Value) -> Result<(), UpstreamError> {
         status,
         message: error.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both paths on the same event, from the same starting state: the text path either
+    /// declines or gives exactly what the `Value` path gives.
+    fn both(data: &str, start: &Accumulated) -> (bool, String, String) {
+        let copy = |acc: &Accumulated| Accumulated {
+            text: acc.text.clone(),
+            finish_reason: acc.finish_reason.clone(),
+            usage: acc.usage,
+            request_id: acc.request_id.clone(),
+            upstream_cost: acc.upstream_cost,
+        };
+        let mut by_value = copy(start);
+        let value = serde_json::from_str::<Value>(data)
+            .map(|v| OpenAi.parse_event(None, &v, &mut by_value));
+        let mut by_text = copy(start);
+        match OpenAi.parse_event_text(None, data, &mut by_text) {
+            Some(result) => {
+                let value = format!("{value:?} {by_value:?}");
+                let text = format!(
+                    "{:?} {by_text:?}",
+                    Ok::<_, ()>(result.map(|d| d.map(Cow::into_owned)))
+                );
+                (true, value, text)
+            }
+            None => {
+                assert_eq!(
+                    format!("{by_text:?}"),
+                    format!("{start:?}"),
+                    "declining leaves the state alone: {data}"
+                );
+                (false, String::new(), String::new())
+            }
+        }
+    }
+
+    #[test]
+    fn stream_chunks_read_from_text_as_from_a_value() {
+        // Shapes real servers send; each must take the text path.
+        let direct = [
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"mock "},"finish_reason":null}]}"#,
+            r#"{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"line\nnext \"q\" \u00e9\u2603"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#"{"id":"chatcmpl-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120}}"#,
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":5,"cache_creation_tokens":1},"completion_tokens_details":{"reasoning_tokens":2},"cost":0.0012}}"#,
+            r#"{"id":"c","choices":[{"delta":{"content":""},"finish_reason":"length"}],"usage":{"prompt_tokens_details":null,"cost":3}}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}],"error":null}"#,
+            r#"{"choices":[{"delta":{"content":null,"tool_calls":[{"index":0}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"id":null,"choices":null}"#,
+            r#" {"id":"x"} "#,
+        ];
+        // Shapes the text path leaves to the `Value` path (same answer either way).
+        let declined = [
+            r#"{"error":{"message":"overloaded","code":529}}"#,
+            r#"{"error":{"message":"bad","code":"x"},"choices":[]}"#,
+            r#"{"id":7,"choices":[{"delta":{"content":"x"}}]}"#,
+            r#"{"id":"esc\u0061ped","choices":[]}"#,
+            r#"{"choices":{"0":{"delta":{"content":"x"}}}}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":[{"delta":"x"}]}"#,
+            r#"{"choices":[{"delta":{"content":["x"]}}]}"#,
+            r#"{"choices":[{"finish_reason":1}]}"#,
+            r#"{"usage":{"prompt_tokens":1.5}}"#,
+            r#"{"usage":{"prompt_tokens":-1}}"#,
+            r#"{"usage":{"prompt_tokens_details":3}}"#,
+            r#"{"usage":{"cost":"0.1"}}"#,
+            r#"{"usage":[]}"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"[1,2]"#,
+            r#"[]"#,
+            r#"{"choices":[[]]}"#,
+            r#"{"choices":[{"delta":["x"]}]}"#,
+            r#"{"usage":{"prompt_tokens_details":[5]}}"#,
+            r#"{"usage":[1,2]}"#,
+            r#""text""#,
+        ];
+        let fresh = Accumulated::default();
+        let later = Accumulated {
+            text: "so far".into(),
+            finish_reason: Some(FinishReason::Stop),
+            usage: Some(Usage {
+                input_tokens: 1,
+                ..Usage::default()
+            }),
+            request_id: Some("first".into()),
+            upstream_cost: Some(9.0),
+        };
+        for start in [&fresh, &later] {
+            for data in direct {
+                let (taken, value, text) = both(data, start);
+                assert!(taken, "the text path should read {data}");
+                assert_eq!(text, value, "{data}");
+            }
+            for data in declined {
+                let (taken, value, text) = both(data, start);
+                assert!(
+                    !taken,
+                    "the text path should leave {data} to the Value path"
+                );
+                assert_eq!(text, value, "{data}");
+            }
+        }
+    }
 }

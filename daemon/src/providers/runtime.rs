@@ -9,6 +9,7 @@
 //! connection, and no state is left half-updated (the cooldown map is only touched
 //! between awaits).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
@@ -469,9 +470,18 @@ impl Providers {
                     if event.data.trim().is_empty() {
                         continue;
                     }
-                    let data: serde_json::Value = serde_json::from_str(&event.data)
-                        .map_err(|e| ctx.invalid(format!("bad SSE data: {e}")))?;
-                    match adapter.parse_event(event.event.as_deref(), &data, &mut acc) {
+                    let kind = event.event.as_deref();
+                    let parsed = match adapter.parse_event_text(kind, &event.data, &mut acc) {
+                        Some(parsed) => parsed,
+                        None => {
+                            let data: serde_json::Value = serde_json::from_str(&event.data)
+                                .map_err(|e| ctx.invalid(format!("bad SSE data: {e}")))?;
+                            adapter
+                                .parse_event(kind, &data, &mut acc)
+                                .map(|delta| delta.map(Cow::Owned))
+                        }
+                    };
+                    match parsed {
                         Ok(Some(delta)) => {
                             if events.is_some() {
                                 chunk_text.push_str(&delta);
