@@ -1,9 +1,11 @@
 //! Anthropic Messages (`POST /v1/messages`), streamed as typed SSE events.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::adapter::{
-    Accumulated, Adapter, Body, HttpRequest, Params, UpstreamError, merge_extra, uint,
+    Accumulated, Adapter, Body, HttpRequest, Object, Params, Text, UpstreamError, merge_extra, uint,
 };
 use super::registry::ResolvedModel;
 use super::types::{ContentPart, FinishReason, Role, Usage};
@@ -142,6 +144,46 @@ impl Adapter for Anthropic {
         }
         Ok(None)
     }
+
+    /// The events that come once per token group (`content_block_delta`, and the ones that
+    /// carry nothing read here, like `ping`) are read from their text; `message_start`,
+    /// `message_delta`, `error` and any other shape go to the `Value` path.
+    fn parse_event_text<'d>(
+        &self,
+        event: Option<&str>,
+        data: &'d str,
+        _acc: &mut Accumulated,
+    ) -> Option<Result<Option<Cow<'d, str>>, UpstreamError>> {
+        let Object(head) = serde_json::from_str::<Object<EventHead<'d>>>(data).ok()?;
+        match event.or(head.kind).unwrap_or_default() {
+            "content_block_delta" => {
+                let delta = head.delta.map(|Object(delta)| delta);
+                Some(Ok(match delta {
+                    Some(delta) if delta.kind == Some("text_delta") => delta.text.map(|t| t.0),
+                    _ => None,
+                }))
+            }
+            "message_start" | "message_delta" | "error" => None,
+            _ => Some(Ok(None)),
+        }
+    }
+}
+
+/// The fields of a streamed event the text path reads (anything else skipped).
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    delta: Option<Object<DeltaHead<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaHead<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    text: Option<Text<'a>>,
 }
 
 fn usage(raw: &Value, previous: Option<Usage>) -> Usage {
@@ -196,4 +238,131 @@ fn check_error(data: &Value) -> Result<(), UpstreamError> {
         status,
         message: data.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text path declines or gives exactly what the `Value` path gives (result and state).
+    #[test]
+    fn stream_events_read_from_text_as_from_a_value() {
+        let start = || Accumulated {
+            text: "so far".into(),
+            request_id: Some("msg_1".into()),
+            usage: Some(Usage {
+                input_tokens: 5,
+                ..Usage::default()
+            }),
+            ..Accumulated::default()
+        };
+        let run = |event: Option<&str>, data: &str| {
+            let mut by_value = start();
+            let value = serde_json::from_str::<Value>(data)
+                .map(|v| Anthropic.parse_event(event, &v, &mut by_value));
+            let mut by_text = start();
+            let text = Anthropic
+                .parse_event_text(event, data, &mut by_text)
+                .map(|r| r.map(|d| d.map(Cow::into_owned)));
+            let taken = text.is_some();
+            if let Some(text) = text {
+                assert_eq!(
+                    format!("{:?} {by_text:?}", Ok::<_, ()>(text)),
+                    format!("{value:?} {by_value:?}"),
+                    "{event:?} {data}"
+                );
+            } else {
+                assert_eq!(format!("{by_text:?}"), format!("{:?}", start()));
+            }
+            taken
+        };
+        let named = |kind: &'static str| Some(kind);
+        let direct: &[(Option<&str>, &str)] = &[
+            (
+                named("content_block_delta"),
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+            ),
+            (
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\nb \u00e9"}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"x"}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":""}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"type":"content_block_delta"}"#,
+            ),
+            (named("ping"), r#"{"type": "ping"}"#),
+            (
+                named("content_block_start"),
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                named("content_block_stop"),
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (named("message_stop"), r#"{"type":"message_stop"}"#),
+            (None, r#"{}"#),
+            // The event name wins over the data's type, as on the Value path.
+            (
+                named("ping"),
+                r#"{"type":"message_start","message":{"id":"m"}}"#,
+            ),
+        ];
+        let declined: &[(Option<&str>, &str)] = &[
+            (
+                named("message_start"),
+                r#"{"type":"message_start","message":{"id":"msg_2","usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            ),
+            (
+                named("message_delta"),
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
+            ),
+            (
+                named("error"),
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
+            (
+                None,
+                r#"{"type":"error","error":{"type":"rate_limit_error"}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"delta":{"type":"text_delta","text":7}}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"delta":["text_delta","x"]}"#,
+            ),
+            (
+                named("content_block_delta"),
+                r#"{"delta":{"type":"text\u005fdelta","text":"x"}}"#,
+            ),
+            (None, r#"{"type":7}"#),
+            (None, r#"[]"#),
+            (named("ping"), r#"not json"#),
+        ];
+        for (event, data) in direct {
+            assert!(
+                run(*event, data),
+                "the text path should read {event:?} {data}"
+            );
+        }
+        for (event, data) in declined {
+            assert!(
+                !run(*event, data),
+                "the text path should decline {event:?} {data}"
+            );
+        }
+    }
 }

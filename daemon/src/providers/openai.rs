@@ -3,15 +3,13 @@
 //! OpenAI-compatible endpoint (their differences are rows in the provider table).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Value, json};
 
 use super::adapter::{
-    Accumulated, Adapter, Body, HttpRequest, Params, UpstreamError, merge_extra, uint,
+    Accumulated, Adapter, Body, HttpRequest, Object, Params, Text, UpstreamError, merge_extra, uint,
 };
 use super::config::Wire;
 use super::registry::ResolvedModel;
@@ -211,52 +209,6 @@ struct CompletionDetails {
     reasoning_tokens: Option<u64>,
 }
 
-/// A struct read only from a JSON object: serde's derive would also read one from an array
-/// (fields by position), where the `Value` path sees no fields at all.
-struct Object<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = Object<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor(PhantomData))
-    }
-}
-
-/// A JSON string, borrowed from the input when it has no escapes (serde's own `Cow<str>`
-/// always copies).
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
-    }
-}
-
 /// A chat completions request body, serialized field by field in the order the wire has always
 /// had (model, messages, then the optional parameters).
 struct ChatBody<'a> {
@@ -304,12 +256,24 @@ impl Serialize for Messages<'_> {
         let request = self.0;
         let mut list = serializer.serialize_seq(None)?;
         if let Some(system) = &request.system {
-            list.serialize_element(&json!({"role": "system", "content": system}))?;
+            list.serialize_element(&SystemMessage(system))?;
         }
         for message in &request.messages {
             list.serialize_element(&OneMessage(message))?;
         }
         list.end()
+    }
+}
+
+/// `{"role": "system", "content": ...}`, without copying the prompt into a `Value`.
+struct SystemMessage<'a>(&'a str);
+
+impl Serialize for SystemMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("role", "system")?;
+        map.serialize_entry("content", self.0)?;
+        map.end()
     }
 }
 

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -38,7 +38,8 @@ pub struct Providers {
     cooldowns: Mutex<HashMap<String, CooldownState>>,
     /// Names already resolved (the registry never changes once built): a call
     /// resolves its model twice (the tool picks it, `complete` looks it up).
-    pub(super) resolved: Mutex<HashMap<String, ResolvedModel>>,
+    /// Shared, not copied: a `ResolvedModel` is ~15 allocations to clone and drop.
+    pub(super) resolved: Mutex<HashMap<String, Arc<ResolvedModel>>>,
     /// Upstream URLs already parsed: reqwest parses a `&str` URL on every request (~13k
     /// instructions, a tenth of a call's own HTTP work); a parsed one is cloned instead.
     pub(super) urls: Mutex<HashMap<String, reqwest::Url>>,
@@ -106,12 +107,13 @@ impl Providers {
     }
 
     /// Resolves a name, alias, `provider/model` or `auto` to an available model.
-    pub fn resolve(&self, name: &str) -> Result<ResolvedModel, ProviderError> {
+    pub fn resolve(&self, name: &str) -> Result<Arc<ResolvedModel>, ProviderError> {
         let trimmed = name.trim();
         if trimmed.eq_ignore_ascii_case("auto") || trimmed.is_empty() {
             return self
                 .pick_auto(Category::Balanced)
                 .or_else(|| self.available().into_iter().max_by_key(|m| m.info.score))
+                .map(Arc::new)
                 .ok_or_else(|| ProviderError::UnknownModel {
                     name: "auto".to_owned(),
                     available: Vec::new(),
@@ -123,7 +125,7 @@ impl Providers {
             .unwrap_or_else(|e| e.into_inner())
             .get(trimmed)
         {
-            return Ok(model.clone());
+            return Ok(Arc::clone(model));
         }
         let model = self
             .registry
@@ -133,11 +135,12 @@ impl Providers {
                 available: self.available_names(),
             })?;
         self.registry.check_available(&model)?;
+        let model = Arc::new(model);
         let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         if resolved.len() >= RESOLVED_CACHE_MAX {
             resolved.clear();
         }
-        resolved.insert(trimmed.to_owned(), model.clone());
+        resolved.insert(trimmed.to_owned(), Arc::clone(&model));
         Ok(model)
     }
 

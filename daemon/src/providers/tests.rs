@@ -1228,7 +1228,7 @@ fn user_config_overrides_litellm_numbers() {
         Some(16_384),
         "unset numbers still come from LiteLLM"
     );
-    let prices = m.info.prices.unwrap();
+    let prices = m.info.prices.clone().unwrap();
     assert!(close(prices.input, 1e-6) && close(prices.output, 2e-6));
     assert_eq!(prices.cache_read, Some(1.25e-6));
     assert_eq!(p.resolve("mystery").unwrap().info.prices, None);
@@ -1452,7 +1452,7 @@ fn openai_body_is_the_wire_json_in_order() {
     assert_eq!(text, expected.to_string());
 
     // With extra fields configured, they are merged and never override.
-    let mut model = model;
+    let mut model = (*model).clone();
     model.endpoint.extra_body = Some(json!({"model": "other", "user": "zen"}));
     let params = Params::new(&request, &model);
     let sent = super::openai::OpenAi.request(&model, &params, false);

@@ -12,6 +12,7 @@
 //! the same everywhere.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -161,7 +162,7 @@ pub fn resolve_model(
     context: &CallContext,
     config: &ToolConfig,
     requested: Option<&str>,
-) -> Result<ResolvedModel, ToolError> {
+) -> Result<Arc<ResolvedModel>, ToolError> {
     let providers = &context.daemon.providers;
     let is_auto = |name: &str| name.trim().is_empty() || name.trim().eq_ignore_ascii_case("auto");
     let named = requested
@@ -174,6 +175,7 @@ pub fn resolve_model(
             .map_err(|e| ToolError::Failed(e.to_string()))?,
         None => providers
             .pick_auto(category(config))
+            .map(Arc::new)
             .ok_or_else(|| no_models(context))?,
     };
     if !config.allowed_models.is_empty() {
