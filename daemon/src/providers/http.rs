@@ -285,10 +285,7 @@ impl SseParser {
     /// Reads the complete lines at the start of `bytes`; returns how many bytes they took.
     fn lines(&mut self, bytes: &[u8], events: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
-        while let Some(offset) = bytes[start..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-        {
+        while let Some(offset) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
             let pos = start + offset;
             // A lone `\r` at the end may be the first half of `\r\n`: wait.
             if bytes[pos] == b'\r' && pos + 1 == bytes.len() {
@@ -299,7 +296,10 @@ impl SseParser {
             } else {
                 1
             };
-            let line = String::from_utf8_lossy(&bytes[start..pos]);
+            let line = match std::str::from_utf8(&bytes[start..pos]) {
+                Ok(line) => std::borrow::Cow::Borrowed(line),
+                Err(_) => String::from_utf8_lossy(&bytes[start..pos]),
+            };
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
@@ -362,6 +362,14 @@ mod tests {
         let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, ["{\"x\":1}", "one\ntwo", "[DONE]"]);
         assert_eq!(events[0].event.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn sse_invalid_utf8_is_replaced_not_fatal() {
+        let mut parser = SseParser::default();
+        let events = parser.feed(b"data: a\xffb\n\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "a\u{fffd}b");
     }
 
     /// Every way of cutting a stream into chunks gives the same events as feeding it whole,
