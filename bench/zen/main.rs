@@ -219,7 +219,7 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
         ),
         (
             "throughput",
-            Box::new(|r, _| throughput(bins, &home, plan, r)),
+            Box::new(|r, _| throughput(bins, &home, plan, mock, r)),
         ),
         ("memory", Box::new(|r, f| memory(bins, plan, r, f))),
         ("auto-start", Box::new(|r, f| auto_start(bins, plan, r, f))),
@@ -696,13 +696,18 @@ fn round_trip(
 
 /// Back-to-back `version` calls from every client at once for `warmup +
 /// measure`; the calls completed in the measured window and their latencies.
+/// Every client calls `tools/call` with `params` back to back: after `warmup`, for `measure`.
+/// Returns the calls completed in the window, their latencies, the answers that were not a
+/// success (`"isError":false`), and the clients.
 fn load(
     clients: Vec<Mcp>,
+    params: &str,
     warmup: Duration,
     measure: Duration,
-) -> Result<(usize, Vec<Duration>, Vec<Mcp>), String> {
+) -> Result<(usize, Vec<Duration>, usize, Vec<Mcp>), String> {
     let barrier = std::sync::Barrier::new(clients.len());
-    let results: Vec<Result<(Vec<Duration>, Mcp), String>> = std::thread::scope(|scope| {
+    type Outcome = Result<(Vec<Duration>, usize, Mcp), String>;
+    let results: Vec<Outcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = clients
             .into_iter()
             .map(|mut client| {
@@ -712,17 +717,21 @@ fn load(
                     let start = Instant::now() + warmup;
                     let end = start + measure;
                     let mut samples = Vec::new();
+                    let mut failed = 0;
                     loop {
-                        let (_, t) = io(client.request_timed("tools/call", Some(VERSION_CALL)))?;
+                        let (answer, t) = io(client.request_timed("tools/call", Some(params)))?;
                         let now = Instant::now();
                         if now >= end {
                             break;
                         }
                         if now >= start {
                             samples.push(t);
+                            if !answer.contains(r#""isError":false"#) {
+                                failed += 1;
+                            }
                         }
                     }
-                    Ok((samples, client))
+                    Ok((samples, failed, client))
                 })
             })
             .collect();
@@ -736,16 +745,25 @@ fn load(
     });
     let mut all = Vec::new();
     let mut clients = Vec::new();
+    let mut failed = 0;
     for result in results {
-        let (samples, client) = result?;
+        let (samples, errors, client) = result?;
         all.extend(samples);
+        failed += errors;
         clients.push(client);
     }
-    Ok((all.len(), all, clients))
+    Ok((all.len(), all, failed, clients))
 }
 
-/// 4. 1, 8 and 64 sessions calling `version` concurrently.
-fn throughput(bins: &Bins, home: &Home, plan: &Plan, report: &mut Report) -> Result<(), String> {
+/// Section 4: 1, 8 and 64 sessions calling `version` concurrently (against as many floor servers),
+/// then `chat` against the 0 ms mock (against as many direct clients of the mock).
+fn throughput(
+    bins: &Bins,
+    home: &Home,
+    plan: &Plan,
+    mock: &mock::Mock,
+    report: &mut Report,
+) -> Result<(), String> {
     let mut details = serde_json::Map::new();
     for &sessions in plan.throughput_sessions {
         let mut figures = Vec::new();
@@ -753,8 +771,12 @@ fn throughput(bins: &Bins, home: &Home, plan: &Plan, report: &mut Report) -> Res
             let clients = (0..sessions)
                 .map(|_| io(procs::cold_start(home.command(program))).map(|(c, _)| c))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (calls, samples, clients) =
-                load(clients, plan.throughput_warmup, plan.throughput_for)?;
+            let (calls, samples, _, clients) = load(
+                clients,
+                VERSION_CALL,
+                plan.throughput_warmup,
+                plan.throughput_for,
+            )?;
             for client in clients {
                 client.close();
             }
@@ -788,7 +810,95 @@ fn throughput(bins: &Bins, home: &Home, plan: &Plan, report: &mut Report) -> Res
             json!({"zen_calls_per_s": zen_rate, "zen": zen.json(), "floor_calls_per_s": floor_rate, "floor": floor.json()}),
         );
     }
+    chat_throughput(bins, home, plan, mock, report, &mut details)?;
     report.detail("throughput", Value::Object(details));
+    Ok(())
+}
+
+/// `chat` calls (a new thread each) from 1, 8 and 64 sessions at once against the 0 ms mock;
+/// the floor is as many clients calling the mock directly.
+fn chat_throughput(
+    bins: &Bins,
+    home: &Home,
+    plan: &Plan,
+    mock: &mock::Mock,
+    report: &mut Report,
+    details: &mut serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    let params =
+        json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": mock::CHAT_MODEL}})
+            .to_string();
+    for &sessions in plan.throughput_sessions {
+        let mut clients = Vec::with_capacity(sessions);
+        for _ in 0..sessions {
+            let mut client = shim_session(bins, home)?;
+            // One call first: the model resolved, the provider's connection open.
+            let first = io(client.request("tools/call", Some(&params)))?;
+            if !first.contains(r#""isError":false"#) {
+                return Err(format!(
+                    "chat against the mock failed: {}",
+                    first.chars().take(300).collect::<String>()
+                ));
+            }
+            clients.push(client);
+        }
+        let (calls, samples, failed, clients) = load(
+            clients,
+            &params,
+            plan.throughput_warmup,
+            plan.throughput_for,
+        )?;
+        for client in clients {
+            client.close();
+        }
+        let direct = mock::direct_load(
+            &mock.base_url,
+            sessions,
+            plan.throughput_warmup,
+            plan.throughput_for,
+        )?;
+        let seconds = plan.throughput_for.as_secs_f64();
+        let (rate, direct_rate) = (calls as f64 / seconds, direct.len() as f64 / seconds);
+        let (zen, floor) = (Summary::of(&samples), Summary::of(&direct));
+        let what = format!("{sessions} direct client(s) of the mock, SSE");
+        let target = if sessions == 8 {
+            Target::AtLeast(1500.0)
+        } else {
+            Target::None
+        };
+        report.row(
+            "throughput",
+            format!("chat calls/s against the 0 ms mock, {sessions} session(s)"),
+            rate,
+            Unit::PerSec,
+            Some((direct_rate, &what)),
+            target,
+            "higher is better",
+        );
+        report.row(
+            "throughput",
+            format!("chat call p95, {sessions} session(s)"),
+            zen.p95,
+            Unit::Us,
+            Some((floor.p95, &what)),
+            Target::None,
+            "",
+        );
+        report.row(
+            "throughput",
+            format!("chat calls that failed, {sessions} session(s)"),
+            failed as f64,
+            Unit::Count,
+            None,
+            Target::AtMost(0.0),
+            "",
+        );
+        details.insert(
+            format!("chat_{sessions}_sessions"),
+            json!({"zen_calls_per_s": rate, "zen": zen.json(), "failed": failed,
+                   "direct_calls_per_s": direct_rate, "direct": floor.json()}),
+        );
+    }
     Ok(())
 }
 

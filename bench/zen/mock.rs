@@ -201,52 +201,125 @@ pub fn request_body(stream: bool) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// Latencies of direct calls from Rust (a pooled reqwest client) to the mock.
+/// `n` direct calls (after `warmup` unmeasured ones) from one client, one after another.
 pub async fn direct_calls(
     base_url: &str,
     stream: bool,
     warmup: usize,
     n: usize,
 ) -> Result<Vec<Duration>, String> {
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = direct_client()?;
     let url = format!("{base_url}/chat/completions");
     let body = request_body(stream);
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
-        let started = Instant::now();
-        let response = client
-            .post(&url)
-            .bearer_auth(API_KEY)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| format!("direct call failed: {e}"))?;
-        let text = response
-            .bytes()
-            .await
-            .map_err(|e| format!("direct call failed: {e}"))?;
-        // Read the answer as a client would.
-        let ok = if stream {
-            text.split(|b| *b == b'\n')
-                .filter_map(|line| line.strip_prefix(b"data: "))
-                .filter(|data| *data != b"[DONE]")
-                .filter_map(|data| serde_json::from_slice::<serde_json::Value>(data).ok())
-                .count()
-                > 0
-        } else {
-            serde_json::from_slice::<serde_json::Value>(&text)
-                .is_ok_and(|v| v["choices"][0]["message"]["content"] == ANSWER)
-        };
-        let elapsed = started.elapsed();
-        if !ok {
-            return Err("the mock's answer did not parse".into());
-        }
+        let elapsed = direct_call(&client, &url, &body, stream).await?;
         if i >= warmup {
             samples.push(elapsed);
         }
     }
     Ok(samples)
+}
+
+/// `clients` threads, each calling the mock directly (SSE) back to back: after `warmup`, for
+/// `measure`. Returns the calls completed in the window and their latencies: what the
+/// upstream alone serves to that many concurrent clients.
+pub fn direct_load(
+    base_url: &str,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Vec<Duration>, String> {
+    let url = format!("{base_url}/chat/completions");
+    let body = request_body(true);
+    let barrier = std::sync::Barrier::new(clients);
+    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let (url, body, barrier) = (&url, &body, &barrier);
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    runtime.block_on(async {
+                        let client = direct_client()?;
+                        // One call to open the connection before the clock starts.
+                        direct_call(&client, url, body, true).await?;
+                        barrier.wait();
+                        let start = Instant::now() + warmup;
+                        let end = start + measure;
+                        let mut samples = Vec::new();
+                        loop {
+                            let t = direct_call(&client, url, body, true).await?;
+                            let now = Instant::now();
+                            if now >= end {
+                                break;
+                            }
+                            if now >= start {
+                                samples.push(t);
+                            }
+                        }
+                        Ok(samples)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a direct client thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    for samples in results {
+        all.extend(samples?);
+    }
+    Ok(all)
+}
+
+fn direct_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// One direct call, its answer read as a client would; how long it took.
+async fn direct_call(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Bytes,
+    stream: bool,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| format!("direct call failed: {e}"))?;
+    let text = response
+        .bytes()
+        .await
+        .map_err(|e| format!("direct call failed: {e}"))?;
+    let ok = if stream {
+        text.split(|b| *b == b'\n')
+            .filter_map(|line| line.strip_prefix(b"data: "))
+            .filter(|data| *data != b"[DONE]")
+            .filter_map(|data| serde_json::from_slice::<serde_json::Value>(data).ok())
+            .count()
+            > 0
+    } else {
+        serde_json::from_slice::<serde_json::Value>(&text)
+            .is_ok_and(|v| v["choices"][0]["message"]["content"] == ANSWER)
+    };
+    let elapsed = started.elapsed();
+    if !ok {
+        return Err("the mock's answer did not parse".into());
+    }
+    Ok(elapsed)
 }

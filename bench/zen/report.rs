@@ -56,6 +56,8 @@ pub enum Target {
     AtMost(f64),
     /// value − floor ≤ x (base unit)
     OverFloorAtMost(f64),
+    /// value ≥ x (base unit: a rate per second)
+    AtLeast(f64),
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ impl Row {
             Target::RatioAtMost(x) => self.ratio().map(|r| r <= x),
             Target::AtMost(x) => Some(self.value <= x),
             Target::OverFloorAtMost(x) => self.floor.as_ref().map(|(f, _)| self.value - f <= x),
+            Target::AtLeast(x) => Some(self.value >= x),
         }
     }
 
@@ -93,6 +96,7 @@ impl Row {
             Target::RatioAtMost(x) => format!("≤ {x}× floor"),
             Target::AtMost(x) => format!("≤ {}", self.unit.show(x)),
             Target::OverFloorAtMost(x) => format!("floor + {}", self.unit.show(x)),
+            Target::AtLeast(x) => format!("≥ {}", self.unit.show(x)),
         }
     }
 
