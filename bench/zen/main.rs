@@ -694,8 +694,6 @@ fn round_trip(
     Ok(())
 }
 
-/// Back-to-back `version` calls from every client at once for `warmup +
-/// measure`; the calls completed in the measured window and their latencies.
 /// Every client calls `tools/call` with `params` back to back: after `warmup`, for `measure`.
 /// Returns the calls completed in the window, their latencies, the answers that were not a
 /// success (`"isError":false`), and the clients.
@@ -705,54 +703,11 @@ fn load(
     warmup: Duration,
     measure: Duration,
 ) -> Result<(usize, Vec<Duration>, usize, Vec<Mcp>), String> {
-    let barrier = std::sync::Barrier::new(clients.len());
-    type Outcome = Result<(Vec<Duration>, usize, Mcp), String>;
-    let results: Vec<Outcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = clients
-            .into_iter()
-            .map(|mut client| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    let start = Instant::now() + warmup;
-                    let end = start + measure;
-                    let mut samples = Vec::new();
-                    let mut failed = 0;
-                    loop {
-                        let (answer, t) = io(client.request_timed("tools/call", Some(params)))?;
-                        let now = Instant::now();
-                        if now >= end {
-                            break;
-                        }
-                        if now >= start {
-                            samples.push(t);
-                            if !answer.contains(r#""isError":false"#) {
-                                failed += 1;
-                            }
-                        }
-                    }
-                    Ok((samples, failed, client))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
-            })
-            .collect()
-    });
-    let mut all = Vec::new();
-    let mut clients = Vec::new();
-    let mut failed = 0;
-    for result in results {
-        let (samples, errors, client) = result?;
-        all.extend(samples);
-        failed += errors;
-        clients.push(client);
-    }
-    Ok((all.len(), all, failed, clients))
+    let (samples, failed, clients) = stats::window(clients, warmup, measure, |client| {
+        let (answer, t) = io(client.request_timed("tools/call", Some(params)))?;
+        Ok((t, answer.contains(r#""isError":false"#)))
+    })?;
+    Ok((samples.len(), samples, failed, clients))
 }
 
 /// Section 4: 1, 8 and 64 sessions calling `version` concurrently (against as many floor servers),

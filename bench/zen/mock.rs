@@ -232,52 +232,23 @@ pub fn direct_load(
 ) -> Result<Vec<Duration>, String> {
     let url = format!("{base_url}/chat/completions");
     let body = request_body(true);
-    let barrier = std::sync::Barrier::new(clients);
-    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                let (url, body, barrier) = (&url, &body, &barrier);
-                scope.spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    runtime.block_on(async {
-                        let client = direct_client()?;
-                        // One call to open the connection before the clock starts.
-                        direct_call(&client, url, body, true).await?;
-                        barrier.wait();
-                        let start = Instant::now() + warmup;
-                        let end = start + measure;
-                        let mut samples = Vec::new();
-                        loop {
-                            let t = direct_call(&client, url, body, true).await?;
-                            let now = Instant::now();
-                            if now >= end {
-                                break;
-                            }
-                            if now >= start {
-                                samples.push(t);
-                            }
-                        }
-                        Ok(samples)
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a direct client thread panicked".into()))
-            })
-            .collect()
-    });
-    let mut all = Vec::new();
-    for samples in results {
-        all.extend(samples?);
-    }
-    Ok(all)
+    let items = (0..clients)
+        .map(|_| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let client = direct_client()?;
+            // One call to open the connection before the clock starts.
+            runtime.block_on(direct_call(&client, &url, &body, true))?;
+            Ok((runtime, client))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let (samples, _, _) = crate::stats::window(items, warmup, measure, |(runtime, client)| {
+        let t = runtime.block_on(direct_call(client, &url, &body, true))?;
+        Ok((t, true))
+    })?;
+    Ok(samples)
 }
 
 fn direct_client() -> Result<reqwest::Client, String> {

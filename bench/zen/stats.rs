@@ -1,6 +1,6 @@
-//! Percentiles over latency samples.
+//! Percentiles over latency samples, and the load window that collects them from many threads.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Summary {
@@ -47,4 +47,61 @@ impl Summary {
             "mean_s": self.mean,
         })
     }
+}
+
+/// One thread per item, all started together, each calling `call` back to back: after `warmup`,
+/// for `measure`. Returns the latencies of the calls completed in the window, how many of them
+/// `call` judged failed, and the items.
+pub fn window<T: Send>(
+    items: Vec<T>,
+    warmup: Duration,
+    measure: Duration,
+    call: impl Fn(&mut T) -> Result<(Duration, bool), String> + Sync,
+) -> Result<(Vec<Duration>, usize, Vec<T>), String> {
+    let barrier = std::sync::Barrier::new(items.len());
+    type Outcome<T> = Result<(Vec<Duration>, usize, T), String>;
+    let results: Vec<Outcome<T>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|mut item| {
+                let (barrier, call) = (&barrier, &call);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now() + warmup;
+                    let end = start + measure;
+                    let mut samples = Vec::new();
+                    let mut failed = 0;
+                    loop {
+                        let (t, ok) = call(&mut item)?;
+                        let now = Instant::now();
+                        if now >= end {
+                            break;
+                        }
+                        if now >= start {
+                            samples.push(t);
+                            failed += usize::from(!ok);
+                        }
+                    }
+                    Ok((samples, failed, item))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    let mut items = Vec::new();
+    let mut failed = 0;
+    for result in results {
+        let (samples, errors, item) = result?;
+        all.extend(samples);
+        failed += errors;
+        items.push(item);
+    }
+    Ok((all, failed, items))
 }
