@@ -49,7 +49,7 @@ pub(crate) struct UpstreamError {
 }
 
 /// What an answer accumulates, streamed or not.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Accumulated {
     pub text: String,
     pub finish_reason: Option<FinishReason>,
@@ -210,5 +210,40 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
             }
         }
         deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// Runs one event through both of `adapter`'s paths from the same starting state. When the text
+/// path takes it, its result and state must be the `Value` path's; when it declines, the state
+/// must be untouched. Returns whether the text path took it.
+#[cfg(test)]
+pub(crate) fn both_paths(
+    adapter: &dyn Adapter,
+    event: Option<&str>,
+    data: &str,
+    start: &Accumulated,
+) -> bool {
+    let mut by_value = start.clone();
+    let value =
+        serde_json::from_str::<Value>(data).map(|v| adapter.parse_event(event, &v, &mut by_value));
+    let mut by_text = start.clone();
+    match adapter.parse_event_text(event, data, &mut by_text) {
+        Some(text) => {
+            let text = text.map(|delta| delta.map(Cow::into_owned));
+            assert_eq!(
+                format!("{:?} {by_text:?}", Ok::<_, ()>(text)),
+                format!("{value:?} {by_value:?}"),
+                "{event:?} {data}"
+            );
+            true
+        }
+        None => {
+            assert_eq!(
+                format!("{by_text:?}"),
+                format!("{start:?}"),
+                "declining leaves the state alone: {event:?} {data}"
+            );
+            false
+        }
     }
 }

@@ -242,6 +242,7 @@ fn check_error(data: &Value) -> Result<(), UpstreamError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::adapter::both_paths;
     use super::*;
 
     /// The text path declines or gives exactly what the `Value` path gives (result and state).
@@ -256,26 +257,7 @@ mod tests {
             }),
             ..Accumulated::default()
         };
-        let run = |event: Option<&str>, data: &str| {
-            let mut by_value = start();
-            let value = serde_json::from_str::<Value>(data)
-                .map(|v| Anthropic.parse_event(event, &v, &mut by_value));
-            let mut by_text = start();
-            let text = Anthropic
-                .parse_event_text(event, data, &mut by_text)
-                .map(|r| r.map(|d| d.map(Cow::into_owned)));
-            let taken = text.is_some();
-            if let Some(text) = text {
-                assert_eq!(
-                    format!("{:?} {by_text:?}", Ok::<_, ()>(text)),
-                    format!("{value:?} {by_value:?}"),
-                    "{event:?} {data}"
-                );
-            } else {
-                assert_eq!(format!("{by_text:?}"), format!("{:?}", start()));
-            }
-            taken
-        };
+        let run = |event: Option<&str>, data: &str| both_paths(&Anthropic, event, data, &start());
         let named = |kind: &'static str| Some(kind);
         let direct: &[(Option<&str>, &str)] = &[
             (

@@ -352,41 +352,8 @@ fn check_error(data: &Value) -> Result<(), UpstreamError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::adapter::both_paths;
     use super::*;
-
-    /// Both paths on the same event, from the same starting state: the text path either
-    /// declines or gives exactly what the `Value` path gives.
-    fn both(data: &str, start: &Accumulated) -> (bool, String, String) {
-        let copy = |acc: &Accumulated| Accumulated {
-            text: acc.text.clone(),
-            finish_reason: acc.finish_reason.clone(),
-            usage: acc.usage,
-            request_id: acc.request_id.clone(),
-            upstream_cost: acc.upstream_cost,
-        };
-        let mut by_value = copy(start);
-        let value = serde_json::from_str::<Value>(data)
-            .map(|v| OpenAi.parse_event(None, &v, &mut by_value));
-        let mut by_text = copy(start);
-        match OpenAi.parse_event_text(None, data, &mut by_text) {
-            Some(result) => {
-                let value = format!("{value:?} {by_value:?}");
-                let text = format!(
-                    "{:?} {by_text:?}",
-                    Ok::<_, ()>(result.map(|d| d.map(Cow::into_owned)))
-                );
-                (true, value, text)
-            }
-            None => {
-                assert_eq!(
-                    format!("{by_text:?}"),
-                    format!("{start:?}"),
-                    "declining leaves the state alone: {data}"
-                );
-                (false, String::new(), String::new())
-            }
-        }
-    }
 
     #[test]
     fn stream_chunks_read_from_text_as_from_a_value() {
@@ -440,17 +407,16 @@ mod tests {
         };
         for start in [&fresh, &later] {
             for data in direct {
-                let (taken, value, text) = both(data, start);
-                assert!(taken, "the text path should read {data}");
-                assert_eq!(text, value, "{data}");
+                assert!(
+                    both_paths(&OpenAi, None, data, start),
+                    "the text path should read {data}"
+                );
             }
             for data in declined {
-                let (taken, value, text) = both(data, start);
                 assert!(
-                    !taken,
+                    !both_paths(&OpenAi, None, data, start),
                     "the text path should leave {data} to the Value path"
                 );
-                assert_eq!(text, value, "{data}");
             }
         }
     }
