@@ -19,6 +19,7 @@
 //!   once, and append it (and the answer) after the call.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -134,21 +135,48 @@ fn header(thread: &Thread, omitted: usize, has_files: bool) -> String {
     text
 }
 
+/// One turn as the prompt shows it. Built piece by piece: it runs for every stored turn of
+/// every continued call, and `format!` with its arguments cost ~3k instructions a turn.
 fn turn_block(number: usize, turn: &Turn) -> String {
-    let who = match (turn.role, &turn.model) {
-        (Role::User, _) => "user".to_owned(),
-        (Role::Assistant, Some(model)) => match &turn.provider {
-            Some(provider) => format!("assistant {model} ({provider})"),
-            None => format!("assistant {model}"),
-        },
-        (Role::Assistant, None) => "assistant".to_owned(),
-    };
-    let mut block = format!("\n--- Turn {number}: {who}, via {} ---\n", turn.tool);
-    if !turn.files.is_empty() {
-        block.push_str(&format!("Files: {}\n", turn.files.join(", ")));
+    let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let listed = |items: &[String]| items.iter().map(|i| i.len() + 2).sum::<usize>() + 10;
+    let mut block = String::with_capacity(
+        48 + turn.tool.len()
+            + optional(&turn.model)
+            + optional(&turn.provider)
+            + listed(&turn.files)
+            + listed(&turn.images)
+            + turn.text.len(),
+    );
+    block.push_str("\n--- Turn ");
+    let _ = write!(block, "{number}");
+    block.push_str(": ");
+    match (turn.role, &turn.model) {
+        (Role::User, _) => block.push_str("user"),
+        (Role::Assistant, Some(model)) => {
+            block.push_str("assistant ");
+            block.push_str(model);
+            if let Some(provider) = &turn.provider {
+                block.push_str(" (");
+                block.push_str(provider);
+                block.push(')');
+            }
+        }
+        (Role::Assistant, None) => block.push_str("assistant"),
     }
-    if !turn.images.is_empty() {
-        block.push_str(&format!("Images: {}\n", turn.images.join(", ")));
+    block.push_str(", via ");
+    block.push_str(&turn.tool);
+    block.push_str(" ---\n");
+    for (label, items) in [("Files: ", &turn.files), ("Images: ", &turn.images)] {
+        if let Some((first, rest)) = items.split_first() {
+            block.push_str(label);
+            block.push_str(first);
+            for item in rest {
+                block.push_str(", ");
+                block.push_str(item);
+            }
+            block.push('\n');
+        }
     }
     block.push_str(turn.text.trim_end());
     block.push('\n');

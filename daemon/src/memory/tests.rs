@@ -786,6 +786,39 @@ fn history_names_roles_models_and_files_once() {
     assert_eq!(history.files_newest_first, ["a.rs"]);
 }
 
+/// Every shape of a turn's header line, exactly (the prompt format models see).
+#[test]
+fn history_turn_blocks_exactly() {
+    let mut turns: Vec<NewTurn> = (0..9)
+        .map(|i| NewTurn::user("chat", format!("t{i}")))
+        .collect();
+    let mut no_provider = NewTurn::assistant("codereview", "o3", "x", "Fine.  \n\n");
+    no_provider.provider = None;
+    let mut no_model = NewTurn::assistant("debug", "m", "p", "Hm.");
+    no_model.model = None;
+    no_model.provider = None;
+    turns.extend([
+        NewTurn::user("chat", "See these\t")
+            .with_files(["a.rs", "b/c.rs"])
+            .with_images(["shot.png", "x.jpg"]),
+        no_provider,
+        no_model,
+    ]);
+    let history = history::build(&thread_with(turns), 100_000, estimate_tokens);
+    for expected in [
+        "\n--- Turn 9: user, via chat ---\nt8\n",
+        "\n--- Turn 10: user, via chat ---\nFiles: a.rs, b/c.rs\nImages: shot.png, x.jpg\nSee these\n",
+        "\n--- Turn 11: assistant o3, via codereview ---\nFine.\n",
+        "\n--- Turn 12: assistant, via debug ---\nHm.\n",
+    ] {
+        assert!(
+            history.text.contains(expected),
+            "{expected:?} in {}",
+            history.text
+        );
+    }
+}
+
 #[test]
 fn token_budgets_follow_zen() {
     assert_eq!(token_budget_for(200_000), (120_000, 80_000));
