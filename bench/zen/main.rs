@@ -695,19 +695,18 @@ fn round_trip(
 }
 
 /// Every client calls `tools/call` with `params` back to back: after `warmup`, for `measure`.
-/// Returns the calls completed in the window, their latencies, the answers that were not a
+/// Returns the latencies of the calls completed in the window, how many answers were not a
 /// success (`"isError":false`), and the clients.
 fn load(
     clients: Vec<Mcp>,
     params: &str,
     warmup: Duration,
     measure: Duration,
-) -> Result<(usize, Vec<Duration>, usize, Vec<Mcp>), String> {
-    let (samples, failed, clients) = stats::window(clients, warmup, measure, |client| {
+) -> Result<(Vec<Duration>, usize, Vec<Mcp>), String> {
+    stats::window(clients, warmup, measure, |client| {
         let (answer, t) = io(client.request_timed("tools/call", Some(params)))?;
         Ok((t, answer.contains(r#""isError":false"#)))
-    })?;
-    Ok((samples.len(), samples, failed, clients))
+    })
 }
 
 /// Section 4: 1, 8 and 64 sessions calling `version` concurrently (against as many floor servers),
@@ -726,7 +725,7 @@ fn throughput(
             let clients = (0..sessions)
                 .map(|_| io(procs::cold_start(home.command(program))).map(|(c, _)| c))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (calls, samples, _, clients) = load(
+            let (samples, _, clients) = load(
                 clients,
                 VERSION_CALL,
                 plan.throughput_warmup,
@@ -736,7 +735,7 @@ fn throughput(
                 client.close();
             }
             figures.push((
-                calls as f64 / plan.throughput_for.as_secs_f64(),
+                samples.len() as f64 / plan.throughput_for.as_secs_f64(),
                 Summary::of(&samples),
             ));
         }
@@ -797,7 +796,7 @@ fn chat_throughput(
             }
             clients.push(client);
         }
-        let (calls, samples, failed, clients) = load(
+        let (samples, failed, clients) = load(
             clients,
             &params,
             plan.throughput_warmup,
@@ -813,7 +812,10 @@ fn chat_throughput(
             plan.throughput_for,
         )?;
         let seconds = plan.throughput_for.as_secs_f64();
-        let (rate, direct_rate) = (calls as f64 / seconds, direct.len() as f64 / seconds);
+        let (rate, direct_rate) = (
+            samples.len() as f64 / seconds,
+            direct.len() as f64 / seconds,
+        );
         let (zen, floor) = (Summary::of(&samples), Summary::of(&direct));
         let what = format!("{sessions} direct client(s) of the mock, SSE");
         let target = if sessions == 8 {

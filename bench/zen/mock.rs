@@ -222,8 +222,8 @@ pub async fn direct_calls(
 }
 
 /// `clients` threads, each calling the mock directly (SSE) back to back: after `warmup`, for
-/// `measure`. Returns the calls completed in the window and their latencies: what the
-/// upstream alone serves to that many concurrent clients.
+/// `measure`. Returns the latencies of the calls completed in the window (one per call): what
+/// the upstream alone serves to that many concurrent clients.
 pub fn direct_load(
     base_url: &str,
     clients: usize,
