@@ -370,7 +370,8 @@ fn home_for(mock: &mock::Mock) -> Result<Home, String> {
 
 /// p50 of a direct HTTP call to the mock: the floor under `chat`.
 fn chat_floor(mock: &mock::Mock, rt: &tokio::runtime::Runtime) -> Result<f64, String> {
-    let samples = rt.block_on(mock::direct_calls(&mock.base_url, false, 20, 200))?;
+    let spans = rt.block_on(mock::direct_calls(&mock.base_url, false, 20, 200))?;
+    let samples: Vec<_> = spans.into_iter().map(|(_, took)| took).collect();
     Ok(Summary::of(&samples).p50)
 }
 

@@ -465,6 +465,22 @@ fn timed_calls(
     n: usize,
     pids: &[u32],
 ) -> Result<(Vec<Duration>, Vec<PerCall>), String> {
+    let (spans, spent) = timed_spans(client, method, params, warmup, n, pids)?;
+    Ok((spans.into_iter().map(|(_, t)| t).collect(), spent))
+}
+
+/// A timed call: when its request was sent, and how long its answer took.
+type Span = (Instant, Duration);
+
+/// [`timed_calls`], each sample with the instant its request was sent.
+fn timed_spans(
+    client: &mut Mcp,
+    method: &str,
+    params: Option<&str>,
+    warmup: usize,
+    n: usize,
+    pids: &[u32],
+) -> Result<(Vec<Span>, Vec<PerCall>), String> {
     for _ in 0..warmup {
         io(client.request(method, params))?;
     }
@@ -477,8 +493,9 @@ fn timed_calls(
     let before: Vec<(u64, u64)> = pids.iter().map(sample).collect();
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
+        let sent = Instant::now();
         let (_, t) = io(client.request_timed(method, params))?;
-        samples.push(t);
+        samples.push((sent, t));
     }
     let spent = pids
         .iter()
@@ -1118,15 +1135,23 @@ fn chat(
             .unwrap_or(0)
     };
     let mut direct = Vec::new();
+    let mut direct_split = Vec::new();
     for stream in [false, true] {
         let before = main_cpu();
-        let samples = direct_rt.block_on(mock::direct_calls(
+        mock.counts.start_marking();
+        let spans = direct_rt.block_on(mock::direct_calls(
             &mock.base_url,
             stream,
             warmup,
             plan.chat_n,
         ))?;
+        let marks = mock.counts.take_marks();
         let cpu = (main_cpu() - before) as f64 / 1e9 / (plan.chat_n + warmup) as f64;
+        direct_split.push(Split::of(
+            &spans,
+            &marks[marks.len().saturating_sub(spans.len())..],
+        ));
+        let samples: Vec<Duration> = spans.iter().map(|(_, t)| *t).collect();
         direct.push((Summary::of(&samples), cpu));
     }
     let mode = |stream: bool| if stream { "SSE" } else { "JSON" };
@@ -1173,7 +1198,8 @@ fn chat(
     }
     let counts_before = mock.counts.snapshot();
     let shim_pid = shim.pid();
-    let (samples, spent) = timed_calls(
+    mock.counts.start_marking();
+    let (spans, spent) = timed_spans(
         &mut shim,
         "tools/call",
         Some(&params),
@@ -1181,12 +1207,23 @@ fn chat(
         plan.chat_n,
         &[shim_pid, zend],
     )?;
+    let marks = mock.counts.take_marks();
     shim.close();
     let counts = mock.counts.snapshot();
     let (json_calls, sse_calls) = (counts.0 - counts_before.0, counts.1 - counts_before.1);
     let streamed = sse_calls > json_calls;
     let (floor, client_cpu) = direct[usize::from(streamed)];
+    let samples: Vec<Duration> = spans.iter().map(|(_, t)| *t).collect();
     let zen = Summary::of(&samples);
+    // One provider request per call (a chat makes no other): the marks line up with the calls.
+    let split = (marks.len() == warmup + spans.len())
+        .then(|| Split::of(&spans, &marks[warmup..]))
+        .flatten();
+    chat_split(
+        split.as_ref(),
+        direct_split[usize::from(streamed)].as_ref(),
+        report,
+    );
     let cpu = [spent[0].cpu, spent[1].cpu];
     let what = format!("direct reqwest call, {}", mode(streamed));
     for (name, z, f) in [
@@ -1268,6 +1305,115 @@ fn chat(
         }),
     );
     Ok(())
+}
+
+/// Where a call's time went, seen from the mock provider: the caller's time before its request
+/// arrived, the mock's own, and the caller's after the answer was ready (each one sample a call).
+struct Split {
+    before: Vec<Duration>,
+    provider: Vec<Duration>,
+    after: Vec<Duration>,
+    totals: Vec<Duration>,
+}
+
+impl Split {
+    /// Pairs calls (sent, took) with the mock's marks, one each, in order; `None` when they do
+    /// not line up (a mark outside its call).
+    fn of(spans: &[Span], marks: &[mock::Mark]) -> Option<Self> {
+        if spans.len() != marks.len() || spans.is_empty() {
+            return None;
+        }
+        let mut split = Split {
+            before: Vec::with_capacity(spans.len()),
+            provider: Vec::with_capacity(spans.len()),
+            after: Vec::with_capacity(spans.len()),
+            totals: Vec::with_capacity(spans.len()),
+        };
+        for ((sent, took), mark) in spans.iter().zip(marks) {
+            let done = *sent + *took;
+            if mark.arrived < *sent || mark.answered > done {
+                return None;
+            }
+            split.before.push(mark.arrived - *sent);
+            split.provider.push(mark.answered - mark.arrived);
+            split.after.push(done - mark.answered);
+            split.totals.push(*took);
+        }
+        Some(split)
+    }
+
+    /// Mean of each part over the calls at or above the `p`th percentile of the total: which
+    /// part the slow calls spent their extra time in.
+    fn tail_means(&self, p: f64) -> [f64; 3] {
+        let cut = Summary::of(&self.totals);
+        let cut = if p >= 99.0 { cut.p99 } else { cut.p95 };
+        let slow: Vec<usize> = (0..self.totals.len())
+            .filter(|&i| self.totals[i].as_secs_f64() >= cut)
+            .collect();
+        let mean = |part: &[Duration]| {
+            slow.iter().map(|&i| part[i].as_secs_f64()).sum::<f64>() / slow.len().max(1) as f64
+        };
+        [mean(&self.before), mean(&self.provider), mean(&self.after)]
+    }
+}
+
+/// Rows splitting `chat`'s latency at the mock: zen's part before the provider request and after
+/// the provider's answer, each beside the direct call's same part.
+fn chat_split(zen: Option<&Split>, direct: Option<&Split>, report: &mut Report) {
+    let (Some(zen), Some(direct)) = (zen, direct) else {
+        println!("  (no split of chat's time: the mock's marks did not line up with the calls)");
+        return;
+    };
+    let parts = [
+        (
+            "before the request reached the mock",
+            &zen.before,
+            &direct.before,
+        ),
+        (
+            "after the mock's answer was ready",
+            &zen.after,
+            &direct.after,
+        ),
+    ];
+    for (what, z, d) in parts {
+        let (z, d) = (Summary::of(z), Summary::of(d));
+        for (name, zv, dv) in [("p50", z.p50, d.p50), ("p95", z.p95, d.p95)] {
+            report.row(
+                "chat",
+                format!("chat, {what} ({name})"),
+                zv,
+                Unit::Us,
+                Some((dv, "the direct call's same part")),
+                Target::None,
+                "",
+            );
+        }
+    }
+    let tail = zen.tail_means(95.0);
+    let direct_tail = direct.tail_means(95.0);
+    println!(
+        "  chat calls at or over p95, mean parts: before {} / mock {} / after {} (direct: {} / {} / {})",
+        Unit::Us.show(tail[0]),
+        Unit::Us.show(tail[1]),
+        Unit::Us.show(tail[2]),
+        Unit::Us.show(direct_tail[0]),
+        Unit::Us.show(direct_tail[1]),
+        Unit::Us.show(direct_tail[2]),
+    );
+    let part = |s: &Split| {
+        json!({
+            "before_provider": Summary::of(&s.before).json(),
+            "provider": Summary::of(&s.provider).json(),
+            "after_provider": Summary::of(&s.after).json(),
+            "p95_tail_means_s": s.tail_means(95.0),
+            "p99_tail_means_s": s.tail_means(99.0),
+        })
+    };
+    report.detail(
+        "chat_split",
+        json!({"zen": part(zen), "direct": part(direct)}),
+    );
 }
 
 /// A JSON-RPC request line carrying `params`, as the shim forwards it (the hop floor's bytes).

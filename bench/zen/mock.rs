@@ -5,7 +5,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,9 +27,33 @@ pub struct Counts {
     pub json: AtomicU64,
     pub sse: AtomicU64,
     pub other: AtomicU64,
+    /// While set, each chat request's arrival and answer instants are kept in `marks`.
+    pub marking: AtomicBool,
+    pub marks: Mutex<Vec<Mark>>,
+}
+
+/// When the mock saw one chat request (its head parsed) and when its answer was ready to be
+/// written (body built): what splits a call into the caller's time before the provider, the
+/// provider's, and the caller's after it.
+#[derive(Clone, Copy)]
+pub struct Mark {
+    pub arrived: Instant,
+    pub answered: Instant,
 }
 
 impl Counts {
+    /// Starts keeping marks (dropping any kept before).
+    pub fn start_marking(&self) {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.marking.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops keeping marks; returns those kept, in arrival order.
+    pub fn take_marks(&self) -> Vec<Mark> {
+        self.marking.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *self.marks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn snapshot(&self) -> (u64, u64, u64) {
         (
             self.json.load(Ordering::Relaxed),
@@ -87,6 +112,7 @@ pub async fn start() -> std::io::Result<Mock> {
 }
 
 async fn answer(request: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>> {
+    let arrived = Instant::now();
     let path = request.uri().path().to_owned();
     let body = request
         .into_body()
@@ -107,13 +133,25 @@ async fn answer(request: Request<Incoming>, counts: &Counts) -> Response<Full<By
     if path.ends_with("/chat/completions") {
         let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let model = request["model"].as_str().unwrap_or(CHAT_MODEL).to_owned();
-        if request["stream"].as_bool() == Some(true) {
+        let response = if request["stream"].as_bool() == Some(true) {
             counts.sse.fetch_add(1, Ordering::Relaxed);
             reply(200, "text/event-stream", sse_body(&model))
         } else {
             counts.json.fetch_add(1, Ordering::Relaxed);
             reply(200, "application/json", json_body(&model))
+        };
+        if counts.marking.load(Ordering::Relaxed) {
+            let mark = Mark {
+                arrived,
+                answered: Instant::now(),
+            };
+            counts
+                .marks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(mark);
         }
+        response
     } else if path.ends_with("/models") {
         counts.other.fetch_add(1, Ordering::Relaxed);
         reply(
@@ -201,21 +239,23 @@ pub fn request_body(stream: bool) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// `n` direct calls (after `warmup` unmeasured ones) from one client, one after another.
+/// `n` direct calls (after `warmup` unmeasured ones) from one client, one after another: when
+/// each started and how long it took.
 pub async fn direct_calls(
     base_url: &str,
     stream: bool,
     warmup: usize,
     n: usize,
-) -> Result<Vec<Duration>, String> {
+) -> Result<Vec<(Instant, Duration)>, String> {
     let client = direct_client()?;
     let url = format!("{base_url}/chat/completions");
     let body = request_body(stream);
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
+        let started = Instant::now();
         let elapsed = direct_call(&client, &url, &body, stream).await?;
         if i >= warmup {
-            samples.push(elapsed);
+            samples.push((started, elapsed));
         }
     }
     Ok(samples)
