@@ -1134,26 +1134,85 @@ fn chat(
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let mut direct = Vec::new();
-    let mut direct_split = Vec::new();
+    let params =
+        json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": mock::CHAT_MODEL}})
+            .to_string();
+    // zen is checked with one call before anything is timed; when it cannot chat, the floor
+    // still runs (it checks the mock) and the reason is returned after it.
+    let mut ready = if tools.iter().any(|t| t == "chat") {
+        first_chat(bins, home, &params)
+    } else {
+        Err(
+            "prepared, not run: zend lists no `chat` tool yet (the direct-call floor ran; see \
+             details.chat_direct)"
+                .to_owned(),
+        )
+    };
     for stream in [false, true] {
-        let before = main_cpu();
-        mock.counts.start_marking();
-        let spans = direct_rt.block_on(mock::direct_calls(
-            &mock.base_url,
-            stream,
-            warmup,
-            plan.chat_n,
-        ))?;
-        let marks = mock.counts.take_marks();
-        let cpu = (main_cpu() - before) as f64 / 1e9 / (plan.chat_n + warmup) as f64;
-        direct_split.push(Split::of(
-            &spans,
-            &marks[marks.len().saturating_sub(spans.len())..],
-        ));
-        let samples: Vec<Duration> = spans.iter().map(|(_, t)| *t).collect();
-        direct.push((Summary::of(&samples), cpu));
+        direct_rt.block_on(mock::direct_calls(&mock.base_url, stream, warmup, 0))?;
     }
+    if let Ok(shim) = &mut ready {
+        timed_spans(shim, "tools/call", Some(&params), warmup, 0, &[])?;
+    }
+
+    // Every part in turn, in rounds (as the round trips are), so that load from elsewhere
+    // lands on the floor and on zen alike rather than on whichever ran during it.
+    let rounds = 5;
+    let per = plan.chat_n.div_ceil(rounds).max(1);
+    let mut direct: [Vec<Span>; 2] = Default::default();
+    let mut direct_marks: [Option<Vec<mock::Mark>>; 2] = [Some(Vec::new()), Some(Vec::new())];
+    let mut direct_cpu = [0_u64; 2];
+    let mut zen_spans: Vec<Span> = Vec::new();
+    let mut zen_marks = Some(Vec::new());
+    let mut spent = [PerCall::default(); 2];
+    let (mut hop, mut sync) = (Vec::new(), Vec::new());
+    let counts_before = mock.counts.snapshot();
+    let keep = |kept: &mut Option<Vec<mock::Mark>>, marks: Vec<mock::Mark>, calls: usize| match kept
+    {
+        Some(all) if marks.len() == calls => all.extend(marks),
+        _ => *kept = None,
+    };
+    for _ in 0..rounds {
+        for stream in [false, true] {
+            let i = usize::from(stream);
+            let before = main_cpu();
+            mock.counts.start_marking();
+            let spans = direct_rt.block_on(mock::direct_calls(&mock.base_url, stream, 0, per))?;
+            keep(&mut direct_marks[i], mock.counts.take_marks(), spans.len());
+            direct_cpu[i] += main_cpu() - before;
+            direct[i].extend(spans);
+        }
+        if let Ok(shim) = &mut ready {
+            let pids = [shim.pid(), zend];
+            mock.counts.start_marking();
+            let (spans, round) = timed_spans(shim, "tools/call", Some(&params), 0, per, &pids)?;
+            keep(&mut zen_marks, mock.counts.take_marks(), spans.len());
+            for (total, part) in spent.iter_mut().zip(round) {
+                total.cpu += part.cpu / rounds as f64;
+                total.switches += part.switches / rounds as f64;
+            }
+            zen_spans.extend(spans);
+        }
+        hop.extend(io(echo::round_trips(
+            params_line(&params).as_bytes(),
+            10,
+            per,
+        ))?);
+        sync.extend(durable_write_floor(home.path(), per)?);
+    }
+    let durations = |spans: &[Span]| spans.iter().map(|(_, t)| *t).collect::<Vec<_>>();
+    let direct_split: Vec<Option<Split>> = (0..2)
+        .map(|i| Split::of(&direct[i], direct_marks[i].as_deref()?))
+        .collect();
+    let direct: Vec<(Summary, f64)> = (0..2)
+        .map(|i| {
+            let calls = direct[i].len().max(1) as f64;
+            (
+                Summary::of(&durations(&direct[i])),
+                direct_cpu[i] as f64 / 1e9 / calls,
+            )
+        })
+        .collect();
     let mode = |stream: bool| if stream { "SSE" } else { "JSON" };
     for (i, (s, cpu)) in direct.iter().enumerate() {
         println!(
@@ -1170,55 +1229,24 @@ fn chat(
         json!({
             "json": direct[0].0.json(), "json_client_cpu_s": direct[0].1,
             "sse": direct[1].0.json(), "sse_client_cpu_s": direct[1].1,
+            "rounds": rounds,
         }),
     );
-
-    if !tools.iter().any(|t| t == "chat") {
-        return Err(
-            "prepared, not run: zend lists no `chat` tool yet (the direct-call floor ran; see \
-             details.chat_direct)"
-                .into(),
-        );
-    }
-    let params =
-        json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": mock::CHAT_MODEL}})
-            .to_string();
-    let mut shim = shim_session(bins, home)?;
-    let first = io(shim.request("tools/call", Some(&params)))?;
-    let first: Value = serde_json::from_str(&first).map_err(|e| e.to_string())?;
-    if first.get("result").is_none() || first["result"]["isError"] == true {
-        let text = first["result"]["content"][0]["text"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| first.to_string());
-        return Err(format!(
-            "prepared, not run: chat against the mock failed (is OPENAI_BASE_URL honoured?): {}",
-            text.chars().take(300).collect::<String>()
-        ));
-    }
-    let counts_before = mock.counts.snapshot();
-    let shim_pid = shim.pid();
-    mock.counts.start_marking();
-    let (spans, spent) = timed_spans(
-        &mut shim,
-        "tools/call",
-        Some(&params),
-        warmup,
-        plan.chat_n,
-        &[shim_pid, zend],
-    )?;
-    let marks = mock.counts.take_marks();
+    let shim = ready?;
     shim.close();
     let counts = mock.counts.snapshot();
-    let (json_calls, sse_calls) = (counts.0 - counts_before.0, counts.1 - counts_before.1);
+    // The direct calls asked for JSON in half their calls and SSE in the other half: what zend
+    // asked for is what the mock counted beyond them.
+    let direct_calls = (direct[0].0.n as u64, direct[1].0.n as u64);
+    let (json_calls, sse_calls) = (
+        counts.0 - counts_before.0 - direct_calls.0,
+        counts.1 - counts_before.1 - direct_calls.1,
+    );
     let streamed = sse_calls > json_calls;
     let (floor, client_cpu) = direct[usize::from(streamed)];
-    let samples: Vec<Duration> = spans.iter().map(|(_, t)| *t).collect();
-    let zen = Summary::of(&samples);
+    let zen = Summary::of(&durations(&zen_spans));
     // One provider request per call (a chat makes no other): the marks line up with the calls.
-    let split = (marks.len() == warmup + spans.len())
-        .then(|| Split::of(&spans, &marks[warmup..]))
-        .flatten();
+    let split = zen_marks.and_then(|marks| Split::of(&zen_spans, &marks));
     chat_split(
         split.as_ref(),
         direct_split[usize::from(streamed)].as_ref(),
@@ -1247,12 +1275,7 @@ fn chat(
     // turns and the ledger record are fdatasynced before the answer; floor: pwrite + fdatasync of
     // a call's log bytes on the filesystem the store is on). Each part is measured here, in this
     // run; the rows above keep the bare direct call as the floor, as the issue states it.
-    let hop = Summary::of(&io(echo::round_trips(
-        params_line(&params).as_bytes(),
-        50,
-        1000,
-    ))?);
-    let sync = durable_write_floor(home.path(), 1000)?;
+    let (hop, sync) = (Summary::of(&hop), Summary::of(&sync));
     for (name, z, f) in [
         ("p50", zen.p50, floor.p50 + 2.0 * hop.p50 + sync.p50),
         ("p95", zen.p95, floor.p95 + 2.0 * hop.p95 + sync.p95),
@@ -1421,10 +1444,29 @@ fn params_line(params: &str) -> String {
     format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{params}}}\n")
 }
 
+/// zen-shim in a session whose first `chat` call answered (what [`chat`] times).
+fn first_chat(bins: &Bins, home: &Home, params: &str) -> Result<Mcp, String> {
+    let mut shim = shim_session(bins, home)?;
+    let first = io(shim.request("tools/call", Some(params)))?;
+    let first: Value = serde_json::from_str(&first).map_err(|e| e.to_string())?;
+    if first.get("result").is_none() || first["result"]["isError"] == true {
+        let text = first["result"]["content"][0]["text"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| first.to_string());
+        shim.close();
+        return Err(format!(
+            "prepared, not run: chat against the mock failed (is OPENAI_BASE_URL honoured?): {}",
+            text.chars().take(300).collect::<String>()
+        ));
+    }
+    Ok(shim)
+}
+
 /// pwrite + fdatasync of a chat call's log bytes (its two turns and its ledger record, ~1.5 KiB)
 /// at successive offsets of a preallocated file under `dir`: what zend's write-ahead log does
 /// once per call, at best.
-fn durable_write_floor(dir: &Path, n: usize) -> Result<Summary, String> {
+fn durable_write_floor(dir: &Path, n: usize) -> Result<Vec<Duration>, String> {
     use std::os::unix::fs::FileExt;
     let record = vec![b'x'; 1536];
     let path = dir.join("bench_chat_floor.log");
@@ -1444,7 +1486,7 @@ fn durable_write_floor(dir: &Path, n: usize) -> Result<Summary, String> {
     })();
     drop(file);
     let _ = std::fs::remove_file(&path);
-    Ok(Summary::of(&result.map_err(|e| e.to_string())?))
+    result.map_err(|e| e.to_string())
 }
 
 /// 7. consult-llm-mcp: cold start, peak RSS, a round trip, context bytes.
