@@ -105,7 +105,21 @@ async fn run() -> Result<(), String> {
             open_session(&socket, mode, replay, &mut early, &mut lines, &book).await?;
         let (stop, stopped) = oneshot::channel();
         let forwarder = tokio::spawn(forward(lines, outbound, Arc::clone(&book), stopped));
-        let end = relay(&mut inbound, &book, &mut stdout).await;
+        // The relay runs as a task, not in `block_on`'s own future: a reply wakes a task
+        // straight onto the run queue, where waking the `block_on` future makes the
+        // current-thread scheduler poll the reactor once (an `epoll_wait` with no timeout)
+        // before it writes the reply out.
+        let relaying = {
+            let book = Arc::clone(&book);
+            tokio::spawn(async move {
+                let end = relay(&mut inbound, &book, &mut stdout).await;
+                (end, stdout)
+            })
+        };
+        let (end, out) = relaying
+            .await
+            .map_err(|e| format!("internal error in the stdout relay: {e}"))?;
+        stdout = out;
         let _ = stop.send(());
         let forwarded = forwarder
             .await
