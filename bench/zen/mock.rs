@@ -291,7 +291,20 @@ pub fn direct_load(
     Ok(samples)
 }
 
-fn direct_client() -> Result<reqwest::Client, String> {
+/// One direct call on `client` (SSE when `stream`): when it started and how long it took.
+pub async fn timed_direct_call(
+    client: &reqwest::Client,
+    base_url: &str,
+    stream: bool,
+) -> Result<(Instant, Duration), String> {
+    let url = format!("{base_url}/chat/completions");
+    let body = request_body(stream);
+    let started = Instant::now();
+    let took = direct_call(client, &url, &body, stream).await?;
+    Ok((started, took))
+}
+
+pub fn direct_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
