@@ -593,10 +593,20 @@ fn kib_field(text: &str, field: &str) -> Option<u64> {
 /// threads' scheduler run time (/proc/<pid>/task/*/schedstat, ns resolution),
 /// or utime+stime from /proc/<pid>/stat (clock ticks) where schedstat is absent.
 pub fn cpu_ns(pid: u32) -> Option<u64> {
+    cpu_ns_of(pid, |_| true)
+}
+
+/// CPU time of the threads of `pid` whose name (`comm`) `counted` accepts, in ns.
+pub fn cpu_ns_of(pid: u32, counted: impl Fn(&str) -> bool) -> Option<u64> {
     let mut total = 0u64;
     let mut found = false;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !counted(name.trim_end()) {
+                found = true;
+                continue;
+            }
             if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat"))
                 && let Some(ns) = text
                     .split_whitespace()
