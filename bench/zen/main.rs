@@ -455,25 +455,17 @@ struct PerCall {
     switches: f64,
 }
 
-/// Calls `method` `warmup + n` times; the timed samples and, for each pid,
-/// what it spent per timed call.
-fn timed_calls(
-    client: &mut Mcp,
-    method: &str,
-    params: Option<&str>,
-    warmup: usize,
-    n: usize,
-    pids: &[u32],
-) -> Result<(Vec<Duration>, Vec<PerCall>), String> {
-    let (spans, spent) = timed_spans(client, method, params, warmup, n, pids)?;
-    Ok((spans.into_iter().map(|(_, t)| t).collect(), spent))
-}
-
 /// A timed call: when its request was sent, and how long its answer took.
 type Span = (Instant, Duration);
 
-/// [`timed_calls`], each sample with the instant its request was sent.
-fn timed_spans(
+/// How long each of `spans` took.
+fn durations(spans: &[Span]) -> Vec<Duration> {
+    spans.iter().map(|(_, took)| *took).collect()
+}
+
+/// Calls `method` `warmup + n` times; the timed calls and, for each pid, what it spent per
+/// timed call.
+fn timed_calls(
     client: &mut Mcp,
     method: &str,
     params: Option<&str>,
@@ -556,7 +548,9 @@ fn round_trip(
     };
     for _ in 0..ROUNDS {
         echo.extend(io(echo::round_trips(ping_line, 50, per))?);
-        ping.extend(timed_calls(&mut shim, "ping", None, 0, per, &[])?.0);
+        ping.extend(durations(
+            &timed_calls(&mut shim, "ping", None, 0, per, &[])?.0,
+        ));
         let (samples, got) = timed_calls(
             &mut shim,
             "tools/call",
@@ -565,11 +559,13 @@ fn round_trip(
             per,
             &[shim_pid, zend],
         )?;
-        version.extend(samples);
+        version.extend(durations(&samples));
         add(0, &got);
         // Straight to zend over gRPC (the shim's half of the path left out).
         direct.extend(grpc::round_trips(&home.socket(), ping_frame, 50, per)?);
-        floor_ping.extend(timed_calls(&mut floor, "ping", None, 0, per, &[])?.0);
+        floor_ping.extend(durations(
+            &timed_calls(&mut floor, "ping", None, 0, per, &[])?.0,
+        ));
         let (samples, got) = timed_calls(
             &mut floor,
             "tools/call",
@@ -578,9 +574,11 @@ fn round_trip(
             per,
             &[floor_pid],
         )?;
-        floor_version.extend(samples);
+        floor_version.extend(durations(&samples));
         add(2, &got);
-        blocking_ping.extend(timed_calls(&mut blocking, "ping", None, 0, per, &[])?.0);
+        blocking_ping.extend(durations(
+            &timed_calls(&mut blocking, "ping", None, 0, per, &[])?.0,
+        ));
     }
     floors.floor_hwm = procs::status_kib(floor_pid, "VmHWM").unwrap_or(0) as f64;
     shim.close();
@@ -1152,7 +1150,7 @@ fn chat(
         direct_rt.block_on(mock::direct_calls(&mock.base_url, stream, warmup, 0))?;
     }
     if let Ok(shim) = &mut ready {
-        timed_spans(shim, "tools/call", Some(&params), warmup, 0, &[])?;
+        timed_calls(shim, "tools/call", Some(&params), warmup, 0, &[])?;
     }
 
     // Every part in turn, in rounds (as the round trips are), so that load from elsewhere
@@ -1192,7 +1190,7 @@ fn chat(
         if let Ok(shim) = &mut ready {
             let pids = [shim.pid(), zend];
             mock.counts.start_marking();
-            let (spans, round) = timed_spans(shim, "tools/call", Some(&params), warm, per, &pids)?;
+            let (spans, round) = timed_calls(shim, "tools/call", Some(&params), warm, per, &pids)?;
             keep(&mut zen_marks, mock.counts.take_marks(), spans.len());
             for (total, part) in spent.iter_mut().zip(round) {
                 total.cpu += part.cpu / rounds as f64;
@@ -1207,7 +1205,6 @@ fn chat(
         ))?);
         sync.extend(durable_write_floor(home.path(), warm, per)?);
     }
-    let durations = |spans: &[Span]| spans.iter().map(|(_, t)| *t).collect::<Vec<_>>();
     let direct_split: Vec<Option<Split>> = (0..2)
         .map(|i| Split::of(&direct[i], direct_marks[i].as_deref()?))
         .collect();
@@ -1412,7 +1409,7 @@ fn chat_after_idle(
         mock.counts.start_marking();
         let serving = || procs::cpu_ns_of(zend, |name| name != CHECKPOINT_THREAD).unwrap_or(0);
         let before = serving();
-        let (spans, call) = timed_spans(shim, "tools/call", Some(params), 0, 1, &pids)?;
+        let (spans, call) = timed_calls(shim, "tools/call", Some(params), 0, 1, &pids)?;
         serving_ns += serving() - before;
         zen.extend(spans);
         for (total, part) in spent.iter_mut().zip(call) {
@@ -1427,7 +1424,6 @@ fn chat_after_idle(
     }
     drop((echo, durable));
     let (hop, write) = (Summary::of(&hops), Summary::of(&writes));
-    let durations = |spans: &[Span]| spans.iter().map(|(_, t)| *t).collect::<Vec<_>>();
     let (zen_summary, direct_summary) = (
         Summary::of(&durations(&zen)),
         Summary::of(&durations(&direct)),
@@ -1749,7 +1745,7 @@ fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> R
     let (pings, _) = timed_calls(&mut client, "ping", None, plan.rtt_warmup, plan.rtt_n, &[])?;
     let hwm = procs::status_kib(client.pid(), "VmHWM").unwrap_or(0) as f64;
     client.close();
-    let pings = Summary::of(&pings);
+    let pings = Summary::of(&durations(&pings));
     let (tools, instructions, skeleton, _) = context_bytes(&init, &tools_line)?;
 
     let floor_cold = floors.floor_cold.p50;
