@@ -1169,12 +1169,6 @@ fn chat(
     // parts ran find caches cold (the slowest 5 % clustered at the rounds' starts without them).
     let warm = 10;
     let mut direct_made = [0_usize; 2];
-    // The marks of a part's timed calls: its last `calls` (the warm-up calls come first).
-    let keep = |kept: &mut Option<Vec<mock::Mark>>, marks: Vec<mock::Mark>, calls: usize| match kept
-    {
-        Some(all) if marks.len() == warm + calls => all.extend_from_slice(&marks[warm..]),
-        _ => *kept = None,
-    };
     for _ in 0..rounds {
         for stream in [false, true] {
             let i = usize::from(stream);
@@ -1182,7 +1176,12 @@ fn chat(
             mock.counts.start_marking();
             let spans =
                 direct_rt.block_on(mock::direct_calls(&mock.base_url, stream, warm, per))?;
-            keep(&mut direct_marks[i], mock.counts.take_marks(), spans.len());
+            keep_marks(
+                &mut direct_marks[i],
+                mock.counts.take_marks(),
+                warm,
+                spans.len(),
+            );
             direct_cpu[i] += main_cpu() - before;
             direct_made[i] += warm + spans.len();
             direct[i].extend(spans);
@@ -1191,7 +1190,7 @@ fn chat(
             let pids = [shim.pid(), zend];
             mock.counts.start_marking();
             let (spans, round) = timed_calls(shim, "tools/call", Some(&params), warm, per, &pids)?;
-            keep(&mut zen_marks, mock.counts.take_marks(), spans.len());
+            keep_marks(&mut zen_marks, mock.counts.take_marks(), warm, spans.len());
             for (total, part) in spent.iter_mut().zip(round) {
                 total.cpu += part.cpu / rounds as f64;
                 total.switches += part.switches / rounds as f64;
@@ -1359,6 +1358,20 @@ fn chat(
     Ok(())
 }
 
+/// Adds the marks of a part's `calls` timed calls (its `warm` unmeasured ones came first) to
+/// `kept`; when the counts do not line up (a mark outside a call), gives up on the split.
+fn keep_marks(
+    kept: &mut Option<Vec<mock::Mark>>,
+    marks: Vec<mock::Mark>,
+    warm: usize,
+    calls: usize,
+) {
+    match kept {
+        Some(all) if marks.len() == warm + calls => all.extend_from_slice(&marks[warm..]),
+        _ => *kept = None,
+    }
+}
+
 /// The name of zend's log checkpoint thread (`store/wal.rs`).
 const CHECKPOINT_THREAD: &str = "zend-wal";
 
@@ -1396,15 +1409,11 @@ fn chat_after_idle(
     let pids = [shim.pid(), zend];
     let mut spent = [PerCall::default(); 2];
     let mut serving_ns = 0_u64;
-    let keep = |kept: &mut Option<Vec<mock::Mark>>, marks: Vec<mock::Mark>| match kept {
-        Some(all) if marks.len() == 1 => all.extend(marks),
-        _ => *kept = None,
-    };
     for _ in 0..n {
         std::thread::sleep(pause);
         mock.counts.start_marking();
         direct.push(rt.block_on(mock::timed_direct_call(&client, &mock.base_url, streamed))?);
-        keep(&mut direct_marks, mock.counts.take_marks());
+        keep_marks(&mut direct_marks, mock.counts.take_marks(), 0, 1);
         std::thread::sleep(pause);
         mock.counts.start_marking();
         let serving = || procs::cpu_ns_of(zend, |name| name != CHECKPOINT_THREAD).unwrap_or(0);
@@ -1416,7 +1425,7 @@ fn chat_after_idle(
             total.cpu += part.cpu / n as f64;
             total.switches += part.switches / n as f64;
         }
-        keep(&mut zen_marks, mock.counts.take_marks());
+        keep_marks(&mut zen_marks, mock.counts.take_marks(), 0, 1);
         std::thread::sleep(pause);
         hops.push(io(echo.round_trip(line.as_bytes()))?);
         std::thread::sleep(pause);

@@ -248,14 +248,11 @@ pub async fn direct_calls(
     n: usize,
 ) -> Result<Vec<(Instant, Duration)>, String> {
     let client = direct_client()?;
-    let url = format!("{base_url}/chat/completions");
-    let body = request_body(stream);
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
-        let started = Instant::now();
-        let elapsed = direct_call(&client, &url, &body, stream).await?;
+        let span = timed_direct_call(&client, base_url, stream).await?;
         if i >= warmup {
-            samples.push((started, elapsed));
+            samples.push(span);
         }
     }
     Ok(samples)
