@@ -45,6 +45,10 @@ struct Plan {
     throughput_for: Duration,
     memory_sessions: &'static [usize],
     chat_n: usize,
+    /// How long `chat` sits idle before each call of the after-idle rows.
+    idle_pause: Duration,
+    /// How many after-idle calls (each with its floors after the same pause).
+    idle_n: usize,
     peer_cold_n: usize,
     store: store::Sizes,
 }
@@ -61,6 +65,8 @@ impl Plan {
             throughput_for: Duration::from_secs(2),
             memory_sessions: &[8, 64, 256],
             chat_n: 1000,
+            idle_pause: Duration::from_millis(25),
+            idle_n: 62,
             peer_cold_n: 20,
             store: store::Sizes::full(),
         }
@@ -77,6 +83,8 @@ impl Plan {
             throughput_for: Duration::from_millis(300),
             memory_sessions: &[8],
             chat_n: 50,
+            idle_pause: Duration::from_millis(25),
+            idle_n: 3,
             peer_cold_n: 3,
             store: store::Sizes::quick(),
         }
@@ -111,6 +119,14 @@ fn main() -> ExitCode {
         .and_then(|v| v.parse().ok())
     {
         plan.chat_n = n;
+    }
+    // ZEN_BENCH_IDLE_MS=2000 (with ZEN_BENCH_IDLE_N) pauses as long as a model's answer takes.
+    let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = knob("ZEN_BENCH_IDLE_MS") {
+        plan.idle_pause = Duration::from_millis(ms);
+    }
+    if let Some(n) = knob("ZEN_BENCH_IDLE_N") {
+        plan.idle_n = usize::try_from(n).unwrap_or(usize::MAX).max(1);
     }
     let bins = match Bins::locate() {
         Ok(bins) => bins,
@@ -1392,8 +1408,7 @@ fn chat_after_idle(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let pause = Duration::from_millis(25);
-    let n = (plan.chat_n / 16).max(3);
+    let (pause, n) = (plan.idle_pause, plan.idle_n);
     let client = mock::direct_client()?;
     // The direct client's connection is opened before the clock starts, as zend's is.
     rt.block_on(mock::timed_direct_call(&client, &mock.base_url, streamed))?;
