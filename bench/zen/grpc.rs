@@ -20,10 +20,7 @@ pub fn round_trips(
     warmup: usize,
     n: usize,
 ) -> Result<Vec<Duration>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::mock::client_runtime()?;
     runtime.block_on(session(socket, line, warmup, n))
 }
 

@@ -1137,10 +1137,7 @@ fn chat(
     report: &mut Report,
 ) -> Result<(), String> {
     // The direct calls always run: they are the floor, and they check the mock.
-    let direct_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let direct_rt = mock::client_runtime()?;
     let warmup = 20;
     let main_cpu = || {
         std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -1404,10 +1401,7 @@ fn chat_after_idle(
     streamed: bool,
     report: &mut Report,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = mock::client_runtime()?;
     let (pause, n) = (plan.idle_pause, plan.idle_n);
     let client = mock::direct_client()?;
     // The direct client's connection is opened before the clock starts, as zend's is.

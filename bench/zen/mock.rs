@@ -271,10 +271,7 @@ pub fn direct_load(
     let body = request_body(true);
     let items = (0..clients)
         .map(|_| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
+            let runtime = client_runtime()?;
             let client = direct_client()?;
             // One call to open the connection before the clock starts.
             runtime.block_on(direct_call(&client, &url, &body, true))?;
@@ -286,6 +283,14 @@ pub fn direct_load(
         Ok((t, true))
     })?;
     Ok(samples)
+}
+
+/// A current-thread runtime for one client (of the mock, or of zend over gRPC), as the shim runs.
+pub fn client_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
 /// One direct call on `client` (SSE when `stream`): when it started and how long it took.
