@@ -98,6 +98,17 @@ struct Floors {
     echo_rtt: Summary,
     floor_hwm: f64,
     floor_rss: f64,
+    /// zen's own figures, set by earlier sections, that the peer's rows put zen against.
+    zen: ZenFigures,
+}
+
+/// zen's side of each "zen vs the peer" row (0 when its section did not run).
+#[derive(Default)]
+struct ZenFigures {
+    cold_p50: f64,
+    shim_hwm: f64,
+    /// tools/list + instructions with only `chat` enabled: the peer's one tool.
+    context_chat_only: f64,
 }
 
 fn main() -> ExitCode {
@@ -254,7 +265,7 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     }
     if wanted(only, "context") || wanted(only, "chat") {
         println!("\n== context");
-        match context(bins, &home, report) {
+        match context(bins, &home, report, &mut floors) {
             Ok(names) => tools = names,
             Err(e) => report.skip(format!("context: {e}")),
         }
@@ -278,7 +289,7 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     if wanted(only, "peer") {
         println!("\n== peer");
         let t = Instant::now();
-        if let Err(e) = peer_row(bins, plan, report, &floors) {
+        if let Err(e) = peer_row(bins, &home, plan, report, &floors) {
             report.skip(format!("peer ({}): {e}", peer::PACKAGE));
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
@@ -332,6 +343,7 @@ fn cold_start(
     let (shim_cpu, zend_cpu, floor_cpu) = (per(shim_cpu), per(zend_cpu), per(floor_cpu));
     let (zen, floor) = (Summary::of(&zen), Summary::of(&floor));
     floors.floor_cold = floor;
+    floors.zen.cold_p50 = zen.p50;
     report.row(
         "cold start",
         "spawn zen-shim → initialize answer, zend running (p50)",
@@ -1062,6 +1074,7 @@ fn memory(
         json!({"zend_rss": after.rss, "zend_pss": after.pss}),
     );
     details.insert("shim_vmhwm".into(), json!(shim_hwm));
+    floors.zen.shim_hwm = shim_hwm;
     report.detail("memory", Value::Object(details));
     home.stop_daemon();
     Ok(())
@@ -1099,12 +1112,24 @@ fn context_bytes(
     ))
 }
 
-/// 5. tools/list + instructions with every tool enabled. Returns the tool names.
-fn context(bins: &Bins, home: &Home, report: &mut Report) -> Result<Vec<String>, String> {
+/// One session's initialize answer and tools/list answer, through the shim.
+fn listing(bins: &Bins, home: &Home) -> Result<(String, String), String> {
     let mut client = io(Mcp::spawn(home.command(&bins.shim)))?;
     let init = io(client.initialize())?;
     let tools_line = io(client.request("tools/list", Some("{}")))?;
     client.close();
+    Ok((init, tools_line))
+}
+
+/// 5. tools/list + instructions with every tool enabled, and with only `chat`,
+///    what the peer offers (one tool that asks another model). Returns the tool names.
+fn context(
+    bins: &Bins,
+    home: &Home,
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<Vec<String>, String> {
+    let (init, tools_line) = listing(bins, home)?;
     let (tools, instructions, skeleton, per_tool) = context_bytes(&init, &tools_line)?;
     let names: Vec<String> = per_tool
         .as_object()
@@ -1121,6 +1146,47 @@ fn context(bins: &Bins, home: &Home, report: &mut Report) -> Result<Vec<String>,
     );
     report.detail(
         "context",
+        json!({"tools_list_bytes": tools, "instructions_bytes": instructions, "skeleton_bytes": skeleton, "per_tool_bytes": per_tool}),
+    );
+
+    // Only `chat` (`version` and `listmodels` cannot be turned off): a daemon of
+    // its own, in a home of its own, with the same provider environment.
+    let mut narrow = io(Home::new())?;
+    narrow.env = home.env.clone();
+    let hidden: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != "chat")
+        .collect();
+    narrow.env.push(("DISABLED_TOOLS".into(), hidden.join(",")));
+    let listed = listing(bins, &narrow);
+    narrow.stop_daemon();
+    let (init, tools_line) = listed?;
+    let (tools, instructions, skeleton, per_tool) = context_bytes(&init, &tools_line)?;
+    let shown: Vec<&str> = per_tool
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if !shown.contains(&"chat") || shown.len() >= names.len() {
+        return Err(format!(
+            "with DISABLED_TOOLS the daemon still listed {shown:?}: the chat-only row would measure the wrong set"
+        ));
+    }
+    floors.zen.context_chat_only = (tools + instructions) as f64;
+    report.row(
+        "context",
+        format!(
+            "tools/list + instructions, only chat enabled ({})",
+            shown.join(", ")
+        ),
+        (tools + instructions) as f64,
+        Unit::KiB,
+        Some((skeleton as f64, "names + input schemas only")),
+        Target::None,
+        format!("tools/list {tools} B, instructions {instructions} B"),
+    );
+    report.detail(
+        "context_chat_only",
         json!({"tools_list_bytes": tools, "instructions_bytes": instructions, "skeleton_bytes": skeleton, "per_tool_bytes": per_tool}),
     );
     Ok(names)
@@ -1742,28 +1808,51 @@ fn durable_write_floor(dir: &Path, warmup: usize, n: usize) -> Result<Vec<Durati
     Ok(times)
 }
 
-/// 7. consult-llm-mcp: cold start, peak RSS, a round trip, context bytes.
-fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> Result<(), String> {
+/// Rounds the peer's pings and zen's alternate in.
+const PING_ROUNDS: usize = 5;
+
+/// 7. consult-llm-mcp: cold start, peak RSS, a round trip, context bytes, then
+///    zen's figure against the peer's for each of them.
+fn peer_row(
+    bins: &Bins,
+    home: &Home,
+    plan: &Plan,
+    report: &mut Report,
+    floors: &Floors,
+) -> Result<(), String> {
     let cache = target_dir(bins).join("bench-peer");
     let peer = peer::fetch(&cache)?;
-    let home = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let peer_home = tempfile::tempdir().map_err(|e| e.to_string())?;
     let label = format!("peer {} {}", peer::PACKAGE, peer.version);
     let mut cold = Vec::new();
     for i in 0..2 + plan.peer_cold_n {
-        let (client, t) = io(procs::cold_start(peer::command(&peer, home.path())))?;
+        let (client, t) = io(procs::cold_start(peer::command(&peer, peer_home.path())))?;
         client.close();
         if i >= 2 {
             cold.push(t);
         }
     }
     let cold = Summary::of(&cold);
-    let mut client = io(Mcp::spawn(peer::command(&peer, home.path())))?;
+    let mut client = io(Mcp::spawn(peer::command(&peer, peer_home.path())))?;
     let init = io(client.initialize())?;
     let tools_line = io(client.request("tools/list", Some("{}")))?;
-    let (pings, _) = timed_calls(&mut client, "ping", None, plan.rtt_warmup, plan.rtt_n, &[])?;
+    // Pings in rounds that alternate the peer and a zen session, so that both
+    // meet the same moments of the host (the round-trip section's pings ran
+    // minutes earlier).
+    let mut zen_client = shim_session(bins, home)?;
+    let (mut pings, mut zen_pings) = (Vec::new(), Vec::new());
+    let per_round = plan.rtt_n.div_ceil(PING_ROUNDS);
+    let warmup = plan.rtt_warmup.div_ceil(PING_ROUNDS);
+    for _ in 0..PING_ROUNDS {
+        let (peer_spans, _) = timed_calls(&mut client, "ping", None, warmup, per_round, &[])?;
+        let (zen_spans, _) = timed_calls(&mut zen_client, "ping", None, warmup, per_round, &[])?;
+        pings.extend(durations(&peer_spans));
+        zen_pings.extend(durations(&zen_spans));
+    }
+    zen_client.close();
     let hwm = procs::status_kib(client.pid(), "VmHWM").unwrap_or(0) as f64;
     client.close();
-    let pings = Summary::of(&durations(&pings));
+    let (pings, zen_pings) = (Summary::of(&pings), Summary::of(&zen_pings));
     let (tools, instructions, skeleton, _) = context_bytes(&init, &tools_line)?;
 
     let floor_cold = floors.floor_cold.p50;
@@ -1803,9 +1892,54 @@ fn peer_row(bins: &Bins, plan: &Plan, report: &mut Report, floors: &Floors) -> R
         Target::None,
         format!("tools/list {tools} B, instructions {instructions} B"),
     );
+    // The bar: zen beats the peer on every figure both can be measured on
+    // here. Each row is zen's figure over the peer's (0: its section did not run).
+    let peer_context = (tools + instructions) as f64;
+    for (metric, zen, peer_value, unit, what) in [
+        (
+            "zen vs the peer: spawn → initialize answer (p50)",
+            floors.zen.cold_p50,
+            cold.p50,
+            Unit::Ms,
+            "the peer's",
+        ),
+        (
+            "zen vs the peer: ping round trip (p50, rounds alternated)",
+            zen_pings.p50,
+            pings.p50,
+            Unit::Us,
+            "the peer's",
+        ),
+        (
+            "zen vs the peer: peak RSS of what a client launches (VmHWM)",
+            floors.zen.shim_hwm,
+            hwm,
+            Unit::MiB,
+            "the peer's",
+        ),
+        (
+            "zen vs the peer: tools/list + instructions, zen with only chat",
+            floors.zen.context_chat_only,
+            peer_context,
+            Unit::KiB,
+            "the peer's, its one tool",
+        ),
+    ] {
+        if zen > 0.0 && peer_value > 0.0 {
+            report.row(
+                "peer",
+                metric,
+                zen,
+                unit,
+                Some((peer_value, what)),
+                Target::RatioAtMost(1.0),
+                "",
+            );
+        }
+    }
     report.detail(
         "peer",
-        json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "vmhwm": hwm}),
+        json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "zen_ping_alternated": zen_pings.json(), "vmhwm": hwm, "context_bytes": peer_context}),
     );
     Ok(())
 }
