@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::net::UnixListener;
 use tokio_stream::StreamExt;
+use zen_proto::stream::QuietStream;
 use zen_proto::v1::zend_server::ZendServer;
 
 use crate::config::{ConfigError, ServerConfig};
@@ -232,7 +233,13 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
 pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), ServeError> {
     let incoming =
         tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(|conn| match conn {
-            Ok(stream) if ipc::peer_is_owner(&stream) => Some(Ok::<_, std::io::Error>(stream)),
+            Ok(stream) if ipc::peer_is_owner(&stream) => match QuietStream::new(stream) {
+                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot register an accepted connection");
+                    None
+                }
+            },
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

@@ -6,8 +6,11 @@
 //!   without talking, and the shim may not pull in the daemon's dependencies, so
 //!   the rule lives here with the wire types.
 //! - [`meta`]: the request-metadata keys a shim sends when it opens a session.
+//! - [`stream`]: the socket type both ends speak over (watched for reads only,
+//!   so that the peer's reads do not wake the writer).
 
 pub mod paths;
+pub mod stream;
 
 /// Generated from `zen.proto`.
 #[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
+use zen_proto::stream::QuietStream;
 
 /// Set to `1` to never start zend (a service manager owns it).
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
@@ -188,7 +189,7 @@ async fn connect(socket: &Path) -> Option<Channel> {
                     Some(stream) => stream,
                     None => tokio::net::UnixStream::connect(socket).await?,
                 };
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
+                Ok::<_, std::io::Error>(TokioIo::new(QuietStream::new(stream)?))
             }
         }))
         .await
