@@ -1112,11 +1112,17 @@ fn context_bytes(
     ))
 }
 
-/// One session's initialize answer and tools/list answer, through the shim.
-fn listing(bins: &Bins, home: &Home) -> Result<(String, String), String> {
-    let mut client = io(Mcp::spawn(home.command(&bins.shim)))?;
+/// A session of `command` with its initialize answer and tools/list answer.
+fn listed(command: std::process::Command) -> Result<(Mcp, String, String), String> {
+    let mut client = io(Mcp::spawn(command))?;
     let init = io(client.initialize())?;
     let tools_line = io(client.request("tools/list", Some("{}")))?;
+    Ok((client, init, tools_line))
+}
+
+/// zen's initialize and tools/list answers, through the shim, in `home`.
+fn listing(bins: &Bins, home: &Home) -> Result<(String, String), String> {
+    let (client, init, tools_line) = listed(home.command(&bins.shim))?;
     client.close();
     Ok((init, tools_line))
 }
@@ -1833,9 +1839,7 @@ fn peer_row(
         }
     }
     let cold = Summary::of(&cold);
-    let mut client = io(Mcp::spawn(peer::command(&peer, peer_home.path())))?;
-    let init = io(client.initialize())?;
-    let tools_line = io(client.request("tools/list", Some("{}")))?;
+    let (mut client, init, tools_line) = listed(peer::command(&peer, peer_home.path()))?;
     // Pings in rounds that alternate the peer and a zen session, so that both
     // meet the same moments of the host (the round-trip section's pings ran
     // minutes earlier).

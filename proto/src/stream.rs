@@ -51,11 +51,11 @@ impl QuietStream {
     fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
-        attempt: impl Fn(i32) -> isize,
+        attempt: impl Fn(i32) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
             if self.room.is_none() {
-                match result(attempt(self.fd())) {
+                match attempt(self.fd()) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let dup = self.socket.get_ref().try_clone()?;
                         self.room = Some(register(dup, Interest::WRITABLE)?);
@@ -67,7 +67,7 @@ impl QuietStream {
                 continue;
             };
             let mut guard = ready!(room.poll_write_ready(cx))?;
-            match result(attempt(self.fd())) {
+            match attempt(self.fd()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
                 done => {
                     drop(guard);
@@ -80,34 +80,33 @@ impl QuietStream {
     }
 }
 
-/// `fd` registered with the reactor for `interest`.
-fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+/// `fd` registered with the reactor for `interest` (the shim's stdio registers
+/// its socket the same way).
+pub fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns `fd`, and nothing closes or replaces it while
     // it is registered.
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
-/// `send` flags: no SIGPIPE where the flag exists (elsewhere Rust ignores the signal).
+/// `send` flags: no SIGPIPE where the flag exists (elsewhere Rust ignores the
+/// signal). Shared with the shim's stdio, which sends on sockets too.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+pub const NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const NOSIGNAL: libc::c_int = 0;
+pub const NOSIGNAL: libc::c_int = 0;
 
-/// A syscall's return value as a result, retried by the caller on `EINTR`.
-fn result(rc: isize) -> io::Result<usize> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as usize)
-    }
-}
-
-/// Retries `call` while it fails with `EINTR`.
-fn retrying(call: impl Fn() -> isize) -> isize {
+/// Runs a `recv`/`send` until it is not interrupted: its byte count, or its error
+/// (`WouldBlock` means waiting for the next readiness event). Shared with the
+/// shim's stdio.
+pub fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
-        let rc = call();
-        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return rc;
+        let n = call();
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
         }
     }
 }
@@ -126,8 +125,7 @@ impl AsyncRead for QuietStream {
             let unfilled = unsafe { buf.unfilled_mut() };
             let (at, wanted) = (unfilled.as_mut_ptr(), unfilled.len());
             let fd = guard.get_inner().as_raw_fd();
-            let rc = retrying(|| unsafe { libc::recv(fd, at.cast(), wanted, 0) });
-            match result(rc) {
+            match retrying(|| unsafe { libc::recv(fd, at.cast(), wanted, 0) }) {
                 Ok(n) => {
                     // SAFETY: recv wrote `n` bytes at the start of `unfilled`.
                     unsafe { buf.assume_init(n) };

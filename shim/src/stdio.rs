@@ -35,6 +35,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::unix::pipe;
+use zen_proto::stream::{NOSIGNAL, register, retrying};
 
 /// What an fd is, as far as choosing how to drive it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +98,7 @@ pub struct Socket(AsyncFd<OwnedFd>);
 
 impl Socket {
     fn new(fd: RawFd, interest: Interest) -> io::Result<Self> {
-        let owned = dup_cloexec(fd)?;
-        // SAFETY: `owned` is our own fd; the AsyncFd owns it, and nothing closes
-        // or replaces it while registered.
-        let registered = unsafe { AsyncFd::register_with_interest(owned, interest) }
-            .map_err(|e| e.into_parts().1)?;
-        Ok(Self(registered))
+        Ok(Self(register(dup_cloexec(fd)?, interest)?))
     }
 
     async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -147,26 +143,6 @@ impl Socket {
             buf = &buf[sent..];
         }
         Ok(())
-    }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const NOSIGNAL: libc::c_int = 0;
-
-/// Runs a `recv`/`send` until it is not interrupted: its byte count, or its error
-/// (`WouldBlock` makes `async_io` wait for the next readiness event).
-fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
-    loop {
-        let n = call();
-        if let Ok(n) = usize::try_from(n) {
-            return Ok(n);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
     }
 }
 
