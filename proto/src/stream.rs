@@ -82,6 +82,7 @@ impl QuietStream {
 
 /// `fd` registered with the reactor for `interest` (the shim's stdio registers
 /// its socket the same way).
+#[inline]
 pub fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns `fd`, and nothing closes or replaces it while
     // it is registered.
@@ -98,6 +99,7 @@ pub const NOSIGNAL: libc::c_int = 0;
 /// Runs a `recv`/`send` until it is not interrupted: its byte count, or its error
 /// (`WouldBlock` means waiting for the next readiness event). Shared with the
 /// shim's stdio.
+#[inline]
 pub fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
         let n = call();
