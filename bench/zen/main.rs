@@ -265,9 +265,15 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     }
     if wanted(only, "context") || wanted(only, "chat") {
         println!("\n== context");
-        match context(bins, &home, report, &mut floors) {
+        match context(bins, &home, report) {
             Ok(names) => tools = names,
             Err(e) => report.skip(format!("context: {e}")),
+        }
+        // Only `chat`, as the peer offers: what the peer's context row is put against.
+        if !tools.is_empty()
+            && let Err(e) = context_chat_only(bins, &home, &tools, report, &mut floors)
+        {
+            report.skip(format!("context with only chat: {e}"));
         }
     }
     if wanted(only, "chat") {
@@ -1127,14 +1133,8 @@ fn listing(bins: &Bins, home: &Home) -> Result<(String, String), String> {
     Ok((init, tools_line))
 }
 
-/// 5. tools/list + instructions with every tool enabled, and with only `chat`,
-///    what the peer offers (one tool that asks another model). Returns the tool names.
-fn context(
-    bins: &Bins,
-    home: &Home,
-    report: &mut Report,
-    floors: &mut Floors,
-) -> Result<Vec<String>, String> {
+/// 5. tools/list + instructions with every tool enabled. Returns the tool names.
+fn context(bins: &Bins, home: &Home, report: &mut Report) -> Result<Vec<String>, String> {
     let (init, tools_line) = listing(bins, home)?;
     let (tools, instructions, skeleton, per_tool) = context_bytes(&init, &tools_line)?;
     let names: Vec<String> = per_tool
@@ -1154,9 +1154,19 @@ fn context(
         "context",
         json!({"tools_list_bytes": tools, "instructions_bytes": instructions, "skeleton_bytes": skeleton, "per_tool_bytes": per_tool}),
     );
+    Ok(names)
+}
 
-    // Only `chat` (`version` and `listmodels` cannot be turned off): a daemon of
-    // its own, in a home of its own, with the same provider environment.
+/// 5b. The same with only `chat` enabled (`version` and `listmodels` cannot be
+///     turned off): a daemon of its own, in a home of its own, with the same
+///     provider environment. `names` are every tool's, from [`context`].
+fn context_chat_only(
+    bins: &Bins,
+    home: &Home,
+    names: &[String],
+    report: &mut Report,
+    floors: &mut Floors,
+) -> Result<(), String> {
     let mut narrow = io(Home::new())?;
     narrow.env = home.env.clone();
     let hidden: Vec<&str> = names
@@ -1165,9 +1175,9 @@ fn context(
         .filter(|n| *n != "chat")
         .collect();
     narrow.env.push(("DISABLED_TOOLS".into(), hidden.join(",")));
-    let listed = listing(bins, &narrow);
+    let narrow_listing = listing(bins, &narrow);
     narrow.stop_daemon();
-    let (init, tools_line) = listed?;
+    let (init, tools_line) = narrow_listing?;
     let (tools, instructions, skeleton, per_tool) = context_bytes(&init, &tools_line)?;
     let shown: Vec<&str> = per_tool
         .as_object()
@@ -1195,7 +1205,7 @@ fn context(
         "context_chat_only",
         json!({"tools_list_bytes": tools, "instructions_bytes": instructions, "skeleton_bytes": skeleton, "per_tool_bytes": per_tool}),
     );
-    Ok(names)
+    Ok(())
 }
 
 /// 6. tools/call chat against the mock provider, minus a direct call to it.
