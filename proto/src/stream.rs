@@ -36,8 +36,8 @@ pub struct QuietStream {
 impl QuietStream {
     /// Takes `stream` over from tokio's own registration.
     pub fn new(stream: tokio::net::UnixStream) -> io::Result<Self> {
+        // `into_std` leaves the socket non-blocking, as a bare write needs.
         let std = stream.into_std()?;
-        std.set_nonblocking(true)?;
         let socket = register(OwnedFd::from(std), Interest::READABLE)?;
         Ok(Self { socket, room: None })
     }
@@ -54,17 +54,15 @@ impl QuietStream {
         attempt: impl Fn(i32) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            if self.room.is_none() {
+            let Some(room) = self.room.as_ref() else {
                 match attempt(self.fd()) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let dup = self.socket.get_ref().try_clone()?;
                         self.room = Some(register(dup, Interest::WRITABLE)?);
+                        continue;
                     }
                     done => return Poll::Ready(done),
                 }
-            }
-            let Some(room) = self.room.as_ref() else {
-                continue;
             };
             let mut guard = ready!(room.poll_write_ready(cx))?;
             match attempt(self.fd()) {
