@@ -109,6 +109,13 @@ struct ZenFigures {
     shim_hwm: f64,
     /// tools/list + instructions with only `chat` enabled: the peer's one tool.
     context_chat_only: f64,
+    /// `chat` p50 minus the direct call's p50, back to back (section 6).
+    chat_overhead_p50: f64,
+    /// CPU per `chat` call, shim + zend (section 6).
+    chat_cpu: f64,
+    /// `chat` calls/s with 8 sessions, and the RSS of those 8 shims + zend right after (section 4).
+    chat8_rate: f64,
+    chat8_rss: f64,
 }
 
 fn main() -> ExitCode {
@@ -246,7 +253,7 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
         ),
         (
             "throughput",
-            Box::new(|r, _| throughput(bins, &home, plan, mock, r)),
+            Box::new(|r, f| throughput(bins, &home, plan, mock, r, f)),
         ),
         ("memory", Box::new(|r, f| memory(bins, plan, r, f))),
         ("auto-start", Box::new(|r, f| auto_start(bins, plan, r, f))),
@@ -279,8 +286,12 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     if wanted(only, "chat") {
         println!("\n== chat");
         let t = Instant::now();
-        if let Err(e) = chat(bins, &home, zend, &tools, plan, mock, report) {
-            report.skip(format!("chat: {e}"));
+        match chat(bins, &home, zend, &tools, plan, mock, report) {
+            Ok((overhead, cpu)) => {
+                floors.zen.chat_overhead_p50 = overhead;
+                floors.zen.chat_cpu = cpu;
+            }
+            Err(e) => report.skip(format!("chat: {e}")),
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
@@ -297,6 +308,11 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
         let t = Instant::now();
         if let Err(e) = peer_row(bins, &home, plan, report, &floors) {
             report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+        }
+        // A step of its own: the peer's calls need the mock behind HTTPS; if that fails, the
+        // rows above stand.
+        if let Err(e) = peer_chat(bins, plan, mock, report, &floors) {
+            report.skip(format!("peer ({}) against the mock: {e}", peer::PACKAGE));
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
@@ -766,6 +782,7 @@ fn throughput(
     plan: &Plan,
     mock: &mock::Mock,
     report: &mut Report,
+    floors: &mut Floors,
 ) -> Result<(), String> {
     let mut details = serde_json::Map::new();
     for &sessions in plan.throughput_sessions {
@@ -813,7 +830,7 @@ fn throughput(
             json!({"zen_calls_per_s": zen_rate, "zen": zen.json(), "floor_calls_per_s": floor_rate, "floor": floor.json()}),
         );
     }
-    chat_throughput(bins, home, plan, mock, report, &mut details)?;
+    chat_throughput(bins, home, plan, mock, report, &mut details, floors)?;
     report.detail("throughput", Value::Object(details));
     Ok(())
 }
@@ -827,6 +844,7 @@ fn chat_throughput(
     mock: &mock::Mock,
     report: &mut Report,
     details: &mut serde_json::Map<String, Value>,
+    floors: &mut Floors,
 ) -> Result<(), String> {
     let params =
         json!({"name": "chat", "arguments": {"prompt": "Say hi.", "model": mock::CHAT_MODEL}})
@@ -851,6 +869,32 @@ fn chat_throughput(
             plan.throughput_warmup,
             plan.throughput_for,
         )?;
+        let seconds = plan.throughput_for.as_secs_f64();
+        if sessions == 8 {
+            // What the peer's 8 sessions are put against: the rate, and the memory of these 8
+            // sessions (shims + zend) right after their calls.
+            floors.zen.chat8_rate = samples.len() as f64 / seconds;
+            let shims = mem_of(clients.iter().map(Mcp::pid)).rss;
+            let daemon = home.daemon_pid();
+            let field = |name| {
+                daemon
+                    .and_then(|pid| procs::status_kib(pid, name))
+                    .unwrap_or(0)
+            };
+            let (rss, anon, file) = (field("VmRSS"), field("RssAnon"), field("RssFile"));
+            floors.zen.chat8_rss = shims + rss as f64;
+            println!(
+                "  right after: zend RSS {} (anon {}, file-backed {}), 8 shims {}",
+                Unit::MiB.show(rss as f64),
+                Unit::MiB.show(anon as f64),
+                Unit::MiB.show(file as f64),
+                Unit::MiB.show(shims)
+            );
+            details.insert(
+                "chat_8_sessions_memory".into(),
+                json!({"zend_rss": rss, "zend_rss_anon": anon, "zend_rss_file": file, "shims_rss": shims}),
+            );
+        }
         for client in clients {
             client.close();
         }
@@ -860,7 +904,6 @@ fn chat_throughput(
             plan.throughput_warmup,
             plan.throughput_for,
         )?;
-        let seconds = plan.throughput_for.as_secs_f64();
         let (rate, direct_rate) = (
             samples.len() as f64 / seconds,
             direct.len() as f64 / seconds,
@@ -1208,7 +1251,8 @@ fn context_chat_only(
     Ok(())
 }
 
-/// 6. tools/call chat against the mock provider, minus a direct call to it.
+/// 6. tools/call chat against the mock provider, minus a direct call to it. Returns the overhead
+///    at p50 and the CPU per call of shim + zend, for the peer's rows.
 fn chat(
     bins: &Bins,
     home: &Home,
@@ -1217,7 +1261,7 @@ fn chat(
     plan: &Plan,
     mock: &mock::Mock,
     report: &mut Report,
-) -> Result<(), String> {
+) -> Result<(f64, f64), String> {
     // The direct calls always run: they are the floor, and they check the mock.
     let direct_rt = mock::client_runtime()?;
     let warmup = 20;
@@ -1450,7 +1494,8 @@ fn chat(
             "context_switches_per_call": {"shim": spent[0].switches, "zend": spent[1].switches},
         }),
     );
-    Ok(())
+    // What the peer's rows are put against: the overhead at p50, the CPU of both processes.
+    Ok((zen.p50 - floor.p50, cpu[0] + cpu[1]))
 }
 
 /// Adds the marks of a part's `calls` timed calls (its `warm` unmeasured ones came first) to
@@ -1956,6 +2001,229 @@ fn peer_row(
         json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "zen_ping_alternated": zen_pings.json(), "vmhwm": hwm, "context_bytes": peer_context}),
     );
     Ok(())
+}
+
+/// Sessions in the peer's throughput and memory rows: the issue's figure for it.
+const PEER_SESSIONS: usize = 8;
+
+/// 7b. The peer calling the mock, as the issue measured it (per-call overhead over its upstream,
+///     CPU per call, 8 sessions' calls/s and memory), then zen's figure against each.
+///
+/// The peer calls only `https://api.openai.com/v1/`, so its process gets the mock behind an
+/// HTTPS proxy (see `mock::TlsMock`); its floor is a direct call through the same proxy and TLS,
+/// JSON as the peer asks. Each of its calls starts a new thread, as each of zen's `chat` calls
+/// here does. Its latency rounds alternate with the direct calls, 5 rounds as the pings.
+fn peer_chat(
+    bins: &Bins,
+    plan: &Plan,
+    mock: &mock::Mock,
+    report: &mut Report,
+    floors: &Floors,
+) -> Result<(), String> {
+    let peer = peer::fetch(&target_dir(bins).join("bench-peer"))?;
+    let tls = mock.start_tls()?;
+    let home = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let label = format!("peer {} {}", peer::PACKAGE, peer.version);
+    let params =
+        json!({"name": "consult_llm", "arguments": {"prompt": "Say hi.", "model": "openai"}})
+            .to_string();
+    let check = |answer: &str| {
+        if answer.contains(r#""isError":false"#) && answer.contains("mock answer") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the peer's call to the mock failed: {}",
+                answer.chars().take(300).collect::<String>()
+            ))
+        }
+    };
+    let session = || -> Result<Mcp, String> {
+        let command = peer::command_with_mock(&peer, home.path(), &tls);
+        let mut client = io(procs::cold_start(command))?.0;
+        check(&io(client.request("tools/call", Some(&params)))?)?;
+        Ok(client)
+    };
+
+    // One session back to back, against the direct call through the same proxy.
+    let runtime = mock::client_runtime()?;
+    let direct_client = mock::tls_client(&tls)?;
+    let mut client = session()?;
+    let pid = client.pid();
+    let per_round = plan.chat_n.div_ceil(PING_ROUNDS);
+    let warmup = 10;
+    let json_before = mock.counts.snapshot().0;
+    let (mut spans, mut direct, mut cpu) = (Vec::new(), Vec::new(), 0.0);
+    for _ in 0..PING_ROUNDS {
+        let (timed, spent) = timed_calls(
+            &mut client,
+            "tools/call",
+            Some(&params),
+            warmup,
+            per_round,
+            &[pid],
+        )?;
+        spans.extend(durations(&timed));
+        cpu += spent[0].cpu / PING_ROUNDS as f64;
+        let timed = runtime.block_on(mock::tls_calls(&direct_client, warmup, per_round))?;
+        direct.extend(durations(&timed));
+    }
+    check(&io(client.request("tools/call", Some(&params)))?)?;
+    client.close();
+    let made = (PING_ROUNDS * 2 * (warmup + per_round) + 1) as u64;
+    let reached = mock.counts.snapshot().0 - json_before;
+    if reached < made {
+        return Err(format!(
+            "{made} calls were made through the proxy, the mock saw {reached}"
+        ));
+    }
+    let (calls, direct) = (Summary::of(&spans), Summary::of(&direct));
+    let what = "direct reqwest call through the same HTTPS proxy, JSON";
+    for (name, value, floor) in [
+        ("p50", calls.p50, direct.p50),
+        ("p95", calls.p95, direct.p95),
+    ] {
+        report.row(
+            "peer",
+            format!("{label}: consult_llm against the 0 ms mock ({name})"),
+            value,
+            Unit::Us,
+            Some((floor, what)),
+            Target::None,
+            "",
+        );
+    }
+    report.row(
+        "peer",
+        format!("{label}: CPU per consult_llm call"),
+        cpu,
+        Unit::Us,
+        None,
+        Target::None,
+        "",
+    );
+
+    // 8 sessions calling at once; their memory right after.
+    let clients = (0..PEER_SESSIONS)
+        .map(|_| session())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (samples, failed, clients) = load(
+        clients,
+        &params,
+        plan.throughput_warmup,
+        plan.throughput_for,
+    )?;
+    let rss = mem_of(clients.iter().map(Mcp::pid)).rss;
+    for client in clients {
+        client.close();
+    }
+    let rate = samples.len() as f64 / plan.throughput_for.as_secs_f64();
+    let under_load = Summary::of(&samples);
+    let threads = count_files(home.path());
+    report.row(
+        "peer",
+        format!("{label}: calls/s against the 0 ms mock, {PEER_SESSIONS} sessions"),
+        rate,
+        Unit::PerSec,
+        None,
+        Target::None,
+        format!("{threads} files in its home after (a thread each call)"),
+    );
+    report.row(
+        "peer",
+        format!("{label}: call p95, {PEER_SESSIONS} sessions"),
+        under_load.p95,
+        Unit::Us,
+        None,
+        Target::None,
+        "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: calls that failed, {PEER_SESSIONS} sessions"),
+        failed as f64,
+        Unit::Count,
+        None,
+        Target::None,
+        "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: RSS of {PEER_SESSIONS} sessions right after their calls"),
+        rss,
+        Unit::MiB,
+        None,
+        Target::None,
+        "",
+    );
+
+    // zen's figure over the peer's (0: zen's section did not run).
+    let overhead = calls.p50 - direct.p50;
+    for (metric, zen, peer_value, unit, target) in [
+        (
+            "zen vs the peer: overhead per call over its upstream (p50)",
+            floors.zen.chat_overhead_p50,
+            overhead,
+            Unit::Us,
+            Target::RatioAtMost(1.0),
+        ),
+        (
+            "zen vs the peer: CPU per call (zen: shim + zend)",
+            floors.zen.chat_cpu,
+            cpu,
+            Unit::Us,
+            Target::RatioAtMost(1.0),
+        ),
+        (
+            "zen vs the peer: RSS of 8 sessions right after their calls (zen: shims + zend)",
+            floors.zen.chat8_rss,
+            rss,
+            Unit::MiB,
+            Target::RatioAtMost(1.0),
+        ),
+        (
+            "zen vs the peer: calls/s with 8 sessions",
+            floors.zen.chat8_rate,
+            rate,
+            Unit::PerSec,
+            Target::RatioAtLeast(1.0),
+        ),
+    ] {
+        if zen > 0.0 && peer_value > 0.0 {
+            report.row(
+                "peer",
+                metric,
+                zen,
+                unit,
+                Some((peer_value, "the peer's")),
+                target,
+                "",
+            );
+        }
+    }
+    report.detail(
+        "peer_chat",
+        json!({"calls": calls.json(), "direct_https": direct.json(), "overhead_p50_s": overhead,
+               "cpu_per_call_s": cpu, "sessions": PEER_SESSIONS, "calls_per_s": rate,
+               "under_load": under_load.json(), "failed": failed, "rss": rss,
+               "files_in_home": threads}),
+    );
+    Ok(())
+}
+
+/// Regular files under `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => count_files(&e.path()),
+                    Ok(t) if t.is_file() => 1,
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// `--callgrind`: instructions per call, which the machine's load does not move.

@@ -2,6 +2,9 @@
 //! 0 ms delay): `/v1/chat/completions` answers a fixed JSON body, or a fixed SSE
 //! stream when the request asks for `"stream": true`; `/v1/models` lists the
 //! bench's model. Plus the direct call zen's overhead is measured against.
+//!
+//! The peer reaches only a fixed HTTPS API (no base-URL setting), so [`Mock::start_tls`] also
+//! serves the same answers behind an HTTPS proxy on loopback: see [`TlsMock`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -67,6 +70,24 @@ pub struct Mock {
     /// `http://127.0.0.1:<port>/v1`, what OPENAI_BASE_URL is set to.
     pub base_url: String,
     pub counts: Arc<Counts>,
+    /// The runtime the mock serves on.
+    handle: tokio::runtime::Handle,
+}
+
+/// The API host the peer calls for OpenAI models, and what the proxy below lets through.
+pub const TLS_HOST: &str = "api.openai.com";
+
+/// The mock behind an HTTPS proxy, for a client that calls a fixed `https://` API: its process
+/// is given `HTTPS_PROXY=<proxy_url>` and `SSL_CERT_FILE=<ca_file>`. The proxy's listener answers
+/// the client's `CONNECT api.openai.com:443` itself (any other is refused, so nothing leaves
+/// loopback), then serves TLS on the same connection with a certificate for that host, signed
+/// by a CA made for this run, and the mock's answers over HTTP/1.1 keep-alive.
+pub struct TlsMock {
+    pub proxy_url: String,
+    /// The run's CA certificate (PEM), in a directory removed with this value.
+    pub ca_file: std::path::PathBuf,
+    pub ca_pem: String,
+    _dir: tempfile::TempDir,
 }
 
 /// The mock on a runtime of its own (one worker thread), so callers' own threads stay theirs alone.
@@ -93,22 +114,123 @@ pub async fn start() -> std::io::Result<Mock> {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let counts = Arc::clone(&served);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let counts = Arc::clone(&counts);
-                    async move { Ok::<_, Infallible>(answer(request, &counts).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve(TokioIo::new(stream), Arc::clone(&served)));
         }
     });
     Ok(Mock {
         base_url: format!("http://{addr}/v1"),
         counts,
+        handle: tokio::runtime::Handle::current(),
     })
+}
+
+/// The mock's answers on one connection, HTTP/1.1 keep-alive.
+async fn serve<I>(io: I, counts: Arc<Counts>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let counts = Arc::clone(&counts);
+        async move { Ok::<_, Infallible>(answer(request, &counts).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
+}
+
+impl Mock {
+    /// Starts the HTTPS proxy in front of the mock (see [`TlsMock`]); its calls count in
+    /// `counts` with the others.
+    pub fn start_tls(&self) -> Result<TlsMock, String> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what}: {e}");
+        let ca_key = rcgen::KeyPair::generate().map_err(|e| fail("make a CA key", &e))?;
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| fail("make a CA", &e))?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "zen bench CA (loopback only)");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, ca_key).map_err(|e| fail("sign the CA", &e))?;
+        let leaf_key = rcgen::KeyPair::generate().map_err(|e| fail("make a key", &e))?;
+        let leaf = rcgen::CertificateParams::new(vec![TLS_HOST.to_owned()])
+            .and_then(|params| params.signed_by(&leaf_key, &ca))
+            .map_err(|e| fail("sign the mock's certificate", &e))?;
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| fail("configure TLS", &e))?
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key.into())
+            .map_err(|e| fail("configure TLS", &e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let dir = tempfile::tempdir().map_err(|e| fail("make a directory", &e))?;
+        let ca_file = dir.path().join("ca.pem");
+        let ca_pem = ca.pem();
+        std::fs::write(&ca_file, &ca_pem).map_err(|e| fail("write the CA", &e))?;
+        let listener = self
+            .handle
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .map_err(|e| fail("listen", &e))?;
+        let addr = listener.local_addr().map_err(|e| fail("listen", &e))?;
+        let counts = Arc::clone(&self.counts);
+        self.handle.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(tunnel(stream, acceptor.clone(), Arc::clone(&counts)));
+            }
+        });
+        Ok(TlsMock {
+            proxy_url: format!("http://{addr}"),
+            ca_file,
+            ca_pem,
+            _dir: dir,
+        })
+    }
+}
+
+/// One proxied connection: the client's `CONNECT` for [`TLS_HOST`] answered here, then TLS and
+/// the mock's answers on the same socket.
+async fn tunnel(
+    mut stream: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    counts: Arc<Counts>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    // The client sends nothing after its CONNECT until it has the answer.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(n) if n > 0 && head.len() < 16 * 1024 => head.extend_from_slice(&buf[..n]),
+            _ => return,
+        }
+    }
+    if !head.starts_with(format!("CONNECT {TLS_HOST}:443 ").as_bytes()) {
+        let _ = stream
+            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+        return;
+    }
+    if stream
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Ok(tls) = acceptor.accept(stream).await {
+        serve(TokioIo::new(tls), counts).await;
+    }
 }
 
 async fn answer(request: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>> {
@@ -310,6 +432,40 @@ pub fn direct_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// A direct client of the mock through its HTTPS proxy, trusting only the run's CA: the path
+/// the peer's own calls take.
+pub fn tls_client(tls: &TlsMock) -> Result<reqwest::Client, String> {
+    let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())
+        .map_err(|e| format!("cannot read the run's CA: {e}"))?;
+    let proxy = reqwest::Proxy::https(&tls.proxy_url)
+        .map_err(|e| format!("cannot use the mock's proxy: {e}"))?;
+    reqwest::Client::builder()
+        .proxy(proxy)
+        .tls_certs_only([ca])
+        .build()
+        .map_err(|e| format!("cannot build the HTTPS client: {e}"))
+}
+
+/// `n` calls (after `warmup` unmeasured ones) through the HTTPS proxy, JSON as the peer asks:
+/// when each started and how long it took.
+pub async fn tls_calls(
+    client: &reqwest::Client,
+    warmup: usize,
+    n: usize,
+) -> Result<Vec<(Instant, Duration)>, String> {
+    let url = format!("https://{TLS_HOST}/v1/chat/completions");
+    let body = request_body(false);
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let started = Instant::now();
+        let took = direct_call(client, &url, &body, false).await?;
+        if i >= warmup {
+            samples.push((started, took));
+        }
+    }
+    Ok(samples)
 }
 
 /// One direct call, its answer read as a client would; how long it took.

@@ -96,3 +96,14 @@ pub fn command(peer: &Peer, home: &Path) -> Command {
         .env("CONSULT_LLM_NO_UPDATE_CHECK", "1");
     command
 }
+
+/// The peer calling the mock: its HTTPS requests to the OpenAI API go through the mock's
+/// proxy (`HTTPS_PROXY`, which its HTTP client honours) and trust the run's CA (`SSL_CERT_FILE`,
+/// which its platform verifier reads on Linux), so they reach the mock and nothing else.
+pub fn command_with_mock(peer: &Peer, home: &Path, tls: &crate::mock::TlsMock) -> Command {
+    let mut command = command(peer, home);
+    command
+        .env("HTTPS_PROXY", &tls.proxy_url)
+        .env("SSL_CERT_FILE", &tls.ca_file);
+    command
+}

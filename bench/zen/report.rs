@@ -52,6 +52,8 @@ pub enum Target {
     None,
     /// value / floor ≤ x
     RatioAtMost(f64),
+    /// value / floor ≥ x (a rate: higher is better)
+    RatioAtLeast(f64),
     /// value ≤ x (in the row's base unit: seconds, bytes)
     AtMost(f64),
     /// value − floor ≤ x (base unit)
@@ -84,6 +86,7 @@ impl Row {
         match self.target {
             Target::None => None,
             Target::RatioAtMost(x) => self.ratio().map(|r| r <= x),
+            Target::RatioAtLeast(x) => self.ratio().map(|r| r >= x),
             Target::AtMost(x) => Some(self.value <= x),
             Target::OverFloorAtMost(x) => self.floor.as_ref().map(|(f, _)| self.value - f <= x),
             Target::AtLeast(x) => Some(self.value >= x),
@@ -94,6 +97,7 @@ impl Row {
         match self.target {
             Target::None => String::new(),
             Target::RatioAtMost(x) => format!("≤ {x}× floor"),
+            Target::RatioAtLeast(x) => format!("≥ {x}× floor"),
             Target::AtMost(x) => format!("≤ {}", self.unit.show(x)),
             Target::OverFloorAtMost(x) => format!("floor + {}", self.unit.show(x)),
             Target::AtLeast(x) => format!("≥ {}", self.unit.show(x)),
