@@ -116,6 +116,7 @@ struct ZenFigures {
     /// `chat` calls/s with 8 sessions, and the RSS of those 8 shims + zend right after (section 4).
     chat8_rate: f64,
     chat8_rss: f64,
+    chat8_pss: f64,
 }
 
 fn main() -> ExitCode {
@@ -874,7 +875,8 @@ fn chat_throughput(
             // What the peer's 8 sessions are put against: the rate, and the memory of these 8
             // sessions (shims + zend) right after their calls.
             floors.zen.chat8_rate = samples.len() as f64 / seconds;
-            let shims = mem_of(clients.iter().map(Mcp::pid)).rss;
+            let shims_mem = mem_of(clients.iter().map(Mcp::pid));
+            let shims = shims_mem.rss;
             let daemon = home.daemon_pid();
             let field = |name| {
                 daemon
@@ -883,6 +885,7 @@ fn chat_throughput(
             };
             let (rss, anon, file) = (field("VmRSS"), field("RssAnon"), field("RssFile"));
             floors.zen.chat8_rss = shims + rss as f64;
+            floors.zen.chat8_pss = shims_mem.pss + mem_of(daemon).pss;
             println!(
                 "  right after: zend RSS {} (anon {}, file-backed {}), 8 shims {}",
                 Unit::MiB.show(rss as f64),
@@ -2112,13 +2115,26 @@ fn peer_chat(
         plan.throughput_warmup,
         plan.throughput_for,
     )?;
-    let rss = mem_of(clients.iter().map(Mcp::pid)).rss;
+    let MemSample { rss, pss } = mem_of(clients.iter().map(Mcp::pid));
     for client in clients {
         client.close();
     }
     let rate = samples.len() as f64 / plan.throughput_for.as_secs_f64();
     let under_load = Summary::of(&samples);
     let threads = count_files(home.path());
+    // Item 9's question for the peer: its cost per call once its home holds those threads.
+    let mut client = session()?;
+    let pid = client.pid();
+    let (_, spent) = timed_calls(
+        &mut client,
+        "tools/call",
+        Some(&params),
+        warmup,
+        plan.chat_n.div_ceil(10),
+        &[pid],
+    )?;
+    client.close();
+    let cpu_later = spent[0].cpu;
     report.row(
         "peer",
         format!("{label}: calls/s against the 0 ms mock, {PEER_SESSIONS} sessions"),
@@ -2155,6 +2171,25 @@ fn peer_chat(
         Target::None,
         "",
     );
+    report.row(
+        "peer",
+        format!("{label}: PSS of {PEER_SESSIONS} sessions right after their calls"),
+        pss,
+        Unit::MiB,
+        None,
+        Target::None,
+        "PSS: shared pages counted once",
+    );
+
+    report.row(
+        "peer",
+        format!("{label}: CPU per consult_llm call, {threads} files in its home"),
+        cpu_later,
+        Unit::Us,
+        Some((cpu, "its CPU per call in its first calls above")),
+        Target::None,
+        "",
+    );
 
     // zen's figure over the peer's (0: zen's section did not run).
     let overhead = calls.p50 - direct.p50;
@@ -2181,6 +2216,15 @@ fn peer_chat(
             Target::RatioAtMost(1.0),
         ),
         (
+            "zen vs the peer: PSS of 8 sessions right after their calls (zen: shims + zend)",
+            floors.zen.chat8_pss,
+            pss,
+            Unit::MiB,
+            // The figure is RSS; PSS counts zend's code and bounded caches once
+            // (BENCHMARKS.md, session 14): shown, without a target of its own.
+            Target::None,
+        ),
+        (
             "zen vs the peer: calls/s with 8 sessions",
             floors.zen.chat8_rate,
             rate,
@@ -2204,8 +2248,8 @@ fn peer_chat(
         "peer_chat",
         json!({"calls": calls.json(), "direct_https": direct.json(), "overhead_p50_s": overhead,
                "cpu_per_call_s": cpu, "sessions": PEER_SESSIONS, "calls_per_s": rate,
-               "under_load": under_load.json(), "failed": failed, "rss": rss,
-               "files_in_home": threads}),
+               "under_load": under_load.json(), "failed": failed, "rss": rss, "pss": pss,
+               "files_in_home": threads, "cpu_per_call_with_those_s": cpu_later}),
     );
     Ok(())
 }
