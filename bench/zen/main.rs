@@ -307,13 +307,18 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
     if wanted(only, "peer") {
         println!("\n== peer");
         let t = Instant::now();
-        if let Err(e) = peer_row(bins, &home, plan, report, &floors) {
-            report.skip(format!("peer ({}): {e}", peer::PACKAGE));
-        }
-        // A step of its own: the peer's calls need the mock behind HTTPS; if that fails, the
-        // rows above stand.
-        if let Err(e) = peer_chat(bins, plan, mock, report, &floors) {
-            report.skip(format!("peer ({}) against the mock: {e}", peer::PACKAGE));
+        match peer::fetch(&target_dir(bins).join("bench-peer")) {
+            Ok(peer) => {
+                if let Err(e) = peer_row(&peer, bins, &home, plan, report, &floors) {
+                    report.skip(format!("peer ({}): {e}", peer::PACKAGE));
+                }
+                // A step of its own: the peer's calls need the mock behind HTTPS; if that
+                // fails, the rows above stand.
+                if let Err(e) = peer_chat(&peer, plan, mock, report, &floors) {
+                    report.skip(format!("peer ({}) against the mock: {e}", peer::PACKAGE));
+                }
+            }
+            Err(e) => report.skip(format!("peer ({}): {e}", peer::PACKAGE)),
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }
@@ -1878,26 +1883,25 @@ const PING_ROUNDS: usize = 5;
 /// 7. consult-llm-mcp: cold start, peak RSS, a round trip, context bytes, then
 ///    zen's figure against the peer's for each of them.
 fn peer_row(
+    peer: &peer::Peer,
     bins: &Bins,
     home: &Home,
     plan: &Plan,
     report: &mut Report,
     floors: &Floors,
 ) -> Result<(), String> {
-    let cache = target_dir(bins).join("bench-peer");
-    let peer = peer::fetch(&cache)?;
     let peer_home = tempfile::tempdir().map_err(|e| e.to_string())?;
     let label = format!("peer {} {}", peer::PACKAGE, peer.version);
     let mut cold = Vec::new();
     for i in 0..2 + plan.peer_cold_n {
-        let (client, t) = io(procs::cold_start(peer::command(&peer, peer_home.path())))?;
+        let (client, t) = io(procs::cold_start(peer::command(peer, peer_home.path())))?;
         client.close();
         if i >= 2 {
             cold.push(t);
         }
     }
     let cold = Summary::of(&cold);
-    let (mut client, init, tools_line) = listed(peer::command(&peer, peer_home.path()))?;
+    let (mut client, init, tools_line) = listed(peer::command(peer, peer_home.path()))?;
     // Pings in rounds that alternate the peer and a zen session, so that both
     // meet the same moments of the host (the round-trip section's pings ran
     // minutes earlier).
@@ -2017,13 +2021,12 @@ const PEER_SESSIONS: usize = 8;
 /// JSON as the peer asks. Each of its calls starts a new thread, as each of zen's `chat` calls
 /// here does. Its latency rounds alternate with the direct calls, 5 rounds as the pings.
 fn peer_chat(
-    bins: &Bins,
+    peer: &peer::Peer,
     plan: &Plan,
     mock: &mock::Mock,
     report: &mut Report,
     floors: &Floors,
 ) -> Result<(), String> {
-    let peer = peer::fetch(&target_dir(bins).join("bench-peer"))?;
     let tls = mock.start_tls()?;
     let home = tempfile::tempdir().map_err(|e| e.to_string())?;
     let label = format!("peer {} {}", peer::PACKAGE, peer.version);
@@ -2041,7 +2044,7 @@ fn peer_chat(
         }
     };
     let session = || -> Result<Mcp, String> {
-        let command = peer::command_with_mock(&peer, home.path(), &tls);
+        let command = peer::command_with_mock(peer, home.path(), &tls);
         let mut client = io(procs::cold_start(command))?.0;
         check(&io(client.request("tools/call", Some(&params)))?)?;
         Ok(client)
