@@ -1991,23 +1991,37 @@ fn peer_row(
             "the peer's, its one tool",
         ),
     ] {
-        if zen > 0.0 && peer_value > 0.0 {
-            report.row(
-                "peer",
-                metric,
-                zen,
-                unit,
-                Some((peer_value, what)),
-                Target::RatioAtMost(1.0),
-                "",
-            );
-        }
+        versus(
+            report,
+            metric,
+            zen,
+            peer_value,
+            unit,
+            what,
+            Target::RatioAtMost(1.0),
+        );
     }
     report.detail(
         "peer",
         json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "zen_ping_alternated": zen_pings.json(), "vmhwm": hwm, "context_bytes": peer_context}),
     );
     Ok(())
+}
+
+/// A "zen vs the peer" row: zen's figure over the peer's; none when either is 0 (its section did
+/// not run).
+fn versus(
+    report: &mut Report,
+    metric: &str,
+    zen: f64,
+    peer: f64,
+    unit: Unit,
+    what: &str,
+    target: Target,
+) {
+    if zen > 0.0 && peer > 0.0 {
+        report.row("peer", metric, zen, unit, Some((peer, what)), target, "");
+    }
 }
 
 /// Sessions in the peer's throughput and memory rows: the figure for it.
@@ -2235,17 +2249,7 @@ fn peer_chat(
             Target::RatioAtLeast(1.0),
         ),
     ] {
-        if zen > 0.0 && peer_value > 0.0 {
-            report.row(
-                "peer",
-                metric,
-                zen,
-                unit,
-                Some((peer_value, "the peer's")),
-                target,
-                "",
-            );
-        }
+        versus(report, metric, zen, peer_value, unit, "the peer's", target);
     }
     report.detail(
         "peer_chat",
