@@ -1,6 +1,9 @@
 //! The shim's structural scan: never panics, and on any valid JSON object
 //! written without escapes it finds the same top-level `id` and `method` as a
-//! real parser.
+//! real parser. Whatever the bytes, wrapped as a string (escaped as serde_json
+//! writes it) in nested `params` before or after the envelope's fields, they
+//! never hide or change the top-level `id` and `method`: that is what the
+//! scan's string skipping (quotes and backslashes, a word at a time) must get right.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +12,20 @@ use zen_shim::scan::scan;
 
 fuzz_target!(|data: &[u8]| {
     let found = scan(data);
+    let text = String::from_utf8_lossy(data);
+    let string = serde_json::to_string(&text).expect("a string serializes");
+    for line in [
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"m","params":{{"x":{string}}}}}"#),
+        format!(r#"{{"params":{{"x":[{string},{{"id":{string}}}]}},"method":"m","id":"a"}}"#),
+    ] {
+        let wrapped = scan(line.as_bytes());
+        assert!(
+            matches!(wrapped.id, Some(b"7") | Some(br#""a""#)),
+            "id lost in {line:?}"
+        );
+        assert_eq!(wrapped.method, Some(&b"m"[..]), "method lost in {line:?}");
+    }
+
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
         return;
     };
