@@ -876,31 +876,32 @@ fn chat_throughput(
             plan.throughput_for,
         )?;
         let seconds = plan.throughput_for.as_secs_f64();
-        if sessions == 8 {
-            // What the peer's 8 sessions are put against: the rate, and the memory of these 8
+        let rate = samples.len() as f64 / seconds;
+        if sessions == PEER_SESSIONS {
+            // What the peer's sessions are put against: the rate, and the memory of these
             // sessions (shims + zend) right after their calls.
-            floors.zen.chat8_rate = samples.len() as f64 / seconds;
-            let shims_mem = mem_of(clients.iter().map(Mcp::pid));
-            let shims = shims_mem.rss;
-            let daemon = home.daemon_pid();
+            let shims = mem_of(clients.iter().map(Mcp::pid));
+            let daemon_pid = home.daemon_pid();
+            let daemon = mem_of(daemon_pid);
             let field = |name| {
-                daemon
+                daemon_pid
                     .and_then(|pid| procs::status_kib(pid, name))
-                    .unwrap_or(0)
+                    .unwrap_or(0) as f64
             };
-            let (rss, anon, file) = (field("VmRSS"), field("RssAnon"), field("RssFile"));
-            floors.zen.chat8_rss = shims + rss as f64;
-            floors.zen.chat8_pss = shims_mem.pss + mem_of(daemon).pss;
+            let (anon, file) = (field("RssAnon"), field("RssFile"));
+            floors.zen.chat8_rate = rate;
+            floors.zen.chat8_rss = shims.rss + daemon.rss;
+            floors.zen.chat8_pss = shims.pss + daemon.pss;
             println!(
-                "  right after: zend RSS {} (anon {}, file-backed {}), 8 shims {}",
-                Unit::MiB.show(rss as f64),
-                Unit::MiB.show(anon as f64),
-                Unit::MiB.show(file as f64),
-                Unit::MiB.show(shims)
+                "  right after: zend RSS {} (anon {}, file-backed {}), {sessions} shims {}",
+                Unit::MiB.show(daemon.rss),
+                Unit::MiB.show(anon),
+                Unit::MiB.show(file),
+                Unit::MiB.show(shims.rss)
             );
             details.insert(
-                "chat_8_sessions_memory".into(),
-                json!({"zend_rss": rss, "zend_rss_anon": anon, "zend_rss_file": file, "shims_rss": shims}),
+                format!("chat_{sessions}_sessions_memory"),
+                json!({"zend_rss": daemon.rss, "zend_rss_anon": anon, "zend_rss_file": file, "shims_rss": shims.rss}),
             );
         }
         for client in clients {
@@ -912,10 +913,7 @@ fn chat_throughput(
             plan.throughput_warmup,
             plan.throughput_for,
         )?;
-        let (rate, direct_rate) = (
-            samples.len() as f64 / seconds,
-            direct.len() as f64 / seconds,
-        );
+        let direct_rate = direct.len() as f64 / seconds;
         let (zen, floor) = (Summary::of(&samples), Summary::of(&direct));
         let what = format!("{sessions} direct client(s) of the mock, SSE");
         let target = if sessions == 8 {
