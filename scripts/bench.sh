@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # zen's benchmark suite (see BENCHMARKS.md). Builds zen-shim and zend in release
 # (thin LTO, from the workspace's release profile), each on its own exactly as
-# `cargo install` builds them, then runs the suite: about a minute, loopback
-# only. Prints a table; writes bench-results/latest.json and latest.txt.
+# scripts/install.sh builds them (the shim statically linked on Linux with glibc, and the
+# floor server the same way, so that the two are compared like for like), then runs the
+# suite: about a minute, loopback only. Prints a table; writes bench-results/latest.json
+# and latest.txt.
 #
 #   scripts/bench.sh            the full run
 #   scripts/bench.sh --quick    a smoke run (small counts; figures are not meaningful)
@@ -13,6 +15,29 @@
 # into target/bench-peer/). ZEN_BENCH_VERBOSE=1 shows the servers' stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p zen-shim
+source scripts/static-shim.sh
+root=$PWD
+out=$root/target/release
+if [ ${#zen_static_args[@]} -gt 0 ]; then
+  out=$root/target/$zen_host/release
+fi
+cargo build --release --locked -p zen-shim "${zen_static_args[@]}"
 cargo build --release --locked -p zend
-cargo bench --locked -p zen-bench --bench zen -- "$@"
+# The floor server, linked the way the shim is. Only its own crate needs the flag, so `cargo
+# rustc` links it from the dependencies `cargo bench` builds anyway instead of building zend
+# (a dependency of the bench crate) a second time for --target.
+bin=$root/target/bench-bin
+mkdir -p "$bin"
+floor_flags=()
+if [ ${#zen_static_args[@]} -gt 0 ]; then
+  floor_flags=(-- -C target-feature=+crt-static -C link-arg=-Wl,--strip-all)
+fi
+cargo rustc --release --locked -p zen-bench --bin floor_server "${floor_flags[@]}"
+# A copy: `cargo bench` links its own floor_server in place afterwards.
+cp target/release/floor_server "$bin/floor_server"
+# The shim starts zend from beside itself: put the two side by side (hard links, so that
+# zend's pages are the ones cargo wrote, not a fresh copy's).
+ln -f "$out/zen-shim" "$bin/zen-shim" 2>/dev/null || cp "$out/zen-shim" "$bin/zen-shim"
+ln -f target/release/zend "$bin/zend" 2>/dev/null || cp target/release/zend "$bin/zend"
+ZEN_BENCH_BIN_DIR=$bin ZEN_BENCH_FLOOR=$bin/floor_server \
+  cargo bench --locked -p zen-bench --bench zen -- "$@"

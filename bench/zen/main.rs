@@ -154,13 +154,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if bins.profile_dir != "release" {
+    // bench-bin: where scripts/bench.sh puts its release builds side by side.
+    if bins.profile_dir != "release" && bins.profile_dir != "bench-bin" {
         println!(
             "note: the binaries are a `{}` build; figures mean something only for release \
              (scripts/bench.sh)",
             bins.profile_dir
         );
     }
+    let linkage = |path: &Path| match procs::statically_linked(path) {
+        Some(true) => "statically linked",
+        Some(false) => "dynamically linked",
+        None => "linkage unknown",
+    };
+    println!(
+        "zen-shim: {}; floor server: {}",
+        linkage(&bins.shim),
+        linkage(&bins.floor)
+    );
     let stale = stale(&bins);
     for bin in &stale {
         println!("warning: {bin} is older than its sources; run scripts/bench.sh to rebuild it");
@@ -889,6 +900,13 @@ fn chat_throughput(
                     .unwrap_or(0) as f64
             };
             let (anon, file) = (field("RssAnon"), field("RssFile"));
+            if let (Some(dir), Some(pid)) = (std::env::var_os("ZEN_BENCH_SMAPS"), daemon_pid) {
+                // For a closer look at where zend's memory is: its mappings, as they are now.
+                let to = Path::new(&dir).join("zend-after-chat8.smaps");
+                if let Err(e) = std::fs::copy(format!("/proc/{pid}/smaps"), &to) {
+                    println!("  (could not keep zend's smaps in {}: {e})", to.display());
+                }
+            }
             floors.zen.chat8_rate = rate;
             floors.zen.chat8_rss = shims.rss + daemon.rss;
             floors.zen.chat8_pss = shims.pss + daemon.pss;
@@ -2435,5 +2453,6 @@ fn machine(bins: &Bins, quick: bool, fd_limit: u64, load_before: &str, took: Dur
         "took_s": took.as_secs_f64(),
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "binary_bytes": {"zend": size(&bins.zend), "zen-shim": size(&bins.shim), "floor_server": size(&bins.floor)},
+        "statically_linked": {"zend": procs::statically_linked(&bins.zend), "zen-shim": procs::statically_linked(&bins.shim), "floor_server": procs::statically_linked(&bins.floor)},
     })
 }

@@ -26,12 +26,16 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// `floor_server` as cargo built it for this bench; `zend` and `zen-shim`
-    /// beside it (scripts/bench.sh builds those first, each on its own, as
-    /// `cargo install` would), or in `$ZEN_BENCH_BIN_DIR`.
+    /// `floor_server` as cargo built it for this bench (or `$ZEN_BENCH_FLOOR`); `zend`
+    /// and `zen-shim` beside it, or in `$ZEN_BENCH_BIN_DIR` (scripts/bench.sh builds
+    /// all three first, each on its own, as scripts/install.sh would, and points these two
+    /// variables at them).
     pub fn locate() -> Result<Self, String> {
-        let floor = PathBuf::from(env!("CARGO_BIN_EXE_floor_server"));
-        let beside = floor.parent().map(Path::to_path_buf).unwrap_or_default();
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_floor_server"));
+        let beside = built.parent().map(Path::to_path_buf).unwrap_or_default();
+        let floor = std::env::var_os("ZEN_BENCH_FLOOR")
+            .map(PathBuf::from)
+            .unwrap_or(built);
         let dir = std::env::var_os("ZEN_BENCH_BIN_DIR")
             .map(PathBuf::from)
             .unwrap_or(beside);
@@ -713,4 +717,28 @@ pub fn continuation_id(text: &str) -> Option<String> {
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_owned)
+}
+
+/// Whether the ELF executable at `path` is statically linked: it asks for no program
+/// interpreter (no `PT_INTERP` program header). `None` if it is not a 64-bit
+/// little-endian ELF file (e.g. on macOS).
+pub fn statically_linked(path: &Path) -> Option<bool> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let (phoff, phentsize, phnum) = (
+        usize::try_from(u64_at(0x20)?).ok()?,
+        usize::from(u16_at(0x36)?),
+        usize::from(u16_at(0x38)?),
+    );
+    const PT_INTERP: u32 = 3;
+    let mut interp = false;
+    for i in 0..phnum {
+        interp |= u32_at(phoff + i * phentsize)? == PT_INTERP;
+    }
+    Some(!interp)
 }
