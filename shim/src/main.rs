@@ -342,17 +342,27 @@ async fn forward(
     }
 }
 
+/// The first stdin read buffer, and the most it grows to.
+const CHUNK_START: usize = 4 * 1024;
+const CHUNK_MAX: usize = 64 * 1024;
+
 /// Reads stdin and queues one entry per line (see `zen_shim::framing`).
 async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
     let mut stdin = stdio::Input::stdin();
     let mut framer = LineFramer::new();
-    let mut chunk = vec![0u8; 64 * 1024];
+    // One page to start with: most lines are a few hundred bytes, and a zeroed 64 KiB buffer
+    // cost every shim 16 page faults, 64 KiB of RSS and a 64 KiB memset before its first read.
+    // It grows (up to CHUNK_MAX) only while reads keep filling it, i.e. for large messages.
+    let mut chunk = vec![0u8; CHUNK_START];
     loop {
         let read = match stdin.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         framer.push(&chunk[..read]);
+        if read == chunk.len() && chunk.len() < CHUNK_MAX {
+            chunk.resize(chunk.len() * 4, 0);
+        }
         while let Some(line) = framer.next_line() {
             if lines.send(line).await.is_err() {
                 return;
