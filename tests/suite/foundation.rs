@@ -212,3 +212,53 @@ fn no_autostart_reports_clearly_when_nothing_answers() {
     );
     assert!(home.zend_pids().is_empty());
 }
+
+/// scripts/install.sh links the shim statically on Linux with glibc. That is only sound while
+/// the shim calls nothing in glibc that loads code at run time (NSS for user, group and host
+/// lookups; dlopen; iconv): a static binary would then need the shared libraries of the glibc
+/// it was built with. The dynamically linked test build shows what the shim imports.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_shim_imports_nothing_that_a_static_link_cannot_serve() {
+    let binary = std::fs::read(crate::support::shim_bin()).unwrap();
+    let contains = |needle: &[u8]| binary.windows(needle.len()).any(|w| w == needle);
+    // The check itself: names the shim does import are found this way.
+    for imported in ["connect", "epoll_wait", "setsid"] {
+        let name = format!("\0{imported}\0");
+        assert!(
+            contains(name.as_bytes()),
+            "{imported} not found: the check is broken"
+        );
+    }
+    let loads_code = [
+        "getaddrinfo",
+        "getnameinfo",
+        "gethostbyname",
+        "gethostbyname_r",
+        "gethostbyaddr",
+        "getpwnam",
+        "getpwnam_r",
+        "getpwuid",
+        "getpwuid_r",
+        "getgrnam",
+        "getgrnam_r",
+        "getgrgid",
+        "getgrgid_r",
+        "getgrouplist",
+        "initgroups",
+        "getservbyname",
+        "getlogin",
+        "dlopen",
+        "iconv_open",
+    ];
+    let found: Vec<_> = loads_code
+        .iter()
+        // Without the leading NUL: the linker may store a name as the tail of a longer one.
+        .filter(|name| contains(format!("{name}\0").as_bytes()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "zen-shim now imports {found:?}, which a statically linked shim (scripts/install.sh) \
+         cannot serve: keep such lookups in zend"
+    );
+}
