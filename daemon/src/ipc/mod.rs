@@ -71,8 +71,12 @@ impl Zend for ZendService {
             let server = McpServer::new(Arc::clone(&daemon), Arc::clone(&session));
             let transport = FrameTransport::new(inbound, outbound.clone());
             let shutdown = daemon.shutdown.clone();
+            // Boxed: rmcp's serve future is tens of KiB, and inline in this task it was
+            // copied three times per session by the spawn (into the task, into its cell, and
+            // its stage overwritten when done): ~100 KiB of memcpy, a third of a session's cost.
+            let serve = Box::pin(mcp::serve(server, transport, shutdown.clone()));
             let ended = tokio::select! {
-                ended = mcp::serve(server, transport, shutdown.clone()) => ended,
+                ended = serve => ended,
                 () = wait_for_shutdown(&daemon, &session) => Ok(()),
             };
             match ended {
