@@ -162,15 +162,10 @@ fn main() -> ExitCode {
             bins.profile_dir
         );
     }
-    let linkage = |path: &Path| match procs::statically_linked(path) {
-        Some(true) => "statically linked",
-        Some(false) => "dynamically linked",
-        None => "linkage unknown",
-    };
     println!(
         "zen-shim: {}; floor server: {}",
-        linkage(&bins.shim),
-        linkage(&bins.floor)
+        procs::linkage(&bins.shim),
+        procs::linkage(&bins.floor)
     );
     let stale = stale(&bins);
     for bin in &stale {
@@ -358,10 +353,17 @@ fn cold_start(
     floors: &mut Floors,
 ) -> Result<(), String> {
     let warmup = 3;
-    let (mut zen, mut floor) = (Vec::new(), Vec::new());
+    let (mut zen, mut floor, mut floor_default) = (Vec::new(), Vec::new(), Vec::new());
     let (mut shim_cpu, mut floor_cpu, mut zend_cpu) = (0u64, 0u64, 0u64);
     // Interleaved, so that noise from other load hits both alike.
     for i in 0..warmup + plan.cold_n {
+        if let Some(default) = &bins.floor_default {
+            let (client, d) = io(procs::cold_start(home.command(default)))?;
+            client.close();
+            if i >= warmup {
+                floor_default.push(d);
+            }
+        }
         let zend_before = procs::cpu_ns(zend).unwrap_or(0);
         let (client, t) = io(procs::cold_start(home.command(&bins.shim)))?;
         let shim_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
@@ -401,6 +403,20 @@ fn cold_start(
         Target::None,
         "",
     );
+    if let (Some(default), false) = (&bins.floor_default, floor_default.is_empty()) {
+        report.row(
+            "cold start",
+            "same (p50), against the floor server as cargo builds it",
+            zen.p50,
+            Unit::Ms,
+            Some((
+                Summary::of(&floor_default).p50,
+                &format!("rmcp stdio floor server, {}", procs::linkage(default)),
+            )),
+            Target::None,
+            "",
+        );
+    }
     let to_init = "rmcp stdio floor server, start → initialized";
     report.row(
         "cold start",

@@ -22,6 +22,8 @@ pub struct Bins {
     pub zend: PathBuf,
     pub shim: PathBuf,
     pub floor: PathBuf,
+    /// `floor_server` as cargo built it, when `floor` is another build of it.
+    pub floor_default: Option<PathBuf>,
     pub profile_dir: String,
 }
 
@@ -35,7 +37,10 @@ impl Bins {
         let beside = built.parent().map(Path::to_path_buf).unwrap_or_default();
         let floor = std::env::var_os("ZEN_BENCH_FLOOR")
             .map(PathBuf::from)
-            .unwrap_or(built);
+            .unwrap_or_else(|| built.clone());
+        // The floor as cargo builds it, when another one (scripts/bench.sh: linked like the
+        // shim) is the floor: the cold start is also shown against it.
+        let floor_default = (floor != built && built.is_file()).then_some(built);
         let dir = std::env::var_os("ZEN_BENCH_BIN_DIR")
             .map(PathBuf::from)
             .unwrap_or(beside);
@@ -47,6 +52,7 @@ impl Bins {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             floor,
+            floor_default,
         };
         for (what, path) in [
             ("zend", &bins.zend),
@@ -741,4 +747,13 @@ pub fn statically_linked(path: &Path) -> Option<bool> {
         interp |= u32_at(phoff + i * phentsize)? == PT_INTERP;
     }
     Some(!interp)
+}
+
+/// How the executable at `path` is linked, in words.
+pub fn linkage(path: &Path) -> &'static str {
+    match statically_linked(path) {
+        Some(true) => "statically linked",
+        Some(false) => "dynamically linked",
+        None => "linkage unknown",
+    }
 }
