@@ -24,6 +24,7 @@ fi
 if [ ${#zen_static_args[@]} -gt 0 ] && ! cargo build --release --locked -p zen-shim "${zen_static_args[@]}"; then
   echo "bench.sh: the static link of zen-shim failed (no libc.a?); measuring the dynamic shim and floor" >&2
   zen_static_args=()
+  zen_static_rustc=()
   out=$root/target/release
 fi
 if [ ${#zen_static_args[@]} -eq 0 ]; then
@@ -37,7 +38,7 @@ bin=$root/target/bench-bin
 mkdir -p "$bin"
 floor_flags=()
 if [ ${#zen_static_args[@]} -gt 0 ]; then
-  floor_flags=(-- -C target-feature=+crt-static -C link-arg=-Wl,--strip-all)
+  floor_flags=(-- "${zen_static_rustc[@]}")
 fi
 cargo rustc --release --locked -p zen-bench --bin floor_server "${floor_flags[@]}"
 # A copy: `cargo bench` links its own floor_server in place afterwards.
