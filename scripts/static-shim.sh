@@ -2,7 +2,7 @@
 #
 # On Linux with glibc the shim is linked statically (`-C target-feature=+crt-static`): every
 # assistant session runs one, and a dynamically linked shim maps libc, libm, libgcc_s and the
-# loader, ~0.85 MiB of its 3.4 MiB RSS, and spends ~0.4 ms of its start relocating them
+# loader, ~0.85 MiB of its 3.4 MiB RSS, and spends ~0.15–0.4 ms of its start loading them
 # (BENCHMARKS.md, session 15). The shim calls nothing in glibc that needs NSS or dlopen
 # (no user or host lookups), so the static build behaves exactly like the dynamic one.
 #
@@ -24,16 +24,17 @@ zen_static_rustc=()
 case "$zen_host" in
   *-linux-gnu*)
     zen_static_rustc=(-C target-feature=+crt-static -C link-arg=-Wl,--strip-all)
-    zen_flags='"-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--strip-all"'
     zen_probe=$(mktemp -d)
     # A pointer in static data needs a relative relocation: unapplied, it points nowhere.
     if printf 'static const char *s = "ok";\nint main(void) { return s[0] != 0x6f; }\n' >"$zen_probe/p.c" &&
       cc -static-pie -Wl,-z,pack-relative-relocs -o "$zen_probe/p" "$zen_probe/p.c" 2>/dev/null &&
       "$zen_probe/p"; then
       zen_static_rustc+=(-C link-arg=-Wl,-z,pack-relative-relocs)
-      zen_flags="$zen_flags"', "-C", "link-arg=-Wl,-z,pack-relative-relocs"'
     fi
     rm -rf "$zen_probe"
+    # The same flags as a TOML array for `--config`.
+    zen_flags=$(printf '"%s", ' "${zen_static_rustc[@]}")
+    zen_flags=${zen_flags%, }
     zen_static_args=(--target "$zen_host" --config "target.$zen_host.rustflags = [$zen_flags]")
     ;;
 esac
