@@ -729,7 +729,13 @@ pub fn continuation_id(text: &str) -> Option<String> {
 /// interpreter (no `PT_INTERP` program header). `None` if it is not a 64-bit
 /// little-endian ELF file (e.g. on macOS).
 pub fn statically_linked(path: &Path) -> Option<bool> {
-    let bytes = std::fs::read(path).ok()?;
+    // The ELF header and the program headers sit at the start of the file (zend is 18 MB).
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 64 * 1024),
+        &mut bytes,
+    )
+    .ok()?;
     if bytes.get(..6)? != b"\x7fELF\x02\x01" {
         return None;
     }
