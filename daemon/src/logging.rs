@@ -2,25 +2,21 @@
 //! (`zend.YYYY-MM-DD.log`, a week kept), and to stderr when zend runs in the
 //! foreground. Level from `ZEN_LOG`, else `RUST_LOG`, else `info`. Nothing here
 //! ever sees a secret: providers keep keys in a type that cannot be printed.
+//!
+//! Each event is formatted and written to the file by the thread that logs it,
+//! one `write(2)` of one line: nothing is queued, so nothing is lost when zend
+//! dies, and no thread is woken. (tracing-appender's `non_blocking` writer, used
+//! before, woke its writer thread for every line, which then spun through
+//! `sched_yield`s before parking again: at the one INFO line a session writes,
+//! ~0.15 ms of zend's CPU per session and a cross-thread wake in the path of the
+//! `initialize` answer, BENCHMARKS.md session 16. zend logs a few lines per
+//! session at info, to a local file, where a write is a copy into the page cache.)
 
 use std::path::{Path, PathBuf};
 
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// Keeps the log writer alive; drop it last so buffered lines reach the file.
-pub struct LogGuard {
-    _file: WorkerGuard,
-}
-
-/// Lines the file writer's queue holds before new ones are dropped (it is lossy, so a
-/// stuck disk never stalls a session). tracing-appender's default, 128 000, allocates and
-/// writes a 32-byte slot per line up front: 4 MiB resident from the first instant, a
-/// quarter of an idle zend. At info zend logs a few lines per session, and the writer
-/// thread drains the queue as fast as the file takes them, so 4096 (128 KiB) is ample.
-pub const LOG_QUEUE_LINES: usize = 4096;
 
 /// zend's own events at info; rmcp's per-session chatter only when it matters.
 const DEFAULT_FILTER: &str = "info,rmcp=warn";
@@ -33,7 +29,7 @@ pub fn filter() -> EnvFilter {
 }
 
 /// Logs to the state directory, and to stderr too when `to_stderr`.
-pub fn init(state_dir: &Path, to_stderr: bool) -> std::io::Result<LogGuard> {
+pub fn init(state_dir: &Path, to_stderr: bool) -> std::io::Result<()> {
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("zend")
@@ -41,12 +37,8 @@ pub fn init(state_dir: &Path, to_stderr: bool) -> std::io::Result<LogGuard> {
         .max_log_files(7)
         .build(state_dir)
         .map_err(std::io::Error::other)?;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(true)
-        .finish(appender);
     let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
+        .with_writer(appender)
         .with_ansi(false);
     let stderr_layer =
         to_stderr.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
@@ -56,7 +48,7 @@ pub fn init(state_dir: &Path, to_stderr: bool) -> std::io::Result<LogGuard> {
         .with(file_layer)
         .with(stderr_layer)
         .try_init();
-    Ok(LogGuard { _file: guard })
+    Ok(())
 }
 
 /// Today's log file (UTC date, as the rotation names it).

@@ -121,13 +121,12 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
     }
 
-    let _log =
-        crate::logging::init(&locations.state_dir, options.log_to_stderr).map_err(|source| {
-            ServeError::Log {
-                path: locations.state_dir.clone(),
-                source,
-            }
-        })?;
+    crate::logging::init(&locations.state_dir, options.log_to_stderr).map_err(|source| {
+        ServeError::Log {
+            path: locations.state_dir.clone(),
+            source,
+        }
+    })?;
     let mut server_config = ServerConfig::load(&locations.config_dir)?;
     if let Some(secs) = options.idle_timeout_secs {
         server_config.idle_timeout_secs = secs;

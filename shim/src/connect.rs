@@ -9,9 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tonic::codegen::http;
 use zen_proto::stream::QuietStream;
+use zen_shim::burst::Burst;
 
 /// Set to `1` to never start zend (a service manager owns it).
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
@@ -24,7 +30,7 @@ pub const START_DEADLINE: Duration = Duration::from_secs(10);
 /// How long to wait when reconnecting: a daemon on its way out may first let
 /// its running calls finish (its shutdown deadline, 10 s by default).
 pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
-/// A socket that accepts but never answers belongs to a daemon on its way out.
+/// A socket whose backlog stays full belongs to a daemon on its way out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Least time between two starts of zend by this shim (see `connect_or_start`).
 const RESPAWN_INTERVAL: Duration = Duration::from_millis(250);
@@ -75,9 +81,9 @@ impl Mode {
 /// shutting down (or another shim's) still holds the lock; so while nothing
 /// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
 /// mode's deadline. zend's lock keeps this to one daemon however many shims race.
-pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, String> {
-    if let Some(channel) = connect(socket).await {
-        return Ok(channel);
+pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, String> {
+    if let Some(stream) = connect(socket).await {
+        return Ok(stream);
     }
     // A service manager owns zend (`zend service install`): wait for its zend
     // (restarting, or being socket-activated) instead of starting another.
@@ -91,8 +97,8 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
         };
         while started.elapsed() < wait {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(channel) = connect(socket).await {
-                return Ok(channel);
+            if let Some(stream) = connect(socket).await {
+                return Ok(stream);
             }
         }
         return Err(format!(
@@ -137,13 +143,13 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
             }
         }
         tokio::time::sleep(delay).await;
-        if let Some(channel) = connect(socket).await {
+        if let Some(stream) = connect(socket).await {
             // The child is a detached daemon (or exited because another shim's
             // daemon won the race); reap it later without blocking.
             if let Some((mut process, _)) = child {
                 std::thread::spawn(move || process.wait());
             }
-            return Ok(channel);
+            return Ok(stream);
         }
         if started.elapsed() > mode.deadline() {
             return Err(match &zend {
@@ -165,35 +171,57 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<Channel, Stri
     }
 }
 
-/// A channel to zend at `socket`, or `None` when nothing answers there.
+/// The socket to zend at `socket`, connected, or `None` when nothing answers there.
 ///
-/// The socket is connected first, by hand: while zend starts, that fails in
-/// microseconds, without building a tonic endpoint for every attempt. The
-/// connected stream is the channel's first connection; should tonic ever
-/// reconnect the channel, it connects anew.
-async fn connect(socket: &Path) -> Option<Channel> {
-    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
-    let first = std::sync::Mutex::new(Some(stream));
-    let socket: PathBuf = socket.to_path_buf();
-    // The URI is required by the API and ignored by the connector.
-    Endpoint::from_static("http://zend.local")
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            let first = first
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take();
-            async move {
-                let stream = match first {
-                    Some(stream) => stream,
-                    None => tokio::net::UnixStream::connect(socket).await?,
-                };
-                Ok::<_, std::io::Error>(TokioIo::new(QuietStream::new(stream)?))
-            }
-        }))
+/// While zend starts this fails in microseconds, so it is tried often.
+async fn connect(socket: &Path) -> Option<QuietStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
         .await
-        .ok()
+        .ok()?
+        .ok()?;
+    QuietStream::new(stream).ok()
+}
+
+/// The HTTP/2 connection to zend over `stream`: hyper's client connection,
+/// without tonic's channel (a buffer task and a reconnect layer in front of it,
+/// neither of which the shim uses: it reconnects itself, to a daemon it may
+/// have to start). The first writes are held and sent as one ([`Burst`]).
+pub async fn handshake(stream: QuietStream) -> Result<Zend, String> {
+    let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(Burst::new(stream)))
+        .await
+        .map_err(|e| format!("cannot open an HTTP/2 connection to zend: {e}"))?;
+    // It ends when the connection does (zend closed it, or the shim dropped `send`).
+    tokio::spawn(connection);
+    Ok(Zend(send))
+}
+
+/// A gRPC channel to zend over one HTTP/2 connection, for `ZendClient`.
+#[derive(Clone)]
+pub struct Zend(SendRequest<tonic::body::Body>);
+
+/// Each request's :scheme and :authority; zend ignores them, HTTP/2 requires them.
+const AUTHORITY: &str = "zend.local";
+
+impl tower::Service<http::Request<tonic::body::Body>> for Zend {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        // tonic's generated client sets only the path.
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(http::uri::Authority::from_static(AUTHORITY));
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+        Box::pin(self.0.send_request(request))
+    }
 }
 
 /// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.

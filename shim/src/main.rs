@@ -191,13 +191,16 @@ async fn open_session(
 ) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
     let started = Instant::now();
     loop {
-        let channel = connect::connect_or_start(socket, mode).await?;
-        let mut client = ZendClient::new(channel)
+        let stream = connect::connect_or_start(socket, mode).await?;
+        // Let the stdin reader (woken with the connect) queue what the client
+        // has written already: at start, its `initialize`. Before the
+        // handshake, so that the connection's tasks, spawned by it, first run
+        // once the request is on its way: its HEADERS and first DATA then join
+        // the preface and SETTINGS in one write (see `zen_shim::burst`).
+        tokio::task::yield_now().await;
+        let mut client = ZendClient::new(connect::handshake(stream).await?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        // Let the stdin reader (woken with the connect) queue what the client
-        // has written already: at start, its `initialize`.
-        tokio::task::yield_now().await;
         while early.len() < OUTBOUND_CAPACITY {
             match lines.try_recv() {
                 Ok(line) => early.push(line.into()),
