@@ -21,28 +21,26 @@ out=$root/target/release
 if [ ${#zen_static_args[@]} -gt 0 ]; then
   out=$root/target/$zen_host/release
 fi
-if [ ${#zen_static_args[@]} -gt 0 ] && ! cargo build --release --locked -p zen-shim "${zen_static_args[@]}"; then
+# Both the shim and the floor server are built as scripts/install.sh builds the shim: alone,
+# statically linked where that works, with `quiet-deps` (their dependencies' tracing call sites
+# compiled out), so that the two are compared like for like.
+if [ ${#zen_static_args[@]} -gt 0 ] && ! cargo build --release --locked -p zen-shim --features quiet-deps "${zen_static_args[@]}"; then
   echo "bench.sh: the static link of zen-shim failed (no libc.a?); measuring the dynamic shim and floor" >&2
   zen_static_args=()
-  zen_static_rustc=()
   out=$root/target/release
 fi
 if [ ${#zen_static_args[@]} -eq 0 ]; then
-  cargo build --release --locked -p zen-shim
+  cargo build --release --locked -p zen-shim --features quiet-deps
 fi
 cargo build --release --locked -p zend
-# The floor server, linked the way the shim is. Only its own crate needs the flag, so `cargo
-# rustc` links it from the dependencies `cargo bench` builds anyway instead of building zend
-# (a dependency of the bench crate) a second time for --target.
 bin=$root/target/bench-bin
 mkdir -p "$bin"
-floor_flags=()
-if [ ${#zen_static_args[@]} -gt 0 ]; then
-  floor_flags=(-- "${zen_static_rustc[@]}")
-fi
-cargo rustc --release --locked -p zen-bench --bin floor_server "${floor_flags[@]}"
-# A copy: `cargo bench` links its own floor_server in place afterwards.
-cp target/release/floor_server "$bin/floor_server"
+cargo build --release --locked -p zen-floor --features quiet-deps "${zen_static_args[@]}"
+# A copy: without a static link both builds of the floor land in target/release/.
+cp "$out/floor_server" "$bin/floor_server"
+# The floor as cargo builds it by default (dynamically linked, tracing compiled in), for a row
+# of its own; the bench finds it in target/release/.
+cargo build --release --locked -p zen-floor
 # The shim starts zend from beside itself: put the two side by side (hard links, so that
 # zend's pages are the ones cargo wrote, not a fresh copy's).
 ln -f "$out/zen-shim" "$bin/zen-shim" 2>/dev/null || cp "$out/zen-shim" "$bin/zen-shim"

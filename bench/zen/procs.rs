@@ -28,13 +28,17 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// `floor_server` as cargo built it for this bench (or `$ZEN_BENCH_FLOOR`); `zend`
-    /// and `zen-shim` beside it, or in `$ZEN_BENCH_BIN_DIR` (scripts/bench.sh builds
-    /// all three first, each on its own, as scripts/install.sh would, and points these two
-    /// variables at them).
+    /// `floor_server` as `cargo build --release -p zen-floor` builds it (or
+    /// `$ZEN_BENCH_FLOOR`); `zend` and `zen-shim` beside it, or in `$ZEN_BENCH_BIN_DIR`
+    /// (scripts/bench.sh builds all three first, each on its own, as scripts/install.sh
+    /// would, and points these two variables at them).
     pub fn locate() -> Result<Self, String> {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_floor_server"));
-        let beside = built.parent().map(Path::to_path_buf).unwrap_or_default();
+        // This bench runs from target/release/deps/.
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+            .unwrap_or_default();
+        let built = beside.join("floor_server");
         let floor = std::env::var_os("ZEN_BENCH_FLOOR")
             .map(PathBuf::from)
             .unwrap_or_else(|| built.clone());
