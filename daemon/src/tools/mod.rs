@@ -320,7 +320,7 @@ pub async fn execute(
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &outcome {
-            // The ledger records model calls; a log line per call would cost every call a wake-up.
+            // The ledger records model calls; a log line per call would cost every call a write.
             Ok(output) => tracing::debug!(elapsed_ms, is_error = output.is_error, "tool call done"),
             Err(error) => tracing::info!(elapsed_ms, %error, "tool call failed"),
         }
