@@ -62,10 +62,6 @@ impl<S> Burst<S> {
         }
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// Whether the first burst has gone out (writes now pass through).
     pub fn released(&self) -> bool {
         matches!(self.state, State::Passing)

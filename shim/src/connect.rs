@@ -6,12 +6,11 @@
 //! inherited pipe) and retry with backoff. Many shims may race here; zend's lock
 //! file guarantees one daemon, and every shim ends up on the same socket.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};

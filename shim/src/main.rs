@@ -192,45 +192,11 @@ async fn open_session(
     let started = Instant::now();
     loop {
         let stream = connect::connect_or_start(socket, mode).await?;
-        // Let the stdin reader (woken with the connect) queue what the client
-        // has written already: at start, its `initialize`. Before the
-        // handshake, so that the connection's tasks, spawned by it, first run
-        // once the request is on its way: its HEADERS and first DATA then join
-        // the preface and SETTINGS in one write (see `zen_shim::burst`).
-        tokio::task::yield_now().await;
-        let mut client = ZendClient::new(connect::handshake(stream).await?)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        while early.len() < OUTBOUND_CAPACITY {
-            match lines.try_recv() {
-                Ok(line) => early.push(line.into()),
-                Err(_) => break,
-            }
-        }
-        let (outbound, outbound_rx) =
-            mpsc::channel::<Frame>(OUTBOUND_CAPACITY + replay.len() + early.len());
-        for line in &replay {
-            let _ = outbound.try_send(Frame {
-                json: line.clone().into(),
-            });
-        }
-        for line in early.iter() {
-            let _ = outbound.try_send(Frame { json: line.clone() });
-        }
-        let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
-        add_session_metadata(request.metadata_mut());
         // zend refuses a session only while shutting down; any failure here
         // is a daemon on its way out or gone, so try again (starting a new one).
-        let reason = match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
-            Ok(Ok(response)) => {
-                let mut book = lock(book);
-                for line in early.drain(..) {
-                    book.sent(&line);
-                }
-                return Ok((outbound, response.into_inner()));
-            }
-            Ok(Err(status)) => status.message().to_owned(),
-            Err(_) => format!("no answer within {}s", OPEN_TIMEOUT.as_secs()),
+        let reason = match open_on(stream, &replay, early, lines, book).await {
+            Ok(session) => return Ok(session),
+            Err(reason) => reason,
         };
         if started.elapsed() > mode.deadline() {
             return Err(format!(
@@ -240,6 +206,54 @@ async fn open_session(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         mode = connect::Mode::Reconnect;
+    }
+}
+
+/// One attempt of [`open_session`] on a connected socket; `Err` says why it failed.
+async fn open_on(
+    stream: zen_proto::stream::QuietStream,
+    replay: &[Vec<u8>],
+    early: &mut Vec<tonic::codegen::Bytes>,
+    lines: &mut mpsc::Receiver<Vec<u8>>,
+    book: &Mutex<Book>,
+) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
+    // Let the stdin reader (woken with the connect) queue what the client
+    // has written already: at start, its `initialize`. Before the
+    // handshake, so that the connection's tasks, spawned by it, first run
+    // once the request is on its way: its HEADERS and first DATA then join
+    // the preface and SETTINGS in one write (see `zen_shim::burst`).
+    tokio::task::yield_now().await;
+    let mut client = ZendClient::new(connect::handshake(stream).await?)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    while early.len() < OUTBOUND_CAPACITY {
+        match lines.try_recv() {
+            Ok(line) => early.push(line.into()),
+            Err(_) => break,
+        }
+    }
+    let (outbound, outbound_rx) =
+        mpsc::channel::<Frame>(OUTBOUND_CAPACITY + replay.len() + early.len());
+    for line in replay {
+        let _ = outbound.try_send(Frame {
+            json: line.clone().into(),
+        });
+    }
+    for line in early.iter() {
+        let _ = outbound.try_send(Frame { json: line.clone() });
+    }
+    let mut request = tonic::Request::new(ReceiverStream::new(outbound_rx));
+    add_session_metadata(request.metadata_mut());
+    match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
+        Ok(Ok(response)) => {
+            let mut book = lock(book);
+            for line in early.drain(..) {
+                book.sent(&line);
+            }
+            Ok((outbound, response.into_inner()))
+        }
+        Ok(Err(status)) => Err(status.message().to_owned()),
+        Err(_) => Err(format!("no answer within {}s", OPEN_TIMEOUT.as_secs())),
     }
 }
 
