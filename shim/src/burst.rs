@@ -62,8 +62,9 @@ impl<S> Burst<S> {
         }
     }
 
-    /// Whether the first burst has gone out (writes now pass through).
-    pub fn released(&self) -> bool {
+    /// Whether the first burst has gone out (writes now pass through); for the tests.
+    #[cfg(test)]
+    fn released(&self) -> bool {
         matches!(self.state, State::Passing)
     }
 }
