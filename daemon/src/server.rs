@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
-use tokio_stream::StreamExt;
-use zen_proto::stream::QuietStream;
 use zen_proto::v1::zend_server::ZendServer;
 
 use crate::config::{ConfigError, ServerConfig};
@@ -88,6 +86,8 @@ pub enum ServeError {
     Http(#[from] crate::mcp::http::HttpError),
     #[error(transparent)]
     Activation(#[from] crate::activation::ActivationError),
+    #[error("cannot watch the socket for connections: {0}")]
+    Listen(#[source] std::io::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -230,21 +230,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
 /// Serves `listener` until `daemon.shutdown` is cancelled (by `Shutdown`, a
 /// signal or the idle timer), then gives live calls the shutdown deadline.
 pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), ServeError> {
-    let incoming =
-        tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(|conn| match conn {
-            Ok(stream) if ipc::peer_is_owner(&stream) => match QuietStream::new(stream) {
-                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot register an accepted connection");
-                    None
-                }
-            },
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                None
-            }
-        });
+    let incoming = ipc::accept::Incoming::new(listener).map_err(ServeError::Listen)?;
     tokio::spawn(stop_on_signals(Arc::clone(&daemon)));
     crate::memory::spawn_sweeper(daemon.store.threads().clone(), daemon.shutdown.clone());
     if daemon.auto_started && daemon.server.idle_timeout_secs > 0 {

@@ -38,7 +38,14 @@ impl QuietStream {
     pub fn new(stream: tokio::net::UnixStream) -> io::Result<Self> {
         // `into_std` leaves the socket non-blocking, as a bare write needs.
         let std = stream.into_std()?;
-        let socket = register(OwnedFd::from(std), Interest::READABLE)?;
+        Self::from_fd(OwnedFd::from(std))
+    }
+
+    /// Registers a connected, non-blocking stream socket (one `accept4` with
+    /// `SOCK_NONBLOCK` gave, say) with the reactor for reads: one `epoll_ctl`,
+    /// where [`QuietStream::new`] undoes tokio's registration first.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let socket = register(fd, Interest::READABLE)?;
         Ok(Self { socket, room: None })
     }
 

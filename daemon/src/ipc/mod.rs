@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use zen_proto::v1::zend_server::Zend;
@@ -18,6 +17,8 @@ use zen_proto::v1::{
     Frame, Paths, QueryReply, QueryRequest, SessionInfo, ShutdownReply, ShutdownRequest,
     StatusReply, StatusRequest,
 };
+
+pub mod accept;
 
 use crate::daemon::Daemon;
 use crate::mcp::{self, McpServer, transport::FrameTransport};
@@ -254,18 +255,7 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
     }
 }
 
-/// Accepts a connection only from this daemon's own user.
-pub fn peer_is_owner(stream: &UnixStream) -> bool {
-    let peer = stream.peer_cred();
-    let pid = peer.as_ref().ok().and_then(|cred| cred.pid());
-    owner_may_connect(
-        peer.map(|cred| cred.uid()),
-        zen_proto::paths::current_uid(),
-        pid,
-    )
-}
-
-/// The decision behind [`peer_is_owner`]: only `owner`'s uid gets in.
+/// Whether a connection may in: only `owner`'s uid gets in (see [`accept`]).
 fn owner_may_connect(peer_uid: std::io::Result<u32>, owner: u32, peer_pid: Option<i32>) -> bool {
     match peer_uid {
         Ok(uid) if uid == owner => true,

@@ -1,0 +1,190 @@
+//! Accepting connections on zend's socket: each one checked and registered with the reactor once.
+//!
+//! tokio's `UnixListener::accept` registers every accepted stream for reads *and* writes;
+//! sessions speak over a [`QuietStream`] (reads only, see `zen_proto::stream`), so taking the
+//! stream over from tokio undid that registration and made a new one: two `epoll_ctl`s per
+//! connection for nothing, on the path of every session's start. [`Incoming`] calls `accept4`
+//! itself (non-blocking and close-on-exec in the same call), checks the peer, and registers the
+//! socket once. Connections from another user are closed before any byte is read or written.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::Stream;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use zen_proto::stream::QuietStream;
+
+/// The listening socket as a stream of accepted, owner-only [`QuietStream`]s.
+pub struct Incoming {
+    listener: AsyncFd<OwnedFd>,
+    /// The user this daemon runs as: the only one let in.
+    owner: u32,
+}
+
+impl Incoming {
+    pub fn new(listener: tokio::net::UnixListener) -> io::Result<Self> {
+        // `into_std` leaves the listener non-blocking.
+        let listener = OwnedFd::from(listener.into_std()?);
+        let listener = zen_proto::stream::register(listener, Interest::READABLE)?;
+        Ok(Self {
+            listener,
+            owner: zen_proto::paths::current_uid(),
+        })
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
+        loop {
+            let mut guard = ready!(self.listener.poll_read_ready(cx))?;
+            match accept(guard.get_inner().as_raw_fd()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+}
+
+impl Stream for Incoming {
+    type Item = io::Result<QuietStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let fd = match ready!(this.poll_accept(cx)) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            if !super::owner_may_connect(peer_uid(&fd), this.owner, peer_pid(&fd)) {
+                continue;
+            }
+            match QuietStream::from_fd(fd) {
+                Ok(stream) => return Poll::Ready(Some(Ok(stream))),
+                Err(e) => tracing::warn!(error = %e, "cannot register an accepted connection"),
+            }
+        }
+    }
+}
+
+/// One connection off `listener`'s queue, non-blocking and close-on-exec.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn accept(listener: RawFd) -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    loop {
+        // SAFETY: null address arguments ask for no peer address; the fd is the listener's.
+        let fd =
+            unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+        if fd >= 0 {
+            // SAFETY: accept4 returned a new fd that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// One connection off `listener`'s queue, non-blocking and close-on-exec.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn accept(listener: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: borrowed only for this call; ManuallyDrop keeps the listener open.
+    let listener = std::mem::ManuallyDrop::new(unsafe {
+        std::os::unix::net::UnixListener::from_raw_fd(listener)
+    });
+    // std sets close-on-exec on what it accepts.
+    let (stream, _) = listener.accept()?;
+    stream.set_nonblocking(true)?;
+    Ok(OwnedFd::from(stream))
+}
+
+/// The uid at the other end of a connected Unix socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+    peer_cred(fd).map(|cred| cred.uid)
+}
+
+/// The pid at the other end, for the log line of a refused connection.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_pid(fd: &OwnedFd) -> Option<i32> {
+    peer_cred(fd).ok().map(|cred| cred.pid)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred)
+}
+
+/// The uid at the other end of a connected Unix socket.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+    let (mut uid, mut gid) = (0, 0);
+    // SAFETY: getpeereid writes the two ids it is given pointers to.
+    if unsafe { libc::getpeereid(fd.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(uid)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_pid(_fd: &OwnedFd) -> Option<i32> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn accepts_the_owner_once_registered_for_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut incoming = Incoming::new(tokio::net::UnixListener::bind(&path).unwrap()).unwrap();
+        for round in 0..3u8 {
+            let mut client = tokio::net::UnixStream::connect(&path).await.unwrap();
+            let mut server = incoming.next().await.unwrap().unwrap();
+            client.write_all(&[round, 1, 2]).await.unwrap();
+            let mut got = [0u8; 3];
+            server.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, [round, 1, 2]);
+            server.write_all(b"ok").await.unwrap();
+            let mut answer = [0u8; 2];
+            client.read_exact(&mut answer).await.unwrap();
+            assert_eq!(&answer, b"ok");
+        }
+    }
+
+    #[test]
+    fn the_peer_is_the_connecting_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = OwnedFd::from(a);
+        assert_eq!(peer_uid(&fd).unwrap(), zen_proto::paths::current_uid());
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(peer_pid(&fd), Some(std::process::id() as i32));
+    }
+}
