@@ -8,7 +8,9 @@
 //! - [`meta`]: the request-metadata keys a shim sends when it opens a session.
 //! - [`stream`]: the socket type both ends speak over (watched for reads only,
 //!   so that the peer's reads do not wake the writer).
+//! - [`burst`]: both ends' first writes on a connection, held and sent as one.
 
+pub mod burst;
 pub mod paths;
 pub mod stream;
 

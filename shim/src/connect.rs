@@ -15,8 +15,8 @@ use std::time::Duration;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::codegen::http;
+use zen_proto::burst::Burst;
 use zen_proto::stream::QuietStream;
-use zen_shim::burst::Burst;
 
 /// Set to `1` to never start zend (a service manager owns it).
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";

@@ -4,7 +4,6 @@
 //! hides a daemon restart from the client ([`replay`]). `main.rs` (the binary)
 //! and `connect.rs` do the I/O.
 
-pub mod burst;
 pub mod framing;
 pub mod replay;
 pub mod scan;

@@ -6,6 +6,8 @@
 //! connection for nothing, on the path of every session's start. [`Incoming`] calls `accept4`
 //! itself (non-blocking and close-on-exec in the same call), checks the peer, and registers the
 //! socket once. Connections from another user are closed before any byte is read or written.
+//! zend's first writes on each connection (its SETTINGS, the ACK, the response's HEADERS and the
+//! first DATA) are held and sent as one (`zen_proto::burst`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -15,9 +17,11 @@ use std::task::{Context, Poll, ready};
 use futures::Stream;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use zen_proto::burst::Burst;
 use zen_proto::stream::QuietStream;
 
-/// The listening socket as a stream of accepted, owner-only [`QuietStream`]s.
+/// The listening socket as a stream of accepted, owner-only [`QuietStream`]s,
+/// each with its first writes held until the first answer ([`Burst::answer`]).
 pub struct Incoming {
     listener: AsyncFd<OwnedFd>,
     /// The user this daemon runs as: the only one let in.
@@ -47,7 +51,7 @@ impl Incoming {
 }
 
 impl Stream for Incoming {
-    type Item = io::Result<QuietStream>;
+    type Item = io::Result<Burst<QuietStream>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -63,7 +67,7 @@ impl Stream for Incoming {
                 continue;
             }
             match QuietStream::from_fd(fd) {
-                Ok(stream) => return Poll::Ready(Some(Ok(stream))),
+                Ok(stream) => return Poll::Ready(Some(Ok(Burst::answer(stream)))),
                 Err(e) => tracing::warn!(error = %e, "cannot register an accepted connection"),
             }
         }
@@ -172,7 +176,9 @@ mod tests {
             let mut got = [0u8; 3];
             server.read_exact(&mut got).await.unwrap();
             assert_eq!(got, [round, 1, 2]);
+            // Not HTTP/2: held until the flush has been put off its most.
             server.write_all(b"ok").await.unwrap();
+            server.flush().await.unwrap();
             let mut answer = [0u8; 2];
             client.read_exact(&mut answer).await.unwrap();
             assert_eq!(&answer, b"ok");
