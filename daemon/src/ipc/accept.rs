@@ -63,7 +63,8 @@ impl Stream for Incoming {
                     continue;
                 }
             };
-            if !super::owner_may_connect(peer_uid(&fd), this.owner, peer_pid(&fd)) {
+            let (uid, pid) = peer(&fd);
+            if !super::owner_may_connect(uid, this.owner, pid) {
                 continue;
             }
             match QuietStream::from_fd(fd) {
@@ -106,16 +107,14 @@ fn accept(listener: RawFd) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(stream))
 }
 
-/// The uid at the other end of a connected Unix socket.
+/// The uid at the other end of a connected Unix socket, and its pid where the
+/// platform tells (for the log line of a refused connection).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
-    peer_cred(fd).map(|cred| cred.uid)
-}
-
-/// The pid at the other end, for the log line of a refused connection.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_pid(fd: &OwnedFd) -> Option<i32> {
-    peer_cred(fd).ok().map(|cred| cred.pid)
+fn peer(fd: &OwnedFd) -> (io::Result<u32>, Option<i32>) {
+    match peer_cred(fd) {
+        Ok(cred) => (Ok(cred.uid), Some(cred.pid)),
+        Err(e) => (Err(e), None),
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -142,20 +141,15 @@ fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
     Ok(cred)
 }
 
-/// The uid at the other end of a connected Unix socket.
+/// The uid at the other end of a connected Unix socket (no pid on this platform).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+fn peer(fd: &OwnedFd) -> (io::Result<u32>, Option<i32>) {
     let (mut uid, mut gid) = (0, 0);
     // SAFETY: getpeereid writes the two ids it is given pointers to.
     if unsafe { libc::getpeereid(fd.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-        return Err(io::Error::last_os_error());
+        return (Err(io::Error::last_os_error()), None);
     }
-    Ok(uid)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_pid(_fd: &OwnedFd) -> Option<i32> {
-    None
+    (Ok(uid), None)
 }
 
 #[cfg(test)]
@@ -189,8 +183,9 @@ mod tests {
     fn the_peer_is_the_connecting_process() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd = OwnedFd::from(a);
-        assert_eq!(peer_uid(&fd).unwrap(), zen_proto::paths::current_uid());
+        let (uid, pid) = peer(&fd);
+        assert_eq!(uid.unwrap(), zen_proto::paths::current_uid());
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        assert_eq!(peer_pid(&fd), Some(std::process::id() as i32));
+        assert_eq!(pid, Some(std::process::id() as i32));
     }
 }
