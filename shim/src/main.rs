@@ -221,7 +221,7 @@ async fn open_on(
     // has written already: at start, its `initialize`. Before the
     // handshake, so that the connection's tasks, spawned by it, first run
     // once the request is on its way: its HEADERS and first DATA then join
-    // the preface and SETTINGS in one write (see `zen_shim::burst`).
+    // the preface and SETTINGS in one write (see `zen_proto::burst`).
     tokio::task::yield_now().await;
     let mut client = ZendClient::new(connect::handshake(stream).await?)
         .max_decoding_message_size(usize::MAX)
