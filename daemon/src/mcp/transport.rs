@@ -70,14 +70,17 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     }
 }
 
-/// The requests clients send most (`tools/call`, `ping`, `tools/list`), decoded straight into
-/// their rmcp type. rmcp's general decoder buffers the message and tries each kind of message,
+/// The requests clients send most (`tools/call`, `ping`, `tools/list`) and the two messages that
+/// open every session (`initialize`, `notifications/initialized`), decoded straight into their
+/// rmcp type. rmcp's general decoder buffers the message and tries each kind of message,
 /// then each of its ~20 request types in turn (one error built and dropped per miss: 13 for
 /// `tools/call`), which cost ~30k instructions per call. Here one pass reads the envelope —
 /// exactly `jsonrpc`, `id`, `method`, `params`, nothing else — and a second decodes the request
 /// with rmcp's own deserializer for that method (which moves `params._meta` into the request's
 /// extensions, as the general path does). Anything else, or any failure, returns `None` and
-/// takes the general path, so its answers to bad input stay the same.
+/// takes the general path, so its answers to bad input stay the same. (The general decoder spent
+/// ~25k instructions on a session's `initialize`: untagged and flattened models buffer it into
+/// serde's `Content` first.)
 fn fast_request(bytes: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
     use rmcp::model::{JsonRpcRequest, JsonRpcVersion2_0, RequestId};
     use serde::de::IgnoredAny;
@@ -95,8 +98,11 @@ fn fast_request(bytes: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
         params: Option<IgnoredAny>,
     }
 
-    let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
+        return fast_notification(bytes);
+    };
     let request = match &*envelope.method {
+        "initialize" => ClientRequest::InitializeRequest(serde_json::from_slice(bytes).ok()?),
         "tools/call" => ClientRequest::CallToolRequest(serde_json::from_slice(bytes).ok()?),
         "ping" => ClientRequest::PingRequest(serde_json::from_slice(bytes).ok()?),
         "tools/list" => ClientRequest::ListToolsRequest(serde_json::from_slice(bytes).ok()?),
@@ -106,6 +112,38 @@ fn fast_request(bytes: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
         envelope.id,
         request,
     )))
+}
+
+/// `notifications/initialized`, which every session sends once, decoded as [`fast_request`]
+/// decodes requests: an envelope of exactly `jsonrpc`, `method` and `params` (no `id`: with one,
+/// even `null`, it is not a notification), then rmcp's own deserializer.
+fn fast_notification(bytes: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
+    use rmcp::model::{ClientNotification, JsonRpcNotification, JsonRpcVersion2_0};
+    use serde::de::IgnoredAny;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Envelope<'a> {
+        #[allow(dead_code)]
+        jsonrpc: JsonRpcVersion2_0,
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        params: Option<IgnoredAny>,
+    }
+
+    let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
+    let notification = match &*envelope.method {
+        "notifications/initialized" => {
+            ClientNotification::InitializedNotification(serde_json::from_slice(bytes).ok()?)
+        }
+        _ => return None,
+    };
+    Some(JsonRpcMessage::Notification(JsonRpcNotification {
+        jsonrpc: JsonRpcVersion2_0,
+        notification,
+    }))
 }
 
 /// A message rmcp parsed, or the reply when it is a request zend does not
@@ -385,7 +423,26 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
             br#"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"c1"}}"#,
             br#"{"jsonrpc":"2.0","id":5,"method":"tools/list","params":null}"#,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"roots":{"listChanged":true},"sampling":{},"elicitation":{}},"clientInfo":{"name":"claude-code","version":"2.0.1"},"_meta":{"x":1}}}"#,
+            br#"{"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"c","version":"1","title":"C"}},"jsonrpc":"2.0","id":"i"}"#,
         ];
+        // The session's notification, with and without params.
+        for frame in [
+            &br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],
+            br#"{"method":"notifications/initialized","params":{"_meta":{"k":"v"}},"jsonrpc":"2.0"}"#,
+        ] {
+            let fast = fast_request(frame).unwrap_or_else(|| {
+                panic!("not on the fast path: {}", String::from_utf8_lossy(frame))
+            });
+            let general = serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(frame).unwrap();
+            assert_eq!(
+                serde_json::to_value(&fast).unwrap(),
+                serde_json::to_value(&general).unwrap(),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+            assert!(matches!(fast, JsonRpcMessage::Notification(_)));
+        }
         for frame in frames {
             let fast = fast_request(frame).unwrap_or_else(|| {
                 panic!("not on the fast path: {}", String::from_utf8_lossy(frame))
@@ -422,6 +479,10 @@ mod tests {
             br#"{"jsonrpc":"2.0","method":"ping"}"#,
             br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
             br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":null,"method":"notifications/initialized"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"notifications/initialized"}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized","extra":1}"#,
         ] {
             assert!(
                 fast_request(frame).is_none(),
