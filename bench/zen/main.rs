@@ -9,6 +9,7 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod bare;
 mod callgrind;
 mod echo;
 mod grpc;
@@ -354,6 +355,10 @@ fn cold_start(
 ) -> Result<(), String> {
     let warmup = 3;
     let (mut zen, mut floor, mut floor_default) = (Vec::new(), Vec::new(), Vec::new());
+    // The shim against a bare gRPC server: the design's floor (see `bare`).
+    let bare_home = io(Home::new())?;
+    let _bare = bare::Bare::start(&bare_home.socket())?;
+    let mut bare = Vec::new();
     let (mut shim_cpu, mut floor_cpu, mut zend_cpu) = (0u64, 0u64, 0u64);
     // Interleaved, so that noise from other load hits both alike.
     for i in 0..warmup + plan.cold_n {
@@ -372,7 +377,10 @@ fn cold_start(
         let (client, f) = io(procs::cold_start(home.command(&bins.floor)))?;
         let floor_spent = procs::cpu_ns(client.pid()).unwrap_or(0);
         client.close();
+        let (client, b) = io(procs::cold_start(bare_home.command(&bins.shim)))?;
+        client.close();
         if i >= warmup {
+            bare.push(b);
             zen.push(t);
             floor.push(f);
             shim_cpu += shim_spent;
@@ -417,6 +425,25 @@ fn cold_start(
             "",
         );
     }
+    let bare = Summary::of(&bare);
+    report.row(
+        "cold start",
+        "spawn zen-shim → initialize answer, a bare gRPC server behind it (p50)",
+        bare.p50,
+        Unit::Ms,
+        Some((floor.p50, "rmcp stdio floor server")),
+        Target::None,
+        "",
+    );
+    report.row(
+        "cold start",
+        "zen (p50) over the design's floor: the shim + a bare gRPC server",
+        zen.p50,
+        Unit::Ms,
+        Some((bare.p50, "zen-shim → bare zen.v1.Zend server, same rounds")),
+        Target::None,
+        "",
+    );
     let to_init = "rmcp stdio floor server, start → initialized";
     report.row(
         "cold start",
@@ -439,7 +466,7 @@ fn cold_start(
     report.detail(
         "cold_start",
         json!({
-            "zen": zen.json(), "floor": floor.json(),
+            "zen": zen.json(), "floor": floor.json(), "bare_grpc": bare.json(),
             "cpu_s": {"shim_to_initialized": shim_cpu, "zend_per_session": zend_cpu, "floor_to_initialized": floor_cpu},
         }),
     );

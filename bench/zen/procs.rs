@@ -294,6 +294,11 @@ fn is_zend(pid: u32) -> bool {
 }
 
 /// Whether `pid` runs (exists and is not a zombie); reaps it if it is our child.
+///
+/// A multi-threaded process whose main thread has exited shows a zombie main thread while its
+/// other threads still finish (zend's store thread may be in an `fdatasync`); until the last one
+/// is gone its files, and so zend's lock on its lock file, are still held. Such a process counts
+/// as alive: a zend started right after it would otherwise find the lock taken and exit.
 pub fn alive(pid: u32) -> bool {
     let mut status = 0;
     // SAFETY: waitpid with WNOHANG on a pid; a non-child just yields ECHILD.
@@ -301,16 +306,15 @@ pub fn alive(pid: u32) -> bool {
     if reaped == pid as libc::pid_t {
         return false;
     }
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with(['Z', 'X'])
-        })
-        .unwrap_or(false)
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    if !state.starts_with(['Z', 'X']) {
+        return true;
+    }
+    // A zombie main thread: alive while any other thread is left.
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| tasks.count() > 1)
 }
 
 pub fn stop_daemon(pid: u32) {
