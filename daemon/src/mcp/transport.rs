@@ -411,6 +411,22 @@ mod tests {
         assert_eq!(reply_of(deep.as_bytes())["error"]["code"], -32700);
     }
 
+    /// `frame` decoded on the fast path and by rmcp's general decoder, checked to be the same JSON.
+    fn fast_and_general(
+        frame: &[u8],
+    ) -> (RxJsonRpcMessage<RoleServer>, RxJsonRpcMessage<RoleServer>) {
+        let fast = fast_request(frame)
+            .unwrap_or_else(|| panic!("not on the fast path: {}", String::from_utf8_lossy(frame)));
+        let general = serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(frame).unwrap();
+        assert_eq!(
+            serde_json::to_value(&fast).unwrap(),
+            serde_json::to_value(&general).unwrap(),
+            "{}",
+            String::from_utf8_lossy(frame)
+        );
+        (fast, general)
+    }
+
     /// The fast path decodes what rmcp's general decoder does, `_meta` and all.
     #[test]
     fn fast_path_agrees_with_rmcp() {
@@ -431,29 +447,11 @@ mod tests {
             &br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],
             br#"{"method":"notifications/initialized","params":{"_meta":{"k":"v"}},"jsonrpc":"2.0"}"#,
         ] {
-            let fast = fast_request(frame).unwrap_or_else(|| {
-                panic!("not on the fast path: {}", String::from_utf8_lossy(frame))
-            });
-            let general = serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(frame).unwrap();
-            assert_eq!(
-                serde_json::to_value(&fast).unwrap(),
-                serde_json::to_value(&general).unwrap(),
-                "{}",
-                String::from_utf8_lossy(frame)
-            );
+            let (fast, _) = fast_and_general(frame);
             assert!(matches!(fast, JsonRpcMessage::Notification(_)));
         }
         for frame in frames {
-            let fast = fast_request(frame).unwrap_or_else(|| {
-                panic!("not on the fast path: {}", String::from_utf8_lossy(frame))
-            });
-            let general = serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(frame).unwrap();
-            assert_eq!(
-                serde_json::to_value(&fast).unwrap(),
-                serde_json::to_value(&general).unwrap(),
-                "{}",
-                String::from_utf8_lossy(frame)
-            );
+            let (fast, general) = fast_and_general(frame);
             let (JsonRpcMessage::Request(fast), JsonRpcMessage::Request(general)) = (fast, general)
             else {
                 panic!("not a request");
