@@ -9,10 +9,12 @@
 //! zend's first writes on each connection (its SETTINGS, the ACK, the response's HEADERS and the
 //! first DATA) are held and sent as one (`zen_proto::burst`).
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::io::Interest;
@@ -20,22 +22,36 @@ use tokio::io::unix::AsyncFd;
 use zen_proto::burst::Burst;
 use zen_proto::stream::QuietStream;
 
+/// How long accepting pauses after an error that would repeat at once (out of file descriptors,
+/// say), so that it cannot spin and flood the log while the condition lasts.
+const PAUSE_AFTER_ERROR: Duration = Duration::from_millis(100);
+
 /// The listening socket as a stream of accepted, owner-only [`QuietStream`]s,
 /// each with its first writes held until the first answer ([`Burst::answer`]).
 pub struct Incoming {
     listener: AsyncFd<OwnedFd>,
     /// The user this daemon runs as: the only one let in.
     owner: u32,
+    /// Set after an accept error: no accept until it has elapsed.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Accepts that failed so far.
+    failed: u64,
 }
 
 impl Incoming {
     pub fn new(listener: tokio::net::UnixListener) -> io::Result<Self> {
         // `into_std` leaves the listener non-blocking.
-        let listener = OwnedFd::from(listener.into_std()?);
+        Self::from_fd(OwnedFd::from(listener.into_std()?))
+    }
+
+    /// Accepts on `listener`, a non-blocking listening socket.
+    fn from_fd(listener: OwnedFd) -> io::Result<Self> {
         let listener = zen_proto::stream::register(listener, Interest::READABLE)?;
         Ok(Self {
             listener,
             owner: zen_proto::paths::current_uid(),
+            pause: None,
+            failed: 0,
         })
     }
 
@@ -56,10 +72,18 @@ impl Stream for Incoming {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if let Some(pause) = this.pause.as_mut() {
+                ready!(pause.as_mut().poll(cx));
+                this.pause = None;
+            }
             let fd = match ready!(this.poll_accept(cx)) {
                 Ok(fd) => fd,
+                // The peer gave up before it was accepted: nothing to do.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    this.failed += 1;
+                    tracing::warn!(error = %e, "accept failed; new sessions wait until it succeeds (too many open files? raise the limit with ulimit -n)");
+                    this.pause = Some(Box::pin(tokio::time::sleep(PAUSE_AFTER_ERROR)));
                     continue;
                 }
             };
@@ -177,6 +201,41 @@ mod tests {
             client.read_exact(&mut answer).await.unwrap();
             assert_eq!(&answer, b"ok");
         }
+    }
+
+    /// An accept error that repeats at once (here ENOTSOCK: the "listener" is an eventfd, always
+    /// readable, on which every accept fails) pauses accepting instead of looping.
+    #[test]
+    fn a_repeating_accept_error_pauses_instead_of_spinning() {
+        let (done, finished) = std::sync::mpsc::channel();
+        // On a thread of its own: without the pause the poll below never returns.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let failed = runtime.block_on(async {
+                // SAFETY: eventfd takes a counter and flags; a new fd or -1 comes back.
+                let fd = unsafe { libc::eventfd(1, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                assert!(fd >= 0);
+                // SAFETY: a new fd that nothing else owns.
+                let mut incoming = Incoming::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }).unwrap();
+                tokio::select! {
+                    next = incoming.next() => panic!("accepted from an eventfd: {:?}", next.is_some()),
+                    () = tokio::time::sleep(Duration::from_millis(350)) => {}
+                }
+                incoming.failed
+            });
+            let _ = done.send(failed);
+        });
+        let failed = finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the accept loop never yielded");
+        // One try, then one per pause of 100 ms (a loaded machine may fit fewer).
+        assert!(
+            (1..=5).contains(&failed),
+            "{failed} failed accepts in 350 ms"
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
     }
 }
 
-/// Whether a connection may in: only `owner`'s uid gets in (see [`accept`]).
+/// Whether a connection may come in: only `owner`'s uid gets in (see [`accept`]).
 fn owner_may_connect(peer_uid: std::io::Result<u32>, owner: u32, peer_pid: Option<i32>) -> bool {
     match peer_uid {
         Ok(uid) if uid == owner => true,
