@@ -53,7 +53,6 @@ pub struct Burst<S> {
 }
 
 /// When the first burst goes out.
-#[derive(Clone, Copy)]
 enum Until {
     /// A flush finds nothing new since the flush before (the shim).
     Quiet,
@@ -179,11 +178,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for Burst<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Only zend's rule, and only until its first write goes out, wants to know.
+        let Until::Answer {
+            heard: heard @ false,
+            ..
+        } = &mut this.until
+        else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        if let Until::Answer { heard, .. } = &mut this.until {
-            *heard |= buf.filled().len() > before;
-        }
+        *heard = buf.filled().len() > before;
         Poll::Ready(Ok(()))
     }
 }

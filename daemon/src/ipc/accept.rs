@@ -103,19 +103,12 @@ impl Stream for Incoming {
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn accept(listener: RawFd) -> io::Result<OwnedFd> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    loop {
-        // SAFETY: null address arguments ask for no peer address; the fd is the listener's.
-        let fd =
-            unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
-        if fd >= 0 {
-            // SAFETY: accept4 returned a new fd that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
+    // SAFETY: null address arguments ask for no peer address; the fd is the listener's.
+    let fd = zen_proto::stream::retrying(|| unsafe {
+        libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) as isize
+    })?;
+    // SAFETY: accept4 returned a new fd that nothing else owns (it fits: it came as a c_int).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// One connection off `listener`'s queue, non-blocking and close-on-exec.
@@ -135,14 +128,6 @@ fn accept(listener: RawFd) -> io::Result<OwnedFd> {
 /// platform tells (for the log line of a refused connection).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn peer(fd: &OwnedFd) -> (io::Result<u32>, Option<i32>) {
-    match peer_cred(fd) {
-        Ok(cred) => (Ok(cred.uid), Some(cred.pid)),
-        Err(e) => (Err(e), None),
-    }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -160,9 +145,9 @@ fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
         )
     };
     if rc != 0 {
-        return Err(io::Error::last_os_error());
+        return (Err(io::Error::last_os_error()), None);
     }
-    Ok(cred)
+    (Ok(cred.uid), Some(cred.pid))
 }
 
 /// The uid at the other end of a connected Unix socket (no pid on this platform).
