@@ -42,7 +42,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// The MCP client's name and version from `initialize`, once known.
+    /// The MCP client's name and version (from `initialize` or a request's
+    /// `_meta`), once known.
     pub fn client(&self) -> Option<(String, String)> {
         self.client.lock().ok().and_then(|c| c.clone())
     }
@@ -54,10 +55,19 @@ impl Session {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
-    pub fn set_client(&self, name: String, version: String) {
-        if let Ok(mut client) = self.client.lock() {
-            *client = Some((name, version));
+    /// Records the client; `false` when it was already the one recorded.
+    pub fn set_client(&self, name: &str, version: &str) -> bool {
+        let Ok(mut client) = self.client.lock() else {
+            return false;
+        };
+        if client
+            .as_ref()
+            .is_some_and(|(n, v)| n == name && v == version)
+        {
+            return false;
         }
+        *client = Some((name.to_owned(), version.to_owned()));
+        true
     }
 
     pub fn in_flight(&self) -> u32 {

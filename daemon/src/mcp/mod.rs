@@ -2,8 +2,12 @@
 //!
 //! **Boundary:** this is what clients see. Only this module (and `ipc`) touch
 //! rmcp types; tools get domain types (`tools::CallContext`, `ToolOutput`).
-//! `initialize` records the client's name on the session; `tools/list` and
-//! `tools/call` go to the tool registry; a failing tool becomes an `isError`
+//! The client's name is recorded on the session from whichever the client
+//! gives: `initialize`'s `clientInfo`, or (MCP 2026-07-28, no `initialize`)
+//! `io.modelcontextprotocol/clientInfo` in a request's `_meta`, which such a
+//! client sends with every request, so a session that reconnected to a new
+//! zend is attributed from its first call. `tools/list` and `tools/call` go to
+//! the tool registry; a failing tool becomes an `isError`
 //! result the assistant can read, never a dropped session.
 
 pub mod http;
@@ -12,12 +16,13 @@ pub mod transport;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt, PromptArgument,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, RequestMetaObject, Resource, ResourceContents,
+    ResourceTemplate, Role, ServerCapabilities, ServerConfig, ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -72,7 +77,38 @@ impl McpServer {
             _listed: Some(Arc::new(listed)),
         }
     }
+
+    /// Records the client a request names in its `_meta` (MCP 2026-07-28),
+    /// when it is not the one already known.
+    fn note_client(&self, meta: &RequestMetaObject) {
+        if !meta.contains_key(CLIENT_INFO_META) {
+            return;
+        }
+        let Some(info) = meta.client_info() else {
+            return;
+        };
+        self.record_client(&info.name, &info.version, "request _meta");
+    }
+
+    fn record_client(&self, name: &str, version: &str, from: &'static str) {
+        if !self.session.set_client(name, version) {
+            return;
+        }
+        // The one INFO line a session writes: who connected (the ipc layer's
+        // "session opened"/"closed" lines are debug).
+        tracing::info!(
+            session = %self.session.id,
+            client = %name,
+            client_version = %version,
+            shim_pid = self.session.meta.shim_pid,
+            from,
+            "client"
+        );
+    }
 }
+
+/// The `_meta` key a 2026-07-28 client names itself with on every request.
+const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
@@ -82,6 +118,9 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
+                // No `listChanged`: zend sends no resource notifications
+                // (clients list the threads when they look).
+                .enable_resources()
                 .build(),
         )
         .with_server_info(info)
@@ -93,28 +132,32 @@ impl ServerHandler for McpServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
-        self.session.set_client(
-            request.client_info.name.clone(),
-            request.client_info.version.clone(),
-        );
-        // The one INFO line a session writes: who connected (the ipc layer's
-        // "session opened"/"closed" lines are debug).
-        tracing::info!(
-            session = %self.session.id,
-            client = %request.client_info.name,
-            client_version = %request.client_info.version,
-            shim_pid = self.session.meta.shim_pid,
-            "initialize"
+        self.record_client(
+            &request.client_info.name,
+            &request.client_info.version,
+            "initialize",
         );
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
 
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        self.note_client(&context.meta);
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.note_client(&context.meta);
         let tools = self
             .daemon
             .tools
@@ -139,8 +182,9 @@ impl ServerHandler for McpServer {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
+        self.note_client(&context.meta);
         let prompts = crate::tools::prompts::list(&self.daemon.tools)
             .into_iter()
             .map(|spec| {
@@ -164,8 +208,9 @@ impl ServerHandler for McpServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        self.note_client(&context.meta);
         let arguments = request.arguments.unwrap_or_default();
         let text = crate::tools::prompts::render(&self.daemon.tools, &request.name, &arguments)
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
@@ -177,8 +222,9 @@ impl ServerHandler for McpServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        self.note_client(&context.meta);
         let filter = ThreadFilter {
             limit: 50,
             ..ThreadFilter::default()
@@ -206,8 +252,9 @@ impl ServerHandler for McpServer {
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.note_client(&context.meta);
         Ok(ListResourceTemplatesResult::with_all_items(vec![
             ResourceTemplate::new(format!("{THREADS_URI}/{{continuation_id}}"), "thread")
                 .with_title("A zen conversation")
@@ -219,8 +266,9 @@ impl ServerHandler for McpServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        self.note_client(&context.meta);
         use crate::store::Clock;
         let uri = request.uri;
         let threads = self.daemon.store.threads();
@@ -256,6 +304,7 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        self.note_client(&context.meta);
         let name = request.name.to_string();
         let Some(tool) = self.daemon.tools.get(&name).cloned() else {
             return Err(McpError::invalid_params(

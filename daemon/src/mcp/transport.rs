@@ -168,8 +168,8 @@ fn accept(message: RxJsonRpcMessage<RoleServer>, id: impl FnOnce() -> Value) -> 
                             &id,
                             error_code::METHOD_NOT_FOUND,
                             &format!(
-                                "Method not found: {method:?}; zend serves initialize, ping, \
-                                 tools/list, tools/call, prompts/list, prompts/get, resources/list, \
+                                "Method not found: {method:?}; zend serves initialize, \
+                                 server/discover, ping, tools/list, tools/call, prompts/list, prompts/get, resources/list, \
                                  resources/templates/list and resources/read"
                             ),
                         ),
