@@ -17,9 +17,62 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
+/// A dollar amount with the precision it has: cents from a dollar up
+/// ("$12.34"), up to four decimals below ("$0.0123", "$0.50"), and two
+/// significant digits under a cent ("$0.001", "$0.00042"), so a small budget
+/// or a cheap call never reads "$0.00".
+pub fn usd(amount: f64) -> String {
+    if !amount.is_finite() {
+        return "$?".to_owned();
+    }
+    let sign = if amount < 0.0 { "-" } else { "" };
+    let amount = amount.abs();
+    if amount == 0.0 {
+        return "$0.00".to_owned();
+    }
+    if amount >= 1.0 {
+        return format!("{sign}${amount:.2}");
+    }
+    let decimals = if amount >= 0.01 {
+        4
+    } else {
+        // Two significant digits: 0.00042 → 5 decimals.
+        let leading_zeros = (-amount.log10()).floor() as usize;
+        (leading_zeros + 2).min(12)
+    };
+    let text = format!("{amount:.decimals$}");
+    // Trailing zeros add nothing past the cents.
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let fraction = if fraction.len() < 2 {
+        format!("{fraction:0<2}")
+    } else {
+        fraction.to_owned()
+    };
+    format!("{sign}${whole}.{fraction}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_keeps_its_precision() {
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(0.001), "$0.001");
+        assert_eq!(usd(0.00102), "$0.001");
+        assert_eq!(usd(0.0010234), "$0.001");
+        assert_eq!(usd(0.00042), "$0.00042");
+        assert_eq!(usd(0.0000123), "$0.000012");
+        assert_eq!(usd(0.0095), "$0.0095");
+        assert_eq!(usd(0.0123), "$0.0123");
+        assert_eq!(usd(0.5), "$0.50");
+        assert_eq!(usd(0.12345), "$0.1235");
+        assert_eq!(usd(1.0), "$1.00");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(-0.002), "-$0.002");
+        assert_eq!(usd(f64::NAN), "$?");
+    }
 
     #[test]
     fn durations_read_naturally() {

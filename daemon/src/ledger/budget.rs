@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{StoreError, Timestamp};
-use crate::util::human_duration;
+use crate::util::{human_duration, usd};
 
 /// The `budgets:` section of `limits.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,10 +190,10 @@ impl BudgetStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
     #[error(
-        "refused: this call would pass {} of ${:.2} (${:.2} spent {}{}); it resets at {} (in {}). To allow it now, raise {} in limits.yaml",
+        "refused: this call would pass {} of {} ({} spent {}{}); it resets at {} (in {}). To allow it now, raise {} in limits.yaml",
         status.describe(),
-        status.cap_usd,
-        status.spent_usd,
+        usd(status.cap_usd),
+        usd(status.spent_usd),
         status.model.as_ref().map(|m| format!("on {m} ")).unwrap_or_default(),
         status.period.span(),
         status.resets_at.display_minutes(),
@@ -234,10 +234,10 @@ pub(crate) fn judge(
     }
     Ok(worst.map(|(fraction, status)| {
         format!(
-            "Budget: ${:.2} of {} of ${:.2} spent ({:.0}%); it resets at {}.",
-            status.spent_usd,
+            "Budget: {} of {} of {} spent ({:.0}%); it resets at {}.",
+            usd(status.spent_usd),
             status.describe(),
-            status.cap_usd,
+            usd(status.cap_usd),
             fraction * 100.0,
             status.resets_at.display_minutes()
         )

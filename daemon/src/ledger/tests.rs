@@ -99,7 +99,7 @@ async fn totals_by_period_model_tool_and_client() {
 
     let text = totals.render_text();
     assert!(text.contains("today"), "{text}");
-    assert!(text.contains("$0.7500 +1 unpriced"), "{text}");
+    assert!(text.contains("$0.75 +1 unpriced"), "{text}");
     assert!(text.contains("this month by model"), "{text}");
     assert!(text.contains("  o3 "), "{text}");
     assert!(text.contains("unknown"), "{text}");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::BudgetStatus;
 use super::record::LedgerRecord;
 use crate::store::Timestamp;
+use crate::util::usd;
 
 /// Upper bounds (ms) of the latency histogram buckets; the last is open.
 /// Part of the stored schema: changing them bumps the schema version.
@@ -265,10 +266,10 @@ impl Totals {
             for budget in &self.budgets {
                 let _ = writeln!(
                     text,
-                    "  {:<24} ${:.2} of ${:.2} ({:.0}%), resets {}",
+                    "  {:<24} {} of {} ({:.0}%), resets {}",
                     budget.label(),
-                    budget.spent_usd,
-                    budget.cap_usd,
+                    usd(budget.spent_usd),
+                    usd(budget.cap_usd),
                     budget.fraction() * 100.0,
                     budget.resets_at.display_minutes()
                 );
@@ -308,7 +309,7 @@ fn cost(usage: &Usage) -> String {
     match (usage.calls, usage.unpriced_calls) {
         (0, _) => "$0.00".to_owned(),
         (calls, unpriced) if calls == unpriced => "unknown".to_owned(),
-        (_, 0) => format!("${:.4}", usage.cost_usd),
-        (_, unpriced) => format!("${:.4} +{unpriced} unpriced", usage.cost_usd),
+        (_, 0) => usd(usage.cost_usd),
+        (_, unpriced) => format!("{} +{unpriced} unpriced", usd(usage.cost_usd)),
     }
 }

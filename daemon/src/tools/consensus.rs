@@ -416,7 +416,7 @@ impl Tool for Consensus {
                         reply.output_tokens,
                         reply
                             .cost
-                            .map_or("cost unknown".to_owned(), |c| format!("${c:.4}")),
+                            .map_or("cost unknown".to_owned(), crate::util::usd),
                         reply.latency_ms as f64 / 1000.0
                     ));
                 }
@@ -472,7 +472,7 @@ impl Tool for Consensus {
             .map_err(|e| ToolError::Failed(e.to_string()))?;
         text.push_str(&format!(
             "\n---\ntotal: {} · continuation_id: {id} ({} turns left) — pass it to any zen tool to continue.",
-            total_cost.map_or("cost unknown".to_owned(), |c| format!("${c:.4}")),
+            total_cost.map_or("cost unknown".to_owned(), crate::util::usd),
             outcome.remaining_turns / 2
         ));
         Ok(ToolOutput::text(text))

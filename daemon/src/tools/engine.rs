@@ -638,7 +638,7 @@ fn thread_error(error: ThreadError) -> ToolError {
 /// model, tokens and cost, then the continuation offer.
 pub fn render(result: &TurnResult) -> String {
     let cost = match result.cost {
-        Some(cost) => format!("${cost:.4}"),
+        Some(cost) => crate::util::usd(cost),
         None => "cost unknown".to_owned(),
     };
     let mut text = result.answer.trim_end().to_owned();
