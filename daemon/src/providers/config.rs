@@ -195,6 +195,8 @@ pub struct CapabilitiesConfig {
     /// Reasoning effort (OpenAI wire) / thinking budget (Anthropic, Gemini).
     pub reasoning: Option<bool>,
     pub temperature: Option<TemperatureRule>,
+    /// Most image data one request may carry, in MB (all images together).
+    pub max_image_mb: Option<f64>,
 }
 
 /// Prices in USD per million tokens (how providers publish them).

@@ -24,6 +24,20 @@ pub struct Capabilities {
     pub json_mode: bool,
     pub reasoning: bool,
     pub temperature: TemperatureRule,
+    /// Most image data one request may carry, in MB (all images together).
+    pub max_image_mb: f64,
+}
+
+/// The image data a request may carry when `models.yaml` does not say
+/// (Zen's figures): Anthropic 5 MB, Gemini 32 MB, a custom endpoint 40 MB,
+/// anyone else 20 MB.
+fn default_max_image_mb(provider: &str, wire: Wire) -> f64 {
+    match (provider, wire) {
+        (_, Wire::Anthropic) => 5.0,
+        (_, Wire::Gemini) => 32.0,
+        ("custom" | "ollama" | "lm_studio" | "hosted_vllm", _) => 40.0,
+        _ => 20.0,
+    }
 }
 
 /// Everything known about a model.
@@ -338,6 +352,9 @@ impl Registry {
             } else {
                 TemperatureRule::Supported
             }),
+            max_image_mb: caps
+                .max_image_mb
+                .unwrap_or_else(|| default_max_image_mb(provider, wire)),
         };
         let settings = &self.settings;
         let info = ModelInfo {

@@ -350,6 +350,7 @@ pub fn prepare(
     }
     text.push_str(&request_text);
 
+    check_images(&turn.images, model)?;
     let mut content = vec![ContentPart::Text { text }];
     for image in &turn.images {
         content.push(load_image(image)?);
@@ -394,6 +395,45 @@ fn reasoning_effort(mode: &str) -> Result<Option<ReasoningEffort>, ToolError> {
             )));
         }
     })
+}
+
+/// Images one request may carry (Zen's limit).
+const MAX_IMAGES: usize = 5;
+
+/// Zen's checks before any image is read: at most [`MAX_IMAGES`], and all of
+/// them together within the model's image limit, with Zen's messages.
+fn check_images(images: &[String], model: &ResolvedModel) -> Result<(), ToolError> {
+    if images.len() > MAX_IMAGES {
+        return Err(ToolError::InvalidArguments(format!(
+            "Too many images: Model '{}' supports a maximum of {MAX_IMAGES} images, but {} were \
+             provided. Please reduce the number of images.",
+            model.name,
+            images.len()
+        )));
+    }
+    const MB: f64 = 1024.0 * 1024.0;
+    let total_mb: f64 = images
+        .iter()
+        .map(|image| match image.split_once(";base64,") {
+            // Decoded size of a data URL (base64 is 4 bytes per 3).
+            Some((_, data)) if image.starts_with("data:") => (data.len() as f64) * 0.75 / MB,
+            // A file refused or not there fails when it is read.
+            _ => files::check_path(image)
+                .ok()
+                .and_then(|path| std::fs::metadata(path).ok())
+                .map_or(0.0, |m| m.len() as f64 / MB),
+        })
+        .sum();
+    let limit = model.info.capabilities.max_image_mb;
+    if total_mb > limit {
+        return Err(ToolError::InvalidArguments(format!(
+            "Image size limit exceeded: Model '{}' supports maximum {limit:.1}MB for all images \
+             combined, but {total_mb:.1}MB was provided. Please reduce image sizes or count and \
+             try again.",
+            model.name
+        )));
+    }
+    Ok(())
 }
 
 fn load_image(image: &str) -> Result<ContentPart, ToolError> {
