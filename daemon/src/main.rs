@@ -86,6 +86,9 @@ enum Command {
         /// The zen-shim to register (default: beside this zend, else on PATH).
         #[arg(long)]
         shim: Option<PathBuf>,
+        /// Gemini CLI: mark zen trusted ("trust": true), so headless runs show its tools.
+        #[arg(long)]
+        trust: bool,
     },
     /// Print the end of zend's newest log file.
     Logs {
@@ -335,8 +338,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             client,
             print,
             shim,
+            trust,
         } => {
-            let spec = RegisterSpec::for_this_user(shim).context("zend register")?;
+            let socket = std::env::var_os(zen_proto::paths::SOCKET_ENV)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    let dir = overrides.runtime_dir.as_ref()?;
+                    Some(dir.join(zen_proto::paths::SOCKET_NAME))
+                });
+            let locations = zend::register::LocationEnv {
+                home: overrides.home.clone(),
+                config_dir: overrides.config_dir.clone(),
+                data_dir: overrides.data_dir.clone(),
+                state_dir: overrides.state_dir.clone(),
+                runtime_dir: overrides.runtime_dir.clone(),
+                socket,
+            };
+            let mut spec = RegisterSpec::for_this_user(shim)
+                .context("zend register")?
+                .with_locations(&locations);
+            spec.trust = trust;
             let runner = zend::service::SystemRunner;
             Ok(
                 zend::register::register(client, &spec, print, &runner, &mut stdout)

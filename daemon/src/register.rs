@@ -5,8 +5,15 @@
 //! (`mcpServers`), Codex CLI keeps TOML (`[mcp_servers]`). A config file is
 //! edited, never replaced: other servers, other keys, key order (serde_json's
 //! `preserve_order`) and, in TOML, comments (`toml_edit`) survive, and keys the
-//! user added to zen's own entry (such as `env`) are kept. A file that does not
-//! parse is left alone with an error. `--print` shows the result instead.
+//! user added to zen's own entry (such as their own `env` variables) are kept. A
+//! file that does not parse is left alone with an error. `--print` shows the
+//! result instead.
+//!
+//! When zen's locations are not the default ones (`--home`, `ZEN_HOME`,
+//! `ZEN_SOCKET`, ...), the entry carries them in its `env` (`-e` for Claude
+//! Code): clients give servers a stripped environment (Codex only a
+//! whitelist), and a shim without them would find another socket and start a
+//! second zend on the default home.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +54,11 @@ pub struct RegisterSpec {
     pub codex_home: Option<PathBuf>,
     /// The `claude` executable, when it is on PATH.
     pub claude: Option<PathBuf>,
+    /// What the shim needs in its environment to find this zen (its
+    /// locations when they are not the default), sorted by name.
+    pub env: Vec<(String, String)>,
+    /// Gemini CLI: mark the server trusted (`--trust`).
+    pub trust: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +112,47 @@ impl RegisterSpec {
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
             claude: on_path("claude"),
+            env: Vec::new(),
+            trust: false,
         })
     }
+
+    /// Adds the environment that points a shim at these locations; only the
+    /// ones that differ from the default are given.
+    pub fn with_locations(mut self, locations: &LocationEnv) -> Self {
+        let mut env: Vec<(String, String)> = [
+            (zen_proto::paths::HOME_ENV, &locations.home),
+            ("ZEN_CONFIG_DIR", &locations.config_dir),
+            ("ZEN_DATA_DIR", &locations.data_dir),
+            ("ZEN_STATE_DIR", &locations.state_dir),
+            ("ZEN_RUNTIME_DIR", &locations.runtime_dir),
+            (zen_proto::paths::SOCKET_ENV, &locations.socket),
+        ]
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let path = path.as_ref()?;
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            Some((name.to_owned(), path.to_string_lossy().into_owned()))
+        })
+        .collect();
+        env.sort();
+        self.env = env;
+        self
+    }
+}
+
+/// zen's locations as given on the command line or in the environment
+/// (`None`: the default).
+#[derive(Debug, Clone, Default)]
+pub struct LocationEnv {
+    pub home: Option<PathBuf>,
+    pub config_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// A runtime directory alone does not reach the shim (it finds the
+    /// socket through `ZEN_SOCKET`), so `socket` is set with it.
+    pub runtime_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
 }
 
 fn find_shim() -> Option<PathBuf> {
@@ -169,12 +220,8 @@ pub fn register(
     };
     let shim = spec.shim.to_string_lossy();
     let (text, change) = match client {
-        Client::Codex => merge_codex(existing.as_deref(), &shim),
-        Client::Gemini => merge_json(
-            existing.as_deref(),
-            &json!({"command": shim, "args": [], "timeout": TOOL_TIMEOUT_SECS * 1000}),
-        ),
-        _ => merge_json(existing.as_deref(), &json!({"command": shim, "args": []})),
+        Client::Codex => merge_codex(existing.as_deref(), &shim, &spec.env),
+        _ => merge_json(existing.as_deref(), &json_entry(client, spec)),
     }
     .map_err(|(format, reason)| RegisterError::Parse {
         path: path.clone(),
@@ -207,7 +254,36 @@ pub fn register(
             );
         }
     }
+    if client == Client::Gemini && !spec.trust {
+        let _ = writeln!(out, "{GEMINI_TRUST_NOTE}");
+    }
     Ok(0)
+}
+
+/// Said by `zend register gemini` unless `--trust` was given.
+pub const GEMINI_TRUST_NOTE: &str = "note: Gemini CLI hides MCP servers it does not trust when it \
+runs headless (`gemini -p ...`): zen's tools will be missing there. To trust zen, run \
+`zend register gemini --trust` (it adds \"trust\": true to zen's entry, which also skips Gemini's \
+confirmation before each tool call).";
+
+/// zen's entry in a JSON config (every client but Codex and Claude Code).
+fn json_entry(client: Client, spec: &RegisterSpec) -> Value {
+    let mut entry = json!({"command": spec.shim.to_string_lossy(), "args": []});
+    if client == Client::Gemini {
+        entry["timeout"] = json!(TOOL_TIMEOUT_SECS * 1000);
+        if spec.trust {
+            entry["trust"] = json!(true);
+        }
+    }
+    if !spec.env.is_empty() {
+        entry["env"] = spec
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), json!(value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    entry
 }
 
 fn register_claude_code(
@@ -223,8 +299,14 @@ fn register_claude_code(
         "--scope".into(),
         "user".into(),
         SERVER_NAME.into(),
-        "--".into(),
     ];
+    // After the name: `-e` takes several values and would swallow a name
+    // that followed it (claude-code issues 23365, 62332).
+    for (name, value) in &spec.env {
+        argv.push("-e".into());
+        argv.push(format!("{name}={value}"));
+    }
+    argv.push("--".into());
     argv.push(spec.shim.to_string_lossy().into_owned());
     let shown = argv
         .iter()
@@ -291,6 +373,18 @@ fn merge_entry(servers: &mut serde_json::Map<String, Value>, entry: &Value) -> C
         Some(zen) => {
             let mut change = Change::Unchanged;
             for (key, value) in fields {
+                // The user's own variables in `env` stay beside zen's.
+                if let (Some(new), Some(Value::Object(env))) =
+                    (value.as_object().filter(|_| key == "env"), zen.get_mut(key))
+                {
+                    for (name, value) in new {
+                        if env.get(name) != Some(value) {
+                            env.insert(name.clone(), value.clone());
+                            change = Change::Updated;
+                        }
+                    }
+                    continue;
+                }
                 if zen.get(key) != Some(value) {
                     zen.insert(key.clone(), value.clone());
                     change = Change::Updated;
@@ -309,8 +403,9 @@ fn merge_entry(servers: &mut serde_json::Map<String, Value>, entry: &Value) -> C
 pub fn merge_codex(
     existing: Option<&str>,
     shim: &str,
+    env: &[(String, String)],
 ) -> Result<(String, Change), (&'static str, String)> {
-    use toml_edit::{Array, DocumentMut, Item, Table, value};
+    use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
     let mut doc = existing
         .unwrap_or("")
         .parse::<DocumentMut>()
@@ -344,6 +439,25 @@ pub fn merge_codex(
     let timeout = i64::try_from(TOOL_TIMEOUT_SECS).unwrap_or(i64::MAX);
     if zen.get("tool_timeout_sec").and_then(Item::as_integer) != Some(timeout) {
         zen["tool_timeout_sec"] = value(timeout);
+    }
+    if !env.is_empty() {
+        // Codex passes a server only a whitelist of the environment plus this
+        // table; the user's own entries in it are kept.
+        let table = zen
+            .entry("env")
+            .or_insert_with(|| value(InlineTable::new()))
+            .as_table_like_mut()
+            .ok_or(("TOML", "`mcp_servers.zen.env` is not a table".to_owned()))?;
+        let mut changed = false;
+        for (name, path) in env {
+            if table.get(name).and_then(Item::as_str) != Some(path.as_str()) {
+                table.insert(name, value(path.as_str()));
+                changed = true;
+            }
+        }
+        if changed {
+            table.fmt();
+        }
     }
     let change = if added {
         Change::Added
@@ -449,20 +563,49 @@ mod tests {
     #[test]
     fn codex_toml_keeps_comments_and_other_servers() {
         let existing = "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n";
-        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim").unwrap();
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[]).unwrap();
         assert_eq!(change, Change::Added);
         assert_eq!(
             text,
             "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n\n\
              [mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nargs = []\ntool_timeout_sec = 600\n"
         );
-        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim").unwrap();
+        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim", &[]).unwrap();
         assert_eq!(change, Change::Unchanged);
         assert_eq!(again, text);
-        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim").unwrap();
+        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim", &[]).unwrap();
         assert_eq!(change, Change::Updated);
-        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x").is_err());
-        assert!(merge_codex(Some("not toml ["), "/x").is_err());
+        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x", &[]).is_err());
+        assert!(merge_codex(Some("not toml ["), "/x", &[]).is_err());
+    }
+
+    #[test]
+    fn locations_go_into_env_beside_the_users_own() {
+        let env = vec![("ZEN_HOME".to_owned(), "/z".to_owned())];
+        let existing = "[mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nenv = { FOO = \"1\" }\n";
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &env).unwrap();
+        assert_eq!(change, Change::Updated);
+        assert!(
+            text.contains("env = { FOO = \"1\", ZEN_HOME = \"/z\" }"),
+            "{text}"
+        );
+        let (_, change) = merge_codex(Some(&text), "/bin/zen-shim", &env).unwrap();
+        assert_eq!(change, Change::Unchanged);
+
+        let existing =
+            r#"{"mcpServers": {"zen": {"command": "s", "args": [], "env": {"FOO": "1"}}}}"#;
+        let entry = json!({"command": "s", "args": [], "env": {"ZEN_HOME": "/z"}});
+        let (text, change) = merge_json(Some(existing), &entry).unwrap();
+        assert_eq!(change, Change::Updated);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value["mcpServers"]["zen"]["env"],
+            json!({"FOO": "1", "ZEN_HOME": "/z"})
+        );
+        assert_eq!(
+            merge_json(Some(&text), &entry).unwrap().1,
+            Change::Unchanged
+        );
     }
 
     #[test]

@@ -251,7 +251,9 @@ fn register_edits_client_configs_without_clobbering_them() {
     );
     assert!(
         text.contains(&format!(
-            "[mcp_servers.zen]\ncommand = \"{shim}\"\nargs = []\ntool_timeout_sec = 600\n"
+            "[mcp_servers.zen]\ncommand = \"{shim}\"\nargs = []\ntool_timeout_sec = 600\n\
+             env = {{ ZEN_HOME = \"{}\" }}\n",
+            home.path().display()
         )),
         "{text}"
     );
@@ -291,7 +293,8 @@ fn register_claude_code_runs_claude_when_present_else_prints_the_command() {
     assert!(output.status.success(), "{output:?}");
     assert!(
         stdout(&output).contains(&format!(
-            "claude mcp add --scope user zen -- {}",
+            "claude mcp add --scope user zen -e ZEN_HOME={} -- {}",
+            home.path().display(),
             shim.display()
         )),
         "{}",
@@ -315,7 +318,11 @@ fn register_claude_code_runs_claude_when_present_else_prints_the_command() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         std::fs::read_to_string(&log).unwrap().trim(),
-        format!("mcp add --scope user zen -- {}", shim.display())
+        format!(
+            "mcp add --scope user zen -e ZEN_HOME={} -- {}",
+            home.path().display(),
+            shim.display()
+        )
     );
 }
 
