@@ -27,3 +27,6 @@ mod limits;
 
 /// The shim's stdio as clients hand it over: socketpairs, pipes, regular files.
 mod shim_io;
+
+/// Today's assistants: both MCP lifecycles, capabilities, registration, zend's environment.
+mod clients;
