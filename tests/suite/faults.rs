@@ -390,7 +390,7 @@ fn chat_retries_falls_back_or_reports_each_provider_fault_and_the_ledger_matches
     assert_eq!(total["errors"], failed, "{total}");
     // The CLI's table shows the same totals.
     let text = String::from_utf8_lossy(&home.zend(&["status"]).stdout).into_owned();
-    assert!(text.contains(&format!("${cost:.4}")), "{text}");
+    assert!(text.contains(&zend::util::usd(cost)), "{text}");
 }
 
 #[test]
