@@ -47,6 +47,21 @@ pub struct ServerConfig {
     /// Tools hidden from clients.
     #[serde(default)]
     pub disabled_tools: Vec<String>,
+    /// Which files tools may read (zen's own directories never).
+    #[serde(default)]
+    pub files: FilesConfig,
+}
+
+/// `server.yaml`'s `files`: path rules every file a tool reads is checked against.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Credential files and directories refused out of the box.
+    pub default_deny: Vec<String>,
+    /// The user's own additions to `default_deny`.
+    pub deny: Vec<String>,
+    /// Paths read even though a deny rule (or a private key inside) would refuse them.
+    pub allow: Vec<String>,
 }
 
 impl ServerConfig {

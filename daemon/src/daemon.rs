@@ -29,6 +29,8 @@ pub struct Daemon {
     pub store: crate::store::Store,
     /// Every model call goes through here.
     pub providers: crate::providers::Providers,
+    /// What tools may read: every path a tool reads is checked here.
+    pub files: tools::files::FilePolicy,
     /// Milliseconds live calls get on shutdown (server.yaml, or what `zend stop` asked).
     shutdown_deadline_ms: AtomicU64,
 }
@@ -43,8 +45,19 @@ impl Daemon {
         providers: crate::providers::Providers,
         tools: tools::Registry,
     ) -> Self {
+        let files = tools::files::FilePolicy::new(
+            &[
+                ("config", &locations.config_dir),
+                ("data", &locations.data_dir),
+                ("state", &locations.state_dir),
+                ("runtime", &locations.runtime_dir),
+            ],
+            &server.files,
+            &locations.config_dir.join("server.yaml"),
+        );
         Self {
             started: Instant::now(),
+            files,
             locations,
             socket_path,
             limiter: tools.limiter(),

@@ -30,3 +30,7 @@ mod shim_io;
 
 /// Today's assistants: both MCP lifecycles, capabilities, registration, zend's environment.
 mod clients;
+
+/// What tools may read, run and send: zen's files and credentials, one path
+/// check, precommit's git, clink's directory, prompts out of the logs (#32).
+mod tool_security;

@@ -334,6 +334,7 @@ impl ServerHandler for McpServer {
             request_id: context.id.to_string(),
             progress,
             cancel,
+            reads: Default::default(),
         };
         let arguments = request.arguments.unwrap_or_default();
         let outcome = crate::tools::execute(&tool, &call, arguments).await;

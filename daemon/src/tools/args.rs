@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::ToolError;
+use super::files::{FilePolicy, ReadMeter};
 
 /// Zen's limit: a prompt longer than this must come as a file (`prompt.txt`).
 pub const MAX_PROMPT_CHARS: usize = 60_000;
@@ -49,9 +50,12 @@ pub fn resend_prompt_text(chars: usize) -> String {
     )
 }
 
-/// Moves the content of a `prompt.txt` among `files` into the prompt.
-/// Returns the prompt to use and the remaining files.
+/// Moves the content of a `prompt.txt` among `files` into the prompt (checked
+/// and capped as every file a tool reads). Returns the prompt to use and the
+/// remaining files.
 pub fn take_prompt_file(
+    policy: &FilePolicy,
+    meter: &ReadMeter,
     prompt: &str,
     files: &[String],
 ) -> Result<(String, Vec<String>), ToolError> {
@@ -62,10 +66,9 @@ pub fn take_prompt_file(
             .file_name()
             .is_some_and(|n| n == "prompt.txt");
         if is_prompt_file && from_file.is_none() {
-            let path = super::files::check_path(file)
+            let text = policy
+                .read_prompt_file(file, meter)
                 .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ToolError::InvalidArguments(format!("cannot read {file}: {e}")))?;
             from_file = Some(text);
         } else {
             rest.push(file.clone());
@@ -166,6 +169,8 @@ mod tests {
         std::fs::write(&file, "the long question").unwrap();
         let other = dir.path().join("a.rs").to_string_lossy().into_owned();
         let (prompt, rest) = take_prompt_file(
+            &FilePolicy::shipped(),
+            &ReadMeter::default(),
             "see prompt.txt",
             &[file.to_string_lossy().into_owned(), other.clone()],
         )

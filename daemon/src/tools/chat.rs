@@ -184,7 +184,12 @@ impl Tool for ModelTool {
                 raw_prompt.chars().count(),
             )));
         }
-        let (prompt, files) = args::take_prompt_file(&raw_prompt, &common.absolute_file_paths)?;
+        let (prompt, files) = args::take_prompt_file(
+            &context.daemon.files,
+            &context.reads,
+            &raw_prompt,
+            &common.absolute_file_paths,
+        )?;
         if prompt.trim().is_empty() {
             return Err(ToolError::InvalidArguments(
                 "`prompt` is empty: say what you want to ask".into(),

@@ -197,7 +197,12 @@ impl Tool for Consensus {
                 parsed.prompt.chars().count(),
             )));
         }
-        let (prompt, files) = args::take_prompt_file(&parsed.prompt, &common.absolute_file_paths)?;
+        let (prompt, files) = args::take_prompt_file(
+            &context.daemon.files,
+            &context.reads,
+            &parsed.prompt,
+            &common.absolute_file_paths,
+        )?;
         if prompt.trim().is_empty() {
             return Err(ToolError::InvalidArguments(
                 "`prompt` is empty: state the proposal".into(),
@@ -244,7 +249,11 @@ impl Tool for Consensus {
             ..ModelTurn::default()
         };
         // Check the files once up front, so a bad path is one clear error, not one per model.
-        super::files::expand(&files).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        context
+            .daemon
+            .files
+            .expand(&files)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
 
         let labels: Vec<String> = parsed
             .models
@@ -440,7 +449,10 @@ impl Tool for Consensus {
                 .await
                 .map_err(|e| ToolError::Failed(e.to_string()))?,
         };
-        let files_recorded: Vec<String> = super::files::expand(&files)
+        let files_recorded: Vec<String> = context
+            .daemon
+            .files
+            .expand(&files)
             .map(|e| {
                 e.files
                     .iter()

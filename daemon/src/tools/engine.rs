@@ -232,14 +232,26 @@ pub struct Prepared {
 
 /// Builds the model request: system prompt, then one user message holding the
 /// history (once), the files (once, newest first, within the budget), and the
-/// new prompt last; images as parts of that message.
+/// new prompt last; images as parts of that message. Files are read off the
+/// async worker (see `files::off_worker`).
 pub fn prepare(
-    _context: &CallContext,
+    context: &CallContext,
     config: &ToolConfig,
     model: &ResolvedModel,
     thread: Option<&Thread>,
     turn: &ModelTurn,
 ) -> Result<Prepared, ToolError> {
+    files::off_worker(|| prepare_here(context, config, model, thread, turn))
+}
+
+fn prepare_here(
+    context: &CallContext,
+    config: &ToolConfig,
+    model: &ResolvedModel,
+    thread: Option<&Thread>,
+    turn: &ModelTurn,
+) -> Result<Prepared, ToolError> {
+    let policy = &context.daemon.files;
     let estimate = crate::providers::estimate_tokens;
     if !turn.images.is_empty() && !model.info.capabilities.vision {
         return Err(ToolError::InvalidArguments(format!(
@@ -267,9 +279,13 @@ pub fn prepare(
     let mut notes = Vec::new();
 
     // This turn's files come first: they are what the user asked about.
-    let expanded =
-        files::expand(&turn.files).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-    let current = files::embed(&expanded.files, room, estimate);
+    let expanded = policy
+        .expand(&turn.files)
+        .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    let current = policy.embed(&expanded.files, room, estimate, &context.reads);
+    if let Some(refused) = current.refused_among(&expanded.named) {
+        return Err(ToolError::InvalidArguments(refused.to_string()));
+    }
     let too_big: Vec<_> = current.over_budget().collect();
     if !too_big.is_empty() {
         let mut listing: Vec<String> = current
@@ -310,7 +326,8 @@ pub fn prepare(
         room = room.saturating_sub(history.tokens);
         text.push_str(&history.text);
         text.push('\n');
-        // Files named in earlier turns, once, newest first, minus this turn's.
+        // Files named in earlier turns, once, newest first, minus this turn's;
+        // checked again as this turn's are (a rule may refuse them now).
         let earlier: Vec<PathBuf> = history
             .files_newest_first
             .iter()
@@ -319,7 +336,7 @@ pub fn prepare(
             .filter(|p| p.is_file())
             .collect();
         if !earlier.is_empty() {
-            let embedded = files::embed(&earlier, room, estimate);
+            let embedded = policy.embed(&earlier, room, estimate, &context.reads);
             let left_out: Vec<String> = embedded.notes();
             if !embedded.text.is_empty() {
                 text.push_str("=== FILES FROM EARLIER TURNS (current contents) ===\n");
@@ -350,10 +367,10 @@ pub fn prepare(
     }
     text.push_str(&request_text);
 
-    check_images(&turn.images, model)?;
+    check_images(policy, &turn.images, model)?;
     let mut content = vec![ContentPart::Text { text }];
     for image in &turn.images {
-        content.push(load_image(image)?);
+        content.push(load_image(context, image)?);
     }
     let mut request = CompletionRequest::new(
         model.name.clone(),
@@ -380,8 +397,6 @@ pub fn prepare(
 
 /// A context window to assume for a model nobody knows the size of.
 const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
-/// Largest image accepted (20 MiB), as the providers' own limits.
-const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 
 fn reasoning_effort(mode: &str) -> Result<Option<ReasoningEffort>, ToolError> {
     Ok(match mode.trim().to_ascii_lowercase().as_str() {
@@ -402,7 +417,11 @@ const MAX_IMAGES: usize = 5;
 
 /// Zen's checks before any image is read: at most [`MAX_IMAGES`], and all of
 /// them together within the model's image limit, with Zen's messages.
-fn check_images(images: &[String], model: &ResolvedModel) -> Result<(), ToolError> {
+fn check_images(
+    policy: &files::FilePolicy,
+    images: &[String],
+    model: &ResolvedModel,
+) -> Result<(), ToolError> {
     if images.len() > MAX_IMAGES {
         return Err(ToolError::InvalidArguments(format!(
             "Too many images: Model '{}' supports a maximum of {MAX_IMAGES} images, but {} were \
@@ -418,7 +437,8 @@ fn check_images(images: &[String], model: &ResolvedModel) -> Result<(), ToolErro
             // Decoded size of a data URL (base64 is 4 bytes per 3).
             Some((_, data)) if image.starts_with("data:") => (data.len() as f64) * 0.75 / MB,
             // A file refused or not there fails when it is read.
-            _ => files::check_path(image)
+            _ => policy
+                .check_path(image)
                 .ok()
                 .and_then(|path| std::fs::metadata(path).ok())
                 .map_or(0.0, |m| m.len() as f64 / MB),
@@ -436,7 +456,7 @@ fn check_images(images: &[String], model: &ResolvedModel) -> Result<(), ToolErro
     Ok(())
 }
 
-fn load_image(image: &str) -> Result<ContentPart, ToolError> {
+fn load_image(context: &CallContext, image: &str) -> Result<ContentPart, ToolError> {
     use base64::Engine;
     if image.starts_with("data:") {
         return ContentPart::image_data_url(image).ok_or_else(|| {
@@ -445,8 +465,7 @@ fn load_image(image: &str) -> Result<ContentPart, ToolError> {
             )
         });
     }
-    let path = files::check_path(image).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-    let mime = match path
+    let mime = match std::path::Path::new(image.trim())
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
@@ -462,14 +481,11 @@ fn load_image(image: &str) -> Result<ContentPart, ToolError> {
             )));
         }
     };
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_IMAGE_BYTES {
-        return Err(ToolError::InvalidArguments(format!(
-            "{image} is over the 20 MiB image limit"
-        )));
-    }
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ToolError::InvalidArguments(format!("cannot read {image}: {e}")))?;
+    let bytes = context
+        .daemon
+        .files
+        .read_image(image, &context.reads)
+        .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
     Ok(ContentPart::Image {
         mime: mime.to_owned(),
         data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),

@@ -125,6 +125,8 @@ pub struct CallContext {
     pub progress: Arc<dyn ProgressSink>,
     /// Cancelled when the client sends `notifications/cancelled` or the session ends.
     pub cancel: CancellationToken,
+    /// Bytes this call has read from files (capped, see `files`).
+    pub reads: files::ReadMeter,
 }
 
 /// A tool's answer: the text the assistant reads, and whether it is an error.

@@ -12,7 +12,7 @@ use super::run::MAX_FINDINGS_CHARS;
 use crate::memory::history::token_budget_for;
 use crate::providers::estimate_tokens;
 use crate::tools::config::ToolConfig;
-use crate::tools::files::{self, FileOutcome};
+use crate::tools::files::{self, FileOutcome, FilePolicy, ReadMeter};
 use crate::tools::{CallContext, ToolError, engine};
 
 /// Most characters of diff sent to the expert (~25k tokens), whatever the window.
@@ -66,15 +66,24 @@ impl Budget {
     /// note per file left out. Paths are checked as the engine will check them.
     pub fn fit_files(
         &self,
+        policy: &FilePolicy,
+        meter: &ReadMeter,
         paths: &[String],
         fixed: &[&str],
     ) -> Result<(Vec<String>, Vec<String>), ToolError> {
-        let expanded = files::expand(paths)
+        let expanded = policy
+            .expand(paths)
             .map_err(|e| ToolError::InvalidArguments(format!("`relevant_files`: {e}")))?;
         let used: u64 = fixed.iter().map(|t| estimate_tokens(t)).sum::<u64>() + FRAMING_TOKENS;
         // Leave a tenth of the room for the thread's history.
         let room = self.input_tokens.saturating_sub(used) * 9 / 10;
-        let embedded = files::embed(&expanded.files, room, estimate_tokens);
+        let embedded =
+            files::off_worker(|| policy.embed(&expanded.files, room, estimate_tokens, meter));
+        if let Some(refused) = embedded.refused_among(&expanded.named) {
+            return Err(ToolError::InvalidArguments(format!(
+                "`relevant_files`: {refused}"
+            )));
+        }
         let mut kept = Vec::new();
         let mut left_out = Vec::new();
         for report in &embedded.reports {
@@ -127,13 +136,27 @@ mod tests {
             big.to_string_lossy().into_owned(),
         ];
         let budget = Budget::for_window(16_000);
-        let (kept, notes) = budget.fit_files(&paths, &["prompt"]).unwrap();
+        let (kept, notes) = budget
+            .fit_files(
+                &FilePolicy::shipped(),
+                &ReadMeter::default(),
+                &paths,
+                &["prompt"],
+            )
+            .unwrap();
         assert_eq!(kept.len(), 1);
         assert!(kept[0].ends_with("newest.rs"));
         assert!(notes[0].contains("big.rs"), "{notes:?}");
 
         let roomy = Budget::for_window(1_000_000);
-        let (kept, notes) = roomy.fit_files(&paths, &["prompt"]).unwrap();
+        let (kept, notes) = roomy
+            .fit_files(
+                &FilePolicy::shipped(),
+                &ReadMeter::default(),
+                &paths,
+                &["prompt"],
+            )
+            .unwrap();
         assert_eq!((kept.len(), notes.len()), (2, 0));
     }
 }

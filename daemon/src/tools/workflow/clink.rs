@@ -403,9 +403,13 @@ impl Clink {
 }
 
 /// The working directory: the one given, else the client's, else the temp dir.
-fn working_directory(given: Option<&str>, session_cwd: &Path) -> Result<PathBuf, ToolError> {
+fn working_directory(
+    files: &files::FilePolicy,
+    given: Option<&str>,
+    session_cwd: &Path,
+) -> Result<PathBuf, ToolError> {
     if let Some(given) = given.map(str::trim).filter(|g| !g.is_empty()) {
-        let path = files::check_path(given).map_err(|e| {
+        let path = files.check_path(given).map_err(|e| {
             ToolError::InvalidArguments(format!("`working_directory_absolute_path`: {e}"))
         })?;
         return if path.is_dir() {
@@ -434,7 +438,10 @@ impl Tool for Clink {
         arguments: Map<String, Value>,
     ) -> Result<ToolOutput, ToolError> {
         let args: Args = args::parse(&arguments)?;
-        let (prompt, paths) = args::take_prompt_file(&args.prompt, &args.absolute_file_paths)?;
+        let (prompt, paths) = args::take_prompt_file(
+            &context.daemon.files,
+            &context.reads,
+            &args.prompt, &args.absolute_file_paths)?;
         if prompt.trim().is_empty() {
             return Err(ToolError::InvalidArguments(
                 "`prompt` is empty: say what the sub-agent should do".into(),
@@ -462,10 +469,14 @@ impl Tool for Clink {
         let cli = self.pick("cli_name", &self.clink.clis, &cli_name)?;
         let role = self.pick("role", &self.clink.roles, &role_name)?;
         for path in &paths {
-            files::check_path(path)
+            context
+                .daemon
+                .files
+                .check_path(path)
                 .map_err(|e| ToolError::InvalidArguments(format!("`absolute_file_paths`: {e}")))?;
         }
         let cwd = working_directory(
+            &context.daemon.files,
             args.working_directory_absolute_path.as_deref(),
             &context.session.meta.cwd,
         )?;

@@ -263,6 +263,19 @@ impl Tool for WorkflowTool {
             let run = load_run(context, name, &thread).await?;
             (Some(thread), run)
         };
+        // Recorded on the thread, these are re-read by later turns: one check, now.
+        for (field, paths) in [
+            ("relevant_files", &step.relevant_files),
+            ("files_checked", &step.files_checked),
+        ] {
+            for path in paths {
+                context
+                    .daemon
+                    .files
+                    .check_refused(path)
+                    .map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))?;
+            }
+        }
         run.push(&step, own);
         self.kind.check(&run.own, &step)?;
         let note = if step.step_number == 1 && !step.is_final() {
@@ -344,8 +357,12 @@ impl Tool for WorkflowTool {
             run.steps.len(),
             step.step.trim()
         );
-        let (files, file_notes) =
-            budget.fit_files(&existing, &[&self.config.system_prompt, &prompt, &extra])?;
+        let (files, file_notes) = budget.fit_files(
+            &context.daemon.files,
+            &context.reads,
+            &existing,
+            &[&self.config.system_prompt, &prompt, &extra],
+        )?;
         notes.extend(file_notes);
         let turn = ModelTurn {
             tool: name.to_owned(),

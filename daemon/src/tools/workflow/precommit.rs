@@ -51,9 +51,18 @@ fn git_error(error: super::git::GitError) -> ToolError {
     ToolError::InvalidArguments(error.to_string())
 }
 
-async fn open(own: &Map<String, Value>) -> Result<(Repo, Selection), ToolError> {
+async fn open(
+    own: &Map<String, Value>,
+    context: &CallContext,
+) -> Result<(Repo, Selection), ToolError> {
     let own: Own = args::parse(own)?;
     let path = own.path.as_deref().unwrap_or_default();
+    // The repository path passes the same check as every file a tool reads.
+    context
+        .daemon
+        .files
+        .check_refused(path)
+        .map_err(|e| ToolError::InvalidArguments(format!("`path`: {e}")))?;
     let repo = Repo::open(path).await.map_err(git_error)?;
     Ok((repo, own.selection()))
 }
@@ -133,9 +142,9 @@ impl Kind for Precommit {
     async fn first_step_note(
         &self,
         own: &Map<String, Value>,
-        _context: &CallContext,
+        context: &CallContext,
     ) -> Result<Option<String>, ToolError> {
-        let (repo, selection) = open(own).await?;
+        let (repo, selection) = open(own, context).await?;
         let changes = repo.changes(&selection).await.map_err(git_error)?;
         let mut note = format!("git: {}", changes.summary());
         if changes.is_empty() {
@@ -148,9 +157,9 @@ impl Kind for Precommit {
         &self,
         own: &Map<String, Value>,
         budget: &Budget,
-        _context: &CallContext,
+        context: &CallContext,
     ) -> Result<(Option<String>, Vec<String>), ToolError> {
-        let (repo, selection) = open(own).await?;
+        let (repo, selection) = open(own, context).await?;
         let changes = repo.changes(&selection).await.map_err(git_error)?;
         let (text, notes) = changes.render(budget.diff_chars());
         Ok((Some(text), notes))

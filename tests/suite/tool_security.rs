@@ -1,0 +1,164 @@
+//! What tools may read, run and send (issue #32 items 2, 3, 4, 6, 9): zen's own
+//! files and the user's credentials never reach a model, every path a tool
+//! reads passes one check, precommit's git runs nothing a repository names,
+//! clink never runs in a shared directory, and prompts stay out of the logs.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::mock_provider::MockProvider;
+use crate::support::{McpClient, ZenHome, result_text};
+
+/// Calls a tool and returns (text, is_error).
+fn call(client: &mut McpClient, tool: &str, arguments: Value) -> (String, bool) {
+    let result = client.call_tool(tool, arguments);
+    (result_text(&result), result["isError"] == true)
+}
+
+/// Every request body the mock received, as one text.
+fn sent(mock: &MockProvider) -> String {
+    mock.requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+fn continuation_id(text: &str) -> String {
+    let start = text
+        .find("continuation_id: ")
+        .unwrap_or_else(|| panic!("no continuation_id in: {text}"))
+        + "continuation_id: ".len();
+    text[start..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn zen_files_and_credentials_never_reach_a_model_and_the_refusal_names_the_rule() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    // HOME is the zen home: ~/.ssh and ~/.aws are the user's.
+    let ssh_key = write(
+        &home.path().join(".ssh/id_ed25519"),
+        "SSH_KEY_MARKER\n",
+    );
+    let aws = write(
+        &home.path().join(".aws/credentials"),
+        "[default]\naws_secret_access_key = AWS_MARKER\n",
+    );
+    let dotenv = write(
+        &home.config_dir().join(".env"),
+        "ZEN_E2E_UNUSED=DOTENV_MARKER\n",
+    );
+    let project = home.path().join("project");
+    let source = write(&project.join("main.rs"), "fn main() {} // PROJECT_MARKER\n");
+    let pem = write(
+        &project.join("deploy.pem"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nPEM_MARKER\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    let mut client = home.session();
+
+    for (file, rule) in [
+        (&ssh_key, "`.ssh`"),
+        (&aws, "`.aws/credentials`"),
+        (&dotenv, "zen's own config directory"),
+        (&pem, "private key"),
+    ] {
+        let (text, is_error) = call(
+            &mut client,
+            "chat",
+            json!({"prompt": "summarise", "model": "gpt-5", "absolute_file_paths": [file]}),
+        );
+        assert!(is_error, "{} was accepted: {text}", file.display());
+        assert!(text.contains(rule), "{text}");
+        if rule != "zen's own config directory" {
+            assert!(text.contains("files.allow") && text.contains("server.yaml"), "{text}");
+        }
+    }
+    // A directory walk leaves the key out and says so; the rest is sent.
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "summarise", "model": "gpt-5", "absolute_file_paths": [project]}),
+    );
+    assert!(!is_error, "{text}");
+    let bodies = sent(&mock);
+    assert!(bodies.contains("PROJECT_MARKER"), "{bodies}");
+    assert!(bodies.contains("deploy.pem (refused"), "{bodies}");
+    for marker in ["SSH_KEY_MARKER", "AWS_MARKER", "DOTENV_MARKER", "PEM_MARKER"] {
+        assert!(!bodies.contains(marker), "{marker} reached the model");
+    }
+    drop(source);
+}
+
+#[test]
+fn a_refused_file_is_not_sent_through_a_workflow_step_a_continuation_or_prompt_txt() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let secret = write(&home.path().join(".ssh/id_rsa"), "SSH_KEY_MARKER\n");
+    let project = home.path().join("project");
+    let notes = write(&project.join("notes.md"), "NOTES_MARKER\n");
+    let mut client = home.session();
+
+    // A workflow step may not record it for a later turn to read.
+    let (text, is_error) = call(
+        &mut client,
+        "analyze",
+        json!({"step": "look", "step_number": 1, "total_steps": 2, "next_step_required": true,
+               "findings": "f", "relevant_files": [notes, secret]}),
+    );
+    assert!(is_error, "a refused relevant_file was accepted: {text}");
+    assert!(text.contains("`relevant_files`") && text.contains(".ssh"), "{text}");
+
+    // A file of an earlier turn is checked again when re-read: swapped for a
+    // link to the key after turn 1, it is left out of turn 2.
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "read my notes", "model": "gpt-5", "absolute_file_paths": [notes]}),
+    );
+    assert!(!is_error, "{text}");
+    let id = continuation_id(&text);
+    std::fs::remove_file(&notes).unwrap();
+    std::os::unix::fs::symlink(&secret, &notes).unwrap();
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "and now?", "model": "gpt-5", "continuation_id": id}),
+    );
+    assert!(!is_error, "{text}");
+    assert!(sent(&mock).contains("NOTES_MARKER"));
+
+    // prompt.txt is a file like any other, and capped.
+    let key_prompt = write(&home.path().join(".ssh/prompt.txt"), "SSH_KEY_MARKER");
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "see prompt.txt", "model": "gpt-5", "absolute_file_paths": [key_prompt]}),
+    );
+    assert!(is_error && text.contains(".ssh"), "{text}");
+    let huge = write(
+        &project.join("prompt.txt"),
+        &"HUGE_PROMPT ".repeat(300_000),
+    );
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "see prompt.txt", "model": "gpt-5", "absolute_file_paths": [huge]}),
+    );
+    assert!(is_error && text.contains("limit for prompt.txt"), "{text}");
+
+    let bodies = sent(&mock);
+    assert!(!bodies.contains("SSH_KEY_MARKER"), "the key reached the model");
+    assert!(!bodies.contains("HUGE_PROMPT"), "an oversized prompt.txt was sent");
+}
