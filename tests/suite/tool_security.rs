@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::MockProvider;
-use crate::support::{McpClient, ZenHome, result_text};
+use crate::support::{FAKE_KEY, McpClient, ZenHome, result_text};
 
 /// Calls a tool and returns (text, is_error).
 fn call(client: &mut McpClient, tool: &str, arguments: Value) -> (String, bool) {
@@ -99,6 +99,28 @@ fn zen_files_and_credentials_never_reach_a_model_and_the_refusal_names_the_rule(
         assert!(!bodies.contains(marker), "{marker} reached the model");
     }
     drop(source);
+}
+
+#[test]
+fn provider_keys_are_replaced_in_every_request_body() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let file = write(
+        &home.path().join("project/config.py"),
+        &format!("API_KEY = \"{FAKE_KEY}\"\n"),
+    );
+    let mut client = home.session();
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": format!("is {FAKE_KEY} a valid key?"), "model": "gpt-5",
+               "absolute_file_paths": [file]}),
+    );
+    assert!(!is_error, "{text}");
+    let bodies = sent(&mock);
+    assert!(!bodies.is_empty());
+    assert!(!bodies.contains(FAKE_KEY), "a provider key left zend: {bodies}");
+    assert!(bodies.contains("[zen: key removed]"), "{bodies}");
 }
 
 #[test]

@@ -110,6 +110,69 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// What replaces a key found in an outgoing request body.
+pub const KEY_MARKER: &str = "[zen: key removed]";
+/// Shorter values are not treated as secrets (placeholders such as Ollama's "ollama").
+const MIN_SECRET_LEN: usize = 8;
+
+/// The values of every configured provider key, so that none leaves zend in a
+/// request body (a prompt or a file may hold one): see [`Secrets::scrub`].
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// Each key as written and as a JSON string escapes it, longest first.
+    values: Vec<String>,
+}
+
+impl Secrets {
+    pub fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut values: Vec<String> = Vec::new();
+        for key in keys.into_iter().map(str::trim) {
+            if key.len() < MIN_SECRET_LEN {
+                continue;
+            }
+            let escaped = serde_json::to_string(key).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [key, escaped] {
+                if !form.is_empty() && !values.iter().any(|v| v == form) {
+                    values.push(form.to_owned());
+                }
+            }
+        }
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        Self { values }
+    }
+
+    /// `body` with every key replaced by [`KEY_MARKER`].
+    pub fn scrub(&self, mut body: Vec<u8>) -> Vec<u8> {
+        for value in &self.values {
+            let finder = memchr::memmem::Finder::new(value.as_bytes());
+            if finder.find(&body).is_none() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(body.len());
+            let mut rest = 0;
+            for at in finder.find_iter(&body) {
+                if at < rest {
+                    continue;
+                }
+                out.extend_from_slice(&body[rest..at]);
+                out.extend_from_slice(KEY_MARKER.as_bytes());
+                rest = at + value.len();
+            }
+            out.extend_from_slice(&body[rest..]);
+            body = out;
+        }
+        body
+    }
+}
+
+/// Values are never shown.
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} values)", self.values.len())
+    }
+}
+
 /// An API key. It cannot be printed: `Debug` and `Display` show only `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -167,6 +230,20 @@ mod tests {
         let env = Env::load(Some(dir.path()));
         assert_eq!(env.get("ZEN_TEST_ONLY_IN_DOTENV"), Some("a"));
         assert_ne!(env.get("PATH"), Some("nope"));
+    }
+
+    #[test]
+    fn keys_in_a_body_are_replaced_short_placeholders_kept() {
+        let secrets = Secrets::new(["sk-abcdef123", "ollama", "we\"ird-key-1"]);
+        let body =
+            serde_json::json!({"text": "a sk-abcdef123 b ollama c we\"ird-key-1"}).to_string();
+        let scrubbed = String::from_utf8(secrets.scrub(body.into_bytes())).unwrap();
+        assert!(
+            !scrubbed.contains("sk-abcdef123") && !scrubbed.contains("ird-key-1"),
+            "{scrubbed}"
+        );
+        assert!(scrubbed.contains("ollama") && scrubbed.contains(KEY_MARKER));
+        assert_eq!(format!("{secrets:?}"), "Secrets(3 values)");
     }
 
     #[test]

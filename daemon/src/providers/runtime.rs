@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::adapter::{self, Accumulated, Params};
 use super::config::{Category, ModelsConfig};
-use super::env::Env;
+use super::env::{Env, Secrets};
 use super::http::{self, AttemptError, ErrorContext, SseParser};
 use super::listing::ModelListing;
 use super::registry::{Registry, ResolvedModel};
@@ -43,6 +43,8 @@ pub struct Providers {
     /// Upstream URLs already parsed: reqwest parses a `&str` URL on every request (~13k
     /// instructions, a tenth of a call's own HTTP work); a parsed one is cloned instead.
     pub(super) urls: Mutex<HashMap<String, reqwest::Url>>,
+    /// Every configured key's value, removed from each request body before it is sent.
+    secrets: Secrets,
 }
 
 /// At most this many names are remembered (clients may name any `provider/model`).
@@ -64,6 +66,20 @@ pub struct CompletionFailure {
 impl Providers {
     /// Builds the runtime from configuration data and an environment snapshot.
     pub fn new(config: ModelsConfig, env: &Env) -> Result<Self, ProviderError> {
+        // Every key variable that is set (not only the one each provider uses) and
+        // every per-model key.
+        let model_keys: Vec<String> = config
+            .models
+            .values()
+            .filter_map(|m| m.api_key.as_deref().and_then(|k| env.expand(k)))
+            .collect();
+        let secrets = Secrets::new(
+            config
+                .providers
+                .values()
+                .flat_map(|p| p.key_env.iter().filter_map(|name| env.get(name)))
+                .chain(model_keys.iter().map(String::as_str)),
+        );
         let registry = Registry::new(config, env);
         let mut timeouts = vec![Duration::from_secs(registry.settings.connect_timeout_secs)];
         timeouts.extend(
@@ -84,6 +100,7 @@ impl Providers {
             cooldowns: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             urls: Mutex::new(HashMap::new()),
+            secrets,
         })
     }
 
@@ -408,7 +425,8 @@ impl Providers {
             // Not a URL: reqwest says so, as before.
             None => client.post(&http_request.url),
         }
-        .body(http_request.body.into_bytes());
+        // Invariant 4 outbound: a key in a prompt or a file never leaves zend.
+        .body(self.secrets.scrub(http_request.body.into_bytes()));
         for (name, value) in &http_request.headers {
             builder = builder.header(name, value);
         }
