@@ -3,7 +3,9 @@
 //! reads passes one check, precommit's git runs nothing a repository names,
 //! clink never runs in a shared directory, and prompts stay out of the logs.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -29,6 +31,11 @@ fn write(path: &Path, text: &str) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
     path.to_path_buf()
+}
+
+fn script(path: &Path, body: &str) {
+    write(path, &format!("#!/bin/sh\n{body}\n"));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn continuation_id(text: &str) -> String {
@@ -183,4 +190,75 @@ fn a_refused_file_is_not_sent_through_a_workflow_step_a_continuation_or_prompt_t
     let bodies = sent(&mock);
     assert!(!bodies.contains("SSH_KEY_MARKER"), "the key reached the model");
     assert!(!bodies.contains("HUGE_PROMPT"), "an oversized prompt.txt was sent");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}
+
+#[test]
+fn precommit_runs_no_program_the_repository_names() {
+    if Command::new("git").arg("--version").output().is_err() {
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let repo = home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    write(&repo.join("a.txt"), "base\n");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "base"]);
+    // Set up after the commit, so only zend's git could run them.
+    let marker = home.path().join("PWNED");
+    let evil = home.path().join("evil.sh");
+    script(&evil, &format!("echo \"$0 $*\" >> '{}'; cat", marker.display()));
+    for (key, value) in [
+        ("core.fsmonitor", evil.display().to_string()),
+        ("filter.evil.clean", evil.display().to_string()),
+        ("filter.evil.smudge", evil.display().to_string()),
+        ("filter.evil.process", evil.display().to_string()),
+        ("diff.external", evil.display().to_string()),
+        ("diff.evil.textconv", evil.display().to_string()),
+    ] {
+        git(&repo, &["config", key, &value]);
+    }
+    write(&repo.join(".gitattributes"), "* filter=evil diff=evil\n");
+    script(&repo.join(".git/hooks/post-index-change"), &format!("touch '{}'", marker.display()));
+    write(&repo.join("a.txt"), "base\nCHANGED_LINE\n");
+    git_nothing_ran(&marker);
+
+    let mut client = home.session();
+    let mut continuation = Value::Null;
+    for number in 1..=2 {
+        let (text, is_error) = call(
+            &mut client,
+            "precommit",
+            json!({"step": "check", "step_number": number, "total_steps": 2,
+                   "next_step_required": number < 2, "findings": "f", "path": repo,
+                   "model": "gpt-5", "continuation_id": continuation}),
+        );
+        assert!(!is_error, "{text}");
+        continuation = json!(continuation_id(&text));
+    }
+    assert!(sent(&mock).contains("CHANGED_LINE"), "the diff was read");
+    git_nothing_ran(&marker);
+}
+
+fn git_nothing_ran(marker: &Path) {
+    assert!(
+        !marker.exists(),
+        "a program named by the repository ran: {}",
+        std::fs::read_to_string(marker).unwrap_or_default()
+    );
 }

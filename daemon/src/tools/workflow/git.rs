@@ -2,9 +2,18 @@
 //! the changes since a ref, through the `git` command (always present where
 //! people commit, and nothing to link).
 //!
-//! Git runs with prompts off, no pager, no external diff or textconv drivers,
-//! a timeout and a cap on what is read. The diff given to the expert is cut
-//! per file to a character budget, and the cut files are named.
+//! A repository's contents are not trusted: its `.git/config` and
+//! `.gitattributes` can name programs (an fsmonitor, clean/smudge filters,
+//! external diff and textconv drivers, hooks) that git would run for a plain
+//! `git diff`, turning a read-only tool into command execution. So git runs
+//! with all of those off (`core.fsmonitor=false`, `core.hooksPath=/dev/null`,
+//! every filter the configuration names blanked, `--no-ext-diff
+//! --no-textconv`), with no network (`protocol.allow=never`,
+//! `GIT_NO_LAZY_FETCH=1`), in a cleared environment (no `GIT_*` variable, no
+//! provider key), in its own process group killed whole on timeout or when the
+//! call is dropped, with prompts off, no pager, a cap on what is read and
+//! stderr drained while capped. The diff given to the expert is cut per file to
+//! a character budget, and the cut files are named.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -58,6 +67,8 @@ pub struct Selection {
 #[derive(Debug, Clone)]
 pub struct Repo {
     pub root: PathBuf,
+    /// `-c filter.<name>.<program>=` for every filter the configuration names.
+    overrides: Vec<String>,
 }
 
 struct GitOutput {
@@ -66,20 +77,82 @@ struct GitOutput {
     truncated: bool,
 }
 
-async fn git(dir: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
+/// Settings given to every git command, over anything the repository says.
+const HARDENING: &[&str] = &[
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.untrackedCache=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "core.quotepath=off",
+    "--no-pager",
+];
+/// The only variables git gets from zend's environment (its own config lives under these).
+const GIT_ENV: &[&str] = &["PATH", "HOME", "XDG_CONFIG_HOME", "TMPDIR"];
+/// Bytes of git's stderr kept for error messages.
+const MAX_GIT_STDERR: usize = 64 * 1024;
+
+/// Kills a git's whole process group when dropped (timeout, cancelled call, or done).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+            return;
+        };
+        // SAFETY: kill(2) takes plain integers; a negative pid names the process
+        // group the child leads (it was spawned with process_group(0)).
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Reads `reader` to its end, keeping the first `cap` bytes, so the writer never blocks.
+async fn drain_capped(mut reader: impl tokio::io::AsyncRead + Unpin, cap: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buffer[..n.min(room)]);
+            }
+        }
+    }
+}
+
+async fn git(dir: &Path, overrides: &[String], args: &[&str]) -> Result<GitOutput, GitError> {
     let command_text = args.first().copied().unwrap_or("").to_owned();
-    let mut child = tokio::process::Command::new("git")
+    let mut command = tokio::process::Command::new("git");
+    command
         .arg("-C")
         .arg(dir)
-        .args(["-c", "core.quotepath=off", "--no-pager"])
+        .args(HARDENING)
+        .args(overrides)
         .args(args)
+        .env_clear();
+    for key in GIT_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    let mut child = command
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("GIT_NO_LAZY_FETCH", "1")
+        .env("GIT_PROTOCOL_FROM_USER", "0")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => GitError::NoGit,
@@ -88,6 +161,7 @@ async fn git(dir: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
                 stderr: e.to_string(),
             },
         })?;
+    let _group = GroupGuard(child.id());
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(GitError::Failed {
             command: command_text,
@@ -104,8 +178,8 @@ async fn git(dir: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
             drop(limited);
             result
         };
-        let read_err = async { stderr.take(64 * 1024).read_to_end(&mut err).await };
-        let (read, _) = tokio::join!(read_out, read_err);
+        let read_err = async { err = drain_capped(stderr, MAX_GIT_STDERR).await };
+        let (read, ()) = tokio::join!(read_out, read_err);
         let status = child.wait().await;
         (read, status, out, err)
     };
@@ -131,6 +205,40 @@ async fn git(dir: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
     Ok(GitOutput { stdout, truncated })
 }
 
+/// Blanks every program a `filter.<name>.*` setting names (reading config runs
+/// nothing): git then passes file contents through unfiltered.
+async fn filter_overrides(root: &Path) -> Result<Vec<String>, GitError> {
+    let listed = git(
+        root,
+        &[],
+        &["config", "--name-only", "-z", "--get-regexp", r"^filter\."],
+    )
+    .await;
+    let keys = match listed {
+        Ok(output) => text(&output),
+        // Exit code 1: no such setting.
+        Err(GitError::Failed { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut overrides = Vec::new();
+    for key in keys.split('\0').filter(|k| !k.is_empty()) {
+        let Some((name, _)) = key
+            .strip_prefix("filter.")
+            .and_then(|rest| rest.rsplit_once('.'))
+        else {
+            continue;
+        };
+        for setting in ["clean=", "smudge=", "process=", "required=false"] {
+            let value = format!("filter.{name}.{setting}");
+            if !overrides.contains(&value) {
+                overrides.push("-c".to_owned());
+                overrides.push(value);
+            }
+        }
+    }
+    Ok(overrides)
+}
+
 fn text(output: &GitOutput) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -149,10 +257,12 @@ impl Repo {
                 .map(Path::to_path_buf)
                 .unwrap_or(resolved.clone())
         };
-        match git(&dir, &["rev-parse", "--show-toplevel"]).await {
-            Ok(output) => Ok(Self {
-                root: PathBuf::from(text(&output).trim()),
-            }),
+        match git(&dir, &[], &["rev-parse", "--show-toplevel"]).await {
+            Ok(output) => {
+                let root = PathBuf::from(text(&output).trim());
+                let overrides = filter_overrides(&root).await?;
+                Ok(Self { root, overrides })
+            }
             Err(GitError::Failed { stderr, .. }) if stderr.contains("not a git repository") => {
                 Err(GitError::NotARepo(path.trim().to_owned()))
             }
@@ -161,7 +271,7 @@ impl Repo {
     }
 
     async fn run(&self, args: &[&str]) -> Result<GitOutput, GitError> {
-        git(&self.root, args).await
+        git(&self.root, &self.overrides, args).await
     }
 
     pub async fn has_commits(&self) -> bool {
