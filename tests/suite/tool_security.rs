@@ -5,12 +5,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::MockProvider;
-use crate::support::{FAKE_KEY, McpClient, ZenHome, result_text};
+use crate::support::{FAKE_KEY, McpClient, WAIT, ZenHome, result_text, zend_bin};
 
 /// Calls a tool and returns (text, is_error).
 fn call(client: &mut McpClient, tool: &str, arguments: Value) -> (String, bool) {
@@ -261,4 +261,158 @@ fn git_nothing_ran(marker: &Path) {
         "a program named by the repository ran: {}",
         std::fs::read_to_string(marker).unwrap_or_default()
     );
+}
+
+/// A streamable-HTTP MCP session against a `zend serve --http` of `home`.
+struct HttpSession {
+    daemon: std::process::Child,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: String,
+    next_id: u64,
+}
+
+impl HttpSession {
+    fn start(home: &ZenHome) -> Self {
+        let token = String::from_utf8(home.zend(&["http-token"]).stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let daemon = home
+            .command(&zend_bin())
+            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "zend never listened");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut session = Self {
+            daemon,
+            runtime,
+            http: reqwest::Client::new(),
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            token,
+            session: String::new(),
+            next_id: 1,
+        };
+        let init = session.post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "zen-security-e2e", "version": "1.0"}}}));
+        assert_eq!(init["result"]["serverInfo"]["name"], "zen", "{init}");
+        session.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        session
+    }
+
+    fn post(&mut self, body: Value) -> Value {
+        let id = body.get("id").cloned();
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(&self.token)
+            .json(&body);
+        if !self.session.is_empty() {
+            request = request
+                .header("mcp-session-id", &self.session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        let (session, text) = self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let session = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (session, response.text().await.unwrap())
+        });
+        if let Some(session) = session {
+            self.session = session;
+        }
+        let Some(id) = id else {
+            return Value::Null;
+        };
+        let messages: Vec<Value> = if text.trim_start().starts_with('{') {
+            vec![serde_json::from_str(&text).unwrap()]
+        } else {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str(d.trim()).ok())
+                .collect()
+        };
+        messages
+            .into_iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no reply to {id} in {text}"))
+    }
+
+    fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.next_id += 1;
+        let reply = self.post(json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                                      "params": {"name": name, "arguments": arguments}}));
+        reply["result"].clone()
+    }
+}
+
+impl Drop for HttpSession {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+#[test]
+fn clink_without_a_session_directory_runs_in_a_private_one_prompt_on_stdin() {
+    let mut home = ZenHome::new();
+    let bin = home.path().join("bin");
+    let seen = home.path().join("seen");
+    script(
+        &bin.join("gemini"),
+        &format!(
+            "pwd > '{}/cwd'; ls -ld . | cut -c1-10 > '{}/mode'; echo \"args=[$*]\"; cat",
+            seen.display(),
+            seen.display()
+        ),
+    );
+    std::fs::create_dir_all(&seen).unwrap();
+    home.env.push((
+        "PATH".into(),
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+    ));
+    // Asking for the prompt in argv (visible to every local user) is not honoured.
+    home.write_config("clink.yaml", "clis:\n  gemini:\n    prompt: argument\n");
+    let mut session = HttpSession::start(&home);
+    let result = session.call_tool("clink", json!({"prompt": "CLINK_SECRET_PROMPT"}));
+    let text = result_text(&result);
+    assert_eq!(result["isError"], false, "{text}");
+    assert!(text.contains("args=[]"), "the prompt went in argv: {text}");
+    assert!(text.contains("CLINK_SECRET_PROMPT"), "{text}");
+    let cwd = std::fs::read_to_string(seen.join("cwd")).unwrap();
+    let cwd = Path::new(cwd.trim());
+    assert_ne!(cwd, std::env::temp_dir(), "ran in the shared temp dir");
+    assert!(
+        cwd.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("zen-clink-")),
+        "{}",
+        cwd.display()
+    );
+    assert_eq!(std::fs::read_to_string(seen.join("mode")).unwrap().trim(), "drwx------");
+    assert!(!cwd.exists(), "the private directory was left behind");
+    drop(session);
 }

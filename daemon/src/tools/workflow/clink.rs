@@ -6,7 +6,10 @@
 //! process group with a cleared environment (only the variables the YAML
 //! names), a timeout and a cap on the answer kept; the whole group is killed
 //! when it times out, the call is cancelled, or it exits, so nothing it started
-//! outlives the call.
+//! outlives the call. The prompt goes in on stdin, never in argv (where every
+//! local user can read it in `ps`). A CLI runs in the directory the call names,
+//! else the session's own; a session without one (every HTTP session) gets a
+//! fresh private directory, removed afterwards, never a shared one such as /tmp.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,13 +32,12 @@ pub const CLINK_YAML: &str = include_str!("../../../../config/clink.yaml");
 /// Bytes of a CLI's stderr kept for error messages (the end of it).
 const STDERR_TAIL: usize = 2_000;
 
-/// How a CLI takes its prompt.
+/// How a CLI takes its prompt: only on stdin (argv is visible to every local user).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptVia {
     #[default]
     Stdin,
-    Argument,
 }
 
 /// One CLI clink can run.
@@ -215,9 +217,6 @@ pub async fn run_cli(
         }
     }
     command.env("NO_COLOR", "1");
-    if cli.prompt == PromptVia::Argument {
-        command.arg(prompt);
-    }
     let started = Instant::now();
     let mut child = command.spawn().map_err(|e| ClinkError::Spawn {
         command: program.display().to_string(),
@@ -225,11 +224,7 @@ pub async fn run_cli(
     })?;
     let pid = child.id();
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-    let input = if cli.prompt == PromptVia::Stdin {
-        prompt.as_bytes().to_vec()
-    } else {
-        Vec::new()
-    };
+    let input = prompt.as_bytes().to_vec();
     // A UTF-8 character is at most 4 bytes: cap bytes at 4× the characters, cut characters later.
     let byte_cap = clink.max_output_chars.saturating_mul(4);
     let work = async {
@@ -402,28 +397,82 @@ impl Clink {
     }
 }
 
-/// The working directory: the one given, else the client's, else the temp dir.
+/// Where a CLI runs: a directory the user's session owns, or a private one made for the call.
+enum WorkDir {
+    Shared(PathBuf),
+    Private(PrivateDir),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Shared(path) => path,
+            Self::Private(dir) => &dir.0,
+        }
+    }
+}
+
+/// A 0700 directory under the temp dir, made for one call and removed (with
+/// whatever the CLI left in it) when dropped.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new() -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let parent = std::env::temp_dir();
+        let mut last = None;
+        // A fresh random name each try: a name another user took first is never reused.
+        for _ in 0..16 {
+            let path = parent.join(format!(
+                "zen-clink-{}-{:016x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Self(path)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no name left")))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "cannot remove clink's private directory");
+        }
+    }
+}
+
+/// The working directory: the one given, else the session's, else a private one.
 fn working_directory(
     files: &files::FilePolicy,
     given: Option<&str>,
     session_cwd: &Path,
-) -> Result<PathBuf, ToolError> {
+) -> Result<WorkDir, ToolError> {
     if let Some(given) = given.map(str::trim).filter(|g| !g.is_empty()) {
         let path = files.check_path(given).map_err(|e| {
             ToolError::InvalidArguments(format!("`working_directory_absolute_path`: {e}"))
         })?;
         return if path.is_dir() {
-            Ok(path)
+            Ok(WorkDir::Shared(path))
         } else {
             Err(ToolError::InvalidArguments(format!(
                 "`working_directory_absolute_path`: '{given}' is not a directory"
             )))
         };
     }
-    if session_cwd.is_absolute() && session_cwd.is_dir() {
-        return Ok(session_cwd.to_path_buf());
+    // The root is nobody's project: a client started from / has no directory either.
+    if session_cwd.is_absolute() && session_cwd != Path::new("/") && session_cwd.is_dir() {
+        return Ok(WorkDir::Shared(session_cwd.to_path_buf()));
     }
-    Ok(std::env::temp_dir())
+    PrivateDir::new().map(WorkDir::Private).map_err(|e| {
+        ToolError::Failed(format!(
+            "cannot make a private directory for the sub-agent under {}: {e}; set TMPDIR to a writable directory",
+            std::env::temp_dir().display()
+        ))
+    })
 }
 
 #[async_trait::async_trait]
@@ -441,7 +490,9 @@ impl Tool for Clink {
         let (prompt, paths) = args::take_prompt_file(
             &context.daemon.files,
             &context.reads,
-            &args.prompt, &args.absolute_file_paths)?;
+            &args.prompt,
+            &args.absolute_file_paths,
+        )?;
         if prompt.trim().is_empty() {
             return Err(ToolError::InvalidArguments(
                 "`prompt` is empty: say what the sub-agent should do".into(),
@@ -503,7 +554,7 @@ impl Tool for Clink {
             &self.clink,
             &self.config_file,
             &full_prompt,
-            &cwd,
+            cwd.path(),
             &context.cancel,
         )
         .await
