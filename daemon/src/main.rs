@@ -283,7 +283,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 overrides,
                 auto_started,
                 idle_timeout_secs: idle_timeout,
-                log_to_stderr: !auto_started,
+                // A service manager's stderr file is never rotated: the log file only.
+                log_to_stderr: !auto_started && !service,
                 service,
                 http: http.map(|addr| HttpOptions {
                     addr,

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::mock_provider::MockProvider;
+use crate::support::mock_provider::{Behaviour, MockProvider};
 use crate::support::{FAKE_KEY, McpClient, WAIT, ZenHome, result_text, zend_bin};
 
 /// Calls a tool and returns (text, is_error).
@@ -55,10 +55,7 @@ fn zen_files_and_credentials_never_reach_a_model_and_the_refusal_names_the_rule(
     let mock = MockProvider::start();
     let home = ZenHome::with_mock(&mock);
     // HOME is the zen home: ~/.ssh and ~/.aws are the user's.
-    let ssh_key = write(
-        &home.path().join(".ssh/id_ed25519"),
-        "SSH_KEY_MARKER\n",
-    );
+    let ssh_key = write(&home.path().join(".ssh/id_ed25519"), "SSH_KEY_MARKER\n");
     let aws = write(
         &home.path().join(".aws/credentials"),
         "[default]\naws_secret_access_key = AWS_MARKER\n",
@@ -89,7 +86,10 @@ fn zen_files_and_credentials_never_reach_a_model_and_the_refusal_names_the_rule(
         assert!(is_error, "{} was accepted: {text}", file.display());
         assert!(text.contains(rule), "{text}");
         if rule != "zen's own config directory" {
-            assert!(text.contains("files.allow") && text.contains("server.yaml"), "{text}");
+            assert!(
+                text.contains("files.allow") && text.contains("server.yaml"),
+                "{text}"
+            );
         }
     }
     // A directory walk leaves the key out and says so; the rest is sent.
@@ -102,7 +102,12 @@ fn zen_files_and_credentials_never_reach_a_model_and_the_refusal_names_the_rule(
     let bodies = sent(&mock);
     assert!(bodies.contains("PROJECT_MARKER"), "{bodies}");
     assert!(bodies.contains("deploy.pem (refused"), "{bodies}");
-    for marker in ["SSH_KEY_MARKER", "AWS_MARKER", "DOTENV_MARKER", "PEM_MARKER"] {
+    for marker in [
+        "SSH_KEY_MARKER",
+        "AWS_MARKER",
+        "DOTENV_MARKER",
+        "PEM_MARKER",
+    ] {
         assert!(!bodies.contains(marker), "{marker} reached the model");
     }
     drop(source);
@@ -126,7 +131,10 @@ fn provider_keys_are_replaced_in_every_request_body() {
     assert!(!is_error, "{text}");
     let bodies = sent(&mock);
     assert!(!bodies.is_empty());
-    assert!(!bodies.contains(FAKE_KEY), "a provider key left zend: {bodies}");
+    assert!(
+        !bodies.contains(FAKE_KEY),
+        "a provider key left zend: {bodies}"
+    );
     assert!(bodies.contains("[zen: key removed]"), "{bodies}");
 }
 
@@ -147,7 +155,10 @@ fn a_refused_file_is_not_sent_through_a_workflow_step_a_continuation_or_prompt_t
                "findings": "f", "relevant_files": [notes, secret]}),
     );
     assert!(is_error, "a refused relevant_file was accepted: {text}");
-    assert!(text.contains("`relevant_files`") && text.contains(".ssh"), "{text}");
+    assert!(
+        text.contains("`relevant_files`") && text.contains(".ssh"),
+        "{text}"
+    );
 
     // A file of an earlier turn is checked again when re-read: swapped for a
     // link to the key after turn 1, it is left out of turn 2.
@@ -176,10 +187,7 @@ fn a_refused_file_is_not_sent_through_a_workflow_step_a_continuation_or_prompt_t
         json!({"prompt": "see prompt.txt", "model": "gpt-5", "absolute_file_paths": [key_prompt]}),
     );
     assert!(is_error && text.contains(".ssh"), "{text}");
-    let huge = write(
-        &project.join("prompt.txt"),
-        &"HUGE_PROMPT ".repeat(300_000),
-    );
+    let huge = write(&project.join("prompt.txt"), &"HUGE_PROMPT ".repeat(300_000));
     let (text, is_error) = call(
         &mut client,
         "chat",
@@ -188,8 +196,14 @@ fn a_refused_file_is_not_sent_through_a_workflow_step_a_continuation_or_prompt_t
     assert!(is_error && text.contains("limit for prompt.txt"), "{text}");
 
     let bodies = sent(&mock);
-    assert!(!bodies.contains("SSH_KEY_MARKER"), "the key reached the model");
-    assert!(!bodies.contains("HUGE_PROMPT"), "an oversized prompt.txt was sent");
+    assert!(
+        !bodies.contains("SSH_KEY_MARKER"),
+        "the key reached the model"
+    );
+    assert!(
+        !bodies.contains("HUGE_PROMPT"),
+        "an oversized prompt.txt was sent"
+    );
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -222,7 +236,10 @@ fn precommit_runs_no_program_the_repository_names() {
     // Set up after the commit, so only zend's git could run them.
     let marker = home.path().join("PWNED");
     let evil = home.path().join("evil.sh");
-    script(&evil, &format!("echo \"$0 $*\" >> '{}'; cat", marker.display()));
+    script(
+        &evil,
+        &format!("echo \"$0 $*\" >> '{}'; cat", marker.display()),
+    );
     for (key, value) in [
         ("core.fsmonitor", evil.display().to_string()),
         ("filter.evil.clean", evil.display().to_string()),
@@ -234,7 +251,10 @@ fn precommit_runs_no_program_the_repository_names() {
         git(&repo, &["config", key, &value]);
     }
     write(&repo.join(".gitattributes"), "* filter=evil diff=evil\n");
-    script(&repo.join(".git/hooks/post-index-change"), &format!("touch '{}'", marker.display()));
+    script(
+        &repo.join(".git/hooks/post-index-change"),
+        &format!("touch '{}'", marker.display()),
+    );
     write(&repo.join("a.txt"), "base\nCHANGED_LINE\n");
     git_nothing_ran(&marker);
 
@@ -312,9 +332,11 @@ impl HttpSession {
             session: String::new(),
             next_id: 1,
         };
-        let init = session.post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        let init = session.post(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "zen-security-e2e", "version": "1.0"}}}));
+            "clientInfo": {"name": "zen-security-e2e", "version": "1.0"}}}),
+        );
         assert_eq!(init["result"]["serverInfo"]["name"], "zen", "{init}");
         session.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         session
@@ -364,8 +386,10 @@ impl HttpSession {
 
     fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
         self.next_id += 1;
-        let reply = self.post(json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
-                                      "params": {"name": name, "arguments": arguments}}));
+        let reply = self.post(
+            json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                                      "params": {"name": name, "arguments": arguments}}),
+        );
         reply["result"].clone()
     }
 }
@@ -393,7 +417,11 @@ fn clink_without_a_session_directory_runs_in_a_private_one_prompt_on_stdin() {
     std::fs::create_dir_all(&seen).unwrap();
     home.env.push((
         "PATH".into(),
-        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
     ));
     // Asking for the prompt in argv (visible to every local user) is not honoured.
     home.write_config("clink.yaml", "clis:\n  gemini:\n    prompt: argument\n");
@@ -412,7 +440,61 @@ fn clink_without_a_session_directory_runs_in_a_private_one_prompt_on_stdin() {
         "{}",
         cwd.display()
     );
-    assert_eq!(std::fs::read_to_string(seen.join("mode")).unwrap().trim(), "drwx------");
+    assert_eq!(
+        std::fs::read_to_string(seen.join("mode")).unwrap().trim(),
+        "drwx------"
+    );
     assert!(!cwd.exists(), "the private directory was left behind");
     drop(session);
+}
+
+#[test]
+fn prompts_and_file_contents_stay_out_of_the_log_at_every_level() {
+    let mock = MockProvider::start();
+    mock.set(Behaviour {
+        reply: "ANSWER_MARKER".into(),
+        ..Behaviour::default()
+    });
+    let mut home = ZenHome::with_mock(&mock);
+    home.env.push(("ZEN_LOG".into(), "trace".into()));
+    let file = write(&home.path().join("project/a.rs"), "FILE_MARKER\n");
+    let mut client = home.session();
+    let (text, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "PROMPT_MARKER", "model": "gpt-5", "absolute_file_paths": [file]}),
+    );
+    assert!(!is_error, "{text}");
+    // A bad argument's value must not reach the log through the error either.
+    let (_, is_error) = call(
+        &mut client,
+        "chat",
+        json!({"prompt": "x", "absolute_file_paths": "ARGUMENT_MARKER"}),
+    );
+    assert!(is_error);
+    drop(client);
+    home.stop_daemon();
+    let log = std::fs::read_dir(home.path().join("state"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("zend."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(log.contains("zend serving"), "{log}");
+    for marker in [
+        "PROMPT_MARKER",
+        "FILE_MARKER",
+        "ANSWER_MARKER",
+        "ARGUMENT_MARKER",
+    ] {
+        assert!(!log.contains(marker), "{marker} is in the log");
+    }
+
+    // The switch that lets them in is announced.
+    home.env.push(("ZEN_LOG_BODIES".into(), "1".into()));
+    let client = home.session();
+    drop(client);
+    home.stop_daemon();
+    let log = String::from_utf8(home.zend(&["logs", "-n", "1000"]).stdout).unwrap();
+    assert!(log.contains("ZEN_LOG_BODIES"), "{log}");
 }

@@ -268,12 +268,14 @@ impl Providers {
                         break;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::debug!(fallback = %name, error = %e, "skipping fallback"),
+                    Err(e) => {
+                        tracing::debug!(fallback = %name, kind = e.kind(), error = %crate::logging::Sensitive(&e), "skipping fallback")
+                    }
                 }
             }
             match chosen {
                 Some(model) => {
-                    tracing::info!(from = %current.name, to = %model.name, error = %error, "falling back");
+                    tracing::info!(from = %current.name, to = %model.name, kind = error.kind(), error = %crate::logging::Sensitive(&error), "falling back");
                     current = model;
                 }
                 None => return Err(fail(error, attempts)),
@@ -376,7 +378,7 @@ impl Providers {
                         return Err(failure.error);
                     }
                     let wait = self.backoff(retry, failure.retry_after);
-                    tracing::debug!(model = %model.name, retry, ?wait, error = %failure.error, "retrying");
+                    tracing::debug!(model = %model.name, retry, ?wait, kind = failure.error.kind(), error = %crate::logging::Sensitive(&failure.error), "retrying");
                     tokio::time::sleep(wait).await;
                     retry += 1;
                 }

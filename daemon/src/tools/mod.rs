@@ -159,6 +159,18 @@ pub enum ToolError {
     Busy(String),
 }
 
+impl ToolError {
+    /// A short name for logs (the text may quote what the call sent).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::Failed(_) => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Busy(_) => "busy",
+        }
+    }
+}
+
 /// One tool.
 #[async_trait::async_trait]
 pub trait Tool: Send + Sync {
@@ -324,7 +336,13 @@ pub async fn execute(
         match &outcome {
             // The ledger records model calls; a log line per call would cost every call a write.
             Ok(output) => tracing::debug!(elapsed_ms, is_error = output.is_error, "tool call done"),
-            Err(error) => tracing::info!(elapsed_ms, %error, "tool call failed"),
+            // The text may quote an argument or an upstream answer (the prompt).
+            Err(error) => tracing::info!(
+                elapsed_ms,
+                kind = error.kind(),
+                error = %crate::logging::Sensitive(error),
+                "tool call failed"
+            ),
         }
         outcome
     }
