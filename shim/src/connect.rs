@@ -224,7 +224,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Zend {
 }
 
 /// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.
-fn find_zend() -> Result<PathBuf, String> {
+pub(crate) fn find_zend() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(ZEND_BIN_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }

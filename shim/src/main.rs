@@ -22,6 +22,7 @@
 //! daemon could not be reached, was stopped, or kept going away.
 
 mod connect;
+mod multicall;
 mod stdio;
 
 use std::collections::VecDeque;
@@ -54,6 +55,9 @@ const RESTART_WINDOW: Duration = Duration::from_secs(60);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    if let Some(code) = multicall::run_as_zend() {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
