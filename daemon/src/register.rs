@@ -47,8 +47,11 @@ pub enum Client {
 /// Where things are for this user; resolved by the caller.
 #[derive(Debug, Clone)]
 pub struct RegisterSpec {
-    /// Absolute path of zen-shim.
+    /// The command clients run: the absolute path of zen-shim, or a package runner
+    /// (`npx`, `uvx`) when this zend came from one's cache (see [`package_runner`]).
     pub shim: PathBuf,
+    /// Its arguments (none for zen-shim itself).
+    pub args: Vec<String>,
     pub home: PathBuf,
     /// `$CODEX_HOME`, when set.
     pub codex_home: Option<PathBuf>,
@@ -96,9 +99,13 @@ pub enum RegisterError {
 impl RegisterSpec {
     /// The spec for this user: `shim` if given, else zen-shim beside this zend, else on PATH.
     pub fn for_this_user(shim: Option<PathBuf>) -> Result<Self, RegisterError> {
-        let shim = match shim {
-            Some(shim) => std::path::absolute(&shim).unwrap_or(shim),
-            None => find_shim().ok_or(RegisterError::NoShim)?,
+        let runner = std::env::current_exe()
+            .ok()
+            .and_then(|me| package_runner(&me));
+        let (shim, args) = match (shim, runner) {
+            (Some(shim), _) => (std::path::absolute(&shim).unwrap_or(shim), Vec::new()),
+            (None, Some((program, args))) => (PathBuf::from(program), args),
+            (None, None) => (find_shim().ok_or(RegisterError::NoShim)?, Vec::new()),
         };
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
@@ -107,6 +114,7 @@ impl RegisterSpec {
             .ok_or(RegisterError::NoHome)?;
         Ok(Self {
             shim,
+            args,
             home,
             codex_home: std::env::var_os("CODEX_HOME")
                 .filter(|h| !h.is_empty())
@@ -153,6 +161,24 @@ pub struct LocationEnv {
     /// socket through `ZEN_SOCKET`), so `socket` is set with it.
     pub runtime_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
+}
+
+/// The package runner command to register when `zend` runs from a runner's cache
+/// rather than an install: `npx -y zen-mcp register ...` runs zend from npm's npx
+/// cache and `uvx --from zen-mcp zend register ...` from uv's, both of which may be
+/// cleaned at any time, so the entry names the runner instead of a path inside it.
+pub fn package_runner(zend: &Path) -> Option<(&'static str, Vec<String>)> {
+    let path = zend.to_string_lossy();
+    if path.contains("/_npx/") {
+        return Some(("npx", vec!["-y".into(), "zen-mcp".into()]));
+    }
+    if path.contains("/uv/archive-v") {
+        return Some((
+            "uvx",
+            vec!["--from".into(), "zen-mcp".into(), "zen-shim".into()],
+        ));
+    }
+    None
 }
 
 fn find_shim() -> Option<PathBuf> {
@@ -220,7 +246,7 @@ pub fn register(
     };
     let shim = spec.shim.to_string_lossy();
     let (text, change) = match client {
-        Client::Codex => merge_codex(existing.as_deref(), &shim, &spec.env),
+        Client::Codex => merge_codex(existing.as_deref(), &shim, &spec.args, &spec.env),
         _ => merge_json(existing.as_deref(), &json_entry(client, spec)),
     }
     .map_err(|(format, reason)| RegisterError::Parse {
@@ -268,7 +294,7 @@ confirmation before each tool call).";
 
 /// zen's entry in a JSON config (every client but Codex and Claude Code).
 fn json_entry(client: Client, spec: &RegisterSpec) -> Value {
-    let mut entry = json!({"command": spec.shim.to_string_lossy(), "args": []});
+    let mut entry = json!({"command": spec.shim.to_string_lossy(), "args": spec.args});
     if client == Client::Gemini {
         entry["timeout"] = json!(TOOL_TIMEOUT_SECS * 1000);
         if spec.trust {
@@ -308,6 +334,7 @@ fn register_claude_code(
     }
     argv.push("--".into());
     argv.push(spec.shim.to_string_lossy().into_owned());
+    argv.extend(spec.args.iter().cloned());
     let shown = argv
         .iter()
         .map(|a| shell_quote(a))
@@ -403,6 +430,7 @@ fn merge_entry(servers: &mut serde_json::Map<String, Value>, entry: &Value) -> C
 pub fn merge_codex(
     existing: Option<&str>,
     shim: &str,
+    args: &[String],
     env: &[(String, String)],
 ) -> Result<(String, Change), (&'static str, String)> {
     use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
@@ -429,12 +457,11 @@ pub fn merge_codex(
     if zen.get("command").and_then(Item::as_str) != Some(shim) {
         zen["command"] = value(shim);
     }
-    if zen
-        .get("args")
-        .and_then(Item::as_array)
-        .is_none_or(|a| !a.is_empty())
-    {
-        zen["args"] = value(Array::new());
+    let same_args = zen.get("args").and_then(Item::as_array).is_some_and(|a| {
+        a.len() == args.len() && a.iter().zip(args).all(|(v, arg)| v.as_str() == Some(arg))
+    });
+    if !same_args {
+        zen["args"] = value(args.iter().collect::<Array>());
     }
     let timeout = i64::try_from(TOOL_TIMEOUT_SECS).unwrap_or(i64::MAX);
     if zen.get("tool_timeout_sec").and_then(Item::as_integer) != Some(timeout) {
@@ -563,33 +590,33 @@ mod tests {
     #[test]
     fn codex_toml_keeps_comments_and_other_servers() {
         let existing = "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n";
-        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[]).unwrap();
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &[]).unwrap();
         assert_eq!(change, Change::Added);
         assert_eq!(
             text,
             "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n\n\
              [mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nargs = []\ntool_timeout_sec = 600\n"
         );
-        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim", &[]).unwrap();
+        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &[]).unwrap();
         assert_eq!(change, Change::Unchanged);
         assert_eq!(again, text);
-        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim", &[]).unwrap();
+        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim", &[], &[]).unwrap();
         assert_eq!(change, Change::Updated);
-        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x", &[]).is_err());
-        assert!(merge_codex(Some("not toml ["), "/x", &[]).is_err());
+        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x", &[], &[]).is_err());
+        assert!(merge_codex(Some("not toml ["), "/x", &[], &[]).is_err());
     }
 
     #[test]
     fn locations_go_into_env_beside_the_users_own() {
         let env = vec![("ZEN_HOME".to_owned(), "/z".to_owned())];
         let existing = "[mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nenv = { FOO = \"1\" }\n";
-        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &env).unwrap();
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &env).unwrap();
         assert_eq!(change, Change::Updated);
         assert!(
             text.contains("env = { FOO = \"1\", ZEN_HOME = \"/z\" }"),
             "{text}"
         );
-        let (_, change) = merge_codex(Some(&text), "/bin/zen-shim", &env).unwrap();
+        let (_, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &env).unwrap();
         assert_eq!(change, Change::Unchanged);
 
         let existing =
@@ -606,6 +633,31 @@ mod tests {
             merge_json(Some(&text), &entry).unwrap().1,
             Change::Unchanged
         );
+    }
+
+    #[test]
+    fn a_zend_in_a_package_runners_cache_registers_the_runner() {
+        let npx = Path::new("/home/u/.npm/_npx/6f1c/node_modules/zen-mcp/bin/zend");
+        assert_eq!(
+            package_runner(npx),
+            Some(("npx", vec!["-y".to_owned(), "zen-mcp".to_owned()]))
+        );
+        let uvx = Path::new("/home/u/.cache/uv/archive-v0/Xb9/bin/zend");
+        assert_eq!(package_runner(uvx).map(|(p, _)| p), Some("uvx"));
+        assert_eq!(package_runner(Path::new("/usr/local/bin/zend")), None);
+        assert_eq!(
+            package_runner(Path::new("/usr/lib/node_modules/zen-mcp/bin/zend")),
+            None
+        );
+
+        let args = ["-y".to_owned(), "zen-mcp".to_owned()];
+        let (text, _) = merge_codex(None, "npx", &args, &[]).unwrap();
+        assert!(
+            text.contains("command = \"npx\"\nargs = [\"-y\", \"zen-mcp\"]"),
+            "{text}"
+        );
+        let (_, change) = merge_codex(Some(&text), "npx", &args, &[]).unwrap();
+        assert_eq!(change, Change::Unchanged);
     }
 
     #[test]
