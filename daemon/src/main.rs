@@ -173,6 +173,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print zend's version; `--check` also asks the release feed whether a newer one is out.
+    Version {
+        /// Ask the release feed (the only network use of this command).
+        #[arg(long)]
+        check: bool,
+    },
     /// Check keys, configuration, the daemon and versions; `--live` calls each provider once.
     Doctor {
         #[arg(long)]
@@ -470,6 +476,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             .await;
             Ok(cli::finish(outcome, &mut std::io::stderr()))
+        }
+        Command::Version { check } => {
+            let outcome = cli::version::run(check, &mut stdout).await;
+            Ok(cli::finish(outcome, &mut stderr))
         }
         Command::Doctor { json, live } => {
             let outcome = match Target::new(overrides.clone()) {

@@ -28,6 +28,7 @@ pub mod models;
 pub mod query;
 mod status;
 pub mod threads;
+pub mod version;
 
 use std::io::{IsTerminal, Write};
 

@@ -23,6 +23,31 @@ pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client,
         .map_err(|e| ProviderError::Client(e.to_string()))
 }
 
+/// A GET of a small JSON document outside any model call (`zend version --check`
+/// reads the release feed with it): the same TLS setup as the provider client, no
+/// credentials, bounded in time and size.
+pub async fn fetch_json(url: &str, timeout: Duration) -> Result<serde_json::Value, ProviderError> {
+    const MAX_BYTES: usize = 1 << 20;
+    let client = build_client(timeout)?;
+    let failed = |what: String| ProviderError::Client(format!("GET {url}: {what}"));
+    let response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {status}")));
+    }
+    let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if body.len() > MAX_BYTES {
+        return Err(failed(format!("answer over {MAX_BYTES} bytes")));
+    }
+    serde_json::from_slice(&body).map_err(|e| failed(format!("not JSON ({e})")))
+}
+
 /// One failed attempt: the error, plus what the retry loop and the ledger need.
 #[derive(Debug)]
 pub(crate) struct AttemptError {

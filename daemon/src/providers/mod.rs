@@ -61,6 +61,7 @@ pub use config::{Category, ModelsConfig, TemperatureRule, Wire};
 pub use cost::Prices;
 pub use env::{ApiKey, Env};
 pub use error::ProviderError;
+pub use http::fetch_json;
 pub use listing::{ListedModel, ModelListing, ProviderStatus};
 pub use registry::{Capabilities, ModelInfo, ResolvedModel};
 pub use runtime::{CompletionFailure, Providers};
