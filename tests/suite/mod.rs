@@ -34,3 +34,7 @@ mod clients;
 /// What tools may read, run and send: zen's files and credentials, one path
 /// check, precommit's git, clink's directory, prompts out of the logs (#32).
 mod tool_security;
+
+/// Packages: the npm command `zen-mcp`, registering from a runner's cache,
+/// `zend version --check`, and (opt-in) installed wheel and npm packages.
+mod dist;
