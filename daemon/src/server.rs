@@ -195,6 +195,11 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         providers,
         tools,
     ));
+    {
+        // A LiteLLM proxy's models are listed once it answers; start-up does not wait.
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move { daemon.providers.discover_models().await });
+    }
     if let Some(on_serving) = options.on_serving {
         // Shortly after: `run` still sets up the gRPC server, signal handlers and the idle
         // timer, and the sweeper's first pass runs at once; all of that is start-up too.

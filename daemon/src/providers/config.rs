@@ -154,6 +154,10 @@ pub struct ProviderConfig {
     /// A variable naming one model served here (Zen's `CUSTOM_MODEL_NAME`).
     #[serde(default)]
     pub model_env: Option<String>,
+    /// Ask the endpoint's `GET /models` which models it serves (a LiteLLM
+    /// proxy), once at start; they are listed and are candidates for `auto`.
+    #[serde(default)]
+    pub list_models: bool,
     /// How to configure it, shown by `listmodels` when it is not.
     #[serde(default)]
     pub setup: Option<String>,

@@ -286,8 +286,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Configured, allowed, non-hidden models of the config (plus env-named ones).
-    pub fn available(&self) -> Vec<ResolvedModel> {
+    /// Configured, allowed, non-hidden models of the config, plus the models
+    /// named elsewhere: by `CUSTOM_MODEL_NAME` and the like, by an allow-list
+    /// (`OPENAI_ALLOWED_MODELS=gpt-4o-mini` names a model the config may not
+    /// list), and `discovered` (`(provider, model)` from a proxy's `/models`).
+    /// Those carry what LiteLLM's map knows of them. Each model once.
+    pub fn available(&self, discovered: &[(String, String)]) -> Vec<ResolvedModel> {
+        let mut seen = std::collections::HashSet::new();
         let mut out: Vec<ResolvedModel> = self
             .models
             .iter()
@@ -296,9 +301,13 @@ impl Registry {
             .chain(
                 self.env_models
                     .iter()
-                    .filter_map(|(m, p)| self.build(&format!("{p}/{m}"), p, Some(m), None)),
+                    .map(|(m, p)| (p, m))
+                    .chain(discovered.iter().map(|(p, m)| (p, m)))
+                    .filter_map(|(p, m)| self.build(&format!("{p}/{m}"), p, Some(m), None)),
             )
+            .chain(self.allow_listed())
             .filter(|m| self.check_available(m).is_ok())
+            .filter(|m| seen.insert((m.provider.clone(), m.upstream_model.to_lowercase())))
             .collect();
         out.sort_by(|a, b| {
             (
@@ -313,6 +322,24 @@ impl Registry {
                 ))
         });
         out
+    }
+
+    /// The models each configured provider's allow-list names, resolved as
+    /// the name alone when that reaches the provider (`gpt-4o-mini`), else as
+    /// `provider/name`.
+    fn allow_listed(&self) -> impl Iterator<Item = ResolvedModel> + '_ {
+        self.providers
+            .values()
+            .filter(|p| p.unconfigured.is_none())
+            .flat_map(move |p| {
+                let names = p.allowed.iter().flat_map(|(_, names)| names.iter());
+                names.filter_map(move |name| {
+                    self.lookup(name)
+                        .filter(|m| m.provider == p.name)
+                        .or_else(|| self.lookup(&format!("{}/{name}", p.name)))
+                        .filter(|m| m.provider == p.name)
+                })
+            })
     }
 
     fn build(

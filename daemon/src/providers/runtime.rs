@@ -45,7 +45,15 @@ pub struct Providers {
     pub(super) urls: Mutex<HashMap<String, reqwest::Url>>,
     /// Every configured key's value, removed from each request body before it is sent.
     secrets: Secrets,
+    /// `(provider, model)` that providers with `list_models` said they serve
+    /// ([`Providers::discover_models`]).
+    discovered: Mutex<Vec<(String, String)>>,
 }
+
+/// How long a provider's `GET /models` may take.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most models taken from one provider's list.
+const DISCOVER_MAX: usize = 500;
 
 /// At most this many names are remembered (clients may name any `provider/model`).
 pub(super) const RESOLVED_CACHE_MAX: usize = 256;
@@ -101,7 +109,68 @@ impl Providers {
             resolved: Mutex::new(HashMap::new()),
             urls: Mutex::new(HashMap::new()),
             secrets,
+            discovered: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Asks each configured provider with `list_models` (a LiteLLM proxy) which
+    /// models it serves: `GET <base_url>/models`, OpenAI's list shape. Called
+    /// once at start; a provider that does not answer is logged and skipped,
+    /// its models stay callable by name.
+    pub async fn discover_models(&self) {
+        let Some(client) = self.clients.values().next() else {
+            return;
+        };
+        let providers = self
+            .registry
+            .providers
+            .values()
+            .filter(|p| p.config.list_models && p.unconfigured.is_none());
+        for provider in providers {
+            let Some(base_url) = &provider.base_url else {
+                continue;
+            };
+            let mut request = client
+                .get(format!("{}/models", base_url.trim_end_matches('/')))
+                .timeout(DISCOVER_TIMEOUT);
+            if let Some(key) = &provider.key {
+                request = request.bearer_auth(key.expose());
+            }
+            for (name, value) in &provider.headers {
+                request = request.header(name, value);
+            }
+            let key = provider.key.as_ref().map(|k| k.expose());
+            let listed = match request.send().await {
+                Ok(response) if response.status().is_success() => response
+                    .json::<ModelList>()
+                    .await
+                    .map_err(|e| e.to_string()),
+                Ok(response) => Err(format!("HTTP {}", response.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            match listed {
+                Ok(list) => {
+                    let models: Vec<(String, String)> = list
+                        .data
+                        .into_iter()
+                        .map(|m| m.id.trim().to_owned())
+                        .filter(|id| !id.is_empty())
+                        .take(DISCOVER_MAX)
+                        .map(|id| (provider.name.clone(), id))
+                        .collect();
+                    tracing::info!(provider = %provider.name, models = models.len(), "listed the models it serves");
+                    let mut discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+                    discovered.retain(|(p, _)| p != &provider.name);
+                    discovered.extend(models);
+                }
+                Err(error) => tracing::warn!(
+                    provider = %provider.name,
+                    error = %http::scrub(&error, key),
+                    "cannot list its models (GET /models); they are not listed, but can be called as {}/<model>",
+                    provider.name
+                ),
+            }
+        }
     }
 
     /// `url` parsed, remembered (at most [`RESOLVED_CACHE_MAX`] of them); `None` if it is not a URL.
@@ -163,7 +232,8 @@ impl Providers {
 
     /// Models that can be called now (provider configured, model allowed), by provider.
     pub fn available(&self) -> Vec<ResolvedModel> {
-        self.registry.available()
+        let discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+        self.registry.available(&discovered)
     }
 
     /// The highest-scored available model of `category`.
@@ -621,4 +691,15 @@ impl Providers {
             );
         }
     }
+}
+
+/// OpenAI's `GET /models` answer, as far as zen reads it.
+#[derive(serde::Deserialize)]
+struct ModelList {
+    data: Vec<ListedId>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedId {
+    id: String,
 }

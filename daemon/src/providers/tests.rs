@@ -1194,6 +1194,23 @@ fn allowed_models_default_model_and_auto() {
 }
 
 #[test]
+fn a_model_only_an_allow_list_names_is_available_with_what_the_map_knows() {
+    let p = offline(&[
+        ("OPENAI_API_KEY", KEY),
+        (
+            "OPENAI_ALLOWED_MODELS",
+            "gpt-4o-mini,openai/gpt-4.1-nano,o3",
+        ),
+    ]);
+    let available = p.available();
+    let names: Vec<&str> = available.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["o3", "gpt-4o-mini", "openai/gpt-4.1-nano"]);
+    let mini = &available[1];
+    assert!(mini.info.context_window.is_some() && mini.info.prices.is_some());
+    assert!(p.pick_auto(Category::Balanced).is_some());
+}
+
+#[test]
 fn local_and_custom_endpoints() {
     let p = offline(&[
         ("OLLAMA_HOST", "localhost:11434"),
