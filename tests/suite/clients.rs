@@ -363,3 +363,89 @@ fn issue_33_register_gemini_explains_trust_and_writes_it_only_when_asked() {
     );
     assert_eq!(read()["mcpServers"]["zen"]["trust"], true);
 }
+
+fn models_json(home: &ZenHome) -> Value {
+    let out = home.zend(&["models", "--json"]);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn listed<'a>(models: &'a Value, name: &str) -> Option<&'a Value> {
+    models["models"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
+}
+
+#[test]
+fn issue_33_models_named_by_allow_list_custom_name_or_proxy_are_listed_and_auto() {
+    let mock = MockProvider::start();
+    mock.set_models(&["team-model"]);
+    let home = ZenHome::new();
+    home.write_config(
+        ".env",
+        &format!(
+            "OPENAI_API_KEY={key}\nOPENAI_BASE_URL={url}\nOPENAI_ALLOWED_MODELS=gpt-4o-mini\n\
+             CUSTOM_API_URL={url}\nCUSTOM_MODEL_NAME=my-local\n\
+             LITELLM_BASE_URL={url}\nLITELLM_API_KEY={key}\n",
+            key = crate::support::FAKE_KEY,
+            url = mock.v1()
+        ),
+    );
+    let mut client = home.session();
+    let text = result_text(&client.call_tool("listmodels", json!({})));
+    assert!(text.contains("gpt-4o-mini"), "{text}");
+    assert!(text.contains("custom/my-local"), "{text}");
+
+    // What LiteLLM's map knows of gpt-4o-mini comes with it.
+    let models = models_json(&home);
+    let mini = listed(&models, "gpt-4o-mini").unwrap_or_else(|| panic!("{models}"));
+    assert_eq!(mini["provider"], "openai");
+    assert!(mini["context_window"].as_u64().is_some(), "{mini}");
+    assert!(mini["input_per_million"].as_f64().is_some(), "{mini}");
+    assert!(listed(&models, "gpt-5").is_none(), "not allowed: {models}");
+
+    // The proxy's models arrive once zend has asked it (at start).
+    let until = std::time::Instant::now() + crate::support::WAIT;
+    while listed(&models_json(&home), "litellm/team-model").is_none() {
+        assert!(std::time::Instant::now() < until, "{}", models_json(&home));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let asked = mock.requests();
+    let list = asked.iter().find(|r| r.method == "GET").unwrap();
+    assert!(
+        list.headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.ends_with(crate::support::FAKE_KEY)),
+        "the proxy's key goes with the request"
+    );
+
+    let answer = client.call_tool(
+        "chat",
+        json!({"prompt": "hi", "model": "litellm/team-model"}),
+    );
+    assert_eq!(answer["isError"], false, "{}", result_text(&answer));
+    assert!(client.close().success());
+
+    // An allow-listed model is a candidate for auto: alone, auto picks it.
+    let home = ZenHome::new();
+    home.write_config(
+        ".env",
+        &format!(
+            "OPENAI_API_KEY={}
+OPENAI_BASE_URL={}
+OPENAI_ALLOWED_MODELS=gpt-4o-mini
+",
+            crate::support::FAKE_KEY,
+            mock.v1()
+        ),
+    );
+    let mut client = home.session();
+    let answer = client.call_tool("chat", json!({"prompt": "hi"}));
+    assert_eq!(answer["isError"], false, "{}", result_text(&answer));
+    assert_eq!(
+        mock.completions().last().unwrap().body["model"],
+        "gpt-4o-mini"
+    );
+    assert!(client.close().success());
+}

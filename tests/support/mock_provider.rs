@@ -107,6 +107,8 @@ struct Shared {
     /// While true, requests wait (counted in flight) before being answered.
     held: Mutex<bool>,
     released: Condvar,
+    /// What `GET .../models` lists (a LiteLLM proxy's catalogue).
+    models: Mutex<Vec<String>>,
 }
 
 pub struct MockProvider {
@@ -143,6 +145,11 @@ impl MockProvider {
     /// The base URL as providers expect it for OpenAI-compatible APIs (`.../v1`).
     pub fn v1(&self) -> String {
         format!("{}/v1", self.url)
+    }
+
+    /// The model ids `GET .../models` answers with.
+    pub fn set_models(&self, models: &[&str]) {
+        *self.shared.models.lock().unwrap() = models.iter().map(|m| (*m).to_owned()).collect();
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -269,6 +276,20 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             at: Instant::now(),
         });
 
+        if method == "GET" && path.ends_with("/models") {
+            let data: Vec<Value> = shared
+                .models
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|id| serde_json::json!({"id": id, "object": "model"}))
+                .collect();
+            let text = serde_json::json!({"object": "list", "data": data}).to_string();
+            write_head(&mut stream, 200, "application/json", Some(text.len()), "")?;
+            stream.write_all(text.as_bytes())?;
+            stream.flush()?;
+            continue;
+        }
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let answered = answer(&mut stream, shared, &path, &body);
