@@ -8,12 +8,14 @@ Dev-only: building and testing zend never runs this; the generated file is commi
 Default input: ../shared/data/litellm/model_prices_and_context_window.json (see SOURCE.md there).
 Output: one tab-separated row per model entry, header first, columns:
 
-    name provider mode max_input max_output input output cache_read cache_write reasoning flags tiers
+    name provider mode max_input max_output input output cache_read cache_write reasoning flags tiers endpoints
 
 Prices are USD per token (Python repr, shortest round-trip form); an empty field is "unknown".
 flags: v=vision t=function calling j=response schema (JSON) r=reasoning c=prompt caching.
 tiers: `;`-separated `THRESHOLD:input:output:cache_read` from the standard-tier
 `*_above_<N>k_tokens` keys (priority/batch/flex variants are skipped).
+endpoints: which of the two text endpoints `supported_endpoints` lists, `c` = /v1/chat/completions,
+`r` = /v1/responses, `-` = neither; empty when the entry lists no endpoints.
 The special keys `sample_spec` and `fallback_generalizations` are skipped.
 """
 
@@ -26,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_IN = os.path.join(ROOT, "..", "shared", "data", "litellm", "model_prices_and_context_window.json")
 OUT = os.path.join(ROOT, "daemon", "data", "litellm", "models.tsv")
+TEXT_ENDPOINTS = [("/v1/chat/completions", "c"), ("/v1/responses", "r")]
 SPECIAL = {"sample_spec", "fallback_generalizations"}
 FLAGS = [
     ("supports_vision", "v"),
@@ -54,11 +57,18 @@ def clean(text):
     return str(text).replace("\t", " ").replace("\n", " ")
 
 
+def endpoints(listed):
+    if not isinstance(listed, list) or not listed:
+        return ""
+    codes = "".join(code for path, code in TEXT_ENDPOINTS if path in listed)
+    return codes or "-"
+
+
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_IN
     with open(src, encoding="utf-8") as f:
         data = json.load(f)
-    rows = ["name\tprovider\tmode\tmax_input\tmax_output\tinput\toutput\tcache_read\tcache_write\treasoning\tflags\ttiers"]
+    rows = ["name\tprovider\tmode\tmax_input\tmax_output\tinput\toutput\tcache_read\tcache_write\treasoning\tflags\ttiers\tendpoints"]
     for name in sorted(data):
         entry = data[name]
         if name in SPECIAL or not isinstance(entry, dict):
@@ -88,6 +98,7 @@ def main():
             num(entry.get("output_cost_per_reasoning_token")),
             "".join(letter for key, letter in FLAGS if entry.get(key) is True),
             tier_text,
+            endpoints(entry.get("supported_endpoints")),
         ]))
     with open(OUT, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(rows) + "\n")

@@ -26,6 +26,20 @@ pub struct LiteLlmEntry {
     pub json_mode: bool,
     pub reasoning: bool,
     pub prompt_caching: bool,
+    /// Which text endpoints the entry's `supported_endpoints` lists: `c` chat completions,
+    /// `r` responses, `-` neither; empty when it lists none.
+    pub endpoints: &'static str,
+}
+
+impl LiteLlmEntry {
+    /// Served only by the Responses API: the entry lists `/v1/responses` and not
+    /// `/v1/chat/completions`, or lists no endpoints and says `mode: responses`.
+    pub fn responses_only(&self) -> bool {
+        match self.endpoints {
+            "" => self.mode == "responses",
+            listed => listed.contains('r') && !listed.contains('c'),
+        }
+    }
 }
 
 /// Looks a key up exactly as LiteLLM spells it (`gpt-4o`, `gemini/gemini-2.5-pro`).
@@ -87,6 +101,7 @@ fn parse_row(line: &'static str) -> Option<(&'static str, LiteLlmEntry)> {
             json_mode: flags.contains('j'),
             reasoning: flags.contains('r'),
             prompt_caching: flags.contains('c'),
+            endpoints: cols.get(12).copied().unwrap_or(""),
         },
     ))
 }
@@ -114,5 +129,28 @@ mod tests {
         let tier = &pro.prices.as_ref().unwrap().tiers[0];
         assert_eq!((tier.above_tokens, tier.input), (200_000, Some(2.5e-6)));
         assert!(pro.reasoning && pro.vision);
+    }
+
+    #[test]
+    fn responses_only_models_from_mode_and_endpoints() {
+        for name in [
+            "gpt-5-pro",
+            "o3-pro",
+            "o1-pro",
+            "gpt-5-codex",
+            "azure/gpt-5-pro",
+        ] {
+            assert!(lookup(name).unwrap().responses_only(), "{name}");
+        }
+        // Both endpoints listed: chat completions serves it.
+        for name in ["gpt-5", "gpt-4o", "azure/gpt-5", "gpt-5-chat-latest"] {
+            assert!(!lookup(name).unwrap().responses_only(), "{name}");
+        }
+        let marked = MODELS_TSV
+            .lines()
+            .skip(1)
+            .filter(|l| l.split('\t').nth(2) == Some("responses"))
+            .count();
+        assert!(marked > 200, "{marked} entries marked mode: responses");
     }
 }
