@@ -38,3 +38,7 @@ mod tool_security;
 /// Packages: the npm command `zen-mcp`, registering from a runner's cache,
 /// `zend version --check`, and (opt-in) installed wheel and npm packages.
 mod dist;
+
+/// OpenAI's Responses API models (gpt-5-pro, o3-pro, codex) end to end: routing,
+/// ledger and cost, failures, cancellation, consensus and workflow expert steps.
+mod responses;

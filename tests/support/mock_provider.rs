@@ -1,6 +1,6 @@
 //! A fake model provider on loopback: an OpenAI-compatible `/v1/chat/completions`
-//! (JSON or SSE, as the request asks), plus Anthropic `/v1/messages` and Gemini
-//! `:generateContent` answers. It records every request so tests can assert what
+//! and OpenAI's Responses API `/v1/responses` (each JSON or SSE, as the request
+//! asks), plus Anthropic `/v1/messages` and Gemini `:generateContent` answers. It records every request so tests can assert what
 //! zend sent and how often. Plain std threads: no runtime needed in sync tests.
 //!
 //! Faults are scripted per model: a queue of [`Behaviour`]s consumed one per
@@ -46,6 +46,10 @@ pub struct Behaviour {
     pub mode: Mode,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, read from the cache; of `completion_tokens`, spent
+    /// reasoning (reported by the Responses API only).
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
 }
 
 /// Ways an answer can go wrong after the request was read (the status is 200).
@@ -66,6 +70,9 @@ pub enum Mode {
     InvalidJson,
     /// Reads the request, then closes the connection without a byte.
     CloseWithoutAnswer,
+    /// Responses API, streaming: the first piece of text, then a
+    /// `response.failed` event (`server_error`, nothing billed).
+    ResponseFailed,
 }
 
 impl Default for Behaviour {
@@ -79,6 +86,8 @@ impl Default for Behaviour {
             mode: Mode::Normal,
             prompt_tokens: 100,
             completion_tokens: 20,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
         }
     }
 }
@@ -364,8 +373,23 @@ fn answer(
         reply.push_str(&format!("\n[echo] {}", last_user_text(body)));
     }
     let streaming = body["stream"] == true && !path.contains("/messages");
+    let responses_api = path.ends_with("/responses");
     match chosen.mode {
         Mode::Normal => {}
+        Mode::ResponseFailed => {
+            let failed = json!({"type": "response.failed", "response": {"id": "resp_mock",
+                "status": "failed", "error": {"code": "server_error",
+                "message": "The model failed to generate a response."}}});
+            let text = format!(
+                "{}{}",
+                responses_event(
+                    &json!({"type": "response.output_text.delta", "delta": "the first half of"})
+                ),
+                responses_event(&failed)
+            );
+            write_response(stream, 200, "text/event-stream", text.as_bytes())?;
+            return Ok(true);
+        }
         Mode::CloseWithoutAnswer => return Ok(false),
         Mode::InvalidJson => {
             let text = r#"{"id": "chatcmpl-mock", "choices": [{"message": {"content": "cut"#;
@@ -382,7 +406,11 @@ fn answer(
                 "application/json"
             };
             write_head(stream, 200, content_type, None, "connection: close\r\n")?;
-            let first = if streaming {
+            let first = if streaming && responses_api {
+                responses_event(
+                    &json!({"type": "response.output_text.delta", "delta": "the first half of"}),
+                )
+            } else if streaming {
                 sse_chunk(&model, json!({"content": "the first half of"}), None)
             } else {
                 openai_body(&reply, &chosen, &model)[..20].to_owned()
@@ -416,6 +444,13 @@ fn answer(
         ("application/json", anthropic_body(&reply, &chosen, &model))
     } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         gemini_body(&reply, &chosen, path.contains("stream"))
+    } else if responses_api && streaming {
+        ("text/event-stream", responses_sse(&reply, &chosen, &model))
+    } else if responses_api {
+        (
+            "application/json",
+            responses_body(&reply, &chosen, &model).to_string(),
+        )
     } else if streaming {
         ("text/event-stream", openai_sse(&reply, &chosen, &model))
     } else {
@@ -461,7 +496,7 @@ fn write_response(
 
 /// The text of the last user message, whatever the wire format.
 pub fn last_user_text(body: &Value) -> String {
-    if let Some(messages) = body["messages"].as_array() {
+    if let Some(messages) = body["messages"].as_array().or(body["input"].as_array()) {
         for message in messages.iter().rev() {
             if message["role"] == "user" {
                 return match &message["content"] {
@@ -522,6 +557,61 @@ fn openai_sse(reply: &str, b: &Behaviour, model: &str) -> String {
                   "total_tokens": b.prompt_tokens + b.completion_tokens}});
     out.push_str(&format!("data: {usage}\n\ndata: [DONE]\n\n"));
     out
+}
+
+/// One typed Responses API event, named as OpenAI names them.
+fn responses_event(event: &Value) -> String {
+    format!(
+        "event: {}\ndata: {event}\n\n",
+        event["type"].as_str().unwrap_or("")
+    )
+}
+
+/// A completed Responses API object: a reasoning item, the message, the usage.
+fn responses_body(reply: &str, b: &Behaviour, model: &str) -> Value {
+    json!({
+        "id": "resp_mock", "object": "response", "created_at": 1, "model": model,
+        "status": "completed", "error": null, "incomplete_details": null,
+        "output": [
+            {"type": "reasoning", "id": "rs_mock", "summary": []},
+            {"type": "message", "id": "msg_mock", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": reply, "annotations": []}]}
+        ],
+        "usage": {"input_tokens": b.prompt_tokens,
+                  "input_tokens_details": {"cached_tokens": b.cached_tokens},
+                  "output_tokens": b.completion_tokens,
+                  "output_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
+                  "total_tokens": b.prompt_tokens + b.completion_tokens}
+    })
+}
+
+/// The event sequence OpenAI streams for one answer (text in two deltas).
+fn responses_sse(reply: &str, b: &Behaviour, model: &str) -> String {
+    let done = responses_body(reply, b, model);
+    let started = json!({"id": "resp_mock", "object": "response", "model": model,
+        "status": "in_progress", "output": []});
+    let mid = reply
+        .char_indices()
+        .nth(reply.chars().count() / 2)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let mut events = vec![
+        json!({"type": "response.created", "sequence_number": 0, "response": started}),
+        json!({"type": "response.in_progress", "sequence_number": 1, "response": started}),
+        json!({"type": "response.output_item.added", "output_index": 0,
+               "item": {"type": "reasoning", "id": "rs_mock", "summary": []}}),
+        json!({"type": "response.output_item.added", "output_index": 1,
+               "item": {"type": "message", "id": "msg_mock", "role": "assistant", "content": []}}),
+    ];
+    for piece in [&reply[..mid], &reply[mid..]] {
+        events.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_mock",
+            "output_index": 1, "content_index": 0, "delta": piece}),
+        );
+    }
+    events.push(json!({"type": "response.output_text.done", "item_id": "msg_mock", "text": reply}));
+    events.push(json!({"type": "response.completed", "response": done}));
+    events.iter().map(responses_event).collect()
 }
 
 fn anthropic_body(reply: &str, b: &Behaviour, model: &str) -> String {

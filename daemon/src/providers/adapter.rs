@@ -8,10 +8,10 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::config::{TemperatureRule, Wire};
-use super::registry::ResolvedModel;
+use super::config::{Api, TemperatureRule, Wire};
+use super::registry::{Endpoint, ResolvedModel};
 use super::types::{CompletionRequest, FinishReason, ReasoningEffort, Usage};
-use super::{anthropic, gemini, openai};
+use super::{anthropic, gemini, openai, responses};
 
 /// What goes on the wire.
 #[derive(Debug)]
@@ -88,11 +88,13 @@ pub(crate) trait Adapter: Sync {
     }
 }
 
-pub(crate) fn for_wire(wire: Wire) -> &'static dyn Adapter {
-    match wire {
-        Wire::Openai | Wire::Azure => &openai::OpenAi,
-        Wire::Anthropic => &anthropic::Anthropic,
-        Wire::Gemini => &gemini::Gemini,
+/// The adapter that speaks to `endpoint`.
+pub(crate) fn for_endpoint(endpoint: &Endpoint) -> &'static dyn Adapter {
+    match (endpoint.wire, endpoint.api) {
+        (Wire::Openai | Wire::Azure, Api::Responses) => &responses::Responses,
+        (Wire::Openai | Wire::Azure, Api::Chat) => &openai::OpenAi,
+        (Wire::Anthropic, _) => &anthropic::Anthropic,
+        (Wire::Gemini, _) => &gemini::Gemini,
     }
 }
 
@@ -114,7 +116,8 @@ impl<'a> Params<'a> {
         let reasoning_effort = request
             .reasoning_effort
             .or(request.thinking_budget.map(ReasoningEffort::from_budget))
-            .filter(|_| reasoning);
+            .filter(|_| reasoning)
+            .map(|effort| effort.nearest_of(&model.info.reasoning_efforts));
         let thinking_budget = request
             .thinking_budget
             .or(request.reasoning_effort.map(ReasoningEffort::budget_tokens))

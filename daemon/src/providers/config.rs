@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
+use super::types::ReasoningEffort;
 
 /// The built-in `config/models.yaml`.
 pub const MODELS_YAML: &str = include_str!("../../../config/models.yaml");
@@ -43,6 +44,21 @@ impl ModelsConfig {
         }
     }
 
+    /// The longest whole-call timeout a model can have, in seconds: what a client waiting
+    /// on one model call must allow (models named only as `provider/model` get the
+    /// settings' timeouts, so both count).
+    pub fn longest_timeout_secs(&self) -> u64 {
+        self.models
+            .values()
+            .filter_map(|m| m.timeout_secs)
+            .chain([
+                self.settings.timeout_secs,
+                self.settings.responses_timeout_secs,
+            ])
+            .max()
+            .unwrap_or(self.settings.timeout_secs)
+    }
+
     /// One YAML document (no layering).
     pub fn parse(text: &str, file: &Path) -> Result<Self, ProviderError> {
         let value = crate::config::parse_yaml(text, file)?;
@@ -68,6 +84,9 @@ pub struct Settings {
     pub retry_after_max_secs: u64,
     /// Whole-call timeout (including the streamed body), unless the model sets its own.
     pub timeout_secs: u64,
+    /// The same for models called through OpenAI's Responses API (`gpt-5-pro`, `o3-pro`,
+    /// the codex models), which may reason for many minutes before they answer.
+    pub responses_timeout_secs: u64,
     /// TCP+TLS connect timeout, unless the model sets its own.
     pub connect_timeout_secs: u64,
     /// Failed calls in a row after which a model is cooled down.
@@ -89,6 +108,7 @@ impl Default for Settings {
             backoff_max_ms: 30_000,
             retry_after_max_secs: 60,
             timeout_secs: 600,
+            responses_timeout_secs: 1800,
             connect_timeout_secs: 10,
             cooldown_failures: 3,
             cooldown_secs: 30,
@@ -108,6 +128,17 @@ pub enum Wire {
     Azure,
     Anthropic,
     Gemini,
+}
+
+/// Which of OpenAI's two APIs a model on the OpenAI or Azure wire is called through.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// Chat Completions (`/chat/completions`), which every OpenAI-compatible server speaks.
+    #[default]
+    Chat,
+    /// The Responses API (`/responses`), the only one some models are served by.
+    Responses,
 }
 
 /// One row of the provider table.
@@ -142,6 +173,10 @@ pub struct ProviderConfig {
     /// OpenAI wire: `max_tokens` (default) or `max_completion_tokens`.
     #[serde(default)]
     pub max_tokens_field: Option<String>,
+    /// OpenAI and Azure wires: the API for this provider's models that neither name one
+    /// themselves nor are in LiteLLM's map as this provider's (default: chat).
+    #[serde(default)]
+    pub api: Option<Api>,
     /// Take cost from the upstream (`x-litellm-response-cost` or `usage.cost`) when given.
     #[serde(default)]
     pub cost_from_upstream: bool,
@@ -201,6 +236,10 @@ pub struct CapabilitiesConfig {
     pub temperature: Option<TemperatureRule>,
     /// Most image data one request may carry, in MB (all images together).
     pub max_image_mb: Option<f64>,
+    /// The reasoning efforts the model accepts (`gpt-5-pro`: only `high`); another one
+    /// asked for is moved to the nearest of these. Unset: any.
+    #[serde(default)]
+    pub reasoning_efforts: Vec<ReasoningEffort>,
 }
 
 /// Prices in USD per million tokens (how providers publish them).
@@ -234,6 +273,10 @@ pub struct ModelConfig {
     /// Upstream model id (Azure: the deployment name). Default: the entry's name.
     #[serde(default)]
     pub model: Option<String>,
+    /// OpenAI and Azure wires: `chat` or `responses`. Default: the provider's `api`, else
+    /// the Responses API when LiteLLM's map says the model is served only there, else chat.
+    #[serde(default)]
+    pub api: Option<Api>,
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
@@ -310,5 +353,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("models.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn the_longest_timeout_counts_every_model_and_both_defaults() {
+        let mut config = ModelsConfig::load(None).unwrap();
+        assert_eq!(
+            config.longest_timeout_secs(),
+            1800,
+            "the Responses API default"
+        );
+        config.settings.responses_timeout_secs = 100;
+        assert_eq!(config.longest_timeout_secs(), 600);
+        config.models.get_mut("gpt-5").unwrap().timeout_secs = Some(3600);
+        assert_eq!(config.longest_timeout_secs(), 3600);
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::config::{Category, Wire};
+use super::config::{Api, Category, Wire};
 use super::registry::{Capabilities, Registry, ResolvedModel};
 
 /// The whole listing; serializes as the `--json` output.
@@ -34,6 +34,10 @@ pub struct ListedModel {
     pub score: u8,
     pub category: Category,
     pub description: Option<String>,
+    /// `responses`: called through OpenAI's Responses API (slow, long timeouts).
+    pub api: Api,
+    /// Whole-call timeout in seconds.
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +71,8 @@ impl ModelListing {
                     score: m.info.score,
                     category: m.info.category,
                     description: m.info.description,
+                    api: m.endpoint.api,
+                    timeout_secs: m.info.timeout.as_secs(),
                 }
             })
             .collect();
@@ -132,13 +138,21 @@ impl ModelListing {
                 Category::Balanced => "balanced",
                 Category::Reasoning => "reasoning",
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  context {context}, output {output}; {price}; {category}, score {}{}{}",
                 m.score,
                 if flags.is_empty() { "" } else { "; " },
                 flags.join(", ")
             );
+            if m.api == Api::Responses {
+                let _ = write!(
+                    out,
+                    "; Responses API (may think for minutes; timeout {} min)",
+                    m.timeout_secs.div_ceil(60)
+                );
+            }
+            let _ = writeln!(out);
         }
         let unconfigured: Vec<&ProviderStatus> =
             self.providers.iter().filter(|p| !p.configured).collect();

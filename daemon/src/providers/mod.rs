@@ -2,9 +2,10 @@
 //!
 //! LiteLLM's ideas in Rust: `provider/model` naming, a provider table in config
 //! (prefix → base URL, key variable, wire format, headers), LiteLLM's price/context map
-//! compiled in, and three thin wire adapters — OpenAI chat completions (also Azure,
+//! compiled in, and thin wire adapters — OpenAI chat completions (also Azure,
 //! OpenRouter, xAI, Groq, DeepSeek, Mistral, Together, Fireworks, Ollama, LM Studio, vLLM,
-//! a LiteLLM proxy, any OpenAI-compatible URL), Anthropic Messages and Gemini
+//! a LiteLLM proxy, any OpenAI-compatible URL), OpenAI's Responses API (the models only it
+//! serves: `gpt-5-pro`, `o3-pro`, the codex models), Anthropic Messages and Gemini
 //! generateContent — over one shared reqwest client. This module knows nothing about MCP,
 //! gRPC, threads or the ledger: tools hand it a [`CompletionRequest`] and get a
 //! [`Completion`] back (with every attempt, for the ledger).
@@ -36,7 +37,8 @@
 //! `mod.rs` (this map, token estimate), `types.rs` (request/result), `error.rs`,
 //! `env.rs` (Env, ApiKey), `config.rs` (ModelsConfig), `litellm.rs` (compiled-in map),
 //! `registry.rs` (resolution, ModelInfo), `cost.rs`, `http.rs` (client, SSE, error
-//! mapping), `adapter.rs` (trait, drop_params), `openai.rs`, `anthropic.rs`, `gemini.rs`,
+//! mapping), `adapter.rs` (trait, drop_params, adapter per endpoint), `openai.rs`,
+//! `responses.rs`, `anthropic.rs`, `gemini.rs`,
 //! `runtime.rs` (Providers: retries, fallbacks, cooldowns), `listing.rs`.
 
 mod adapter;
@@ -51,13 +53,14 @@ mod listing;
 pub mod litellm;
 mod openai;
 mod registry;
+mod responses;
 mod runtime;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{Category, ModelsConfig, TemperatureRule, Wire};
+pub use config::{Api, Category, ModelsConfig, TemperatureRule, Wire};
 pub use cost::Prices;
 pub use env::{ApiKey, Env};
 pub use error::ProviderError;

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::config::{
-    Category, ModelConfig, ModelsConfig, ProviderConfig, Settings, TemperatureRule, Wire,
+    Api, Category, ModelConfig, ModelsConfig, ProviderConfig, Settings, TemperatureRule, Wire,
 };
 use super::cost::Prices;
 use super::env::{ApiKey, Env};
+use super::types::ReasoningEffort;
 use super::{ProviderError, litellm};
 
 /// What a model can do; parameters it cannot take are dropped before the call.
@@ -46,6 +47,8 @@ pub struct ModelInfo {
     pub context_window: Option<u64>,
     pub max_output: Option<u64>,
     pub capabilities: Capabilities,
+    /// The reasoning efforts the model accepts; empty = any.
+    pub reasoning_efforts: Vec<ReasoningEffort>,
     /// `None` = cost unknown.
     pub prices: Option<Prices>,
     /// 1–20 for auto mode (10 when not configured).
@@ -78,6 +81,8 @@ pub struct ResolvedModel {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Endpoint {
     pub wire: Wire,
+    /// OpenAI and Azure wires: chat completions or the Responses API (`Chat` on the others).
+    pub api: Api,
     pub base_url: String,
     pub key: Option<ApiKey>,
     pub key_hint: String,
@@ -383,7 +388,33 @@ impl Registry {
                 .max_image_mb
                 .unwrap_or_else(|| default_max_image_mb(provider, wire)),
         };
+        let api = match wire {
+            Wire::Openai | Wire::Azure => config
+                .and_then(|c| c.api)
+                .or(state.config.api)
+                .or_else(|| {
+                    // Only the map's entry for this provider says how this provider serves
+                    // it (OpenRouter and a LiteLLM proxy serve `gpt-5-pro` as chat).
+                    let own = |e: &&litellm::LiteLlmEntry| {
+                        e.provider == provider
+                            || state.config.litellm_prefix.as_deref() == Some(e.provider)
+                    };
+                    entry.filter(own).map(|e| {
+                        if e.responses_only() {
+                            Api::Responses
+                        } else {
+                            Api::Chat
+                        }
+                    })
+                })
+                .unwrap_or_default(),
+            Wire::Anthropic | Wire::Gemini => Api::Chat,
+        };
         let settings = &self.settings;
+        let default_timeout = match api {
+            Api::Chat => settings.timeout_secs,
+            Api::Responses => settings.responses_timeout_secs,
+        };
         let info = ModelInfo {
             context_window: config
                 .and_then(|c| c.context_window)
@@ -392,6 +423,7 @@ impl Registry {
                 .and_then(|c| c.max_output)
                 .or(entry.and_then(|e| e.max_output_tokens)),
             capabilities,
+            reasoning_efforts: caps.reasoning_efforts.clone(),
             prices: Prices::merge(
                 config.and_then(|c| c.prices.as_ref()),
                 entry.and_then(|e| e.prices.as_ref()),
@@ -410,7 +442,7 @@ impl Registry {
             timeout: Duration::from_secs(
                 config
                     .and_then(|c| c.timeout_secs)
-                    .unwrap_or(settings.timeout_secs),
+                    .unwrap_or(default_timeout),
             ),
             connect_timeout: Duration::from_secs(
                 config
@@ -436,6 +468,7 @@ impl Registry {
             info,
             endpoint: Endpoint {
                 wire,
+                api,
                 base_url,
                 key,
                 key_hint: state.key_hint.clone(),

@@ -484,7 +484,7 @@ impl Providers {
             key: endpoint.key.as_ref().map(|k| k.expose()),
             key_hint: &endpoint.key_hint,
         };
-        let adapter = adapter::for_wire(endpoint.wire);
+        let adapter = adapter::for_endpoint(endpoint);
         let params = Params::new(request, model);
         let http_request = adapter.request(model, &params, request.stream);
         let client = self

@@ -1480,3 +1480,496 @@ fn openai_body_is_the_wire_json_in_order() {
     assert_eq!(value["user"], "zen");
     assert!(value.get("stream").is_none());
 }
+
+// ---------------------------------------------------------------------------------------
+// OpenAI's Responses API: which models go there, the exact request, typed events, failures.
+
+fn responses_usage() -> Value {
+    json!({"input_tokens": 2000, "input_tokens_details": {"cached_tokens": 0},
+           "output_tokens": 1000, "output_tokens_details": {"reasoning_tokens": 800},
+           "total_tokens": 3000})
+}
+
+/// The events OpenAI streams for one answer, as `event:` + `data:` pairs.
+fn responses_stream(text_parts: &[&str], usage: Value) -> String {
+    let mut events = vec![
+        json!({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
+        json!({"type": "response.output_item.added", "item": {"type": "reasoning", "summary": []}}),
+    ];
+    for part in text_parts {
+        events.push(json!({"type": "response.output_text.delta", "delta": part}));
+    }
+    events.push(
+        json!({"type": "response.completed", "response": {"id": "resp_1",
+        "status": "completed", "usage": usage}}),
+    );
+    events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+        .collect()
+}
+
+async fn mount_responses(server: &MockServer, body: String) {
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse_ok(body))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn responses_only_models_stream_from_the_responses_api() {
+    let server = MockServer::start().await;
+    mount_responses(
+        &server,
+        responses_stream(&["Deep ", "answer"], responses_usage()),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let providers = providers(&server, test_config());
+    let mut req = request("openai/gpt-5-pro", "Hi");
+    req.messages.push(Message::assistant("Earlier answer"));
+    req.messages.push(Message::user("And now?"));
+    req.temperature = Some(0.3);
+    req.max_output_tokens = Some(5000);
+    req.reasoning_effort = Some(ReasoningEffort::Medium);
+    req.stop = vec!["END".to_owned()];
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let completion = providers.complete(req, Some(tx)).await.unwrap();
+
+    let sent = &requests(&server).await[0];
+    assert_eq!(sent.url.path(), "/v1/responses");
+    assert_eq!(
+        header(sent, "authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    // gpt-5-pro takes only high effort; temperature and stop sequences are dropped.
+    assert_eq!(
+        sent.body_json::<Value>().unwrap(),
+        json!({
+            "model": "gpt-5-pro",
+            "instructions": "Be brief.",
+            "input": [{"role": "user", "content": "Hi"},
+                      {"role": "assistant", "content": "Earlier answer"},
+                      {"role": "user", "content": "And now?"}],
+            "max_output_tokens": 5000,
+            "reasoning": {"effort": "high"},
+            "store": false,
+            "stream": true
+        })
+    );
+    assert_eq!(completion.text, "Deep answer");
+    assert_eq!(completion.model, "gpt-5-pro");
+    assert_eq!(completion.finish_reason, FinishReason::Stop);
+    assert_eq!(completion.request_id.as_deref(), Some("resp_1"));
+    assert_eq!(completion.usage.reasoning_tokens, 800);
+    assert_eq!(completion.usage.output_tokens, 1000);
+    // LiteLLM's prices for gpt-5-pro: $15 in, $120 out per million.
+    assert!(
+        close(
+            completion.cost.usd.unwrap(),
+            2000.0 * 15e-6 + 1000.0 * 120e-6
+        ),
+        "{:?}",
+        completion.cost
+    );
+    let mut deltas = String::new();
+    while let Ok(event) = rx.try_recv() {
+        if let StreamEvent::Delta(text) = event {
+            deltas.push_str(&text);
+        }
+    }
+    assert_eq!(deltas, "Deep answer");
+}
+
+#[tokio::test]
+async fn responses_non_streaming_with_images_json_and_cached_tokens() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "resp_9", "object": "response", "status": "completed", "error": null,
+            "output": [{"type": "reasoning", "summary": []},
+                       {"type": "message", "role": "assistant",
+                        "content": [{"type": "output_text", "text": "{\"ok\":true}", "annotations": []}]}],
+            "usage": {"input_tokens": 1000, "input_tokens_details": {"cached_tokens": 400},
+                      "output_tokens": 10, "output_tokens_details": {"reasoning_tokens": 4}}
+        })))
+        .mount(&server)
+        .await;
+    let mut req = CompletionRequest::new(
+        "o3-pro",
+        vec![Message {
+            role: Role::User,
+            content: vec![
+                ContentPart::Text {
+                    text: "What is this?".into(),
+                },
+                ContentPart::image_data_url("data:image/png;base64,iVBORw0KGgo=").unwrap(),
+            ],
+        }],
+    );
+    req.stream = false;
+    req.json_mode = true;
+    req.reasoning_effort = Some(ReasoningEffort::Low);
+    let completion = providers(&server, test_config())
+        .complete(req, None)
+        .await
+        .unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "model": "o3-pro",
+            "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "What is this?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+            ]}],
+            "reasoning": {"effort": "low"},
+            "text": {"format": {"type": "json_object"}},
+            "store": false
+        })
+    );
+    assert_eq!(completion.text, "{\"ok\":true}");
+    assert_eq!(completion.request_id.as_deref(), Some("resp_9"));
+    assert_eq!(completion.usage.cached_tokens, 400);
+    assert_eq!(completion.usage.reasoning_tokens, 4);
+    // o3-pro: $20 in, $80 out per million; the map has no cache price, so cached
+    // input is billed as input.
+    assert!(close(
+        completion.cost.usd.unwrap(),
+        1000.0 * 20e-6 + 10.0 * 80e-6
+    ));
+}
+
+#[tokio::test]
+async fn gpt_5_keeps_chat_completions_unless_configured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(sse_ok(openai_stream(
+            &["chat"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    mount_responses(&server, responses_stream(&["responses"], responses_usage())).await;
+    for name in ["gpt-5", "openai/gpt-5", "gpt-4o"] {
+        let completion = providers(&server, test_config())
+            .complete(request(name, "Hi"), None)
+            .await
+            .unwrap();
+        assert_eq!(completion.text, "chat", "{name}");
+    }
+    let mut config = test_config();
+    config.models.get_mut("gpt-5").unwrap().api = Some(Api::Responses);
+    let mut chat_pro = model("openai", "gpt-5-pro");
+    chat_pro.api = Some(Api::Chat);
+    config.models.insert("pro-as-chat".into(), chat_pro);
+    let providers = providers(&server, config);
+    let completion = providers
+        .complete(request("gpt-5", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "responses");
+    let completion = providers
+        .complete(request("pro-as-chat", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "chat");
+    let paths: Vec<String> = requests(&server)
+        .await
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/chat/completions",
+            "/v1/chat/completions",
+            "/v1/chat/completions",
+            "/v1/responses",
+            "/v1/chat/completions"
+        ]
+    );
+}
+
+#[test]
+fn the_api_comes_from_config_then_provider_then_litellms_entry_for_that_provider() {
+    let api = |providers: &Providers, name: &str| providers.resolve(name).unwrap().endpoint.api;
+    let all = offline(&[
+        ("OPENAI_API_KEY", "k"),
+        ("OPENROUTER_API_KEY", "k"),
+        ("XAI_API_KEY", "k"),
+        ("LITELLM_BASE_URL", "http://127.0.0.1:1"),
+        ("AZURE_OPENAI_API_KEY", "k"),
+        ("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:1"),
+        ("ANTHROPIC_API_KEY", "k"),
+    ]);
+    for name in [
+        "gpt-5-pro",
+        "o3-pro",
+        "o1-pro",
+        "gpt-5-codex",
+        "azure/gpt-5-pro",
+    ] {
+        assert_eq!(api(&all, name), Api::Responses, "{name}");
+    }
+    // Other providers serve the same model their way (OpenRouter and a LiteLLM proxy
+    // translate), and models served by both endpoints stay on chat.
+    for name in [
+        "openrouter/openai/gpt-5-pro",
+        "litellm/gpt-5-pro",
+        "gpt-5",
+        "azure/gpt-5",
+        "azure/my-deployment",
+        "sonnet",
+    ] {
+        assert_eq!(api(&all, name), Api::Chat, "{name}");
+    }
+    // Long timeouts by default for the slow ones; a model's own wins.
+    let pro = all.resolve("gpt-5-pro").unwrap();
+    assert_eq!(pro.info.timeout, Duration::from_secs(1800));
+    assert_eq!(
+        all.resolve("gpt-5").unwrap().info.timeout,
+        Duration::from_secs(600)
+    );
+
+    let mut config = test_config();
+    config.providers.get_mut("litellm").unwrap().api = Some(Api::Responses);
+    let mut deployment = model("azure", "my-pro");
+    deployment.api = Some(Api::Responses);
+    deployment.timeout_secs = Some(3000);
+    config.models.insert("azure-pro".into(), deployment);
+    let env = Env::from_map([
+        ("LITELLM_BASE_URL", "http://127.0.0.1:1".to_owned()),
+        ("AZURE_OPENAI_API_KEY", "k".to_owned()),
+        ("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:1".to_owned()),
+    ]);
+    let configured = Providers::new(config, &env).unwrap();
+    assert_eq!(api(&configured, "litellm/anything"), Api::Responses);
+    let azure = configured.resolve("azure-pro").unwrap();
+    assert_eq!(azure.endpoint.api, Api::Responses);
+    assert_eq!(azure.info.timeout, Duration::from_secs(3000));
+}
+
+#[tokio::test]
+async fn azure_deployments_on_the_responses_api_use_the_v1_surface() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/v1/responses"))
+        .respond_with(sse_ok(responses_stream(&["az"], responses_usage())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let completion = providers(&server, test_config())
+        .complete(request("azure/gpt-5-pro", "Hi"), None)
+        .await
+        .unwrap();
+    let sent = &requests(&server).await[0];
+    assert_eq!(header(sent, "api-key"), Some(KEY));
+    assert!(header(sent, "authorization").is_none());
+    assert_eq!(sent.url.query(), None);
+    assert_eq!(sent.body_json::<Value>().unwrap()["model"], "gpt-5-pro");
+    assert_eq!(completion.text, "az");
+}
+
+#[tokio::test]
+async fn a_failed_response_is_retried_then_falls_back_with_its_reason() {
+    let server = MockServer::start().await;
+    let failed = |code: &str| {
+        let event = json!({"type": "response.failed", "response": {"id": "resp_f",
+            "status": "failed", "error": {"code": code, "message": "The model failed."},
+            "usage": {"input_tokens": 10, "output_tokens": 5}}});
+        format!("event: response.failed\ndata: {event}\n\n")
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse_ok(failed("server_error")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_string(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_responses(
+        &server,
+        responses_stream(&["third time"], responses_usage()),
+    )
+    .await;
+    let completion = providers(&server, test_config())
+        .complete(request("gpt-5-pro", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "third time");
+    let kinds: Vec<String> = completion
+        .attempts
+        .iter()
+        .map(|a| match &a.outcome {
+            AttemptOutcome::Ok => "ok".to_owned(),
+            AttemptOutcome::Failed { kind, .. } => kind.clone(),
+        })
+        .collect();
+    assert_eq!(kinds, ["server", "rate_limited", "ok"]);
+    // The failed response had reported usage: it is billed.
+    assert_eq!(
+        completion.attempts[0].usage.map(|u| u.input_tokens),
+        Some(10)
+    );
+    assert!(completion.attempts[0].cost.usd.unwrap() > 0.0);
+
+    // A prompt the model refuses is reported at once: a 400 is neither retried nor
+    // handed to a fallback (another model would refuse it too).
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse_ok(failed("invalid_prompt")))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(sse_ok(openai_stream(
+            &["fallback"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server)
+        .await;
+    let mut config = test_config();
+    config.models.get_mut("gpt-5-pro").unwrap().fallbacks = vec!["gpt-5".into()];
+    let failure = providers(&server, config.clone())
+        .complete_detailed(request("gpt-5-pro", "Hi"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.attempts.len(), 1);
+    let message = failure.error.to_string();
+    assert!(
+        message.contains("gpt-5-pro") && message.contains("invalid_prompt"),
+        "{message}"
+    );
+
+    // A failure another model may not have: retried, then the fallback (on chat
+    // completions) answers.
+    let server2 = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(sse_ok(failed("server_error")))
+        .mount(&server2)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(sse_ok(openai_stream(
+            &["fallback"],
+            json!({"prompt_tokens": 1, "completion_tokens": 1}),
+        )))
+        .mount(&server2)
+        .await;
+    let completion = providers(&server2, config)
+        .complete(request("gpt-5-pro", "Hi"), None)
+        .await
+        .unwrap();
+    assert_eq!(completion.text, "fallback");
+    assert_eq!(completion.model, "gpt-5");
+    // 1 + max_retries attempts on the failing model, then the fallback.
+    assert_eq!(completion.attempts.len(), 4);
+}
+
+#[tokio::test]
+async fn cancelling_a_responses_call_closes_its_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = socket.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // The model "reasons": the stream is open, nothing but the first event comes.
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n";
+        let chunk = format!("{:x}\r\n{created}\r\n", created.len());
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        let _ = seen_tx.send(head);
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = closed_tx.send(());
+    });
+    let env = Env::from_map([
+        ("OPENAI_API_KEY", KEY.to_owned()),
+        ("OPENAI_BASE_URL", format!("http://{addr}/v1")),
+    ]);
+    let providers = Arc::new(Providers::new(test_config(), &env).unwrap());
+    let call = tokio::spawn({
+        let providers = providers.clone();
+        async move { providers.complete(request("gpt-5-pro", "Hi"), None).await }
+    });
+    let head = seen_rx.await.unwrap();
+    assert!(head.starts_with("POST /v1/responses "), "{head}");
+    call.abort();
+    tokio::time::timeout(Duration::from_secs(5), closed_rx)
+        .await
+        .expect("the upstream stream was not closed after the call was dropped")
+        .unwrap();
+}
+
+#[test]
+fn listing_marks_responses_models_with_their_prices_and_timeout() {
+    let providers = offline(&[("OPENAI_API_KEY", "k")]);
+    let listing = providers.listing();
+    let pro = listing
+        .models
+        .iter()
+        .find(|m| m.name == "gpt-5-pro")
+        .expect("gpt-5-pro is listed");
+    assert_eq!(pro.api, Api::Responses);
+    assert_eq!(pro.timeout_secs, 1800);
+    assert!(close(pro.input_per_million.unwrap(), 15.0), "{pro:?}");
+    assert!(close(pro.output_per_million.unwrap(), 120.0), "{pro:?}");
+    let gpt5 = listing.models.iter().find(|m| m.name == "gpt-5").unwrap();
+    assert_eq!(gpt5.api, Api::Chat);
+    let text = listing.render_text();
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("- gpt-5-pro"))
+        .nth(1)
+        .unwrap();
+    assert!(line.contains("$15 in / $120 out per 1M tokens"), "{line}");
+    assert!(line.contains("Responses API"), "{line}");
+    assert!(line.contains("timeout 30 min"), "{line}");
+    let gpt5_line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("- gpt-5 "))
+        .nth(1)
+        .unwrap();
+    assert!(!gpt5_line.contains("Responses API"), "{gpt5_line}");
+}
+
+#[test]
+fn efforts_move_to_the_nearest_one_a_model_accepts() {
+    use ReasoningEffort::{High, Low, Medium};
+    assert_eq!(Low.nearest_of(&[]), Low);
+    assert_eq!(Low.nearest_of(&[High]), High);
+    assert_eq!(Medium.nearest_of(&[Low, High]), High);
+    assert_eq!(Low.nearest_of(&[Medium, High]), Medium);
+    assert_eq!(High.nearest_of(&[Low, Medium]), Medium);
+    assert_eq!(Medium.nearest_of(&[Low, Medium, High]), Medium);
+}

@@ -76,6 +76,7 @@ impl Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasoningEffort {
+    // In increasing order: `nearest_of` compares their ranks.
     Low,
     Medium,
     High,
@@ -97,6 +98,17 @@ impl ReasoningEffort {
             Self::Medium => 2048,
             Self::High => 4096,
         }
+    }
+
+    /// `self` if `accepted` is empty or holds it, else the accepted effort nearest to it
+    /// (the higher one of two as near).
+    pub fn nearest_of(self, accepted: &[Self]) -> Self {
+        let rank = |effort: Self| effort as i8;
+        accepted
+            .iter()
+            .copied()
+            .min_by_key(|&a| ((rank(a) - rank(self)).abs(), -rank(a)))
+            .unwrap_or(self)
     }
 
     pub fn from_budget(tokens: u64) -> Self {
