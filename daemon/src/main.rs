@@ -366,6 +366,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 .context("zend register")?
                 .with_locations(&locations);
             spec.trust = trust;
+            // Clients that time tool calls out must wait for the slowest model configured.
+            let config_dir = Locations::resolve(&overrides)?.config_dir;
+            let models =
+                zend::providers::ModelsConfig::load(Some(&config_dir)).context("zend register")?;
+            spec.tool_timeout_secs =
+                zend::register::tool_timeout_secs(models.longest_timeout_secs());
             let runner = zend::service::SystemRunner;
             Ok(
                 zend::register::register(client, &spec, print, &runner, &mut stdout)

@@ -22,9 +22,19 @@ use serde_json::{Value, json};
 
 use crate::service::Runner;
 
-/// Codex CLI and Gemini CLI time out tool calls; a consensus of several models
-/// can take minutes.
-pub const TOOL_TIMEOUT_SECS: u64 = 600;
+/// Codex CLI and Gemini CLI time out tool calls: at least this (a consensus of several
+/// models can take minutes) ...
+pub const MIN_TOOL_TIMEOUT_SECS: u64 = 600;
+/// ... and the longest model call plus this, for what a tool does around it.
+const TOOL_TIMEOUT_MARGIN_SECS: u64 = 60;
+
+/// The tool-call timeout registered with clients that have one, given the longest
+/// model timeout configured (`ModelsConfig::longest_timeout_secs`).
+pub fn tool_timeout_secs(longest_model_timeout_secs: u64) -> u64 {
+    longest_model_timeout_secs
+        .saturating_add(TOOL_TIMEOUT_MARGIN_SECS)
+        .max(MIN_TOOL_TIMEOUT_SECS)
+}
 /// The name zen is registered under.
 pub const SERVER_NAME: &str = "zen";
 
@@ -62,6 +72,8 @@ pub struct RegisterSpec {
     pub env: Vec<(String, String)>,
     /// Gemini CLI: mark the server trusted (`--trust`).
     pub trust: bool,
+    /// What Codex CLI and Gemini CLI are told to wait for a tool call ([`tool_timeout_secs`]).
+    pub tool_timeout_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +134,7 @@ impl RegisterSpec {
             claude: on_path("claude"),
             env: Vec::new(),
             trust: false,
+            tool_timeout_secs: MIN_TOOL_TIMEOUT_SECS,
         })
     }
 
@@ -246,7 +259,13 @@ pub fn register(
     };
     let shim = spec.shim.to_string_lossy();
     let (text, change) = match client {
-        Client::Codex => merge_codex(existing.as_deref(), &shim, &spec.args, &spec.env),
+        Client::Codex => merge_codex(
+            existing.as_deref(),
+            &shim,
+            &spec.args,
+            &spec.env,
+            spec.tool_timeout_secs,
+        ),
         _ => merge_json(existing.as_deref(), &json_entry(client, spec)),
     }
     .map_err(|(format, reason)| RegisterError::Parse {
@@ -296,7 +315,7 @@ confirmation before each tool call).";
 fn json_entry(client: Client, spec: &RegisterSpec) -> Value {
     let mut entry = json!({"command": spec.shim.to_string_lossy(), "args": spec.args});
     if client == Client::Gemini {
-        entry["timeout"] = json!(TOOL_TIMEOUT_SECS * 1000);
+        entry["timeout"] = json!(spec.tool_timeout_secs.saturating_mul(1000));
         if spec.trust {
             entry["trust"] = json!(true);
         }
@@ -432,6 +451,7 @@ pub fn merge_codex(
     shim: &str,
     args: &[String],
     env: &[(String, String)],
+    timeout_secs: u64,
 ) -> Result<(String, Change), (&'static str, String)> {
     use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
     let mut doc = existing
@@ -463,7 +483,7 @@ pub fn merge_codex(
     if !same_args {
         zen["args"] = value(args.iter().collect::<Array>());
     }
-    let timeout = i64::try_from(TOOL_TIMEOUT_SECS).unwrap_or(i64::MAX);
+    let timeout = i64::try_from(timeout_secs).unwrap_or(i64::MAX);
     if zen.get("tool_timeout_sec").and_then(Item::as_integer) != Some(timeout) {
         zen["tool_timeout_sec"] = value(timeout);
     }
@@ -590,33 +610,43 @@ mod tests {
     #[test]
     fn codex_toml_keeps_comments_and_other_servers() {
         let existing = "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n";
-        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &[]).unwrap();
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &[], 600).unwrap();
         assert_eq!(change, Change::Added);
         assert_eq!(
             text,
             "# my codex config\nmodel = \"o3\" # the best\n\n[mcp_servers.other]\ncommand = \"other\"\n\n\
              [mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nargs = []\ntool_timeout_sec = 600\n"
         );
-        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &[]).unwrap();
+        let (again, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &[], 600).unwrap();
         assert_eq!(change, Change::Unchanged);
         assert_eq!(again, text);
-        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim", &[], &[]).unwrap();
+        let (_, change) = merge_codex(Some(&text), "/elsewhere/zen-shim", &[], &[], 600).unwrap();
         assert_eq!(change, Change::Updated);
-        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x", &[], &[]).is_err());
-        assert!(merge_codex(Some("not toml ["), "/x", &[], &[]).is_err());
+        let (longer, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &[], 1860).unwrap();
+        assert_eq!(change, Change::Updated);
+        assert!(longer.contains("tool_timeout_sec = 1860\n"), "{longer}");
+        assert!(merge_codex(Some("mcp_servers = 3\n"), "/x", &[], &[], 600).is_err());
+        assert!(merge_codex(Some("not toml ["), "/x", &[], &[], 600).is_err());
+    }
+
+    #[test]
+    fn tool_timeouts_cover_the_longest_model_call() {
+        assert_eq!(tool_timeout_secs(1800), 1860);
+        assert_eq!(tool_timeout_secs(60), MIN_TOOL_TIMEOUT_SECS);
+        assert_eq!(tool_timeout_secs(u64::MAX), u64::MAX);
     }
 
     #[test]
     fn locations_go_into_env_beside_the_users_own() {
         let env = vec![("ZEN_HOME".to_owned(), "/z".to_owned())];
         let existing = "[mcp_servers.zen]\ncommand = \"/bin/zen-shim\"\nenv = { FOO = \"1\" }\n";
-        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &env).unwrap();
+        let (text, change) = merge_codex(Some(existing), "/bin/zen-shim", &[], &env, 600).unwrap();
         assert_eq!(change, Change::Updated);
         assert!(
             text.contains("env = { FOO = \"1\", ZEN_HOME = \"/z\" }"),
             "{text}"
         );
-        let (_, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &env).unwrap();
+        let (_, change) = merge_codex(Some(&text), "/bin/zen-shim", &[], &env, 600).unwrap();
         assert_eq!(change, Change::Unchanged);
 
         let existing =
@@ -651,12 +681,12 @@ mod tests {
         );
 
         let args = ["-y".to_owned(), "zen-mcp".to_owned()];
-        let (text, _) = merge_codex(None, "npx", &args, &[]).unwrap();
+        let (text, _) = merge_codex(None, "npx", &args, &[], 600).unwrap();
         assert!(
             text.contains("command = \"npx\"\nargs = [\"-y\", \"zen-mcp\"]"),
             "{text}"
         );
-        let (_, change) = merge_codex(Some(&text), "npx", &args, &[]).unwrap();
+        let (_, change) = merge_codex(Some(&text), "npx", &args, &[], 600).unwrap();
         assert_eq!(change, Change::Unchanged);
     }
 

@@ -249,14 +249,23 @@ fn register_edits_client_configs_without_clobbering_them() {
         text.starts_with("# mine\n[mcp_servers.other]\ncommand = \"other\"\n"),
         "{text}"
     );
+    // The tool timeout covers the longest model call: the Responses API's 1800 s + 60.
     assert!(
         text.contains(&format!(
-            "[mcp_servers.zen]\ncommand = \"{shim}\"\nargs = []\ntool_timeout_sec = 600\n\
+            "[mcp_servers.zen]\ncommand = \"{shim}\"\nargs = []\ntool_timeout_sec = 1860\n\
              env = {{ ZEN_HOME = \"{}\" }}\n",
             home.path().display()
         )),
         "{text}"
     );
+    // A slower model configured: registering again follows it.
+    home.write_config(
+        "models.yaml",
+        "models:\n  slow:\n    provider: openai\n    timeout_secs: 3600\n",
+    );
+    assert!(home.zend(&["register", "codex"]).status.success());
+    let text = std::fs::read_to_string(&codex).unwrap();
+    assert!(text.contains("tool_timeout_sec = 3660\n"), "{text}");
 
     for (client, path) in [
         ("gemini", ".gemini/settings.json"),
@@ -275,6 +284,9 @@ fn register_edits_client_configs_without_clobbering_them() {
             shim.as_ref(),
             "{client}"
         );
+        if client == "gemini" {
+            assert_eq!(config["mcpServers"]["zen"]["timeout"], 3_660_000);
+        }
     }
 
     let broken = home.path().join(".gemini/settings.json");
