@@ -44,6 +44,8 @@ fn chat_with_gpt_5_pro_uses_the_responses_api_and_the_ledger_has_its_reasoning_a
         "gpt-5-pro",
         Behaviour {
             reply: "a considered answer".into(),
+            // Long enough for a progress notification (the first comes at once).
+            delay: Duration::from_millis(300),
             prompt_tokens: 2000,
             completion_tokens: 1000,
             cached_tokens: 500,
@@ -94,18 +96,40 @@ fn chat_with_gpt_5_pro_uses_the_responses_api_and_the_ledger_has_its_reasoning_a
         ]
     );
 
-    // The ledger: tokens as reported, cost from LiteLLM's prices ($15 in, $120 out per
-    // million; the map has no cache price for gpt-5-pro).
+    // Progress reaches a client that asks while the model thinks.
+    let response = client.request(
+        "tools/call",
+        json!({"name": "chat", "arguments": {"prompt": "again", "model": "gpt-5-pro"},
+               "_meta": {"progressToken": "pro-1"}}),
+    );
+    assert!(response.get("result").is_some(), "{response}");
+    let progress = client
+        .notifications
+        .iter()
+        .find(|n| {
+            n["method"] == "notifications/progress" && n["params"]["progressToken"] == "pro-1"
+        })
+        .unwrap_or_else(|| panic!("no progress in {:?}", client.notifications));
+    assert!(
+        progress["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-5-pro"),
+        "{progress}"
+    );
+
+    // The ledger (two calls): tokens as reported, cost from LiteLLM's prices ($15 in,
+    // $120 out per million; the map has no cache price for gpt-5-pro).
     let status = status_json(&home);
     let row = &status["ledger"]["all_time"]["by_model"]["gpt-5-pro"];
-    assert_eq!(row["calls"], 1, "{row}");
-    assert_eq!(row["input_tokens"], 2000, "{row}");
-    assert_eq!(row["output_tokens"], 1000, "{row}");
-    assert_eq!(row["cached_tokens"], 500, "{row}");
-    assert_eq!(row["reasoning_tokens"], 800, "{row}");
+    assert_eq!(row["calls"], 2, "{row}");
+    assert_eq!(row["input_tokens"], 4000, "{row}");
+    assert_eq!(row["output_tokens"], 2000, "{row}");
+    assert_eq!(row["cached_tokens"], 1000, "{row}");
+    assert_eq!(row["reasoning_tokens"], 1600, "{row}");
     let cost = row["cost_usd"].as_f64().unwrap();
     assert!(
-        (cost - (2000.0 * 15e-6 + 1000.0 * 120e-6)).abs() < 1e-9,
+        (cost - 2.0 * (2000.0 * 15e-6 + 1000.0 * 120e-6)).abs() < 1e-9,
         "{row}"
     );
 
