@@ -1,12 +1,15 @@
 //! Configuration loading: any bytes as the user's `server.yaml` give a
 //! `ServerConfig` or an error naming the file, never a panic.
+//! The check itself is in fuzz/checks, shared with the corpus replay in `cargo test`.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use zend::config::{SERVER_YAML, ServerConfig, load_layered, parse_yaml};
+
+#[path = "../checks/config_yaml.rs"]
+mod check;
 
 fn config_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -17,14 +20,4 @@ fn config_dir() -> &'static PathBuf {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = parse_yaml(text, std::path::Path::new("fuzz.yaml"));
-    }
-    let dir = config_dir();
-    std::fs::write(dir.join("server.yaml"), data).expect("write the user's file");
-    match load_layered::<ServerConfig>("server.yaml", SERVER_YAML, dir) {
-        Ok(_) => {}
-        Err(e) => assert!(e.to_string().contains("server.yaml"), "{e}"),
-    }
-});
+fuzz_target!(|data: &[u8]| check::check(data, config_dir()));

@@ -1,45 +1,11 @@
-//! The shim's structural scan: never panics, and on any valid JSON object
-//! written without escapes it finds the same top-level `id` and `method` as a
-//! real parser. Whatever the bytes, wrapped as a string (escaped as serde_json
-//! writes it) in nested `params` before or after the envelope's fields, they
-//! never hide or change the top-level `id` and `method`: that is what the
-//! scan's string skipping (quotes and backslashes, a word at a time) must get right.
+//! The shim's structural scan: never panics and finds the top-level `id`
+//! and `method` as a real parser does.
+//! The check itself is in fuzz/checks, shared with the corpus replay in `cargo test`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use zen_shim::scan::scan;
 
-fuzz_target!(|data: &[u8]| {
-    let found = scan(data);
-    let text = String::from_utf8_lossy(data);
-    let string = serde_json::to_string(&text).expect("a string serializes");
-    for line in [
-        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"m","params":{{"x":{string}}}}}"#),
-        format!(r#"{{"params":{{"x":[{string},{{"id":{string}}}]}},"method":"m","id":"a"}}"#),
-    ] {
-        let wrapped = scan(line.as_bytes());
-        assert!(
-            matches!(wrapped.id, Some(b"7") | Some(br#""a""#)),
-            "id lost in {line:?}"
-        );
-        assert_eq!(wrapped.method, Some(&b"m"[..]), "method lost in {line:?}");
-    }
+#[path = "../checks/shim_scan.rs"]
+mod check;
 
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
-        return;
-    };
-    if data.contains(&b'\\') {
-        return;
-    }
-    let id = object
-        .get("id")
-        .filter(|id| id.is_string() || id.is_number());
-    let scanned_id = found
-        .id
-        .map(|raw| serde_json::from_slice::<Value>(raw).expect("the id span is JSON"));
-    assert_eq!(scanned_id.as_ref(), id, "id of {:?}", String::from_utf8_lossy(data));
-    let method = object.get("method").and_then(Value::as_str);
-    let scanned_method = found.method.map(|raw| std::str::from_utf8(raw).expect("utf-8"));
-    assert_eq!(scanned_method, method);
-});
+fuzz_target!(|data: &[u8]| check::check(data));
