@@ -11,6 +11,7 @@
 //! - [`store`]: the sled database; [`memory`]: conversation threads;
 //!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
+//! - [`hardening`]: umask 077, no core dumps, `/` as working directory, private files.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
 //! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
 //! - [`register`], [`logs`]: `zend register <client>`, `zend logs`.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod hardening;
 pub mod ipc;
 pub mod ledger;
 pub mod locations;

@@ -27,6 +27,19 @@ pub struct Locations {
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub runtime_dir: PathBuf,
+    /// Which of them the user named by a flag or a variable of its own
+    /// (rather than zen's default or `ZEN_HOME`'s layout): zend never changes
+    /// the mode of a directory the user named.
+    pub named: Named,
+}
+
+/// Which directories the user named (see [`Locations::named`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Named {
+    pub config: bool,
+    pub data: bool,
+    pub state: bool,
+    pub runtime: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +58,17 @@ pub enum LocationError {
 
 impl Locations {
     /// Resolves the directories: explicit override, else `ZEN_HOME`, else the platform default.
+    /// Relative paths are made absolute (zend serves from `/`).
     pub fn resolve(overrides: &Overrides) -> Result<Self, LocationError> {
-        let home = overrides.home.clone().or_else(|| {
-            std::env::var_os(paths::HOME_ENV)
-                .filter(|h| !h.is_empty())
-                .map(PathBuf::from)
-        });
+        let home = overrides
+            .home
+            .clone()
+            .or_else(|| {
+                std::env::var_os(paths::HOME_ENV)
+                    .filter(|h| !h.is_empty())
+                    .map(PathBuf::from)
+            })
+            .map(|home| absolute(&home));
         let (config, data, state) = match &home {
             Some(home) => (home.join("config"), home.join("data"), home.join("state")),
             None => {
@@ -72,18 +90,29 @@ impl Locations {
             (None, Some(home)) => home.join("run"),
             (None, None) => paths::default_runtime_dir(),
         };
+        let named = |dir: &Option<PathBuf>| dir.as_ref().is_some_and(|d| !d.as_os_str().is_empty());
+        let pick = |dir: &Option<PathBuf>, default: PathBuf| match dir {
+            Some(dir) if !dir.as_os_str().is_empty() => absolute(dir),
+            _ => default,
+        };
         Ok(Self {
-            config_dir: overrides.config_dir.clone().unwrap_or(config),
-            data_dir: overrides.data_dir.clone().unwrap_or(data),
-            state_dir: overrides.state_dir.clone().unwrap_or(state),
-            runtime_dir: runtime,
+            config_dir: pick(&overrides.config_dir, config),
+            data_dir: pick(&overrides.data_dir, data),
+            state_dir: pick(&overrides.state_dir, state),
+            runtime_dir: absolute(&runtime),
+            named: Named {
+                config: named(&overrides.config_dir),
+                data: named(&overrides.data_dir),
+                state: named(&overrides.state_dir),
+                runtime: named(&overrides.runtime_dir),
+            },
         })
     }
 
     /// The socket path: `ZEN_SOCKET` when set, else `<runtime_dir>/zend.sock`.
     pub fn socket_path(&self) -> PathBuf {
         match std::env::var_os(paths::SOCKET_ENV) {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
+            Some(path) if !path.is_empty() => absolute(Path::new(&path)),
             _ => self.runtime_dir.join(paths::SOCKET_NAME),
         }
     }
@@ -98,13 +127,19 @@ impl Locations {
         crate::logging::current_log_file(&self.state_dir)
     }
 
-    /// Creates the directories zend writes to; the runtime directory is private (0700).
+    /// Creates the directories zend writes to, 0700 (zend's umask is 077 by
+    /// then, see `hardening`); the runtime directory is checked private.
     pub fn prepare(&self) -> Result<(), LocationError> {
+        use std::os::unix::fs::DirBuilderExt;
         for dir in [&self.config_dir, &self.data_dir, &self.state_dir] {
-            std::fs::create_dir_all(dir).map_err(|source| LocationError::Prepare {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| LocationError::Prepare {
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         paths::ensure_private_dir(&self.runtime_dir).map_err(|source| LocationError::Prepare {
             path: self.runtime_dir.clone(),
@@ -118,6 +153,12 @@ impl Locations {
         }
         Ok(())
     }
+}
+
+/// `path` made absolute against the current directory (unchanged when it
+/// already is, or when the current directory is gone).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

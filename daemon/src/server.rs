@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,10 +94,16 @@ pub enum ServeError {
 }
 
 /// Runs zend until it is stopped (or finds another zend already running).
+///
+/// The process is hardened first (`hardening`: umask 077, no core dumps) and
+/// leaves its working directory for `/` once its paths are resolved.
 pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
+    crate::hardening::private_umask();
+    crate::hardening::no_core_dumps();
     let locations = Locations::resolve(&options.overrides)?;
     locations.prepare()?;
     let socket = locations.socket_path();
+    crate::hardening::leave_working_dir();
 
     let lock_path = locations.lock_path();
     let lock_error = |source| ServeError::Lock {
@@ -108,6 +115,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(lock_error)?;
     match lock.try_lock() {
@@ -127,6 +135,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
             source,
         }
     })?;
+    crate::hardening::tighten(&locations, &[".env", crate::mcp::http::TOKEN_FILE]);
     let mut server_config = ServerConfig::load(&locations.config_dir)?;
     if let Some(secs) = options.idle_timeout_secs {
         server_config.idle_timeout_secs = secs;

@@ -42,3 +42,6 @@ mod dist;
 /// OpenAI's Responses API models (gpt-5-pro, o3-pro, codex) end to end: routing,
 /// ledger and cost, failures, cancellation, consensus and workflow expert steps.
 mod responses;
+
+/// Private files, a hardened process, limits on what a peer can make zend hold.
+mod hardening;

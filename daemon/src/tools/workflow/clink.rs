@@ -211,6 +211,8 @@ pub async fn run_cli(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    // zend's umask is 077; what the sub-agent writes in the repository is the user's.
+    crate::hardening::user_umask(&mut command);
     for key in clink.env.iter().chain(&cli.env) {
         if let Some(value) = std::env::var_os(key) {
             command.env(key, value);

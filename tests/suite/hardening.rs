@@ -1,0 +1,146 @@
+//! What keeps zend's user the only one it serves and the only one who reads
+//! what it keeps: private files whatever the umask, the process hardened,
+//! limits on what a peer can make it hold (SECURITY.md's promises).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::support::{WAIT, ZenHome, zend_bin};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `zend serve ARGS` started under umask 022 (the usual login umask), once it answers.
+fn serve_under_umask_022(home: &ZenHome, args: &[&str]) -> Child {
+    let mut daemon = home
+        .command(Path::new("sh"))
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" serve \"$@\"")
+        .arg(zend_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    while home.zend(&["status"]).status.code() != Some(0) {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            panic!("zend serve exited early: {status}");
+        }
+        assert!(Instant::now() < until, "zend serve never answered");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    daemon
+}
+
+/// `zend stop` for a zend that is our child (reaped while stop waits).
+fn stop_child(home: &ZenHome, daemon: &mut Child) {
+    let stop = home
+        .command(&zend_bin())
+        .arg("stop")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    daemon.wait().unwrap();
+    let stop = stop.wait_with_output().unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+}
+
+/// Every file under `dir` (a few levels deep) with its mode.
+fn files_under(dir: &Path, depth: usize, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        out.push((path.clone(), mode(&path)));
+        if depth > 0 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            files_under(&path, depth - 1, out);
+        }
+    }
+}
+
+#[test]
+fn what_zend_writes_is_private_whatever_the_umask_and_old_files_are_tightened() {
+    let home = ZenHome::new();
+    // What an older zend left under umask 022: a readable log, store and key file.
+    let state = home.path().join("state");
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let old_log = state.join("zend.2020-01-01.log");
+    std::fs::write(&old_log, "an old line\n").unwrap();
+    std::fs::write(home.config_dir().join(".env"), "OPENAI_API_KEY=sk-x\n").unwrap();
+    for path in [&old_log, &home.config_dir().join(".env")] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    for dir in [&state, &data, &home.config_dir()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = serve_under_umask_022(&home, &["--http", &format!("127.0.0.1:{port}")]);
+    let mut client = home.session();
+    client.call_tool("version", json!({}));
+    drop(client);
+
+    let mut found = Vec::new();
+    for dir in ["data", "state", "run"] {
+        let dir = home.path().join(dir);
+        found.push((dir.clone(), mode(&dir)));
+        files_under(&dir, 2, &mut found);
+    }
+    for name in [".env", "http-token"] {
+        let path = home.config_dir().join(name);
+        found.push((path.clone(), mode(&path)));
+    }
+    found.push((home.config_dir(), mode(&home.config_dir())));
+    stop_child(&home, &mut daemon);
+
+    let names: Vec<String> = found.iter().map(|(p, _)| p.display().to_string()).collect();
+    for expected in ["store.redb", "zend.lock", "zend.sock", "http-token", ".log"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(expected)),
+            "no {expected} among {names:?}"
+        );
+    }
+    let loose: Vec<String> = found
+        .iter()
+        .filter(|(_, mode)| mode & 0o077 != 0)
+        .map(|(path, mode)| format!("{} {mode:o}", path.display()))
+        .collect();
+    assert!(loose.is_empty(), "readable by others: {loose:?}");
+}
+
+#[test]
+fn zend_serves_from_root_without_core_dumps() {
+    let home = ZenHome::new();
+    let mut daemon = serve_under_umask_022(&home, &[]);
+    let pid = daemon.id();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    stop_child(&home, &mut daemon);
+
+    assert_eq!(cwd.ok().as_deref(), Some(Path::new("/")));
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(core, ["0", "0"], "{limits}");
+}
