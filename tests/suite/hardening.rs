@@ -144,3 +144,93 @@ fn zend_serves_from_root_without_core_dumps() {
         .collect::<Vec<_>>();
     assert_eq!(core, ["0", "0"], "{limits}");
 }
+
+/// A one-thread HTTP/1.1 server on loopback that answers every request with
+/// `answer` and keeps what it was sent (head and body, as text).
+struct RawServer {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RawServer {
+    fn start(answer: impl Fn(u16) -> String + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut text = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    text.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                text.push_str(&String::from_utf8_lossy(&body));
+                record.lock().unwrap().push(text);
+                let _ = stream.write_all(answer(port).as_bytes());
+            }
+        });
+        Self { port, seen }
+    }
+}
+
+#[test]
+fn provider_keys_never_follow_a_redirect_to_another_origin() {
+    let elsewhere = RawServer::start(|_| {
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            .into()
+    });
+    let target = format!("http://127.0.0.1:{}/v1/messages", elsewhere.port);
+    let provider = RawServer::start(move |_| {
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+    });
+    let mut home = ZenHome::new();
+    home.env
+        .push(("ANTHROPIC_API_KEY".into(), crate::support::FAKE_KEY.into()));
+    home.env.push((
+        "ANTHROPIC_BASE_URL".into(),
+        format!("http://127.0.0.1:{}", provider.port),
+    ));
+    home.write_config("models.yaml", "settings:\n  max_retries: 0\n");
+    let mut client = home.session();
+    let result = client.call_tool(
+        "chat",
+        json!({"prompt": "hello", "model": "claude-sonnet-4-5"}),
+    );
+    drop(client);
+
+    assert_eq!(
+        provider.seen.lock().unwrap().len(),
+        1,
+        "the provider was asked once"
+    );
+    let followed = elsewhere.seen.lock().unwrap().clone();
+    assert!(
+        followed
+            .iter()
+            .all(|r| !r.contains(crate::support::FAKE_KEY)),
+        "the key went to the other origin: {followed:?}"
+    );
+    assert!(
+        followed.is_empty(),
+        "the redirect was followed: {followed:?}"
+    );
+    let text = crate::support::result_text(&result);
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(text.contains("redirected"), "{text}");
+    assert!(!text.contains(crate::support::FAKE_KEY), "{text}");
+}

@@ -14,12 +14,33 @@ use super::types::{CompletionRequest, FinishReason, ReasoningEffort, Usage};
 use super::{anthropic, gemini, openai, responses};
 
 /// What goes on the wire.
-#[derive(Debug)]
 pub(crate) struct HttpRequest {
     pub url: String,
     /// Includes the auth header (and `content-type`); never log these.
     pub headers: Vec<(String, String)>,
     pub body: Body,
+}
+
+/// Header names only: a value may be a key.
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("url", &self.url)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// Prints a header list as its names, each value as `***`.
+pub(crate) struct HeaderNames<'a>(pub &'a [(String, String)]);
+
+impl fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, _)| (name, "***")))
+            .finish()
+    }
 }
 
 /// A request body: a JSON value, or JSON an adapter already encoded (no `Value` built).

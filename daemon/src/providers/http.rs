@@ -8,9 +8,18 @@ use reqwest::header::HeaderMap;
 use super::ProviderError;
 use super::types::Usage;
 
-/// Builds the one pooled client (per connect timeout). Installs rustls' ring provider
-/// as the process default once; later calls find it installed.
+/// Builds the one pooled client (per connect timeout), redirects kept within their
+/// origin (see [`same_origin_redirects`]).
 pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    client_builder(connect_timeout)
+        .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
+        .build()
+        .map_err(|e| ProviderError::Client(e.to_string()))
+}
+
+/// What every client of zend's shares. Installs rustls' ring provider as the
+/// process default once; later calls find it installed.
+fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing the race to another thread is fine: some provider is installed either way.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -19,8 +28,6 @@ pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client,
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("zend/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ProviderError::Client(e.to_string()))
 }
 
 /// A GET of a small JSON document outside any model call (`zend version --check`
@@ -28,7 +35,10 @@ pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client,
 /// credentials, bounded in time and size.
 pub async fn fetch_json(url: &str, timeout: Duration) -> Result<serde_json::Value, ProviderError> {
     const MAX_BYTES: usize = 1 << 20;
-    let client = build_client(timeout)?;
+    // No credentials go with it, so any redirect may be followed (a release feed's do).
+    let client = client_builder(timeout)
+        .build()
+        .map_err(|e| ProviderError::Client(e.to_string()))?;
     let failed = |what: String| ProviderError::Client(format!("GET {url}: {what}"));
     let response = client
         .get(url)
@@ -46,6 +56,25 @@ pub async fn fetch_json(url: &str, timeout: Duration) -> Result<serde_json::Valu
         return Err(failed(format!("answer over {MAX_BYTES} bytes")));
     }
     serde_json::from_slice(&body).map_err(|e| failed(format!("not JSON ({e})")))
+}
+
+/// Redirects are followed only within the origin they start from (scheme, host and
+/// port), at most 5: keys travel in headers (`x-api-key`, `api-key`, ...) that reqwest
+/// strips on a cross-origin redirect only when they are `authorization`, and an
+/// `https` → `http` hop would send them in clear. A redirect elsewhere comes back
+/// as the answer and is reported (`ErrorContext::redirected`).
+fn same_origin_redirects(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let same_origin = attempt
+        .previous()
+        .last()
+        .is_some_and(|from| from.origin() == attempt.url().origin());
+    if attempt.previous().len() > 5 {
+        attempt.error("more than 5 redirects")
+    } else if same_origin {
+        attempt.follow()
+    } else {
+        attempt.stop()
+    }
 }
 
 /// One failed attempt: the error, plus what the retry loop and the ledger need.
@@ -163,6 +192,27 @@ impl ErrorContext<'_> {
         }
     }
 
+    /// The upstream redirected to another origin (not followed, see `same_origin_redirects`).
+    pub fn redirected(&self, status: u16, location: &str) -> AttemptError {
+        let to = reqwest::Url::parse(location)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_else(|_| truncate(location, 100));
+        ProviderError::BadRequest {
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            status,
+            message: scrub(
+                &format!(
+                    "the provider redirected to {to}, another origin; zen sends keys only to the \
+                     base URL's origin, so it stopped there: if that address is right, make it the \
+                     provider's base URL"
+                ),
+                self.key,
+            ),
+        }
+        .into()
+    }
+
     pub fn transport(&self, error: &reqwest::Error, after: Duration) -> AttemptError {
         let provider = self.provider.to_owned();
         let model = self.model.to_owned();
@@ -240,14 +290,15 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// Removes the key (and any long prefix of it an upstream might echo) from `text`.
+/// Any key works, whatever its characters: lengths are counted in characters.
 pub(crate) fn scrub(text: &str, key: Option<&str>) -> String {
-    let Some(key) = key.filter(|k| k.len() >= 8) else {
+    let Some(key) = key.filter(|k| k.chars().count() >= 8) else {
         return text.to_owned();
     };
     let mut out = text.replace(key, "***");
     // OpenAI echoes "sk-abc…xyz"-style fragments; drop any 12+-char prefix of the key.
-    if key.len() > 12 {
-        let prefix = &key[..12];
+    if let Some((cut, _)) = key.char_indices().nth(12) {
+        let prefix = &key[..cut];
         while let Some(pos) = out.find(prefix) {
             let end = out[pos..]
                 .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
@@ -376,6 +427,37 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_takes_any_key_without_panicking() {
+        for key in [
+            "ключ-секретный-длинный-ключ",
+            "sk-é1234567890abcdef",
+            "sk-abcde-éééééééé",
+            "🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑🔑",
+        ] {
+            let echoed: String = key.chars().take(13).collect();
+            let text = format!("bad key {key}; also {echoed}xyz here");
+            let out = scrub(&text, Some(key));
+            assert!(!out.contains(key), "{out}");
+            assert!(!out.contains(&echoed), "{out}");
+        }
+        assert_eq!(scrub("short é", Some("é")), "short é");
+    }
+
+    #[test]
+    fn no_debug_prints_a_header_value() {
+        let request = super::super::adapter::HttpRequest {
+            url: "https://x.example/v1".into(),
+            headers: vec![("x-api-key".into(), "sk-secret-value-123".into())],
+            body: super::super::adapter::Body::Encoded(Vec::new()),
+        };
+        let text = format!("{request:?}");
+        assert!(
+            text.contains("x-api-key") && !text.contains("sk-secret"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn sse_split_across_chunks_and_line_ends() {

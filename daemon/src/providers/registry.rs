@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use super::adapter::HeaderNames;
 use super::config::{
     Api, Category, ModelConfig, ModelsConfig, ProviderConfig, Settings, TemperatureRule, Wire,
 };
@@ -78,7 +79,7 @@ pub struct ResolvedModel {
 
 /// How to reach a model: URL, key, wire format. The key never leaves this struct
 /// except into a request header.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Endpoint {
     pub wire: Wire,
     /// OpenAI and Azure wires: chat completions or the Responses API (`Chat` on the others).
@@ -93,8 +94,25 @@ pub(crate) struct Endpoint {
     pub cost_from_upstream: bool,
 }
 
+/// Header values left out: a configured header may carry a key (`${VAR}`).
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("wire", &self.wire)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key)
+            .field("key_hint", &self.key_hint)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("extra_body", &self.extra_body.is_some())
+            .field("api_version", &self.api_version)
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("cost_from_upstream", &self.cost_from_upstream)
+            .finish()
+    }
+}
+
 /// A provider row resolved against the environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ProviderState {
     pub name: String,
     pub config: ProviderConfig,
@@ -107,6 +125,22 @@ pub(crate) struct ProviderState {
     pub allowed: Option<(String, Vec<String>)>,
     /// Why the provider is not offered; `None` = configured.
     pub unconfigured: Option<String>,
+}
+
+/// Header values left out, as for [`Endpoint`].
+impl std::fmt::Debug for ProviderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderState")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key)
+            .field("key_hint", &self.key_hint)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("api_version", &self.api_version)
+            .field("allowed", &self.allowed)
+            .field("unconfigured", &self.unconfigured)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Registry {

@@ -500,6 +500,14 @@ impl Providers {
         // Invariant 4 outbound: a key in a prompt or a file never leaves zend.
         .body(self.secrets.scrub(http_request.body.into_bytes()));
         for (name, value) in &http_request.headers {
+            let Ok(mut value) = reqwest::header::HeaderValue::from_str(value) else {
+                return Err(ProviderError::Client(format!(
+                    "the {name} header has a value HTTP cannot carry; check models.yaml's headers and the variables they name"
+                ))
+                .into());
+            };
+            // Keys and configured headers: never printed by Debug, never HPACK-indexed.
+            value.set_sensitive(name != "content-type");
             builder = builder.header(name, value);
         }
         let started = Instant::now();
@@ -511,6 +519,11 @@ impl Providers {
         // What is needed of the headers is read here, before the body takes
         // the response (no copy of the whole header map per call).
         let headers = response.headers();
+        if status.is_redirection() {
+            // Only a redirect leaving the base URL's origin gets here (`http::build_client`).
+            let to = http::header_str(headers, "location").unwrap_or("nowhere");
+            return Err(ctx.redirected(status.as_u16(), to));
+        }
         if !status.is_success() {
             let retry_after = http::retry_after(headers);
             let body = response.text().await.unwrap_or_default();
