@@ -234,3 +234,33 @@ fn provider_keys_never_follow_a_redirect_to_another_origin() {
     assert!(text.contains("redirected"), "{text}");
     assert!(!text.contains(crate::support::FAKE_KEY), "{text}");
 }
+
+#[test]
+fn a_key_with_non_ascii_characters_gets_a_clear_error_not_a_crash() {
+    let provider = RawServer::start(|_| {
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            .into()
+    });
+    let key = "sk-abcde-éééééééé-pasted-with-accents";
+    let mut home = ZenHome::new();
+    home.env.push(("ANTHROPIC_API_KEY".into(), key.into()));
+    home.env.push((
+        "ANTHROPIC_BASE_URL".into(),
+        format!("http://127.0.0.1:{}", provider.port),
+    ));
+    home.write_config("models.yaml", "settings:\n  max_retries: 0\n");
+    let mut client = home.session();
+    let result = client.call_tool(
+        "chat",
+        json!({"prompt": "hello", "model": "claude-sonnet-4-5"}),
+    );
+    let text = crate::support::result_text(&result);
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(!text.contains("ééé"), "{text}");
+    assert!(
+        text.contains("header has a value HTTP cannot carry"),
+        "{text}"
+    );
+    // The session and zend are still there.
+    client.call_tool("version", json!({}));
+}
