@@ -59,9 +59,15 @@ enum Command {
         /// Also serve MCP over streamable HTTP at http://ADDR/mcp (bearer token: `zend http-token`).
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
-        /// Allow --http on a non-loopback address, and any Host header.
-        #[arg(long, requires = "http")]
+        /// Allow --http on a non-loopback address, and any Host header (needs --http-cert and --http-key).
+        #[arg(long, requires = "http", requires_all = ["http_cert", "http_key"])]
         http_allow_remote: bool,
+        /// Serve --http over TLS with this certificate chain (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["http", "http_key"])]
+        http_cert: Option<PathBuf>,
+        /// The private key of --http-cert (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["http", "http_cert"])]
+        http_key: Option<PathBuf>,
         /// A browser Origin to accept besides loopback ones (repeatable).
         #[arg(long, value_name = "ORIGIN", requires = "http")]
         http_allow_origin: Vec<String>,
@@ -70,7 +76,11 @@ enum Command {
         http_allow_host: Vec<String>,
     },
     /// Print the bearer token of the HTTP endpoint (created on first use).
-    HttpToken,
+    HttpToken {
+        /// Replace it with a new one (a running zend takes it at once; the old one stops working).
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Run zend as a systemd user service (Linux) or a launchd agent (macOS).
     Service {
         #[command(subcommand)]
@@ -284,6 +294,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             http_allow_remote,
             http_allow_origin,
             http_allow_host,
+            http_cert,
+            http_key,
         } => {
             let options = ServeOptions {
                 overrides,
@@ -297,6 +309,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     allow_remote: http_allow_remote,
                     allowed_origins: http_allow_origin,
                     allowed_hosts: http_allow_host,
+                    tls: http_cert
+                        .zip(http_key)
+                        .map(|(cert, key)| zend::mcp::http::TlsFiles { cert, key }),
                 }),
                 // Only what serving runs stays mapped (startup_pages.rs).
                 on_serving: Some(startup_pages::release),
@@ -392,9 +407,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .context("zend logs")?,
             )
         }
-        Command::HttpToken => {
+        Command::HttpToken { rotate } => {
             let locations = Locations::resolve(&overrides)?;
-            let token = zend::mcp::http::load_or_create_token(&locations.config_dir)?;
+            let token = if rotate {
+                zend::mcp::http::rotate_token(&locations.config_dir)?
+            } else {
+                zend::mcp::http::load_or_create_token(&locations.config_dir)?
+            };
             writeln!(stdout, "{}", token.reveal())?;
             Ok(0)
         }

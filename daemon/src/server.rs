@@ -167,8 +167,15 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
     let http = match &options.http {
         Some(http) => {
             let token = crate::mcp::http::load_or_create_token(&locations.config_dir)?;
+            let tls = http
+                .tls
+                .as_ref()
+                .map(crate::mcp::http::tls_config)
+                .transpose()?;
             let listener = crate::mcp::http::bind(http).await?;
-            Some((listener, crate::mcp::http::Gate::new(token, http)))
+            let gate = crate::mcp::http::Gate::new(token, http)
+                .watching(crate::mcp::http::token_path(&locations.config_dir));
+            Some((listener, tls, gate))
         }
         None => None,
     };
@@ -217,13 +224,14 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
             on_serving();
         });
     }
-    if let Some((listener, gate)) = http {
+    if let Some((listener, tls, gate)) = http {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving MCP over HTTP at http://{addr}{}", crate::mcp::http::MCP_PATH);
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!(%addr, "serving MCP over HTTP at {scheme}://{addr}{}", crate::mcp::http::MCP_PATH);
         }
         let daemon = Arc::clone(&daemon);
         tokio::spawn(async move {
-            if let Err(e) = crate::mcp::http::serve(listener, daemon, gate).await {
+            if let Err(e) = crate::mcp::http::serve(listener, tls, daemon, gate).await {
                 tracing::error!(error = %e, "the HTTP endpoint stopped");
             }
         });
@@ -254,7 +262,7 @@ pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), Serv
         ));
     }
     let service = ZendServer::new(ZendService::new(Arc::clone(&daemon)))
-        .max_decoding_message_size(usize::MAX)
+        .max_decoding_message_size(zen_proto::MAX_FRAME_BYTES)
         .max_encoding_message_size(usize::MAX);
     let shutdown = daemon.shutdown.clone();
     let server = tonic::transport::Server::builder()

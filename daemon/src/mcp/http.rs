@@ -11,12 +11,19 @@
 //! loopback, and `Authorization: Bearer <token>` must carry the token from
 //! `<config_dir>/http-token` (0600, generated on first use, shown by
 //! `zend http-token`). Other hosts and origins are allowed only when named;
-//! a non-loopback listen address only with `--http-allow-remote`. The token
-//! never reaches a log: [`Token`] does not print it.
+//! a non-loopback listen address only with `--http-allow-remote`, which also
+//! requires TLS (`--http-cert`, `--http-key`: rustls, handshakes off the accept
+//! loop). The token never reaches a log: [`Token`] does not print it; the gate
+//! re-reads the token file when it changes, so `zend http-token --rotate`
+//! takes effect at once. Refused requests are counted and logged at most once
+//! a minute (a page or a scanner hammering the port must not fill the log).
+//! A request body is read up to [`zen_proto::MAX_MESSAGE_BYTES`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -44,14 +51,29 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// `Host` names to accept besides loopback ones.
     pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate and key (required with `allow_remote`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error(
-        "refusing to serve HTTP on {0}, which is not a loopback address; pass --http-allow-remote to mean it"
+        "refusing to serve HTTP on {0}, which is not a loopback address; pass --http-allow-remote (with --http-cert and --http-key) to mean it"
     )]
     NotLoopback(SocketAddr),
+    #[error(
+        "--http-allow-remote serves beyond loopback, and only over TLS: pass --http-cert FILE and --http-key FILE (PEM)"
+    )]
+    RemoteNeedsTls,
+    #[error("cannot use {path} for TLS: {message}")]
+    Tls { path: PathBuf, message: String },
     #[error("cannot listen for HTTP on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -89,10 +111,51 @@ pub fn token_path(config_dir: &Path) -> PathBuf {
     config_dir.join(TOKEN_FILE)
 }
 
+/// Replaces the token with a new one (written beside it, 0600, then renamed
+/// over it): a running zend takes it at its next request, the old one stops working.
+pub fn rotate_token(config_dir: &Path) -> Result<Token, HttpError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = token_path(config_dir);
+    let error = |source| HttpError::Token {
+        path: path.clone(),
+        source,
+    };
+    let token = new_token().map_err(error)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(config_dir)
+        .map_err(error)?;
+    let partial = config_dir.join(format!("{TOKEN_FILE}.{}", std::process::id()));
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .and_then(|mut file| {
+            writeln!(file, "{}", token.0)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error(e));
+    }
+    Ok(token)
+}
+
+fn new_token() -> std::io::Result<Token> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
 /// Reads the token, or creates it (32 random bytes, hex, mode 0600); a token
 /// file readable by others is tightened to 0600.
 pub fn load_or_create_token(config_dir: &Path) -> Result<Token, HttpError> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = token_path(config_dir);
     let error = |source| HttpError::Token {
@@ -115,11 +178,7 @@ pub fn load_or_create_token(config_dir: &Path) -> Result<Token, HttpError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(error(e)),
     }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(error)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = new_token().map_err(error)?.0;
     std::fs::create_dir_all(config_dir).map_err(error)?;
     let mut file = std::fs::File::options()
         .write(true)
@@ -165,16 +224,48 @@ impl IntoResponse for Rejection {
 /// The checks every request passes before rmcp sees it.
 #[derive(Debug)]
 pub struct Gate {
-    token: Token,
+    token: Mutex<Token>,
+    /// The token file, re-read when it changes (`zend http-token --rotate`).
+    token_file: Option<(PathBuf, Mutex<Option<FileIdentity>>)>,
     allow_remote: bool,
     allowed_origins: Vec<String>,
     allowed_hosts: Vec<String>,
+    refusals: Refusals,
 }
+
+/// What tells a token file from the one read before: a rename gives a new inode.
+type FileIdentity = (u64, u64, Option<std::time::SystemTime>);
+
+fn identity(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.modified().ok()))
+}
+
+/// Refused requests: all of them counted, one log line a minute at most.
+#[derive(Debug, Default)]
+struct Refusals {
+    total: AtomicU64,
+    window: Mutex<RefusalWindow>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalWindow {
+    logged_at: Option<Instant>,
+    /// Refused since the last line.
+    unlogged: u64,
+}
+
+/// At most one line per this long about refused requests.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Gate {
     pub fn new(token: Token, options: &HttpOptions) -> Self {
         Self {
-            token,
+            token: Mutex::new(token),
+            token_file: None,
+            refusals: Refusals::default(),
             allow_remote: options.allow_remote,
             allowed_origins: options
                 .allowed_origins
@@ -186,6 +277,65 @@ impl Gate {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+        }
+    }
+
+    /// Takes the token from `path` from now on, re-reading it whenever it changes.
+    pub fn watching(mut self, path: PathBuf) -> Self {
+        let seen = identity(&path);
+        self.token_file = Some((path, Mutex::new(seen)));
+        self
+    }
+
+    /// Requests refused since zend started.
+    pub fn refused(&self) -> u64 {
+        self.refusals.total.load(Ordering::Relaxed)
+    }
+
+    /// The current token: the file's, when it changed since last read.
+    fn token(&self) -> Token {
+        let mut token = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((path, seen)) = &self.token_file {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let now = identity(path);
+            if now != *seen {
+                match std::fs::read_to_string(path) {
+                    Ok(text) if text.trim().len() >= 32 => {
+                        *token = Token(text.trim().to_owned());
+                        *seen = now;
+                        tracing::info!("the HTTP token changed; the new one is in use");
+                    }
+                    // Half-written or gone: keep the one we have.
+                    _ => {}
+                }
+            }
+        }
+        token.clone()
+    }
+
+    /// Counts a refused request; logs at most one line a minute, with the count since the last.
+    fn note_refusal(&self, rejection: Rejection, method: &axum::http::Method) {
+        let total = self.refusals.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut window = self
+            .refusals
+            .window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        window.unlogged += 1;
+        let now = Instant::now();
+        if window
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY)
+        {
+            tracing::warn!(
+                refused = window.unlogged,
+                total,
+                last = ?rejection,
+                %method,
+                "refused HTTP requests (wrong token, Host or Origin); logged at most once a minute"
+            );
+            window.logged_at = Some(now);
+            window.unlogged = 0;
         }
     }
 
@@ -229,7 +379,7 @@ impl Gate {
             })
             .map(str::trim)
             .ok_or(Rejection::Unauthorized)?;
-        if constant_time_eq(presented.as_bytes(), self.token.0.as_bytes()) {
+        if constant_time_eq(presented.as_bytes(), self.token().0.as_bytes()) {
             Ok(())
         } else {
             Err(Rejection::Unauthorized)
@@ -261,19 +411,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
-    match gate.check(request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(rejection) => {
-            tracing::info!(?rejection, method = %request.method(), "refused an HTTP request");
-            rejection.into_response()
+    if let Err(rejection) = gate.check(request.headers()) {
+        gate.note_refusal(rejection, request.method());
+        return rejection.into_response();
+    }
+    // The body is read here, bounded, so no request makes zend hold more than one message.
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, zen_proto::MAX_MESSAGE_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
         }
+        Err(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a request body may be at most {} bytes\n",
+                zen_proto::MAX_MESSAGE_BYTES
+            ),
+        )
+            .into_response(),
     }
 }
 
-/// Binds the HTTP listener, refusing a non-loopback address unless allowed.
+/// Binds the HTTP listener, refusing a non-loopback address unless allowed,
+/// and remote access without TLS.
 pub async fn bind(options: &HttpOptions) -> Result<tokio::net::TcpListener, HttpError> {
     if !options.addr.ip().is_loopback() && !options.allow_remote {
         return Err(HttpError::NotLoopback(options.addr));
+    }
+    if options.allow_remote && options.tls.is_none() {
+        return Err(HttpError::RemoteNeedsTls);
     }
     tokio::net::TcpListener::bind(options.addr)
         .await
@@ -283,19 +450,123 @@ pub async fn bind(options: &HttpOptions) -> Result<tokio::net::TcpListener, Http
         })
 }
 
-/// Serves MCP at `/mcp` on `listener` until zend shuts down.
+/// The rustls configuration for `files` (PEM: the certificate chain, then the key).
+pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, HttpError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |path: &Path, message: String| HttpError::Tls {
+        path: path.to_path_buf(),
+        message,
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_error(&files.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            &files.cert,
+            "no PEM certificate in it".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| tls_error(&files.key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| tls_error(&files.key, e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP listener whose connections come out TLS-handshaken. Handshakes run
+/// in tasks of their own, off the accept loop: a client that never finishes
+/// one holds only its own task, for [`HANDSHAKE_TIMEOUT`] at most.
+struct TlsListener {
+    handshaken: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        listener: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (sender, handshaken) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = sender.closed() => return,
+                };
+                let (tcp, addr) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot accept an HTTPS connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = sender.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { handshaken, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(connection) => connection,
+            // The accept task is gone only once we are: wait for the shutdown.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves MCP at `/mcp` on `listener` until zend shuts down; over TLS when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     daemon: Arc<Daemon>,
     gate_checks: Gate,
 ) -> Result<(), HttpError> {
     let sessions_daemon = Arc::clone(&daemon);
     let service = StreamableHttpService::new(
         move || {
-            let listed = sessions_daemon.sessions.open_owned(SessionMeta {
+            let max = sessions_daemon.server.max_sessions;
+            let meta = SessionMeta {
                 transport: SessionTransport::Http,
                 ..SessionMeta::default()
-            });
+            };
+            let Some(listed) = sessions_daemon.sessions.try_open_owned(meta, max) else {
+                tracing::warn!(max, "refused an HTTP session: max_sessions are live");
+                return Err(std::io::Error::other(crate::sessions::too_many(max)));
+            };
             tracing::info!(session = %listed.session.id, "HTTP session opened");
             Ok(McpServer::owning(Arc::clone(&sessions_daemon), listed))
         },
@@ -309,10 +580,20 @@ pub async fn serve(
     let router = axum::Router::new().route_service(MCP_PATH, service).layer(
         axum::middleware::from_fn_with_state(Arc::new(gate_checks), gate),
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(daemon.shutdown.clone().cancelled_owned())
-        .await
-        .map_err(HttpError::Serve)
+    let stop = daemon.shutdown.clone().cancelled_owned();
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config).map_err(HttpError::Serve)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(HttpError::Serve)
+        }
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(HttpError::Serve),
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +606,7 @@ mod tests {
             allow_remote: false,
             allowed_origins: vec!["https://app.example.com".into()],
             allowed_hosts: vec![],
+            tls: None,
         }
     }
 
@@ -451,5 +733,26 @@ mod tests {
         remote.addr = "0.0.0.0:0".parse().unwrap();
         let err = bind(&remote).await.unwrap_err();
         assert!(err.to_string().contains("--http-allow-remote"), "{err}");
+        remote.allow_remote = true;
+        let err = bind(&remote).await.unwrap_err();
+        assert!(err.to_string().contains("--http-cert"), "{err}");
+    }
+
+    #[test]
+    fn a_rotated_token_replaces_the_old_one_in_a_running_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = load_or_create_token(dir.path()).unwrap();
+        let gate = Gate::new(old.clone(), &options()).watching(token_path(dir.path()));
+        let with = |token: &Token| {
+            gate.check(&headers(&[
+                ("host", "127.0.0.1"),
+                ("authorization", &format!("Bearer {}", token.reveal())),
+            ]))
+        };
+        assert_eq!(with(&old), Ok(()));
+        let new = rotate_token(dir.path()).unwrap();
+        assert_ne!(new, old);
+        assert_eq!(with(&new), Ok(()));
+        assert_eq!(with(&old), Err(Rejection::Unauthorized));
     }
 }
