@@ -50,6 +50,13 @@ pub struct ServerConfig {
     /// Which files tools may read (zen's own directories never).
     #[serde(default)]
     pub files: FilesConfig,
+    /// Live sessions (shim and HTTP) served at once; more are refused with a message.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_max_sessions() -> usize {
+    1024
 }
 
 /// `server.yaml`'s `files`: path rules every file a tool reads is checked against.

@@ -138,7 +138,34 @@ impl Sessions {
         }
     }
 
+    /// Like [`Sessions::open`], unless `max` sessions are live already.
+    pub fn try_open(&self, meta: SessionMeta, max: usize) -> Option<SessionGuard<'_>> {
+        let (number, session) = self.try_insert(meta, max)?;
+        Some(SessionGuard {
+            sessions: self,
+            number,
+            session,
+        })
+    }
+
+    /// Like [`Sessions::open_owned`], unless `max` sessions are live already.
+    pub fn try_open_owned(&self, meta: SessionMeta, max: usize) -> Option<OwnedSessionGuard> {
+        let (number, session) = self.try_insert(meta, max)?;
+        Some(OwnedSessionGuard {
+            registry: Arc::clone(&self.registry),
+            count: self.count.clone(),
+            number,
+            session,
+        })
+    }
+
     fn insert(&self, meta: SessionMeta) -> (u64, Arc<Session>) {
+        self.try_insert(meta, usize::MAX)
+            .unwrap_or_else(|| unreachable!("no table holds usize::MAX sessions"))
+    }
+
+    /// Adds a session unless `max` are live: checked and added under one lock.
+    fn try_insert(&self, meta: SessionMeta, max: usize) -> Option<(u64, Arc<Session>)> {
         let number = self.next_id.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Session {
             id: format!("s{number}"),
@@ -149,6 +176,7 @@ impl Sessions {
             registry: Arc::clone(&self.registry),
         });
         let count = match self.registry.live.lock() {
+            Ok(live) if live.len() >= max => return None,
             Ok(mut live) => {
                 live.insert(number, Arc::clone(&session));
                 live.len()
@@ -156,7 +184,7 @@ impl Sessions {
             Err(_) => 0,
         };
         self.count.send_replace(count);
-        (number, session)
+        Some((number, session))
     }
 
     /// Like [`Sessions::open`], for a session whose owner cannot hold a
@@ -197,6 +225,13 @@ impl Sessions {
     pub fn watch_count(&self) -> watch::Receiver<usize> {
         self.count.subscribe()
     }
+}
+
+/// Why a session beyond `max_sessions` is refused, and what to do.
+pub fn too_many(max: usize) -> String {
+    format!(
+        "zend already serves {max} sessions (max_sessions in server.yaml); close some (`zend status` lists them) or raise max_sessions"
+    )
 }
 
 /// Removes its session from the table when dropped.

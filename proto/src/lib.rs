@@ -14,6 +14,16 @@ pub mod burst;
 pub mod paths;
 pub mod stream;
 
+/// The largest JSON-RPC message either end takes: a line on the shim's stdin, a
+/// `Session` frame, an HTTP request body. Larger ones get a -32600 answer and the
+/// session goes on; nobody holds more than this for a peer's one message.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// The largest gRPC message zend decodes: a frame somewhat over
+/// [`MAX_MESSAGE_BYTES`] still arrives and gets its -32600 answer (a client
+/// other than the shim, which never sends one); beyond this the stream ends.
+pub const MAX_FRAME_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
+
 /// Generated from `zen.proto`.
 #[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 pub mod v1 {

@@ -237,11 +237,16 @@ fn provider_keys_never_follow_a_redirect_to_another_origin() {
 
 #[test]
 fn a_key_with_non_ascii_characters_gets_a_clear_error_not_a_crash() {
+    const KEY: &str = "sk-abcde-éééééééé-pasted-with-accents";
+    // The upstream echoes the key it was sent, as some do in their errors.
     let provider = RawServer::start(|_| {
-        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            .into()
+        let body = format!(r#"{{"error":{{"message":"invalid x-api-key {KEY}"}}}}"#);
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
     });
-    let key = "sk-abcde-éééééééé-pasted-with-accents";
+    let key = KEY;
     let mut home = ZenHome::new();
     home.env.push(("ANTHROPIC_API_KEY".into(), key.into()));
     home.env.push((
@@ -256,11 +261,215 @@ fn a_key_with_non_ascii_characters_gets_a_clear_error_not_a_crash() {
     );
     let text = crate::support::result_text(&result);
     assert_eq!(result["isError"], true, "{result}");
-    assert!(!text.contains("ééé"), "{text}");
-    assert!(
-        text.contains("header has a value HTTP cannot carry"),
-        "{text}"
-    );
+    assert!(!text.contains("ééé"), "the key is in the error: {text}");
+    assert!(text.contains("invalid x-api-key"), "{text}");
     // The session and zend are still there.
     client.call_tool("version", json!({}));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn remote_http_needs_tls() {
+    let home = ZenHome::new();
+    let port = free_port();
+    let mut daemon = home
+        .command(&zend_bin())
+        .args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-allow-remote",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            home.stop_daemon();
+            panic!("zend served remote HTTP without TLS");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("--http-cert"), "{stderr}");
+}
+
+/// A self-signed certificate for 127.0.0.1, written as PEM files in `dir`.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key, certified.cert.pem())
+}
+
+#[test]
+fn https_serves_with_a_rotatable_token_and_refusals_are_logged_once_a_minute() {
+    let home = ZenHome::new();
+    let (cert, key, pem) = self_signed(home.path());
+    let old = stdout_of(&home.zend(&["http-token"]));
+    let port = free_port();
+    let cert = cert.display().to_string();
+    let key = key.display().to_string();
+    let mut daemon = serve_under_umask_022(
+        &home,
+        &[
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-allow-remote",
+            "--http-cert",
+            &cert,
+            "--http-key",
+            &key,
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap();
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "zen-https-e2e", "version": "1.0"}}});
+        let post = |client: &reqwest::Client, scheme: &str, token: &str| {
+            client
+                .post(format!("{scheme}://127.0.0.1:{port}/mcp"))
+                .header("accept", "application/json, text/event-stream")
+                .bearer_auth(token)
+                .json(&initialize)
+                .send()
+        };
+        let mut statuses = Vec::new();
+        statuses.push(post(&https, "https", &old).await.unwrap().status().as_u16());
+        let plain = post(&reqwest::Client::new(), "http", &old).await;
+        statuses.push(plain.map(|r| r.status().as_u16()).unwrap_or(0));
+        let new = stdout_of(&home.zend(&["http-token", "--rotate"]));
+        assert_ne!(new, old);
+        assert_eq!(new.len(), 64, "{new}");
+        statuses.push(post(&https, "https", &new).await.unwrap().status().as_u16());
+        for _ in 0..5 {
+            statuses.push(post(&https, "https", &old).await.unwrap().status().as_u16());
+        }
+        statuses
+    });
+    stop_child(&home, &mut daemon);
+    assert_eq!(
+        statuses,
+        [200, 0, 200, 401, 401, 401, 401, 401],
+        "https, plain http, new token, old token x5"
+    );
+    let mut log = String::new();
+    for entry in std::fs::read_dir(home.path().join("state"))
+        .unwrap()
+        .flatten()
+    {
+        log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    let refusal_lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert_eq!(refusal_lines, 1, "{log}");
+    assert_eq!(
+        std::fs::metadata(home.config_dir().join("http-token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn an_oversized_message_gets_invalid_request_and_the_session_goes_on() {
+    let home = ZenHome::new();
+    let mut client = home.session();
+    let id = client.next_request_id();
+    let padding = "x".repeat(9 << 20);
+    client.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "version", "arguments": {"padding": padding}}}));
+    let reply = client.response_to(id);
+    assert_eq!(
+        reply["error"]["code"],
+        -32600,
+        "{}",
+        &reply.to_string()[..200.min(reply.to_string().len())]
+    );
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most"),
+        "{reply}"
+    );
+    client.call_tool("version", json!({}));
+}
+
+#[test]
+fn sessions_beyond_max_sessions_are_refused_with_a_message() {
+    let home = ZenHome::new();
+    home.write_config("server.yaml", "max_sessions: 2\n");
+    let first = home.session();
+    let mut second = home.session();
+    let mut third = home.shim();
+    third.send(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "zen-e2e", "version": "1.0"}}}),
+    );
+    let status = third.wait();
+    assert!(!status.success());
+    assert!(
+        third.stderr().contains("max_sessions"),
+        "{}",
+        third.stderr()
+    );
+    drop(first);
+    // Once one is gone, a new session is served.
+    let until = Instant::now() + WAIT;
+    loop {
+        let mut next = home.shim();
+        next.send(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "zen-e2e", "version": "1.0"}}}),
+        );
+        if next.try_recv(WAIT).is_some() {
+            break;
+        }
+        assert!(Instant::now() < until, "no session after one closed");
+    }
+    second.call_tool("version", json!({}));
 }

@@ -64,7 +64,17 @@ impl Zend for ZendService {
         let daemon = Arc::clone(&self.daemon);
         let upgrade = Arc::clone(&self.upgrade);
         tokio::spawn(async move {
-            let guard = daemon.sessions.open(meta);
+            let max = daemon.server.max_sessions;
+            let Some(guard) = daemon.sessions.try_open(meta, max) else {
+                tracing::warn!(max, "refused a session: max_sessions are live");
+                let _ = outbound
+                    .send(Err(session_end(
+                        Status::resource_exhausted(crate::sessions::too_many(max)),
+                        zen_proto::meta::end::REFUSED,
+                    )))
+                    .await;
+                return;
+            };
             let session = Arc::clone(&guard.session);
             // Routine per-session lines are debug: a session costs one INFO
             // line, mcp's "initialize" (which client, which version).

@@ -56,6 +56,9 @@ pub enum Decoded {
 /// [`classify`], the slower `serde_json::Value` path that tells a parse error
 /// from an invalid request, so the answers to bad input are the same either way.
 pub fn decode(bytes: &[u8]) -> Decoded {
+    if bytes.len() > zen_proto::MAX_MESSAGE_BYTES {
+        return too_large(bytes);
+    }
     if let Some(message) = fast_request(bytes) {
         return Decoded::Message(Box::new(message));
     }
@@ -183,6 +186,33 @@ fn accept(message: RxJsonRpcMessage<RoleServer>, id: impl FnOnce() -> Value) -> 
 }
 
 /// The slow path for a frame rmcp's type did not take: parse it as a
+/// A message over [`zen_proto::MAX_MESSAGE_BYTES`]: -32600 with its id (read
+/// without building the rest), unless it is a notification.
+fn too_large(bytes: &[u8]) -> Decoded {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        id: Option<Value>,
+        #[serde(default)]
+        method: Option<serde::de::IgnoredAny>,
+    }
+    let envelope = serde_json::from_slice::<Envelope>(bytes).ok();
+    let id = envelope.as_ref().and_then(|e| e.id.clone());
+    if id.is_none() && envelope.is_some_and(|e| e.method.is_some()) {
+        return Decoded::Reject(None);
+    }
+    let message = format!(
+        "the message is {} bytes; zen takes at most {} bytes per message: pass large content as files (absolute paths) instead",
+        bytes.len(),
+        zen_proto::MAX_MESSAGE_BYTES
+    );
+    Decoded::Reject(Some(error_reply(
+        &id.unwrap_or(Value::Null),
+        error_code::INVALID_REQUEST,
+        &message,
+    )))
+}
+
 /// `Value` to say what is wrong (-32700, -32600), or decode it from there
 /// (the two parsers differ on a few edge cases, such as duplicate keys).
 fn classify(bytes: &[u8]) -> Decoded {
@@ -343,6 +373,24 @@ mod tests {
         assert_eq!(reply["id"], Value::Null);
         let reply = reply_of(b"\xff\xfe");
         assert_eq!(reply["error"]["code"], -32700);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_gets_invalid_request_with_its_id() {
+        let padding = "x".repeat(zen_proto::MAX_MESSAGE_BYTES);
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"version","arguments":{{"p":"{padding}"}}}}}}"#
+        );
+        let reply = reply_of(request.as_bytes());
+        assert_eq!(reply["id"], 7, "{reply}");
+        assert_eq!(reply["error"]["code"], -32600);
+        let notification = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/x","params":{{"p":"{padding}"}}}}"#
+        );
+        assert!(matches!(
+            decode(notification.as_bytes()),
+            Decoded::Reject(None)
+        ));
     }
 
     #[test]
