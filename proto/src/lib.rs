@@ -17,7 +17,7 @@ pub mod stream;
 /// The largest JSON-RPC message either end takes: a line on the shim's stdin, a
 /// `Session` frame, an HTTP request body. Larger ones get a -32600 answer and the
 /// session goes on; nobody holds more than this for a peer's one message.
-pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The largest gRPC message zend decodes: a frame somewhat over
 /// [`MAX_MESSAGE_BYTES`] still arrives and gets its -32600 answer (a client
