@@ -286,7 +286,7 @@ pub fn register(
             let _ = write!(out, "{text}");
         }
         (change, false) => {
-            write_atomically(&path, &text)?;
+            let backup = write_atomically(&path, &text)?;
             let verb = if change == Change::Added {
                 "registered zen in"
             } else {
@@ -297,6 +297,9 @@ pub fn register(
                 "{verb} {}; restart the client to pick it up",
                 path.display()
             );
+            if let Some(backup) = backup {
+                let _ = writeln!(out, "the previous version is in {}", backup.display());
+            }
         }
     }
     if client == Client::Gemini && !spec.trust {
@@ -516,12 +519,34 @@ pub fn merge_codex(
     Ok((doc.to_string(), change))
 }
 
-/// Writes through a temporary file in the same directory, so a crash never
-/// leaves a half-written config; an existing file keeps its permissions.
-fn write_atomically(path: &Path, text: &str) -> Result<(), RegisterError> {
+/// The suffix of the one backup kept beside a config `zend register` changed.
+pub const BACKUP_SUFFIX: &str = ".zen-backup";
+
+/// Writes through a temporary file (0600) in the same directory, so a crash
+/// never leaves a half-written config; an existing file keeps its permissions,
+/// and its previous text is kept as `<file>.zen-backup` (one backup, the last
+/// one; returned). A symlinked config (dotfiles) is written where the link
+/// points; the link stays.
+fn write_atomically(path: &Path, text: &str) -> Result<Option<PathBuf>, RegisterError> {
     let error = |source| RegisterError::Write {
         path: path.to_path_buf(),
         source,
+    };
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let target = if is_link {
+        std::fs::canonicalize(path).map_err(error)?
+    } else {
+        path.to_path_buf()
+    };
+    let path = target.as_path();
+    let backup = match std::fs::read(path) {
+        Ok(previous) => {
+            let backup = PathBuf::from(format!("{}{BACKUP_SUFFIX}", path.display()));
+            write_private(&backup, &previous).map_err(error)?;
+            Some(backup)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(error(e)),
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(error)?;
@@ -534,14 +559,36 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), RegisterError> {
     std::fs::rename(&temp.0, path).map_err(|e| {
         let _ = std::fs::remove_file(&temp.0);
         error(e)
-    })
+    })?;
+    Ok(backup)
 }
 
+/// Replaces `path` with `bytes`, 0600 (a client config may hold other servers' keys).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The temporary file, created 0600 whatever the umask: it holds the config's
+/// text (other servers' keys included) until it is renamed over the config.
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(format!(".zen-register-{}.tmp", std::process::id()));
     let file = std::fs::File::options()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)?;
     Ok((path, file))
 }
