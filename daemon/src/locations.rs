@@ -141,14 +141,25 @@ impl Locations {
                     source,
                 })?;
         }
-        paths::ensure_private_dir(&self.runtime_dir).map_err(|source| LocationError::Prepare {
-            path: self.runtime_dir.clone(),
-            source,
-        })?;
-        if let Some(parent) = self.socket_path().parent() {
-            paths::ensure_private_dir(parent).map_err(|source| LocationError::Prepare {
-                path: parent.to_path_buf(),
+        let runtime_chosen = if self.named.runtime {
+            paths::Chosen::ByUser
+        } else {
+            paths::Chosen::ByZen
+        };
+        paths::prepare_dir(&self.runtime_dir, runtime_chosen).map_err(|source| {
+            LocationError::Prepare {
+                path: self.runtime_dir.clone(),
                 source,
+            }
+        })?;
+        if let Some(parent) = self.socket_path().parent()
+            && parent != self.runtime_dir
+        {
+            paths::prepare_dir(parent, paths::socket_dir_chosen()).map_err(|source| {
+                LocationError::Prepare {
+                    path: parent.to_path_buf(),
+                    source,
+                }
             })?;
         }
         Ok(())
