@@ -417,7 +417,7 @@ fn an_oversized_message_gets_invalid_request_and_the_session_goes_on() {
     let home = ZenHome::new();
     let mut client = home.session();
     let id = client.next_request_id();
-    let padding = "x".repeat(9 << 20);
+    let padding = "x".repeat(17 << 20);
     client.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": "version", "arguments": {"padding": padding}}}));
     let reply = client.response_to(id);
@@ -472,4 +472,89 @@ fn sessions_beyond_max_sessions_are_refused_with_a_message() {
         assert!(Instant::now() < until, "no session after one closed");
     }
     second.call_tool("version", json!({}));
+}
+
+#[test]
+fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
+    let home = ZenHome::new();
+    let dotfiles = home.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    let real = dotfiles.join("cursor.json");
+    let before = "{\n  \"mcpServers\": {\"other\": {\"command\": \"other\"}}\n}\n";
+    std::fs::write(&real, before).unwrap();
+    let link = home.path().join(".cursor/mcp.json");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+
+    let output = home
+        .command(Path::new("sh"))
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" register cursor")
+        .arg(zend_bin())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a file"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    assert_eq!(config["mcpServers"]["other"]["command"], "other");
+    assert!(config["mcpServers"]["zen"].is_object(), "{config}");
+    let backup = dotfiles.join("cursor.json.zen-backup");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), before);
+    assert_eq!(mode(&backup), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(&dotfiles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A config zen creates is written 0600 whatever the umask (its temporary file was).
+    let fresh = home
+        .command(Path::new("sh"))
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" register gemini")
+        .arg(zend_bin())
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{fresh:?}");
+    assert_eq!(mode(&home.path().join(".gemini/settings.json")), 0o600);
+}
+
+#[test]
+fn a_socket_directory_the_user_named_is_checked_never_chmodded() {
+    let mut home = ZenHome::new();
+    let named = home.path().join("mine");
+    std::fs::create_dir_all(&named).unwrap();
+    std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o755)).unwrap();
+    home.env.push((
+        "ZEN_SOCKET".into(),
+        named.join("zend.sock").display().to_string(),
+    ));
+    let mut daemon = serve_under_umask_022(&home, &[]);
+    let mut client = home.session();
+    client.call_tool("version", json!({}));
+    drop(client);
+    stop_child(&home, &mut daemon);
+    assert_eq!(
+        mode(&named),
+        0o755,
+        "zend changed a directory the user named"
+    );
+
+    // One others may write to is refused, and left as it was.
+    std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = home.zend(&["serve"]);
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("written by other users"), "{stderr}");
+    assert_eq!(mode(&named), 0o777);
 }
