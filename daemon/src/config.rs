@@ -9,6 +9,7 @@
 //! This module holds the loader and `server.yaml`'s type; other modules own
 //! their files' types (models, limits, tools) and load them through [`load_layered`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,6 +54,14 @@ pub struct ServerConfig {
     /// Live sessions (shim and HTTP) served at once; more are refused with a message.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Largest tool result sent to a client, in bytes of text; 0 = no limit.
+    /// Longer answers are sent in pages (`tools::pages`).
+    #[serde(default = "default_result_budget")]
+    pub result_budget_bytes: usize,
+    /// Budgets by client name (as the client gives it in `initialize`,
+    /// any case), over `result_budget_bytes`.
+    #[serde(default)]
+    pub result_budget_by_client: BTreeMap<String, usize>,
 }
 
 fn default_max_sessions() -> usize {
@@ -71,9 +80,30 @@ pub struct FilesConfig {
     pub allow: Vec<String>,
 }
 
+/// What every supported client shows inline, whole (Claude Code keeps up to
+/// about 40 KB, Codex CLI 48,000 characters, Gemini CLI 40,000).
+const fn default_result_budget() -> usize {
+    32 * 1024
+}
+
+/// The smallest result budget honoured: the header, paging note and footer
+/// need about 1 KB, and a page should say something.
+pub const MIN_RESULT_BUDGET: usize = 4 * 1024;
+
 impl ServerConfig {
     pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
         load_layered("server.yaml", SERVER_YAML, config_dir)
+    }
+
+    /// The result budget for a client (bytes), `None` when unlimited; a budget
+    /// under [`MIN_RESULT_BUDGET`] is raised to it.
+    pub fn result_budget(&self, client: &str) -> Option<usize> {
+        let bytes = self
+            .result_budget_by_client
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(client))
+            .map_or(self.result_budget_bytes, |(_, bytes)| *bytes);
+        (bytes > 0).then(|| bytes.max(MIN_RESULT_BUDGET))
     }
 }
 
@@ -203,6 +233,32 @@ mod tests {
         let config = ServerConfig::load(dir.path()).unwrap();
         assert_eq!(config.idle_timeout_secs, 5);
         assert_eq!(config.shutdown_deadline_secs, 10);
+    }
+
+    #[test]
+    fn result_budgets_by_client_merge_over_the_built_in_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::load(dir.path()).unwrap();
+        assert_eq!(config.result_budget("claude-code"), Some(32 * 1024));
+        assert_eq!(
+            config.result_budget("zend-cli"),
+            None,
+            "zend ask prints whole answers"
+        );
+        std::fs::write(
+            dir.path().join("server.yaml"),
+            "result_budget_by_client:\n  Codex-MCP-Client: 40000\n  tiny: 10\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(dir.path()).unwrap();
+        assert_eq!(config.result_budget("codex-mcp-client"), Some(40_000));
+        assert_eq!(config.result_budget("tiny"), Some(MIN_RESULT_BUDGET));
+        assert_eq!(
+            config.result_budget("zend-cli"),
+            None,
+            "built-in entries stay"
+        );
+        assert_eq!(config.result_budget("other"), Some(32 * 1024));
     }
 
     #[test]

@@ -6,6 +6,9 @@ mod foundation;
 /// The tool engine, conversational tools, prompts and plugins.
 mod tools;
 
+/// Long answers: the result budget per client, pages read back byte for byte.
+mod paging;
+
 /// Operating zen: services, socket activation, client registration, logs, HTTP.
 mod operate;
 

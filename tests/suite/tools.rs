@@ -102,7 +102,12 @@ fn chat_answers_with_model_tokens_cost_and_a_continuation() {
     );
     let text = result_text(&result);
     assert_eq!(result["isError"], false, "{text}");
-    assert!(text.starts_with("Use a B-tree."), "{text}");
+    let (header, answer) = text.split_once("\n\n").unwrap();
+    assert!(
+        header.starts_with("[zen] continuation_id: ") && header.contains("gpt-5 · 100 in / 20 out"),
+        "the header repeats the footer's essentials first: {text}"
+    );
+    assert!(answer.starts_with("Use a B-tree.\n\n---\n"), "{text}");
     assert!(
         text.contains("model: gpt-5") && text.contains("100 in / 20 out tokens"),
         "{text}"

@@ -160,8 +160,13 @@ fn each_step_tool_makes_no_upstream_request_before_the_last_step_and_one_at_it()
         );
 
         let text = ok(&mut client, tool, with_id(step(3, 3, own), &id));
+        let (header, status) = text.split_once("\n\n").unwrap();
         assert!(
-            text.starts_with(&format!("status: {tool}_complete")),
+            header.starts_with(&format!("[zen] continuation_id: {id} · ")),
+            "{text}"
+        );
+        assert!(
+            status.starts_with(&format!("status: {tool}_complete")),
             "{text}"
         );
         assert!(text.contains("mock answer"), "{text}");

@@ -351,12 +351,17 @@ impl McpClient {
     }
 
     pub fn initialize(&mut self) -> Value {
+        self.initialize_as("zen-e2e")
+    }
+
+    /// The MCP handshake, as a client of this name.
+    pub fn initialize_as(&mut self, client_name: &str) -> Value {
         let response = self.request(
             "initialize",
             json!({
                 "protocolVersion": "2025-06-18",
                 "capabilities": {},
-                "clientInfo": {"name": "zen-e2e", "version": "1.0"}
+                "clientInfo": {"name": client_name, "version": "1.0"}
             }),
         );
         assert!(

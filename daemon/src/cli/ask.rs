@@ -8,9 +8,11 @@
 //! stderr when stderr is a terminal; Ctrl-C cancels the call
 //! (`notifications/cancelled`) and exits 130.
 //!
-//! Output: the answer on stdout; the footer (model, tokens, cost,
-//! `continuation_id`) on stderr, so `zend ask Q > answer.md` keeps only the
-//! answer. `--json` prints one object with both. A tool error (`isError`)
+//! Output: the whole answer on stdout (the session's client name, `zend-cli`,
+//! has no result budget in the built-in server.yaml: a terminal takes any
+//! length); the footer (model, tokens, cost, `continuation_id`) on stderr, so
+//! `zend ask Q > answer.md` keeps only the answer; the header line that repeats
+//! the footer for assistants is dropped. `--json` prints one object with both. A tool error (`isError`)
 //! goes to stderr and exits 4.
 
 use std::io::Write;
@@ -236,7 +238,7 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
         })
         .unwrap_or_default();
     let is_error = result["isError"].as_bool().unwrap_or(false);
-    let (answer, footer) = split_footer(&text);
+    let (answer, footer) = split_footer(without_header(&text));
     let code = if is_error { EXIT_TOOL_ERROR } else { EXIT_OK };
     if as_json {
         let value = json!({
@@ -257,6 +259,18 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
         }
     }
     Ok(code)
+}
+
+/// A model tool's text without its header line (`[zen] continuation_id: …`,
+/// which repeats the footer for assistants whose client keeps only the head).
+pub fn without_header(text: &str) -> &str {
+    if !text.starts_with("[zen] continuation_id: ") {
+        return text;
+    }
+    match text.split_once('\n') {
+        Some((_, rest)) => rest.strip_prefix('\n').unwrap_or(rest),
+        None => "",
+    }
 }
 
 /// Splits a model tool's text at its last `---` line: the answer, then the footer.
@@ -396,5 +410,8 @@ mod tests {
         assert_eq!(answer, "Use a B-tree.\n---\nnot the footer\n");
         assert_eq!(continuation_id(footer).as_deref(), Some("abc"));
         assert_eq!(split_footer("plain"), ("plain", ""));
+        let text = "[zen] continuation_id: abc · gpt-5\n\nUse a B-tree.\n\n---\nmodel: gpt-5";
+        assert_eq!(split_footer(without_header(text)).0, "Use a B-tree.\n");
+        assert_eq!(without_header("[zen] other\n\nx"), "[zen] other\n\nx");
     }
 }

@@ -48,7 +48,8 @@ pub const THREADS_URI: &str = "zen://threads";
 /// assistant session context, so keep it tight.
 pub const INSTRUCTIONS: &str = "zen lets you consult other AI models. Tools take an optional `model` \
 (call `listmodels` when unsure which exist) and return a continuation_id: pass it back to continue \
-the same conversation with any tool, in any session.";
+the same conversation with any tool, in any session. A long answer comes in pages: its note names the \
+`threads` call for the next page. `max_answer_tokens` asks for a shorter answer.";
 
 /// One session's MCP server.
 #[derive(Clone)]
@@ -260,6 +261,13 @@ impl ServerHandler for McpServer {
                 .with_title("A zen conversation")
                 .with_description("Every turn of one conversation thread.")
                 .with_mime_type("text/plain"),
+            ResourceTemplate::new(
+                format!("{THREADS_URI}/{{continuation_id}}/turns/{{turn}}"),
+                "turn",
+            )
+            .with_title("One turn of a zen conversation")
+            .with_description("A turn's whole text, such as a long answer sent in pages.")
+            .with_mime_type("text/plain"),
         ]))
     }
 
@@ -277,6 +285,33 @@ impl ServerHandler for McpServer {
                 .list(&ThreadFilter::default())
                 .map_err(|e| McpError::internal_error(e.to_string(), None))?;
             crate::memory::render::render_list(&list, crate::store::SystemClock.now())
+        } else if let Some((id, turn)) = uri
+            .strip_prefix(&format!("{THREADS_URI}/"))
+            .and_then(|rest| rest.split_once("/turns/"))
+        {
+            // One turn's text exactly as stored: the whole of a long answer.
+            let id: crate::memory::ThreadId =
+                id.parse().map_err(|e: crate::memory::ThreadError| {
+                    McpError::resource_not_found(e.to_string(), None)
+                })?;
+            let thread = threads
+                .get(&id)
+                .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+            let stored = turn
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|index| thread.turns.get(index))
+                .ok_or_else(|| {
+                    McpError::resource_not_found(
+                        format!(
+                            "thread {id} has {} turns; {uri} names none of them (turns count from 1)",
+                            thread.turns.len()
+                        ),
+                        None,
+                    )
+                })?;
+            stored.text.clone()
         } else if let Some(id) = uri.strip_prefix(&format!("{THREADS_URI}/")) {
             let id: crate::memory::ThreadId =
                 id.parse().map_err(|e: crate::memory::ThreadError| {
@@ -289,7 +324,8 @@ impl ServerHandler for McpServer {
         } else {
             return Err(McpError::resource_not_found(
                 format!(
-                    "no resource {uri}; zen serves {THREADS_URI} and {THREADS_URI}/<continuation_id>"
+                    "no resource {uri}; zen serves {THREADS_URI}, {THREADS_URI}/<continuation_id> and \
+                     {THREADS_URI}/<continuation_id>/turns/<turn>"
                 ),
                 None,
             ));
@@ -338,6 +374,9 @@ impl ServerHandler for McpServer {
         };
         let arguments = request.arguments.unwrap_or_default();
         let outcome = crate::tools::execute(&tool, &call, arguments).await;
+        // Text content only, never `structuredContent`: Claude Code shows its
+        // model only the structured part when there is one, and the text (within
+        // the result budget, see `tools::pages`) is what the assistant must read.
         let result = match outcome {
             Ok(output) if output.is_error => {
                 CallToolResult::error(vec![ContentBlock::text(output.text)])

@@ -24,6 +24,18 @@ pub struct CommonArgs {
     pub temperature: Option<f32>,
     pub thinking_mode: Option<String>,
     pub working_directory_absolute_path: Option<String>,
+    pub max_answer_tokens: Option<u64>,
+}
+
+/// Checks `max_answer_tokens` (the output limit asked of the provider).
+pub fn max_answer_tokens(value: Option<u64>) -> Result<Option<u64>, ToolError> {
+    match value {
+        Some(0) => Err(ToolError::InvalidArguments(
+            "`max_answer_tokens` must be at least 1 (leave it out for the model's own limit)"
+                .into(),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Deserializes a tool's arguments, naming the offending field on error.
@@ -135,6 +147,13 @@ pub mod schema {
         )
     }
 
+    pub fn max_answer_tokens() -> (&'static str, Value) {
+        (
+            "max_answer_tokens",
+            json!({"type": "integer", "minimum": 1, "description": "Output limit for a shorter answer."}),
+        )
+    }
+
     /// Everything a chat-like tool takes besides its prompt.
     pub fn common() -> Vec<(&'static str, Value)> {
         vec![
@@ -145,6 +164,7 @@ pub mod schema {
             temperature(),
             thinking_mode(),
             working_directory(),
+            max_answer_tokens(),
         ]
     }
 }

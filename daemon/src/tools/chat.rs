@@ -207,8 +207,11 @@ impl Tool for ModelTool {
             images: common.images,
             temperature: common.temperature,
             thinking_mode: common.thinking_mode,
+            max_answer_tokens: args::max_answer_tokens(common.max_answer_tokens)?,
         };
         let result = engine::run_model_turn(context, &self.config, turn).await?;
-        Ok(ToolOutput::text(engine::render(&result)))
+        Ok(ToolOutput::text(
+            engine::answer(&result).to_text(context.result_budget()),
+        ))
     }
 }

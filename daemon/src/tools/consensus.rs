@@ -161,8 +161,11 @@ impl Consensus {
                  still dispute and why, and give your updated verdict."
             ));
         }
-        let prepared = engine::prepare(context, &self.config, &model, thread, &turn)
+        let mut prepared = engine::prepare(context, &self.config, &model, thread, &turn)
             .map_err(|e| e.to_string())?;
+        if turn.max_answer_tokens.is_some() {
+            prepared.request.max_output_tokens = turn.max_answer_tokens;
+        }
         let thread_id = thread.map(|t| t.id());
         let (completion, _notes) =
             engine::call_model(context, "consensus", &model, prepared.request, thread_id)
@@ -246,6 +249,7 @@ impl Tool for Consensus {
             images: common.images.clone(),
             temperature: common.temperature,
             thinking_mode: common.thinking_mode.clone(),
+            max_answer_tokens: args::max_answer_tokens(common.max_answer_tokens)?,
             ..ModelTurn::default()
         };
         // Check the files once up front, so a bad path is one clear error, not one per model.
@@ -367,13 +371,16 @@ impl Tool for Consensus {
         };
         let synthesis_model =
             engine::resolve_model(context, &self.config, parsed.synthesis_model.as_deref())?;
-        let prepared = engine::prepare(
+        let mut prepared = engine::prepare(
             context,
             &self.config,
             &synthesis_model,
             None,
             &synthesis_turn,
         )?;
+        if base.max_answer_tokens.is_some() {
+            prepared.request.max_output_tokens = base.max_answer_tokens;
+        }
         let synthesis = engine::call_model(
             context,
             "consensus",
@@ -482,11 +489,21 @@ impl Tool for Consensus {
             )
             .await
             .map_err(|e| ToolError::Failed(e.to_string()))?;
-        text.push_str(&format!(
-            "\n---\ntotal: {} · continuation_id: {id} ({} turns left) — pass it to any zen tool to continue.",
-            total_cost.map_or("cost unknown".to_owned(), crate::util::usd),
-            outcome.remaining_turns / 2
-        ));
-        Ok(ToolOutput::text(text))
+        let total_cost = total_cost.map_or("cost unknown".to_owned(), crate::util::usd);
+        let answer = super::pages::Answer {
+            header: format!(
+                "[zen] continuation_id: {id} · consensus of {} models · total {total_cost}",
+                answers.len()
+            ),
+            before: String::new(),
+            text,
+            thread: id.to_string(),
+            turn: outcome.turn_count,
+            footer: format!(
+                "total: {total_cost} · continuation_id: {id} ({} turns left) — pass it to any zen tool to continue.",
+                outcome.remaining_turns / 2
+            ),
+        };
+        Ok(ToolOutput::text(answer.to_text(context.result_budget())))
     }
 }

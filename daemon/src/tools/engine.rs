@@ -5,8 +5,8 @@
 //! and files against the model's context window, check the spend budget, call
 //! `providers` (forwarding progress), write the ledger records and the turns
 //! (one transaction each) and make them durable with ONE store flush, and
-//! return a [`TurnResult`] that [`render`] turns into the text the assistant
-//! reads. A failed call's ledger records are flushed before the error is
+//! return a [`TurnResult`] that [`answer`] lays out for the assistant (paged
+//! to the client's result budget by `pages`). A failed call's ledger records are flushed before the error is
 //! returned. Tools that make no model call use the thread helpers here
 //! ([`open_thread`], [`record_turn`], [`workflow_state`]) so continuation works
 //! the same everywhere.
@@ -18,10 +18,13 @@ use serde_json::Value;
 
 use super::config::{ModelCategory, ToolConfig};
 use super::files::{self, FileOutcome};
+use super::pages::Answer;
 use super::{CallContext, ToolError};
 use crate::ledger::{LedgerRecord, Outcome};
 use crate::memory::history::token_budget_for;
-use crate::memory::{NewThread, NewTurn, Thread, ThreadError, ThreadId, ThreadTarget};
+use crate::memory::{
+    AppendOutcome, NewThread, NewTurn, Thread, ThreadError, ThreadId, ThreadTarget,
+};
 use crate::providers::{
     Attempt, AttemptOutcome, Category, Completion, CompletionRequest, ContentPart, Message,
     ReasoningEffort, ResolvedModel, Role, StreamEvent,
@@ -47,6 +50,8 @@ pub struct ModelTurn {
     pub images: Vec<String>,
     pub temperature: Option<f32>,
     pub thinking_mode: Option<String>,
+    /// The output limit asked of the provider (`max_answer_tokens`).
+    pub max_answer_tokens: Option<u64>,
 }
 
 /// What one model turn produced.
@@ -54,6 +59,8 @@ pub struct ModelTurn {
 pub struct TurnResult {
     pub answer: String,
     pub continuation_id: String,
+    /// The answer's turn on the thread, counted from 1 (where its pages are read).
+    pub answer_turn: u32,
     pub remaining_turns: u32,
     /// `provider/model` that answered.
     pub model: String,
@@ -97,7 +104,10 @@ pub async fn run_model_turn(
         }
     }
     let model = resolve_model(context, config, turn.model.as_deref())?;
-    let prepared = prepare(context, config, &model, thread.as_ref(), &turn)?;
+    let mut prepared = prepare(context, config, &model, thread.as_ref(), &turn)?;
+    if turn.max_answer_tokens.is_some() {
+        prepared.request.max_output_tokens = turn.max_answer_tokens;
+    }
     let thread_id = thread.as_ref().map(Thread::id);
     let called =
         call_model_unflushed(context, &turn.tool, &model, prepared.request, thread_id).await;
@@ -145,6 +155,7 @@ pub async fn run_model_turn(
     Ok(TurnResult {
         answer: completion.text.clone(),
         continuation_id: id.to_string(),
+        answer_turn: outcome.turn_count,
         remaining_turns: outcome.remaining_turns / 2,
         model: completion.model.clone(),
         input_tokens: completion.usage.input_tokens,
@@ -690,30 +701,41 @@ fn thread_error(error: ThreadError) -> ToolError {
     }
 }
 
-/// The text the assistant reads: the answer, then one footer line with the
-/// model, tokens and cost, then the continuation offer.
-pub fn render(result: &TurnResult) -> String {
+/// How the assistant reads a model turn: a header line (continuation id,
+/// model, tokens, cost: first, so a client that keeps only the head still has
+/// it), the answer, then the footer (the same, with notes and turns left).
+pub fn answer(result: &TurnResult) -> Answer {
     let cost = match result.cost {
         Some(cost) => crate::util::usd(cost),
         None => "cost unknown".to_owned(),
     };
-    let mut text = result.answer.trim_end().to_owned();
-    text.push_str("\n\n---\n");
-    text.push_str(&format!(
-        "model: {} · {} in / {} out tokens · {cost} · {:.1} s\n",
+    let tokens = format!(
+        "{} in / {} out tokens",
+        result.input_tokens, result.output_tokens
+    );
+    let mut footer = format!(
+        "model: {} · {tokens} · {cost} · {:.1} s\n",
         result.model,
-        result.input_tokens,
-        result.output_tokens,
         result.latency_ms as f64 / 1000.0
-    ));
+    );
     for note in &result.notes {
-        text.push_str(&format!("note: {note}\n"));
+        footer.push_str(&format!("note: {note}\n"));
     }
-    text.push_str(&format!(
+    footer.push_str(&format!(
         "continuation_id: {} ({} turns left) — pass it to any zen tool to continue this conversation.",
         result.continuation_id, result.remaining_turns
     ));
-    text
+    Answer {
+        header: format!(
+            "[zen] continuation_id: {} · {} · {tokens} · {cost}",
+            result.continuation_id, result.model
+        ),
+        before: String::new(),
+        text: result.answer.clone(),
+        thread: result.continuation_id.clone(),
+        turn: result.answer_turn,
+        footer,
+    }
 }
 
 /// Opens the thread to continue (checking the id) or starts a new one; returns its id.
@@ -747,7 +769,7 @@ pub async fn open_thread(
     }
 }
 
-/// Records one turn on a thread, durably, and returns the turns left.
+/// Records one turn on a thread, durably; returns its number and the turns left.
 pub async fn record_turn(
     context: &CallContext,
     thread: &str,
@@ -755,7 +777,7 @@ pub async fn record_turn(
     role_is_user: bool,
     text: &str,
     files: &[String],
-) -> Result<u32, ToolError> {
+) -> Result<AppendOutcome, ToolError> {
     let id = thread.parse::<ThreadId>().map_err(thread_error)?;
     let turn = if role_is_user {
         NewTurn::user(tool, text)
@@ -766,14 +788,13 @@ pub async fn record_turn(
         }
     }
     .with_files(files.iter().cloned());
-    let outcome = context
+    context
         .daemon
         .store
         .threads()
         .append(&id, turn)
         .await
-        .map_err(thread_error)?;
-    Ok(outcome.remaining_turns)
+        .map_err(thread_error)
 }
 
 /// A multi-step tool's state on a thread (`None` before its first step).

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod files;
 pub mod limits;
 mod listmodels;
+pub mod pages;
 mod planner;
 pub mod plugin;
 pub mod prompts;
@@ -127,6 +128,15 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// Bytes this call has read from files (capped, see `files`).
     pub reads: files::ReadMeter,
+}
+
+impl CallContext {
+    /// The most text this session's client takes in one result (bytes; `None` = no limit).
+    pub fn result_budget(&self) -> Option<usize> {
+        self.daemon
+            .server
+            .result_budget(&self.session.client_name())
+    }
 }
 
 /// A tool's answer: the text the assistant reads, and whether it is an error.
@@ -309,8 +319,10 @@ pub fn object_schema(properties: &[(&str, Value)], required: &[&str]) -> Map<Str
 const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one tool call inside the middleware every call goes through: admission
-/// (rate limits, concurrency caps), a tracing span, timing, and cancellation.
-/// Budget checks and ledger writes happen per model call, in `engine`.
+/// (rate limits, concurrency caps), a tracing span, timing, cancellation, and
+/// the result budget (model answers page themselves; any other text over it is
+/// cut with a note). Budget checks and ledger writes happen per model call, in
+/// `engine`.
 pub async fn execute(
     tool: &Arc<dyn Tool>,
     context: &CallContext,
@@ -332,6 +344,10 @@ pub async fn execute(
                 tokio::time::timeout(CANCEL_GRACE, &mut call).await.unwrap_or(Err(ToolError::Cancelled))
             }
         };
+        let outcome = outcome.map(|output| ToolOutput {
+            text: pages::fit(output.text, context.result_budget()),
+            ..output
+        });
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &outcome {
             // The ledger records model calls; a log line per call would cost every call a write.

@@ -180,7 +180,8 @@ impl Tool for Planner {
             &format!("Plan step {}: {}", step.number, step.text),
             &[],
         )
-        .await?;
+        .await?
+        .remaining_turns;
 
         let finished = !args.next_step_required && !args.more_steps_needed;
         let mut text = String::new();

@@ -574,28 +574,36 @@ impl Tool for Clink {
             &paths,
         )
         .await?;
-        let turns_left =
+        let outcome =
             engine::record_turn(context, &thread, "clink", false, &answer.text, &[]).await?;
 
-        let mut text = answer.text.clone();
-        text.push_str("\n\n---\n");
-        text.push_str(&format!(
+        let mut run = format!(
             "clink: {cli_name} as {role_name} · {:.1} s",
             answer.elapsed.as_secs_f64()
-        ));
+        );
         if let Some(code) = answer.exit_code.filter(|c| *c != 0) {
-            text.push_str(&format!(" · exit code {code}"));
+            run.push_str(&format!(" · exit code {code}"));
         }
-        text.push('\n');
+        let mut footer = format!("{run}\n");
         if answer.cut_chars > 0 {
-            text.push_str(&format!(
+            footer.push_str(&format!(
                 "note: the answer was cut at {} characters (~{} more not shown)\n",
                 self.clink.max_output_chars, answer.cut_chars
             ));
         }
-        text.push_str(&format!(
-            "continuation_id: {thread} ({turns_left} turns left) — pass it to any zen tool to continue this conversation."
+        footer.push_str(&format!(
+            "continuation_id: {thread} ({} turns left) — pass it to any zen tool to continue this conversation.",
+            outcome.remaining_turns
         ));
+        let text = crate::tools::pages::Answer {
+            header: format!("[zen] continuation_id: {thread} · {run}"),
+            before: String::new(),
+            text: answer.text,
+            thread: thread.clone(),
+            turn: outcome.turn_count,
+            footer,
+        }
+        .to_text(context.result_budget());
         Ok(ToolOutput::text(text))
     }
 }

@@ -323,7 +323,8 @@ impl Tool for WorkflowTool {
                 &turn_text(name, &step),
                 &step.relevant_files,
             )
-            .await?;
+            .await?
+            .remaining_turns;
             return Ok(ToolOutput::text(format!(
                 "status: {name}_complete\n\
                  expert analysis skipped: {reason}.\n\
@@ -371,11 +372,12 @@ impl Tool for WorkflowTool {
             model: run.model.clone(),
             continuation_id: Some(thread.clone()),
             files,
+            max_answer_tokens: step.max_answer_tokens,
             ..ModelTurn::default()
         };
         let result = engine::run_model_turn(context, &self.config, turn).await?;
         engine::set_workflow_state(context, &thread, name, state_value(&run)?).await?;
-        let mut text = format!(
+        let mut before = format!(
             "status: {name}_complete\n\
              collected: {}\n\
              next: weigh the expert analysis below against your own findings, then {}\n",
@@ -383,11 +385,14 @@ impl Tool for WorkflowTool {
             self.kind.final_action()
         );
         for note in notes {
-            text.push_str(&format!("note: {note}\n"));
+            before.push_str(&format!("note: {note}\n"));
         }
-        text.push_str("\n=== EXPERT ANALYSIS ===\n");
-        text.push_str(&engine::render(&result));
-        Ok(ToolOutput::text(text))
+        before.push_str("\n=== EXPERT ANALYSIS ===\n");
+        let answer = super::pages::Answer {
+            before,
+            ..engine::answer(&result)
+        };
+        Ok(ToolOutput::text(answer.to_text(context.result_budget())))
     }
 }
 

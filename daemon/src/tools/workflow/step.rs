@@ -95,6 +95,9 @@ pub struct Step {
     pub continuation_id: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// The expert's output limit (final step).
+    #[serde(default)]
+    pub max_answer_tokens: Option<u64>,
 }
 
 impl Step {
@@ -105,6 +108,7 @@ impl Step {
         if step.step.trim().is_empty() {
             return invalid("`step` is empty: say what you are investigating in this step".into());
         }
+        args::max_answer_tokens(step.max_answer_tokens)?;
         if step.step_number == 0 || step.total_steps == 0 {
             return invalid("`step_number` and `total_steps` start at 1".into());
         }
@@ -206,6 +210,7 @@ pub fn schema(fields: Fields, own: Vec<(&'static str, Value)>) -> Map<String, Va
         ("use_assistant_model", json!({"type": "boolean"})),
         ("continuation_id", text()),
         ("model", text()),
+        ("max_answer_tokens", number()),
     ]);
     properties.extend(own);
     object_schema(
