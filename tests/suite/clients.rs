@@ -93,7 +93,7 @@ fn issue_33_a_2026_07_28_client_is_named_everywhere_and_survives_kill9() {
         "chat",
         json!({"prompt": "Which index for range scans?", "model": "gpt-5"}),
     ));
-    assert!(text.starts_with("Use a B-tree."), "{text}");
+    assert!(text.contains("\n\nUse a B-tree.\n\n---\n"), "{text}");
     let thread = continuation_id(&text);
     assert_eq!(thread_client(&home, &thread), "claude-code");
     let ledger = ledger_clients(&home);

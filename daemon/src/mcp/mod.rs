@@ -48,8 +48,8 @@ pub const THREADS_URI: &str = "zen://threads";
 /// assistant session context, so keep it tight.
 pub const INSTRUCTIONS: &str = "zen lets you consult other AI models. Tools take an optional `model` \
 (call `listmodels` when unsure which exist) and return a continuation_id: pass it back to continue \
-the same conversation with any tool, in any session. A long answer comes in pages: its note names the \
-`threads` call for the next page. `max_answer_tokens` asks for a shorter answer.";
+the same conversation with any tool, in any session. Long answers come in pages; each names the \
+`threads` call for the next. `max_answer_tokens` caps an answer.";
 
 /// One session's MCP server.
 #[derive(Clone)]

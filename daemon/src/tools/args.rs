@@ -148,10 +148,7 @@ pub mod schema {
     }
 
     pub fn max_answer_tokens() -> (&'static str, Value) {
-        (
-            "max_answer_tokens",
-            json!({"type": "integer", "minimum": 1, "description": "Output limit for a shorter answer."}),
-        )
+        ("max_answer_tokens", json!({"type": "integer"}))
     }
 
     /// Everything a chat-like tool takes besides its prompt.

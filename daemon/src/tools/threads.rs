@@ -54,14 +54,9 @@ impl Threads {
                 "continuation_id",
                 json!({"type": "string", "description": "Show this thread's turns."}),
             ),
-            (
-                "turn",
-                json!({"type": "integer", "minimum": 1, "description": "With continuation_id: read this turn in pages."}),
-            ),
-            (
-                "offset",
-                json!({"type": "integer", "minimum": 0, "description": "Where the page starts (a page's note gives the next)."}),
-            ),
+            // A page's note gives both; they need no description.
+            ("turn", json!({"type": "integer"})),
+            ("offset", json!({"type": "integer"})),
         ];
         Self {
             spec: ToolSpec::local("threads", config, object_schema(&properties, &[])),
