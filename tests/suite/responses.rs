@@ -28,7 +28,15 @@ fn chat(client: &mut McpClient, model: &str) -> (bool, String) {
         "chat",
         json!({"prompt": "RESPONSES_PROMPT_MARKER", "model": model}),
     );
-    (result["isError"] == true, result_text(&result))
+    let text = result_text(&result);
+    // The answer follows the header line an answer starts with.
+    let text = match text.split_once("\n\n") {
+        Some((header, answer)) if header.starts_with("[zen] continuation_id: ") => {
+            answer.to_owned()
+        }
+        _ => text,
+    };
+    (result["isError"] == true, text)
 }
 
 fn status_json(home: &ZenHome) -> Value {
