@@ -7,10 +7,14 @@ use serde_json::{Value, json};
 use super::adapter::{
     Accumulated, Adapter, Body, HttpRequest, Object, Params, Text, UpstreamError, merge_extra, uint,
 };
+use super::config::CacheTtl;
 use super::registry::ResolvedModel;
 use super::types::{ContentPart, FinishReason, Role, Usage};
 
 pub(crate) struct Anthropic;
+
+/// Anthropic accepts at most this many `cache_control` marks in one request.
+const MAX_CACHE_MARKS: usize = 4;
 
 /// Anthropic requires `max_tokens`; this is used when neither the request nor the model gives one.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -19,10 +23,26 @@ impl Adapter for Anthropic {
     fn request(&self, model: &ResolvedModel, params: &Params<'_>, stream: bool) -> HttpRequest {
         let endpoint = &model.endpoint;
         let request = params.request;
+        // `cache_control` marks where the prompt stops being the previous call's: at most
+        // four marks per request, the system prompt's first.
+        let cache_control = match endpoint.cache_ttl {
+            Some(CacheTtl::OneHour) => json!({"type": "ephemeral", "ttl": "1h"}),
+            _ => json!({"type": "ephemeral"}),
+        };
+        let hints = &request.cache;
+        let mark_system = hints.system && request.system.is_some();
+        let marked = |m: usize, p: usize| {
+            hints
+                .breakpoints
+                .iter()
+                .take(MAX_CACHE_MARKS - usize::from(mark_system))
+                .any(|&b| b == (m, p))
+        };
         let messages: Vec<Value> = request
             .messages
             .iter()
-            .map(|message| {
+            .enumerate()
+            .map(|(m, message)| {
                 let role = match message.role {
                     Role::User => "user",
                     Role::Assistant => "assistant",
@@ -30,12 +50,19 @@ impl Adapter for Anthropic {
                 let content: Vec<Value> = message
                     .content
                     .iter()
-                    .map(|part| match part {
-                        ContentPart::Text { text } => json!({"type": "text", "text": text}),
-                        ContentPart::Image { mime, data_base64 } => json!({
-                            "type": "image",
-                            "source": {"type": "base64", "media_type": mime, "data": data_base64}
-                        }),
+                    .enumerate()
+                    .map(|(p, part)| {
+                        let mut block = match part {
+                            ContentPart::Text { text } => json!({"type": "text", "text": text}),
+                            ContentPart::Image { mime, data_base64 } => json!({
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": mime, "data": data_base64}
+                            }),
+                        };
+                        if marked(m, p) {
+                            block["cache_control"] = cache_control.clone();
+                        }
+                        block
                     })
                     .collect();
                 json!({"role": role, "content": content})
@@ -53,7 +80,12 @@ impl Adapter for Anthropic {
         });
         if let Some(map) = body.as_object_mut() {
             if let Some(system) = &request.system {
-                map.insert("system".into(), json!(system));
+                let system = if mark_system {
+                    json!([{"type": "text", "text": system, "cache_control": cache_control}])
+                } else {
+                    json!(system)
+                };
+                map.insert("system".into(), system);
             }
             if let Some(budget) = params.thinking_budget {
                 // The budget must be ≥ 1024 and below max_tokens.

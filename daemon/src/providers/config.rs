@@ -196,6 +196,23 @@ pub struct ProviderConfig {
     /// How to configure it, shown by `listmodels` when it is not.
     #[serde(default)]
     pub setup: Option<String>,
+    /// OpenAI wire: send `prompt_cache_key` (one per thread), so a thread's calls reach the
+    /// same prompt cache. Off for providers that reject fields they do not know.
+    #[serde(default)]
+    pub prompt_cache_key: bool,
+    /// Anthropic wire: how long a marked prompt prefix stays cached (`5m`, the default, or
+    /// `1h`, whose cache writes cost twice the input price instead of 1.25 times).
+    #[serde(default)]
+    pub cache_ttl: Option<CacheTtl>,
+}
+
+/// How long Anthropic keeps a cached prompt prefix.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum CacheTtl {
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    OneHour,
 }
 
 fn yes() -> bool {

@@ -108,6 +108,22 @@ impl Prices {
     }
 }
 
+/// What prompt caching saved on `usage`: its cost with every input token at the input
+/// price, less its cost. Negative when cache writes (dearer than input) outweighed the
+/// reads. `None` when the prices are unknown.
+pub fn cache_savings(prices: Option<&Prices>, usage: &Usage) -> Option<f64> {
+    let prices = prices?;
+    if usage.cached_tokens == 0 && usage.cache_write_tokens == 0 {
+        return Some(0.0);
+    }
+    let uncached = Usage {
+        cached_tokens: 0,
+        cache_write_tokens: 0,
+        ..*usage
+    };
+    Some(prices.cost(&uncached) - prices.cost(usage))
+}
+
 /// The cost of `usage` with `prices`, or unknown.
 pub fn compute(prices: Option<&Prices>, usage: &Usage) -> Cost {
     match prices {
@@ -182,6 +198,35 @@ mod tests {
             pro.cost(&usage(250_000, 1_000, 50_000)),
             200_000.0 * 2.5e-6 + 50_000.0 * 2.5e-7 + 1_000.0 * 1.5e-5
         ));
+    }
+
+    #[test]
+    fn cache_savings_are_the_uncached_cost_less_the_cost() {
+        let sonnet = litellm::lookup("claude-sonnet-4-5")
+            .unwrap()
+            .prices
+            .clone()
+            .unwrap();
+        let u = Usage {
+            input_tokens: 10_000,
+            output_tokens: 1_000,
+            cached_tokens: 6_000,
+            cache_write_tokens: 3_000,
+            reasoning_tokens: 0,
+        };
+        let saved = cache_savings(Some(&sonnet), &u).unwrap();
+        assert!(close(
+            saved,
+            6_000.0 * (3e-6 - 3e-7) - 3_000.0 * (3.75e-6 - 3e-6)
+        ));
+        // A first call that only writes the cache costs more than an uncached one.
+        let first = Usage {
+            cached_tokens: 0,
+            ..u
+        };
+        assert!(cache_savings(Some(&sonnet), &first).unwrap() < 0.0);
+        assert_eq!(cache_savings(Some(&sonnet), &usage(10, 1, 0)), Some(0.0));
+        assert_eq!(cache_savings(None, &u), None);
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub use listing::{ListedModel, ModelListing, ProviderStatus};
 pub use registry::{Capabilities, ModelInfo, ResolvedModel};
 pub use runtime::{CompletionFailure, Providers};
 pub use types::{
-    Attempt, AttemptOutcome, Completion, CompletionRequest, ContentPart, Cost, CostSource,
-    FinishReason, Message, ReasoningEffort, Role, StreamEvent, Usage,
+    Attempt, AttemptOutcome, CacheHints, Completion, CompletionRequest, ContentPart, Cost,
+    CostSource, FinishReason, Message, ReasoningEffort, Role, StreamEvent, Usage,
 };
 
 /// A fast token estimate for budgeting: about four bytes of text per token. One function,

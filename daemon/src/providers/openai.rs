@@ -239,6 +239,11 @@ impl Serialize for ChatBody<'_> {
         if !request.stop.is_empty() {
             map.serialize_entry("stop", &request.stop)?;
         }
+        if model.endpoint.prompt_cache_key
+            && let Some(key) = &request.cache.key
+        {
+            map.serialize_entry("prompt_cache_key", key)?;
+        }
         if self.stream {
             map.serialize_entry("stream", &true)?;
             map.serialize_entry("stream_options", &json!({"include_usage": true}))?;

@@ -92,6 +92,10 @@ pub(crate) struct Endpoint {
     pub api_version: Option<String>,
     pub max_tokens_field: String,
     pub cost_from_upstream: bool,
+    /// Send `prompt_cache_key` (OpenAI wire).
+    pub prompt_cache_key: bool,
+    /// `cache_control` TTL (Anthropic wire); `None` = the provider's default (5 minutes).
+    pub cache_ttl: Option<super::config::CacheTtl>,
 }
 
 /// Header values left out: a configured header may carry a key (`${VAR}`).
@@ -515,6 +519,8 @@ impl Registry {
                     .clone()
                     .unwrap_or_else(|| "max_tokens".to_owned()),
                 cost_from_upstream: state.config.cost_from_upstream,
+                prompt_cache_key: state.config.prompt_cache_key,
+                cache_ttl: state.config.cache_ttl,
             },
         })
     }

@@ -423,6 +423,10 @@ impl Providers {
                         outcome: AttemptOutcome::Ok,
                         usage: Some(completion.usage),
                         cost: completion.cost,
+                        cache_saved_usd: cost::cache_savings(
+                            model.info.prices.as_ref(),
+                            &completion.usage,
+                        ),
                         latency,
                     });
                     if let Some(tx) = events {
@@ -442,6 +446,9 @@ impl Providers {
                         cost: failure.usage.map_or(Cost::UNKNOWN, |u| {
                             cost::compute(model.info.prices.as_ref(), &u)
                         }),
+                        cache_saved_usd: failure
+                            .usage
+                            .and_then(|u| cost::cache_savings(model.info.prices.as_ref(), &u)),
                         latency,
                     });
                     if !failure.error.is_retryable() || retry >= settings.max_retries {

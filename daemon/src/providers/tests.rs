@@ -1972,4 +1972,86 @@ fn efforts_move_to_the_nearest_one_a_model_accepts() {
     assert_eq!(Low.nearest_of(&[Medium, High]), Medium);
     assert_eq!(High.nearest_of(&[Low, Medium]), Medium);
     assert_eq!(Medium.nearest_of(&[Low, Medium, High]), Medium);
+
+/// Cache hints on the wire: Anthropic marks the system prompt and the stable parts with
+/// `cache_control` (at most four marks, TTL as configured); OpenAI sends
+/// `prompt_cache_key` only where the provider row says it may.
+#[test]
+fn cache_hints_become_cache_control_marks_and_a_prompt_cache_key() {
+    use super::adapter::{Adapter, Body, Params};
+    use super::config::CacheTtl;
+    let p = offline(&[
+        ("OPENAI_API_KEY", KEY),
+        ("ANTHROPIC_API_KEY", KEY),
+        ("DEEPSEEK_API_KEY", KEY),
+    ]);
+    let parts = |n: usize| Message {
+        role: Role::User,
+        content: (0..n)
+            .map(|i| ContentPart::Text {
+                text: format!("part {i}\n"),
+            })
+            .collect(),
+    };
+    let mut request = CompletionRequest::new("m", vec![parts(7)]);
+    request.system = Some("Be brief.".into());
+    request.cache = super::CacheHints {
+        key: Some("zen-1".into()),
+        system: true,
+        breakpoints: vec![(0, 0), (0, 2), (0, 4), (0, 5)],
+    };
+    let json = |body: Body| -> Value { serde_json::from_slice(&body.into_bytes()).unwrap() };
+
+    let sonnet = p.resolve("claude-sonnet-4-5").unwrap();
+    let body = json(
+        super::anthropic::Anthropic
+            .request(&sonnet, &Params::new(&request, &sonnet), true)
+            .body,
+    );
+    assert_eq!(
+        body["system"],
+        json!([{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}])
+    );
+    let marked: Vec<usize> = body["messages"][0]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, block)| block["cache_control"] == json!({"type": "ephemeral"}))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        marked,
+        [0, 2, 4],
+        "four marks at most, the system prompt's first"
+    );
+
+    let mut hour = (*sonnet).clone();
+    hour.endpoint.cache_ttl = Some(CacheTtl::OneHour);
+    let body = json(
+        super::anthropic::Anthropic
+            .request(&hour, &Params::new(&request, &hour), true)
+            .body,
+    );
+    assert_eq!(body["system"][0]["cache_control"]["ttl"], "1h");
+
+    let gpt = p.resolve("gpt-5").unwrap();
+    let body = json(
+        super::openai::OpenAi
+            .request(&gpt, &Params::new(&request, &gpt), true)
+            .body,
+    );
+    assert_eq!(body["prompt_cache_key"], "zen-1");
+    assert_eq!(body["messages"][0]["content"], "Be brief.");
+    assert_eq!(
+        body["messages"][1]["content"], "part 0\npart 1\npart 2\npart 3\npart 4\npart 5\npart 6\n",
+        "parts are one string, in order"
+    );
+    let deepseek = p.resolve("deepseek/deepseek-chat").unwrap();
+    let body = json(
+        super::openai::OpenAi
+            .request(&deepseek, &Params::new(&request, &deepseek), true)
+            .body,
+    );
+    assert!(body.get("prompt_cache_key").is_none(), "{body}");
 }

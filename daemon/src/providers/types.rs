@@ -135,6 +135,23 @@ pub struct CompletionRequest {
     pub stop: Vec<String>,
     /// Stream from upstream (default). Non-streaming gives the same [`Completion`].
     pub stream: bool,
+    /// What stays the same from one call to the next, for providers' prompt caches.
+    #[serde(default)]
+    pub cache: CacheHints,
+}
+
+/// Where a request's prompt stops being the same as the previous call's, said once for
+/// every provider: Anthropic marks these places with `cache_control`, OpenAI routes calls
+/// with the same `key` to the same cache, the others cache a repeated prefix by themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheHints {
+    /// Groups the calls of one conversation (OpenAI's `prompt_cache_key`).
+    pub key: Option<String>,
+    /// The system prompt is the same from call to call.
+    pub system: bool,
+    /// `(message, part)` indexes: the prompt up to the end of each of these parts is the
+    /// same as in the previous call (or will be in the next), oldest first.
+    pub breakpoints: Vec<(usize, usize)>,
 }
 
 impl CompletionRequest {
@@ -150,6 +167,7 @@ impl CompletionRequest {
             json_mode: false,
             stop: Vec::new(),
             stream: true,
+            cache: CacheHints::default(),
         }
     }
 }
@@ -247,6 +265,8 @@ pub struct Attempt {
     /// Usage when the upstream reported any (a failed stream may still have cost tokens).
     pub usage: Option<Usage>,
     pub cost: Cost,
+    /// What prompt caching saved on this attempt (see [`super::cost::cache_savings`]).
+    pub cache_saved_usd: Option<f64>,
     #[serde(with = "duration_ms")]
     pub latency: Duration,
 }

@@ -372,6 +372,7 @@ mod tests {
             },
             usage,
             cost: Cost::UNKNOWN,
+            cache_saved_usd: None,
             latency: Duration::ZERO,
         };
         let failure = CompletionFailure {
