@@ -741,7 +741,9 @@ fn record(i: usize, time: Timestamp) -> LedgerRecord {
         input_tokens: 2_000 + (i as u64 % 5_000),
         output_tokens: 500,
         cached_tokens: 0,
+        cache_write_tokens: 0,
         reasoning_tokens: 0,
+        cache_saved_usd: 0.0,
         cost_usd: (i % 5 != 4).then_some(0.002),
         latency_ms: 300 + (i as u64 * 37) % 20_000,
         outcome: if i.is_multiple_of(50) {

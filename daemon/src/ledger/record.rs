@@ -24,14 +24,30 @@ pub struct LedgerRecord {
     pub client: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     #[serde(default)]
     pub reasoning_tokens: u64,
+    /// USD prompt caching saved on this call (what its input would have cost uncached, less
+    /// what it cost; negative when cache writes outweighed the reads); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub cache_saved_usd: f64,
     /// `None` when the price is unknown; never 0 for unknown.
     pub cost_usd: Option<f64>,
     pub latency_ms: u64,
     pub outcome: Outcome,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_usd(usd: &f64) -> bool {
+    *usd == 0.0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,9 +48,12 @@ pub(crate) struct Aggregate {
     input_tokens: u64,
     output_tokens: u64,
     cached_tokens: u64,
+    cache_write_tokens: u64,
     reasoning_tokens: u64,
     /// Sum of known costs.
     cost_usd: f64,
+    /// What prompt caching saved (net of cache writes).
+    cache_saved_usd: f64,
     /// Calls whose cost is unknown (not counted in `cost_usd`).
     unpriced_calls: u64,
     latency_histogram: Vec<u64>,
@@ -63,7 +66,11 @@ impl Aggregate {
         self.input_tokens += record.input_tokens;
         self.output_tokens += record.output_tokens;
         self.cached_tokens += record.cached_tokens;
+        self.cache_write_tokens += record.cache_write_tokens;
         self.reasoning_tokens += record.reasoning_tokens;
+        if record.cache_saved_usd.is_finite() {
+            self.cache_saved_usd += record.cache_saved_usd;
+        }
         match record.cost_usd {
             Some(cost) if cost.is_finite() => self.cost_usd += cost,
             _ => self.unpriced_calls += 1,
@@ -114,8 +121,10 @@ impl Aggregate {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cached_tokens: self.cached_tokens,
+            cache_write_tokens: self.cache_write_tokens,
             reasoning_tokens: self.reasoning_tokens,
             cost_usd: self.cost_usd,
+            cache_saved_usd: self.cache_saved_usd,
             unpriced_calls: self.unpriced_calls,
             p50_latency_ms: self.p50_latency_ms(),
         }
@@ -130,9 +139,12 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
     /// Sum of the known costs.
     pub cost_usd: f64,
+    /// What prompt caching saved (net of cache writes), in USD.
+    pub cache_saved_usd: f64,
     /// Calls of unknown cost, not in `cost_usd`.
     pub unpriced_calls: u64,
     /// Median latency (from a histogram; interpolated within a bucket).
@@ -247,6 +259,15 @@ impl Totals {
             ("all time", &self.all_time),
         ] {
             row(&mut text, label, &period.total);
+        }
+        if self.this_month.total.cached_tokens > 0 || self.this_month.total.cache_write_tokens > 0 {
+            let _ = writeln!(
+                text,
+                "\nprompt caching saved ${:.2} today, ${:.2} this month ({} input tokens read from caches this month)",
+                self.today.total.cache_saved_usd,
+                self.this_month.total.cache_saved_usd,
+                tokens(self.this_month.total.cached_tokens),
+            );
         }
         for (label, rows) in [
             ("model", &self.this_month.by_model),
