@@ -5,8 +5,10 @@
 //! - [`token_budget_for`]: under 300k tokens of context, 60 % is for input and
 //!   40 % for the answer; from 300k up, 80/20. History and files share the
 //!   input part; the caller decides how much of it history gets.
-//! - [`build`] takes turns newest first while they fit the budget, presents
-//!   them oldest first, and says in the text how many earlier turns it left
+//! - [`build`] presents turns oldest first, verbatim, and nothing in it changes
+//!   from one call to the next but what the new turns add (no turn counts): a
+//!   provider's prompt cache reuses it. When the turns do not fit the budget it
+//!   drops the oldest in large steps and says in the text how many it left
 //!   out. It lists every file the thread referenced once, newest first
 //!   (including files of omitted turns); the turns name their files but never
 //!   embed them, so a file's contents go into the prompt exactly once.
@@ -52,8 +54,14 @@ pub fn token_budget_for(context_window: u64) -> (u64, u64) {
 pub struct History {
     /// The block to put before the new prompt; empty for a thread with no turns.
     pub text: String,
+    /// `text` without its closing [`HISTORY_END`] line, in pieces that stay the same from one
+    /// call to the next (the header, then one per turn): a provider's prompt cache can reuse
+    /// them when they are sent as they are, the closing line after them.
+    pub blocks: Vec<String>,
     /// Every file the thread referenced, de-duplicated, newest reference first.
     pub files_newest_first: Vec<String>,
+    /// The same files in the order the thread first named them (an order that only grows).
+    pub files_first_seen: Vec<String>,
     /// Turns in `text` (the most recent ones).
     pub included_turns: usize,
     /// Earlier turns left out to fit the budget; `text` says so.
@@ -63,68 +71,92 @@ pub struct History {
 }
 
 /// Builds the history of `thread` within `budget_tokens`, estimating with `estimate`.
+///
+/// When the turns do not all fit, the oldest are dropped in steps of half the budget
+/// (counted from the thread's first turn), not one by one: the cut stays where it is
+/// while the next turns fill the half it freed, so those calls start with the same text
+/// and a provider's prompt cache keeps serving it.
 pub fn build(thread: &Thread, budget_tokens: u64, estimate: impl Fn(&str) -> u64) -> History {
     let turns = &thread.turns;
     let files_newest_first = files_newest_first(turns);
+    let files_first_seen = files_first_seen(turns);
     if turns.is_empty() {
         return History {
             files_newest_first,
+            files_first_seen,
             ..History::default()
         };
     }
+    let has_files = !files_newest_first.is_empty();
     // Reserve room for the frame as if turns were omitted (the longer header).
-    let worst_header = header(thread, turns.len(), !files_newest_first.is_empty());
+    let worst_header = header(thread, turns.len(), has_files);
     let reserved = estimate(&worst_header) + estimate(HISTORY_END) + 2;
-    let Some(mut room) = budget_tokens.checked_sub(reserved) else {
+    let Some(room) = budget_tokens.checked_sub(reserved) else {
         return History {
             files_newest_first,
+            files_first_seen,
             omitted_turns: turns.len(),
             ..History::default()
         };
     };
 
-    let mut blocks = Vec::new();
-    for (index, turn) in turns.iter().enumerate().rev() {
-        let block = turn_block(index + 1, turn);
-        let cost = estimate(&block);
-        if cost > room {
-            break;
-        }
-        room -= cost;
-        blocks.push(block);
-    }
-    let omitted = turns.len() - blocks.len();
+    let all: Vec<String> = turns
+        .iter()
+        .enumerate()
+        .map(|(index, turn)| turn_block(index + 1, turn))
+        .collect();
+    let costs: Vec<u64> = all.iter().map(|block| estimate(block)).collect();
+    let omitted = first_kept(&costs, room);
 
-    let mut text = header(thread, omitted, !files_newest_first.is_empty());
-    for block in blocks.iter().rev() {
-        text.push_str(block);
-    }
+    let mut blocks = Vec::with_capacity(1 + all.len() - omitted);
+    blocks.push(header(thread, omitted, has_files));
+    blocks.extend(all.into_iter().skip(omitted));
+    let mut text = blocks.concat();
     text.push('\n');
     text.push_str(HISTORY_END);
     text.push('\n');
     History {
         tokens: estimate(&text),
         text,
+        blocks,
         files_newest_first,
-        included_turns: blocks.len(),
+        files_first_seen,
+        included_turns: turns.len() - omitted,
         omitted_turns: omitted,
     }
 }
 
+/// The index of the first turn kept: 0 when all fit in `room`; else the first turn that
+/// starts at or after the cut, the cut being the smallest multiple of half of `room`
+/// (in tokens from the thread's start) that leaves at most `room` after it.
+fn first_kept(costs: &[u64], room: u64) -> usize {
+    let total: u64 = costs.iter().sum();
+    if total <= room {
+        return 0;
+    }
+    let step = (room / 2).max(1);
+    let cut = (total - room).div_ceil(step) * step;
+    let mut before = 0;
+    for (index, cost) in costs.iter().enumerate() {
+        if before >= cut {
+            return index;
+        }
+        before += cost;
+    }
+    costs.len()
+}
+
 fn header(thread: &Thread, omitted: usize, has_files: bool) -> String {
     let summary = &thread.summary;
-    let total = thread.turns.len();
     let mut text = format!(
-        "{HISTORY_START}\nThread {} (started with {}): \"{}\", {total} turn{} so far.\n",
+        "{HISTORY_START}\nThread {} (started with {}): \"{}\".\n",
         summary.id,
         summary.tool(),
         summary.title,
-        if total == 1 { "" } else { "s" },
     );
     if omitted > 0 {
         text.push_str(&format!(
-            "Turns 1–{omitted} were left out to fit the context window; the {} most recent follow, oldest first.\n",
-            total - omitted
+            "Turns 1–{omitted} were left out to fit the context window; the later ones follow, oldest first.\n",
         ));
     }
     if has_files {
@@ -181,6 +213,16 @@ fn turn_block(number: usize, turn: &Turn) -> String {
     block.push_str(turn.text.trim_end());
     block.push('\n');
     block
+}
+
+fn files_first_seen(turns: &[Turn]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    turns
+        .iter()
+        .flat_map(|turn| turn.files.iter())
+        .filter(|file| seen.insert(file.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn files_newest_first(turns: &[Turn]) -> Vec<String> {

@@ -765,6 +765,48 @@ fn history_fits_the_budget_newest_first_and_says_what_it_left_out() {
     assert_eq!(empty, history::History::default());
 }
 
+/// A thread that grows past its budget is cut in steps of half the budget: the cut stays put
+/// for several turns (their history starts the same), and every history fits.
+#[test]
+fn history_is_cut_in_large_steps_that_stay_put_while_the_thread_grows() {
+    let budget = 2_000;
+    let mut turns = Vec::new();
+    let mut cuts = Vec::new();
+    let mut previous: Option<history::History> = None;
+    for i in 1..=60 {
+        turns.push(NewTurn::user(
+            "chat",
+            format!("turn {i} {}", "y".repeat(300)),
+        ));
+        let history = history::build(&thread_with(turns.clone()), budget, estimate_tokens);
+        assert!(history.tokens <= budget, "{} > {budget}", history.tokens);
+        assert!(
+            history.text.contains(&format!("turn {i} ")),
+            "the newest turn is in"
+        );
+        assert_eq!(
+            history.blocks.concat().len() + HISTORY_END.len() + 2,
+            history.text.len()
+        );
+        if let Some(previous) = &previous
+            && previous.omitted_turns == history.omitted_turns
+        {
+            // Same cut: the earlier turns come again unchanged, the new one after them
+            // (block 0 is the header, whose thread id `thread_with` makes anew).
+            assert_eq!(
+                history.blocks[1..previous.blocks.len()],
+                previous.blocks[1..]
+            );
+        }
+        cuts.push(history.omitted_turns);
+        previous = Some(history);
+    }
+    let moves = cuts.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(moves >= 3, "{cuts:?}");
+    assert!(moves * 4 <= cuts.len(), "the cut moves rarely: {cuts:?}");
+    assert!(cuts.windows(2).all(|w| w[0] <= w[1]), "{cuts:?}");
+}
+
 #[test]
 fn history_names_roles_models_and_files_once() {
     let thread = thread_with(vec![
@@ -783,7 +825,12 @@ fn history_names_roles_models_and_files_once() {
             .contains("--- Turn 2: assistant gpt-5 (openai), via chat ---\nLooked.\n")
     );
     assert!(history.text.contains("provided once, separately"));
+    assert!(
+        !history.text.contains("so far"),
+        "no turn count: it changes every turn"
+    );
     assert_eq!(history.files_newest_first, ["a.rs"]);
+    assert_eq!(history.files_first_seen, ["a.rs"]);
 }
 
 /// Every shape of a turn's header line, exactly (the prompt format models see).

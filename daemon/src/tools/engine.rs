@@ -26,7 +26,7 @@ use crate::memory::{
     AppendOutcome, NewThread, NewTurn, Thread, ThreadError, ThreadId, ThreadTarget,
 };
 use crate::providers::{
-    Attempt, AttemptOutcome, Category, Completion, CompletionRequest, ContentPart, Message,
+    Attempt, AttemptOutcome, CacheHints, Category, Completion, CompletionRequest, ContentPart, Message,
     ReasoningEffort, ResolvedModel, Role, StreamEvent,
 };
 use crate::store::{Clock, SystemClock};
@@ -151,6 +151,9 @@ pub async fn run_model_turn(
         .write_turns(target, vec![user_turn, answer_turn])
         .map_err(thread_error);
     let (id, outcome) = durable(context, written).await?;
+    if let Some(note) = cache_note(context, &completion) {
+        notes.push(note);
+    }
 
     Ok(TurnResult {
         answer: completion.text.clone(),
@@ -164,6 +167,31 @@ pub async fn run_model_turn(
         latency_ms: completion.latency.as_millis() as u64,
         notes,
     })
+}
+
+/// One line on what the provider's prompt cache did for this call and what caching saved
+/// today and this month; `None` when the call read nothing from a cache.
+fn cache_note(context: &CallContext, completion: &Completion) -> Option<String> {
+    let usage = completion.usage;
+    if usage.cached_tokens == 0 {
+        return None;
+    }
+    let saved: f64 = completion
+        .attempts
+        .iter()
+        .filter_map(|a| a.cache_saved_usd)
+        .sum();
+    let mut note = format!(
+        "prompt cache: {} of {} input tokens cached, saved ${saved:.4}",
+        usage.cached_tokens, usage.input_tokens
+    );
+    if let Ok(totals) = context.daemon.store.ledger().totals(SystemClock.now()) {
+        note.push_str(&format!(
+            " (caching saved ${:.2} today, ${:.2} this month)",
+            totals.today.total.cache_saved_usd, totals.this_month.total.cache_saved_usd
+        ));
+    }
+    Some(note)
 }
 
 /// Picks the model: the request's, else the tool's default, else `DEFAULT_MODEL`,
@@ -241,10 +269,21 @@ pub struct Prepared {
     pub files_recorded: Vec<String>,
 }
 
-/// Builds the model request: system prompt, then one user message holding the
-/// history (once), the files (once, newest first, within the budget), and the
-/// new prompt last; images as parts of that message. Files are read off the
-/// async worker (see `files::off_worker`).
+/// Builds the model request in a layout that only grows from one turn of a thread to the
+/// next, so providers' prompt caches can reuse what was sent before:
+///
+/// 1. the system prompt;
+/// 2. the files, all in one block in the order the thread first named them (this turn's
+///    new ones last), each once with its current contents;
+/// 3. the earlier turns verbatim, oldest first (cut in large steps when they do not fit);
+/// 4. what changes every turn: the end of the history, notes on what was left out, the
+///    turn count; then the new request, and images.
+///
+/// Each of 2 and 3's pieces is a part of the one user message, and the request's
+/// [`CacheHints`] mark the system prompt and the end of the files and of the history as
+/// stable. This turn's files must fit the context budget; history gets half of what is
+/// left, earlier files the rest. Files are read off the async worker (see
+/// `files::off_worker`).
 pub fn prepare(
     context: &CallContext,
     config: &ToolConfig,
@@ -289,17 +328,18 @@ fn prepare_here(
     let mut room = input_budget.saturating_sub(fixed);
     let mut notes = Vec::new();
 
-    // This turn's files come first: they are what the user asked about.
+    // This turn's files first: they are what the user asked about, and must fit.
     let expanded = policy
         .expand(&turn.files)
         .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-    let current = policy.embed(&expanded.files, room, estimate, &context.reads);
-    if let Some(refused) = current.refused_among(&expanded.named) {
+    let current = embed_each(context, &expanded.files, room);
+    if let Some(refused) = current.embedded.refused_among(&expanded.named) {
         return Err(ToolError::InvalidArguments(refused.to_string()));
     }
-    let too_big: Vec<_> = current.over_budget().collect();
+    let too_big: Vec<_> = current.embedded.over_budget().collect();
     if !too_big.is_empty() {
         let mut listing: Vec<String> = current
+            .embedded
             .reports
             .iter()
             .filter(|r| r.outcome == FileOutcome::Embedded || r.outcome == FileOutcome::OverBudget)
@@ -309,13 +349,18 @@ fn prepare_here(
         return Err(ToolError::InvalidArguments(format!(
             "files too large: they need ~{} tokens but {} leaves ~{room} for files; send fewer or smaller files \
              (or name the relevant parts), or pick a model with a larger context window. Files: {}",
-            current.reports.iter().map(|r| r.tokens).sum::<u64>(),
+            current
+                .embedded
+                .reports
+                .iter()
+                .map(|r| r.tokens)
+                .sum::<u64>(),
             model.name,
             listing.join(", ")
         )));
     }
-    room = room.saturating_sub(current.tokens);
-    notes.extend(current.notes());
+    room = room.saturating_sub(current.embedded.tokens);
+    notes.extend(current.embedded.notes());
     if expanded.truncated > 0 {
         notes.push(format!(
             "{}{} more files in the directories were not listed (limit {}); name subdirectories or files instead",
@@ -330,56 +375,93 @@ fn prepare_here(
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
 
-    // Then the conversation so far, newest turns first within what is left.
-    let mut text = String::new();
-    if let Some(thread) = thread {
-        let history = crate::memory::history::build(thread, room / 2 + room % 2, estimate);
+    // Then the conversation so far, within half of what is left (rounded down to a
+    // step, so a request a little longer or shorter does not move the history's cut),
+    // then the files of earlier turns within the rest.
+    let history = thread.map(|thread| {
+        let share = (room / 2 + room % 2) / HISTORY_BUDGET_STEP * HISTORY_BUDGET_STEP;
+        crate::memory::history::build(thread, share, estimate)
+    });
+    let mut earlier = Embedding::default();
+    if let Some(history) = &history {
         room = room.saturating_sub(history.tokens);
-        text.push_str(&history.text);
-        text.push('\n');
-        // Files named in earlier turns, once, newest first, minus this turn's;
-        // checked again as this turn's are (a rule may refuse them now).
-        let earlier: Vec<PathBuf> = history
+        let paths: Vec<PathBuf> = history
             .files_newest_first
             .iter()
             .filter(|f| !files_recorded.contains(f))
             .map(PathBuf::from)
             .filter(|p| p.is_file())
             .collect();
-        if !earlier.is_empty() {
-            let embedded = policy.embed(&earlier, room, estimate, &context.reads);
-            let left_out: Vec<String> = embedded.notes();
-            if !embedded.text.is_empty() {
-                text.push_str("=== FILES FROM EARLIER TURNS (current contents) ===\n");
-                text.push_str(&embedded.text);
-                text.push_str("=== END FILES FROM EARLIER TURNS ===\n\n");
-            }
-            if !left_out.is_empty() {
-                text.push_str(&format!(
-                    "(Left out to fit the context window: {})\n\n",
-                    left_out.join("; ")
-                ));
-            }
+        // Checked again as this turn's are (a rule may refuse them now).
+        earlier = embed_each(context, &paths, room);
+    }
+
+    // The files in one block, in the order the thread first named them.
+    let mut order: Vec<PathBuf> = history
+        .iter()
+        .flat_map(|h| h.files_first_seen.iter().map(PathBuf::from))
+        .collect();
+    for path in &expanded.files {
+        if !order.contains(path) {
+            order.push(path.clone());
         }
     }
-    if !current.text.is_empty() {
-        text.push_str("=== FILES ===\n");
-        text.push_str(&current.text);
-        text.push_str("=== END FILES ===\n\n");
+    let mut stable: Vec<String> = Vec::new();
+    let mut breakpoints = Vec::new();
+    let mut files_block = String::new();
+    for path in &order {
+        if let Some(block) = current.block(path).or_else(|| earlier.block(path)) {
+            files_block.push_str(block);
+        }
     }
-    if !current.notes().is_empty() {
-        text.push_str(&format!(
-            "(Not included: {})\n\n",
-            current.notes().join("; ")
+    if !files_block.is_empty() {
+        let mut text = String::with_capacity(files_block.len() + 128);
+        text.push_str(FILES_START);
+        text.push_str(&files_block);
+        text.push_str(FILES_END);
+        stable.push(text);
+        breakpoints.push(stable.len() - 1);
+    }
+    let mut tail = String::new();
+    if let Some(history) = &history
+        && !history.blocks.is_empty()
+    {
+        stable.extend(history.blocks.iter().cloned());
+        breakpoints.push(stable.len() - 1);
+        tail.push('\n');
+        tail.push_str(crate::memory::history::HISTORY_END);
+        tail.push_str("\n\n");
+    }
+    let left_out = earlier.embedded.notes();
+    if !left_out.is_empty() {
+        tail.push_str(&format!(
+            "(Left out to fit the context window: {})\n\n",
+            left_out.join("; ")
         ));
     }
-    if !text.is_empty() {
-        text.push_str("=== NEW REQUEST ===\n");
+    if !current.embedded.notes().is_empty() {
+        tail.push_str(&format!(
+            "(Not included: {})\n\n",
+            current.embedded.notes().join("; ")
+        ));
     }
-    text.push_str(&request_text);
+    if let Some(thread) = thread {
+        tail.push_str(&format!(
+            "(This thread has {} turns so far.)\n\n",
+            thread.turns.len()
+        ));
+    }
+    if !stable.is_empty() || !tail.is_empty() {
+        tail.push_str("=== NEW REQUEST ===\n");
+    }
+    tail.push_str(&request_text);
 
     check_images(policy, &turn.images, model)?;
-    let mut content = vec![ContentPart::Text { text }];
+    let mut content: Vec<ContentPart> = stable
+        .into_iter()
+        .map(|text| ContentPart::Text { text })
+        .collect();
+    content.push(ContentPart::Text { text: tail });
     for image in &turn.images {
         content.push(load_image(context, image)?);
     }
@@ -391,6 +473,11 @@ fn prepare_here(
         }],
     );
     request.system = (!system.trim().is_empty()).then_some(system);
+    request.cache = CacheHints {
+        key: Some(cache_key(thread, &turn.prompt)),
+        system: request.system.is_some(),
+        breakpoints: breakpoints.into_iter().map(|part| (0, part)).collect(),
+    };
     request.temperature = turn.temperature.or(config.temperature).map(f64::from);
     request.reasoning_effort = turn
         .thinking_mode
@@ -404,6 +491,63 @@ fn prepare_here(
         notes,
         files_recorded,
     })
+}
+
+const FILES_START: &str =
+    "=== FILES (current contents; the turns below name files without repeating them) ===\n";
+const FILES_END: &str = "=== END FILES ===\n\n";
+
+/// History budgets are whole multiples of this many tokens.
+const HISTORY_BUDGET_STEP: u64 = 1024;
+
+/// Files embedded one by one (so the prompt can order them), within a budget.
+#[derive(Default)]
+struct Embedding {
+    blocks: Vec<(PathBuf, String)>,
+    /// Every file's report, and the tokens of all.
+    embedded: files::Embedded,
+}
+
+impl Embedding {
+    fn block(&self, path: &std::path::Path) -> Option<&str> {
+        self.blocks
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, block)| block.as_str())
+    }
+}
+
+fn embed_each(context: &CallContext, paths: &[PathBuf], budget: u64) -> Embedding {
+    let mut all = Embedding::default();
+    for path in paths {
+        let left = budget.saturating_sub(all.embedded.tokens);
+        let one = context.daemon.files.embed(
+            std::slice::from_ref(path),
+            left,
+            crate::providers::estimate_tokens,
+            &context.reads,
+        );
+        all.embedded.tokens += one.tokens;
+        all.embedded.reports.extend(one.reports);
+        if !one.text.is_empty() {
+            all.blocks.push((path.clone(), one.text));
+        }
+    }
+    all
+}
+
+/// What groups a thread's calls for a provider's prompt cache: derived from the thread's
+/// first prompt, which is known before the thread has an id (its first call) and stays
+/// the same after.
+fn cache_key(thread: Option<&Thread>, prompt: &str) -> String {
+    let first = thread
+        .and_then(|t| t.turns.first())
+        .map_or(prompt, |turn| turn.text.as_str());
+    // FNV-1a: stable across builds and platforms (std's hasher promises neither).
+    let hash = first.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("zen-{hash:016x}")
 }
 
 /// A context window to assume for a model nobody knows the size of.
@@ -614,7 +758,9 @@ async fn call_model_unflushed(
         input_tokens: attempt.usage.map_or(0, |u| u.input_tokens),
         output_tokens: attempt.usage.map_or(0, |u| u.output_tokens),
         cached_tokens: attempt.usage.map_or(0, |u| u.cached_tokens),
+        cache_write_tokens: attempt.usage.map_or(0, |u| u.cache_write_tokens),
         reasoning_tokens: attempt.usage.map_or(0, |u| u.reasoning_tokens),
+        cache_saved_usd: attempt.cache_saved_usd.unwrap_or(0.0),
         // A failed attempt that consumed no tokens cost nothing (known), not "unknown".
         cost_usd: match (&attempt.outcome, attempt.usage) {
             (AttemptOutcome::Failed { .. }, None) => Some(0.0),
@@ -662,7 +808,9 @@ async fn call_model_unflushed(
                 input_tokens: estimated_input,
                 output_tokens: output_chars / 4,
                 cached_tokens: 0,
+                cache_write_tokens: 0,
                 reasoning_tokens: 0,
+                cache_saved_usd: 0.0,
                 cost_usd: model.info.prices.as_ref().map(|p| {
                     p.cost(&crate::providers::Usage {
                         input_tokens: estimated_input,
