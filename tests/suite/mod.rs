@@ -48,3 +48,7 @@ mod responses;
 
 /// Private files, a hardened process, limits on what a peer can make zend hold.
 mod hardening;
+
+/// Prompts providers' caches can reuse: the layout consecutive turns share, cache
+/// marks, and cached tokens in the ledger.
+mod caching;

@@ -50,6 +50,8 @@ pub struct Behaviour {
     /// reasoning (reported by the Responses API only).
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Of `prompt_tokens`, how many were written to the cache (Anthropic only).
+    pub cache_write_tokens: u64,
 }
 
 /// Ways an answer can go wrong after the request was read (the status is 200).
@@ -88,6 +90,7 @@ impl Default for Behaviour {
             completion_tokens: 20,
             cached_tokens: 0,
             reasoning_tokens: 0,
+            cache_write_tokens: 0,
         }
     }
 }
@@ -531,10 +534,15 @@ fn openai_body(reply: &str, b: &Behaviour, model: &str) -> String {
     json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-                  "total_tokens": b.prompt_tokens + b.completion_tokens}
+        "usage": openai_usage(b)
     })
     .to_string()
+}
+
+fn openai_usage(b: &Behaviour) -> Value {
+    json!({"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
+           "total_tokens": b.prompt_tokens + b.completion_tokens,
+           "prompt_tokens_details": {"cached_tokens": b.cached_tokens}})
 }
 
 fn openai_sse(reply: &str, b: &Behaviour, model: &str) -> String {
@@ -553,8 +561,7 @@ fn openai_sse(reply: &str, b: &Behaviour, model: &str) -> String {
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
     out.push_str(&format!("data: {done}\n\n"));
     let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "model": model, "choices": [],
-        "usage": {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-                  "total_tokens": b.prompt_tokens + b.completion_tokens}});
+        "usage": openai_usage(b)});
     out.push_str(&format!("data: {usage}\n\ndata: [DONE]\n\n"));
     out
 }
@@ -618,7 +625,10 @@ fn anthropic_body(reply: &str, b: &Behaviour, model: &str) -> String {
     json!({
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
         "content": [{"type": "text", "text": reply}], "stop_reason": "end_turn",
-        "usage": {"input_tokens": b.prompt_tokens, "output_tokens": b.completion_tokens}
+        "usage": {"input_tokens": b.prompt_tokens - b.cached_tokens - b.cache_write_tokens,
+                  "cache_read_input_tokens": b.cached_tokens,
+                  "cache_creation_input_tokens": b.cache_write_tokens,
+                  "output_tokens": b.completion_tokens}
     })
     .to_string()
 }
