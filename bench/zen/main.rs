@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 mod bare;
+mod caching;
 mod callgrind;
 mod echo;
 mod grpc;
@@ -308,6 +309,14 @@ fn run(bins: &Bins, plan: &Plan, mock: &mock::Mock, report: &mut Report, only: O
         let t = Instant::now();
         if let Err(e) = store::run(bins, &plan.store, mock, report) {
             report.skip(format!("store: {e}"));
+        }
+        println!("   ({:.1} s)", t.elapsed().as_secs_f64());
+    }
+    if wanted(only, "caching") {
+        println!("\n== caching");
+        let t = Instant::now();
+        if let Err(e) = caching::run(bins, report) {
+            report.skip(format!("caching: {e}"));
         }
         println!("   ({:.1} s)", t.elapsed().as_secs_f64());
     }

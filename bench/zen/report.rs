@@ -20,6 +20,8 @@ pub enum Unit {
     Count,
     /// Instructions, shown in thousands.
     Instr,
+    /// US dollars.
+    Usd,
 }
 
 impl Unit {
@@ -32,6 +34,7 @@ impl Unit {
             Unit::PerSec => format!("{v:.0}/s"),
             Unit::Count => format!("{v:.1}"),
             Unit::Instr => format!("{:.1} k", v / 1000.0),
+            Unit::Usd => format!("${v:.4}"),
         }
     }
 
@@ -42,6 +45,7 @@ impl Unit {
             Unit::PerSec => "per_s",
             Unit::Count => "count",
             Unit::Instr => "instructions",
+            Unit::Usd => "usd",
         }
     }
 }
