@@ -380,8 +380,9 @@ fn cached_tokens_are_priced_from_the_map_and_status_shows_what_caching_saved() {
     );
 
     let table = String::from_utf8_lossy(&home.zend(&["status"]).stdout).into_owned();
+    // $0.0279 (util::usd: four decimals under a dollar).
     let line = format!(
-        "prompt caching saved ${:.2} today",
+        "prompt caching saved ${:.4} today",
         gpt5_saved + sonnet_saved
     );
     assert!(table.contains(&line), "{line} in {table}");

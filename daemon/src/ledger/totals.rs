@@ -263,9 +263,9 @@ impl Totals {
         if self.this_month.total.cached_tokens > 0 || self.this_month.total.cache_write_tokens > 0 {
             let _ = writeln!(
                 text,
-                "\nprompt caching saved ${:.2} today, ${:.2} this month ({} input tokens read from caches this month)",
-                self.today.total.cache_saved_usd,
-                self.this_month.total.cache_saved_usd,
+                "\nprompt caching saved {} today, {} this month ({} input tokens read from caches this month)",
+                usd(self.today.total.cache_saved_usd),
+                usd(self.this_month.total.cache_saved_usd),
                 tokens(self.this_month.total.cached_tokens),
             );
         }

@@ -181,14 +181,18 @@ fn cache_note(context: &CallContext, completion: &Completion) -> Option<String> 
         .iter()
         .filter_map(|a| a.cache_saved_usd)
         .sum();
+    let usd = crate::util::usd;
     let mut note = format!(
-        "prompt cache: {} of {} input tokens cached, saved ${saved:.4}",
-        usage.cached_tokens, usage.input_tokens
+        "prompt cache: {} of {} input tokens cached, saved {}",
+        usage.cached_tokens,
+        usage.input_tokens,
+        usd(saved)
     );
     if let Ok(totals) = context.daemon.store.ledger().totals(SystemClock.now()) {
         note.push_str(&format!(
-            " (caching saved ${:.2} today, ${:.2} this month)",
-            totals.today.total.cache_saved_usd, totals.this_month.total.cache_saved_usd
+            " (caching saved {} today, {} this month)",
+            usd(totals.today.total.cache_saved_usd),
+            usd(totals.this_month.total.cache_saved_usd)
         ));
     }
     Some(note)
