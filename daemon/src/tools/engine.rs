@@ -26,8 +26,8 @@ use crate::memory::{
     AppendOutcome, NewThread, NewTurn, Thread, ThreadError, ThreadId, ThreadTarget,
 };
 use crate::providers::{
-    Attempt, AttemptOutcome, CacheHints, Category, Completion, CompletionRequest, ContentPart, Message,
-    ReasoningEffort, ResolvedModel, Role, StreamEvent,
+    Attempt, AttemptOutcome, CacheHints, Category, Completion, CompletionRequest, ContentPart,
+    Message, ReasoningEffort, ResolvedModel, Role, StreamEvent,
 };
 use crate::store::{Clock, SystemClock};
 
