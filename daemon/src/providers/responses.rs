@@ -232,6 +232,9 @@ struct ResponsesBody<'a> {
     store: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    /// One per thread, where the provider row allows it (see `CacheHints::key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_cache_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -290,6 +293,11 @@ impl<'a> ResponsesBody<'a> {
             }),
             store: false,
             stream,
+            prompt_cache_key: request
+                .cache
+                .key
+                .as_deref()
+                .filter(|_| model.endpoint.prompt_cache_key),
         }
     }
 }
