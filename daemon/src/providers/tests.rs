@@ -1972,6 +1972,7 @@ fn efforts_move_to_the_nearest_one_a_model_accepts() {
     assert_eq!(Low.nearest_of(&[Medium, High]), Medium);
     assert_eq!(High.nearest_of(&[Low, Medium]), Medium);
     assert_eq!(Medium.nearest_of(&[Low, Medium, High]), Medium);
+}
 
 /// Cache hints on the wire: Anthropic marks the system prompt and the stable parts with
 /// `cache_control` (at most four marks, TTL as configured); OpenAI sends
