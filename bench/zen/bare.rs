@@ -4,7 +4,7 @@
 //! and a gRPC `Session` stream to zend, and the client's `initialize` crosses it both ways. The
 //! floor server answers `initialize` in-process, so part of zen's cold start is the shape itself,
 //! not zend's work. This server measures that part: the same tonic service, served the way zend
-//! serves it (its accept loop, `QuietStream`, the held first writes; one worker thread, as zend
+//! serves it (its accept loop; one worker thread, as zend
 //! runs), answering each request frame at once with a canned `initialize` answer of zend's size
 //! and nothing else (no MCP, no session registry, no store, no log). The shim launched against it
 //! is the real one, so the row shows what the shim, HTTP/2 and the socket cost before zend does
@@ -52,13 +52,7 @@ impl Bare {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
-                let incoming = match zend::ipc::accept::Incoming::new(listener) {
-                    Ok(incoming) => incoming,
-                    Err(e) => {
-                        eprintln!("bare server: {e}");
-                        return;
-                    }
-                };
+                let incoming = zend::ipc::accept::Incoming::new(listener);
                 let server = tonic::transport::Server::builder()
                     .add_service(ZendServer::new(BareZend))
                     .serve_with_incoming_shutdown(incoming, async {

@@ -1,10 +1,13 @@
 //! The CLI's side of the socket: connect to a running zend (never start one).
+//! The connection and the gRPC client are zen-shim's (`zen_proto::client`).
 
 use std::path::{Path, PathBuf};
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint};
+use zen_proto::client::Zend;
 use zen_proto::v1::zend_client::ZendClient;
+
+/// The CLI's gRPC client of zend.
+pub type Client = ZendClient<Zend>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -12,20 +15,20 @@ pub enum ClientError {
         "zend is not running (nothing answers at {0}); start it with `zend serve`, or let an MCP client's zen-shim start it"
     )]
     NotRunning(PathBuf),
+    /// The socket is not zend's to talk to (another user's server, say).
+    #[error("{0}")]
+    Connect(String),
     #[error("zend answered with an error: {0}")]
     Rpc(String),
 }
 
-pub async fn connect(socket: &Path) -> Result<ZendClient<Channel>, ClientError> {
-    let path = socket.to_path_buf();
-    let channel = Endpoint::from_static("http://zend.local")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-            }
-        }))
-        .await
-        .map_err(|_| ClientError::NotRunning(socket.to_path_buf()))?;
-    Ok(ZendClient::new(channel))
+pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
+    match zen_proto::client::try_connect(socket).await {
+        // A daemon that closes the connection at once is on its way out.
+        Ok(Some(stream)) => zen_proto::client::handshake(stream)
+            .await
+            .map_err(|_| ClientError::NotRunning(socket.to_path_buf())),
+        Ok(None) => Err(ClientError::NotRunning(socket.to_path_buf())),
+        Err(e) => Err(ClientError::Connect(e)),
+    }
 }

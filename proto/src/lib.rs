@@ -6,13 +6,14 @@
 //!   without talking, and the shim may not pull in the daemon's dependencies, so
 //!   the rule lives here with the wire types.
 //! - [`meta`]: the request-metadata keys a shim sends when it opens a session.
-//! - [`stream`]: the socket type both ends speak over (watched for reads only,
-//!   so that the peer's reads do not wake the writer).
-//! - [`burst`]: both ends' first writes on a connection, held and sent as one.
+//! - [`peer`]: the peer-credential check both ends make on the socket.
+//! - [`client`] (feature `client`): connect to zend or start it, and the gRPC
+//!   client over that connection, for zen-shim and the `zend` CLI alike.
 
-pub mod burst;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod paths;
-pub mod stream;
+pub mod peer;
 
 /// The largest JSON-RPC message either end takes: a line on the shim's stdin, a
 /// `Session` frame, an HTTP request body. Larger ones get a -32600 answer and the

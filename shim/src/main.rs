@@ -4,7 +4,7 @@
 //! stream; each frame from the daemon becomes one line on stdout. Validation,
 //! errors and all MCP logic live in zend (invariant 1). If no daemon answers,
 //! the shim starts `zend serve` detached and waits for its socket (see
-//! [`connect`]).
+//! `zen_proto::client`).
 //!
 //! If zend crashes, is killed, or restarts for a newer shim, the shim hides it:
 //! requests left unanswered get a JSON-RPC error saying they may be retried,
@@ -21,21 +21,20 @@
 //! Exit codes: 0 when stdin ended and the daemon finished answering; 1 when the
 //! daemon could not be reached, was stopped, or kept going away.
 
-mod connect;
 mod multicall;
-mod stdio;
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Stdout};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+use zen_proto::client::{self as connect, Launcher};
 use zen_proto::v1::Frame;
-use zen_proto::v1::zend_client::ZendClient;
 use zen_shim::framing::LineFramer;
 use zen_shim::replay::Book;
 
@@ -43,6 +42,8 @@ use zen_shim::replay::Book;
 /// Small: a client waits for answers anyway, and backpressure on stdin is the
 /// right signal.
 const OUTBOUND_CAPACITY: usize = 32;
+/// Path of the `zend` binary to start, when it is neither beside the shim nor on PATH.
+const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
 /// Test hook: the version this shim reports to zend instead of its own.
 const VERSION_OVERRIDE_ENV: &str = "ZEN_SHIM_VERSION_OVERRIDE";
 /// Set (to anything) to log reconnects on stderr.
@@ -69,9 +70,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run());
-    // On the fallback path (see `stdio`) the stdin reader sits in a blocking
-    // read that nothing can interrupt; waiting for it would keep the shim
-    // alive after its session has ended.
+    // tokio's stdin reader sits in a blocking read on its blocking pool that
+    // nothing can interrupt; waiting for it would keep the shim alive after its
+    // session has ended.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,7 +100,7 @@ async fn run() -> Result<(), String> {
     let book = Arc::new(Mutex::new(Book::default()));
     let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
     tokio::spawn(read_stdin(lines_tx));
-    let mut stdout = stdio::Output::stdout();
+    let mut stdout = tokio::io::stdout();
     let mut restarts = VecDeque::new();
     let mut mode = connect::Mode::First;
     let mut early = Vec::new();
@@ -195,7 +196,8 @@ async fn open_session(
 ) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
     let started = Instant::now();
     loop {
-        let stream = connect::connect_or_start(socket, mode).await?;
+        let launcher = connect::autostart_allowed().then_some(launcher);
+        let stream = connect::connect_or_start(socket, mode, launcher).await?;
         // zend refuses a session only while shutting down; any failure here
         // is a daemon on its way out or gone, so try again (starting a new one).
         let reason = match open_on(stream, &replay, early, lines, book).await {
@@ -215,21 +217,16 @@ async fn open_session(
 
 /// One attempt of [`open_session`] on a connected socket; `Err` says why it failed.
 async fn open_on(
-    stream: zen_proto::stream::QuietStream,
+    stream: tokio::net::UnixStream,
     replay: &[Vec<u8>],
     early: &mut Vec<tonic::codegen::Bytes>,
     lines: &mut mpsc::Receiver<Vec<u8>>,
     book: &Mutex<Book>,
 ) -> Result<(mpsc::Sender<Frame>, Streaming<Frame>), String> {
-    // Let the stdin reader (woken with the connect) queue what the client
-    // has written already: at start, its `initialize`. Before the
-    // handshake, so that the connection's tasks, spawned by it, first run
-    // once the request is on its way: its HEADERS and first DATA then join
-    // the preface and SETTINGS in one write (see `zen_proto::burst`).
+    // Let the stdin reader queue what the client has written already (at
+    // start, its `initialize`), so that it goes out with the request.
     tokio::task::yield_now().await;
-    let mut client = ZendClient::new(connect::handshake(stream).await?)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+    let mut client = connect::handshake(stream).await?;
     while early.len() < OUTBOUND_CAPACITY {
         match lines.try_recv() {
             Ok(line) => early.push(line.into()),
@@ -262,11 +259,7 @@ async fn open_on(
 }
 
 /// Copies zend's frames to stdout until the stream ends.
-async fn relay(
-    inbound: &mut Streaming<Frame>,
-    book: &Mutex<Book>,
-    stdout: &mut stdio::Output,
-) -> End {
+async fn relay(inbound: &mut Streaming<Frame>, book: &Mutex<Book>, stdout: &mut Stdout) -> End {
     loop {
         match inbound.message().await {
             Ok(Some(frame)) => {
@@ -369,7 +362,7 @@ const CHUNK_MAX: usize = 64 * 1024;
 
 /// Reads stdin and queues one entry per line (see `zen_shim::framing`).
 async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
-    let mut stdin = stdio::Input::stdin();
+    let mut stdin = tokio::io::stdin();
     let mut framer = LineFramer::new();
     // One page to start with: most lines are a few hundred bytes, and a zeroed 64 KiB buffer
     // cost every shim 16 page faults, 64 KiB of RSS and a 64 KiB memset before its first read.
@@ -395,11 +388,46 @@ async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
     }
 }
 
-async fn write_line(stdout: &mut stdio::Output, json: &[u8]) -> std::io::Result<()> {
+/// Writes `json` and a newline, and pushes them out: nothing stays buffered.
+async fn write_line(stdout: &mut Stdout, json: &[u8]) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(json.len() + 1);
     line.extend_from_slice(json);
     line.push(b'\n');
-    stdout.write_all(&line).await
+    stdout.write_all(&line).await?;
+    stdout.flush().await
+}
+
+/// How to start zend: the one [`find_zend`] finds.
+fn launcher() -> Result<Launcher, String> {
+    Ok(Launcher {
+        program: find_zend()?,
+        extra_args: Vec::new(),
+    })
+}
+
+/// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.
+pub(crate) fn find_zend() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(ZEND_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(me) = std::env::current_exe() {
+        let beside = me.with_file_name("zend");
+        if beside.is_file() {
+            return Ok(beside);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("zend");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!(
+        "cannot find the zend binary beside zen-shim or on PATH; install it next to zen-shim \
+         or set {ZEND_BIN_ENV}"
+    ))
 }
 
 /// The bookkeeping is only ever held for a scan; a poisoned lock still holds

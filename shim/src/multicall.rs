@@ -24,7 +24,7 @@ pub fn run_as_zend() -> Option<ExitCode> {
     if !wants_zend(&argv0, &rest) {
         return None;
     }
-    let zend = match crate::connect::find_zend() {
+    let zend = match crate::find_zend() {
         Ok(zend) => zend,
         Err(reason) => {
             eprintln!("{MULTICALL_NAME}: {reason}");

@@ -14,9 +14,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 use zen_proto::v1::QueryRequest;
-use zen_proto::v1::zend_client::ZendClient;
 
 use super::{CliError, doctor};
 use crate::daemon::Daemon;
@@ -129,7 +127,7 @@ pub async fn answer(daemon: &Daemon, command: &str, args: Value) -> Result<Answe
 
 /// Asks the daemon behind `client` one query.
 pub async fn request(
-    client: &mut ZendClient<Channel>,
+    client: &mut crate::client::Client,
     command: &str,
     args: Value,
 ) -> Result<Answer, CliError> {

@@ -126,6 +126,9 @@ impl Zend for ZendService {
             }
             tracing::debug!(session = %session.id, "session closed");
             drop(guard);
+            if daemon.sessions.is_empty() {
+                crate::malloc::trim_when_idle();
+            }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
         Ok(Response::new(Box::pin(stream)))
@@ -266,18 +269,19 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
 }
 
 /// Whether a connection may come in: only `owner`'s uid gets in (see [`accept`]).
-fn owner_may_connect(peer_uid: std::io::Result<u32>, owner: u32, peer_pid: Option<i32>) -> bool {
-    match peer_uid {
-        Ok(uid) if uid == owner => true,
-        Ok(uid) => {
+fn owner_may_connect(check: Result<zen_proto::peer::Peer, zen_proto::peer::PeerError>) -> bool {
+    use zen_proto::peer::PeerError;
+    match check {
+        Ok(_) => true,
+        Err(PeerError::OtherUser(peer)) => {
             tracing::warn!(
-                peer_uid = uid,
-                ?peer_pid,
+                peer_uid = peer.uid,
+                peer_pid = ?peer.pid,
                 "refused a connection from another user"
             );
             false
         }
-        Err(e) => {
+        Err(PeerError::Unknown(e)) => {
             tracing::warn!(error = %e, "refused a connection whose peer cannot be identified");
             false
         }
@@ -315,14 +319,13 @@ mod tests {
 
     #[test]
     fn only_the_owner_may_connect() {
-        assert!(owner_may_connect(Ok(1000), 1000, Some(1)));
-        assert!(!owner_may_connect(Ok(0), 1000, Some(1)), "not even root");
-        assert!(!owner_may_connect(Ok(1001), 1000, None));
-        assert!(!owner_may_connect(
-            Err(std::io::Error::other("no credentials")),
-            1000,
-            None
-        ));
+        use zen_proto::peer::{Peer, PeerError};
+        let peer = |uid| Peer { uid, pid: Some(1) };
+        assert!(owner_may_connect(Ok(peer(1000))));
+        assert!(!owner_may_connect(Err(PeerError::OtherUser(peer(0)))));
+        assert!(!owner_may_connect(Err(PeerError::Unknown(
+            std::io::Error::other("no credentials")
+        ))));
     }
 
     #[test]

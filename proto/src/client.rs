@@ -1,11 +1,15 @@
-//! Reaching zend: connect to its socket, or start it and wait until it answers.
+//! Reaching zend as a client: connect to its socket, or start it and wait until it
+//! answers; then a gRPC client over that one connection. zen-shim and the `zend`
+//! CLI both come through here.
 //!
-//! Follows sccache's `connect_or_start_server`: try the socket; if nothing
-//! answers and auto-start is allowed, spawn `zend serve --auto-started` detached
-//! (its own session, stdio on /dev/null, so the MCP client never waits on an
-//! inherited pipe) and retry with backoff. Many shims may race here; zend's lock
-//! file guarantees one daemon, and every shim ends up on the same socket.
+//! Follows sccache's `connect_or_start_server`: try the socket; when a service
+//! manager owns zend (`zend.managed` beside the socket) only wait for it; when
+//! auto-start is forbidden give up; else start `zend serve --auto-started`
+//! detached (its own session, stdio on /dev/null, so the MCP client never waits on
+//! an inherited pipe) and retry with backoff. Many clients may race here; zend's
+//! lock file keeps it to one daemon, and every client ends up on the same socket.
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -14,14 +18,13 @@ use std::time::Duration;
 
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixStream;
 use tonic::codegen::http;
-use zen_proto::burst::Burst;
-use zen_proto::stream::QuietStream;
+
+use crate::v1::zend_client::ZendClient;
 
 /// Set to `1` to never start zend (a service manager owns it).
 pub const NO_AUTOSTART_ENV: &str = "ZEN_NO_AUTOSTART";
-/// Path of the `zend` binary to start, when it is neither beside the shim nor on PATH.
-pub const ZEND_BIN_ENV: &str = "ZEN_ZEND_BIN";
 /// How long to wait for a service-managed daemon to answer.
 const MANAGED_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a freshly started daemon to answer.
@@ -31,17 +34,21 @@ pub const START_DEADLINE: Duration = Duration::from_secs(10);
 pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(30);
 /// A socket whose backlog stays full belongs to a daemon on its way out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Least time between two starts of zend by this shim (see `connect_or_start`).
+/// Least time between two starts of zend by this client (see [`connect_or_start`]).
 const RESPAWN_INTERVAL: Duration = Duration::from_millis(250);
-/// While zend starts (6–15 ms, more on a busy machine) the socket is tried this
-/// often: a failed connect costs microseconds, and every millisecond between
-/// zend's `bind` and the shim's next attempt is start-up time the client waits.
-/// (tokio's timer has millisecond ticks: attempts land every 1–2.5 ms, strace.)
+/// While zend starts the socket is tried this often: a failed connect costs
+/// microseconds, and the wait between zend's `bind` and the next attempt is
+/// start-up time the user waits.
 const FAST_POLL: Duration = Duration::from_millis(1);
 /// How long to poll at [`FAST_POLL`] before backing off.
 const FAST_POLL_FOR: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts once backing off.
 const SLOW_POLL_MAX: Duration = Duration::from_millis(50);
+
+/// Whether this process may start zend (`ZEN_NO_AUTOSTART` is not `1`).
+pub fn autostart_allowed() -> bool {
+    !std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1")
+}
 
 /// The wait before the next attempt to reach a starting zend, `elapsed` after
 /// the first, when the last wait was `previous`: every [`FAST_POLL`] for
@@ -54,7 +61,7 @@ pub fn poll_delay(elapsed: Duration, previous: Duration) -> Duration {
     }
 }
 
-/// Why the shim is connecting.
+/// Why the client is connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// At start: without auto-start, fail at once if nothing answers.
@@ -74,19 +81,31 @@ impl Mode {
     }
 }
 
-/// Connects to zend, starting it when nothing answers and auto-start is allowed.
+/// How to start zend: `program serve --auto-started` followed by `extra_args`.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub program: PathBuf,
+    pub extra_args: Vec<OsString>,
+}
+
+/// Connects to zend, starting it when nothing answers and `launcher` is given
+/// (`None`: auto-start is forbidden). `launcher` is asked only once nothing answers.
 ///
 /// A zend we start may exit at once, successfully, because a daemon that is
-/// shutting down (or another shim's) still holds the lock; so while nothing
+/// shutting down (or another client's) still holds the lock; so while nothing
 /// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
-/// mode's deadline. zend's lock keeps this to one daemon however many shims race.
-pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, String> {
-    if let Some(stream) = connect(socket).await {
+/// mode's deadline.
+pub async fn connect_or_start(
+    socket: &Path,
+    mode: Mode,
+    launcher: Option<impl FnOnce() -> Result<Launcher, String>>,
+) -> Result<UnixStream, String> {
+    if let Some(stream) = try_connect(socket).await? {
         return Ok(stream);
     }
     // A service manager owns zend (`zend service install`): wait for its zend
     // (restarting, or being socket-activated) instead of starting another.
-    let marker = zen_proto::paths::managed_marker(socket);
+    let marker = crate::paths::managed_marker(socket);
     if marker.exists() {
         let started = tokio::time::Instant::now();
         let wait = if mode == Mode::First {
@@ -96,26 +115,25 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, 
         };
         while started.elapsed() < wait {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(stream) = connect(socket).await {
+            if let Some(stream) = try_connect(socket).await? {
                 return Ok(stream);
             }
         }
         return Err(format!(
             "no zend answers at {} and a service manager owns it ({} exists); \
-             check `zend service status`, or `zend service uninstall` to let shims start zend",
+             check `zend service status`, or `zend service uninstall` to let zen start zend",
             socket.display(),
             marker.display()
         ));
     }
-    let autostart = !std::env::var(NO_AUTOSTART_ENV).is_ok_and(|v| v == "1");
-    if !autostart && mode == Mode::First {
+    if launcher.is_none() && mode == Mode::First {
         return Err(format!(
-            "no zend answers at {} and {NO_AUTOSTART_ENV}=1 forbids starting one; \
+            "zend is not running (nothing answers at {}) and {NO_AUTOSTART_ENV}=1 forbids starting one; \
              start it with `zend serve` (or your service manager), or unset {NO_AUTOSTART_ENV}",
             socket.display()
         ));
     }
-    let zend = if autostart { Some(find_zend()?) } else { None };
+    let zend = launcher.map(|launch| launch()).transpose()?;
     let started = tokio::time::Instant::now();
     let mut child: Option<(std::process::Child, tokio::time::Instant)> = None;
     let mut delay = FAST_POLL;
@@ -125,8 +143,9 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, 
                 Some((process, _)) => match process.try_wait() {
                     Ok(Some(status)) if !status.success() => {
                         return Err(format!(
-                            "started {} but it exited with {status}; run `zend serve` in a terminal to see why",
-                            zend.display()
+                            "started {} but it exited with {status}; run `zend serve` in a terminal to see why \
+                             (or `zend doctor`)",
+                            zend.program.display()
                         ));
                     }
                     Ok(Some(_)) | Err(_) => false,
@@ -142,8 +161,8 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, 
             }
         }
         tokio::time::sleep(delay).await;
-        if let Some(stream) = connect(socket).await {
-            // The child is a detached daemon (or exited because another shim's
+        if let Some(stream) = try_connect(socket).await? {
+            // The child is a detached daemon (or exited because another client's
             // daemon won the race); reap it later without blocking.
             if let Some((mut process, _)) = child {
                 std::thread::spawn(move || process.wait());
@@ -153,8 +172,8 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, 
         if started.elapsed() > mode.deadline() {
             return Err(match &zend {
                 Some(zend) => format!(
-                    "started {} but nothing answered at {} within {}s; see zend's log (`zend status`)",
-                    zend.display(),
+                    "started {} but nothing answered at {} within {}s; see zend's log (`zend logs`)",
+                    zend.program.display(),
                     socket.display(),
                     mode.deadline().as_secs()
                 ),
@@ -170,29 +189,32 @@ pub async fn connect_or_start(socket: &Path, mode: Mode) -> Result<QuietStream, 
     }
 }
 
-/// The socket to zend at `socket`, connected, or `None` when nothing answers there.
-///
-/// While zend starts this fails in microseconds, so it is tried often.
-async fn connect(socket: &Path) -> Option<QuietStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
-        .await
-        .ok()?
-        .ok()?;
-    QuietStream::new(stream).ok()
+/// The socket to zend at `socket`, connected, or `None` when nothing answers
+/// there. A server that runs as another user is an error (see [`crate::peer`]).
+pub async fn try_connect(socket: &Path) -> Result<Option<UnixStream>, String> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) | Err(_) => return Ok(None),
+    };
+    crate::peer::check_same_user(&stream)
+        .map_err(|e| format!("refusing zend's socket at {}: {e}", socket.display()))?;
+    Ok(Some(stream))
 }
 
-/// The HTTP/2 connection to zend over `stream`: hyper's client connection,
-/// without tonic's channel (a buffer task and a reconnect layer in front of it,
-/// neither of which the shim uses: it reconnects itself, to a daemon it may
-/// have to start). The first writes are held and sent as one ([`Burst`]).
-pub async fn handshake(stream: QuietStream) -> Result<Zend, String> {
+/// The gRPC client of zend over `stream`: hyper's HTTP/2 client connection, without
+/// tonic's channel (a buffer task and a reconnect layer in front of it, neither of
+/// which a client of zend needs: the shim reconnects itself, to a daemon it may
+/// have to start).
+pub async fn handshake(stream: UnixStream) -> Result<ZendClient<Zend>, String> {
     let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(Burst::new(stream)))
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("cannot open an HTTP/2 connection to zend: {e}"))?;
-    // It ends when the connection does (zend closed it, or the shim dropped `send`).
+    // It ends when the connection does (zend closed it, or the client dropped `send`).
     tokio::spawn(connection);
-    Ok(Zend(send))
+    Ok(ZendClient::new(Zend(send))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX))
 }
 
 /// A gRPC channel to zend over one HTTP/2 connection, for `ZendClient`.
@@ -223,51 +245,21 @@ impl tower::Service<http::Request<tonic::body::Body>> for Zend {
     }
 }
 
-/// `zend` beside this executable (how both are installed), else `$ZEN_ZEND_BIN`, else PATH.
-pub(crate) fn find_zend() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(ZEND_BIN_ENV).filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    if let Ok(me) = std::env::current_exe() {
-        let beside = me.with_file_name("zend");
-        if beside.is_file() {
-            return Ok(beside);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("zend");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(format!(
-        "cannot find the zend binary beside zen-shim or on PATH; install it next to zen-shim \
-         or set {ZEND_BIN_ENV}"
-    ))
-}
-
-fn spawn_detached(zend: &Path) -> Result<std::process::Child, String> {
+fn spawn_detached(zend: &Launcher) -> Result<std::process::Child, String> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let mut command = Command::new(zend);
+    let mut command = Command::new(&zend.program);
     command
         .args(["serve", "--auto-started"])
+        .args(&zend.extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; it detaches zend from the client's
-    // session and terminal so the client's exit or Ctrl-C does not reach it.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+        .stderr(Stdio::null())
+        // Its own session: the client's exit or the user's Ctrl-C does not reach it.
+        .process_group(0);
     command
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", zend.display()))
+        .map_err(|e| format!("cannot start {}: {e}", zend.program.display()))
 }
 
 #[cfg(test)]
@@ -289,7 +281,7 @@ mod tests {
             delay = poll_delay(at, delay);
         }
         // Every millisecond up to 100 ms: nothing bound in that time waits
-        // more than a millisecond for the shim.
+        // more than a millisecond for the client.
         let fast: Vec<_> = attempts.iter().take_while(|t| **t <= ms(100)).collect();
         assert_eq!(fast.len(), 100);
         assert!(fast.windows(2).all(|w| *w[1] - *w[0] == ms(1)));
