@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod locations;
 pub mod logging;
 pub mod logs;
+pub mod malloc;
 pub mod mcp;
 pub mod memory;
 pub mod providers;

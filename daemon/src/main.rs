@@ -1,8 +1,5 @@
 //! The `zend` binary: argument parsing and one call into the library.
 
-mod malloc;
-mod startup_pages;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -313,11 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                         .zip(http_key)
                         .map(|(cert, key)| zend::mcp::http::TlsFiles { cert, key }),
                 }),
-                // Only what serving runs stays mapped (startup_pages.rs).
-                on_serving: Some(startup_pages::release),
             };
-            // A long-lived process: give memory that closed sessions freed back.
-            malloc::start_trimmer();
             match zend::server::serve(options).await? {
                 ServeOutcome::Stopped => Ok(0),
                 ServeOutcome::AlreadyRunning { pid, socket } => {

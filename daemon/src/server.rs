@@ -23,9 +23,6 @@ use crate::daemon::Daemon;
 use crate::ipc::{self, ZendService};
 use crate::locations::{LocationError, Locations, Overrides};
 
-/// How long after the daemon state is built [`ServeOptions::on_serving`] is called.
-pub const ON_SERVING_AFTER: Duration = Duration::from_millis(100);
-
 /// How `zend serve` was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
@@ -41,9 +38,6 @@ pub struct ServeOptions {
     pub service: bool,
     /// Also serve MCP over streamable HTTP (`--http`).
     pub http: Option<crate::mcp::http::HttpOptions>,
-    /// Called once, [`ON_SERVING_AFTER`] after start-up (socket bound, daemon state built,
-    /// sessions already being served). The `zend` binary lets go of its start-up pages here.
-    pub on_serving: Option<fn()>,
 }
 
 /// How `serve` ended without error.
@@ -87,8 +81,6 @@ pub enum ServeError {
     Http(#[from] crate::mcp::http::HttpError),
     #[error(transparent)]
     Activation(#[from] crate::activation::ActivationError),
-    #[error("cannot watch the socket for connections: {0}")]
-    Listen(#[source] std::io::Error),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -216,14 +208,6 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         let daemon = Arc::clone(&daemon);
         tokio::spawn(async move { daemon.providers.discover_models().await });
     }
-    if let Some(on_serving) = options.on_serving {
-        // Shortly after: `run` still sets up the gRPC server, signal handlers and the idle
-        // timer, and the sweeper's first pass runs at once; all of that is start-up too.
-        tokio::spawn(async move {
-            tokio::time::sleep(ON_SERVING_AFTER).await;
-            on_serving();
-        });
-    }
     if let Some((listener, tls, gate)) = http {
         if let Ok(addr) = listener.local_addr() {
             let scheme = if tls.is_some() { "https" } else { "http" };
@@ -252,7 +236,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
 /// Serves `listener` until `daemon.shutdown` is cancelled (by `Shutdown`, a
 /// signal or the idle timer), then gives live calls the shutdown deadline.
 pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), ServeError> {
-    let incoming = ipc::accept::Incoming::new(listener).map_err(ServeError::Listen)?;
+    let incoming = ipc::accept::Incoming::new(listener);
     tokio::spawn(stop_on_signals(Arc::clone(&daemon)));
     crate::memory::spawn_sweeper(daemon.store.threads().clone(), daemon.shutdown.clone());
     if daemon.auto_started && daemon.server.idle_timeout_secs > 0 {
