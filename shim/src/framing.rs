@@ -37,10 +37,8 @@ impl LineFramer {
     /// The next complete line, if one is buffered.
     pub fn next_line(&mut self) -> Option<Vec<u8>> {
         loop {
-            let newline = self.buffer[self.scanned..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map(|at| self.scanned + at);
+            let newline =
+                memchr::memchr(b'\n', &self.buffer[self.scanned..]).map(|at| self.scanned + at);
             let Some(newline) = newline else {
                 self.scanned = self.buffer.len();
                 return None;
