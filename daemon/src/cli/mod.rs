@@ -165,3 +165,13 @@ pub(crate) fn truncate(text: &str, width: usize) -> String {
         cut
     }
 }
+
+/// Whether a process with this pid exists (signal 0 delivers nothing, it only checks).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists; pid > 0 names one
+    // process, never a group.
+    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
+}

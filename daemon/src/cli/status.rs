@@ -12,7 +12,7 @@ use zen_proto::v1::{ShutdownRequest, StatusReply, StatusRequest};
 use crate::client::{self, ClientError};
 use crate::util::human_duration;
 
-use super::{EXIT_NOT_RUNNING, truncate};
+use super::{EXIT_NOT_RUNNING, process_alive, truncate};
 
 pub async fn status(socket: &Path, as_json: bool, out: &mut dyn Write) -> Result<u8, ClientError> {
     let mut client = match client::connect(socket).await {
@@ -193,12 +193,4 @@ pub async fn stop(
     }
     let _ = writeln!(out, "stopped zend (pid {pid})");
     Ok(0)
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
 }
