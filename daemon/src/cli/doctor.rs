@@ -15,207 +15,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use zen_proto::v1::StatusRequest;
 
 use super::connect::Target;
-use super::{CliError, EXIT_ERROR, EXIT_OK, Style, query};
+use super::{CliError, EXIT_ERROR, EXIT_OK, Style, process_alive, query};
 use crate::client::ClientError;
 use crate::locations::{Locations, Overrides};
-use crate::providers::{
-    AttemptOutcome, Category, CompletionRequest, ContentPart, Env, Message, ModelsConfig,
-    Providers, Role,
-};
-
-/// How long one live call may take, retries included.
-const LIVE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The provider half of the report (what the daemon answers to `doctor`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProviderChecks {
-    pub providers: Vec<ProviderCheck>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProviderCheck {
-    pub name: String,
-    /// Has an endpoint and, when it needs one, a key.
-    pub configured: bool,
-    /// Why not, and what to set.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Variables that may hold the key, first set one wins.
-    pub key_vars: Vec<String>,
-    /// Those of `key_vars` that are set. Names only: values are never reported.
-    pub key_vars_set: Vec<String>,
-    /// With `--live`: the result of a 1-token call.
-    #[serde(default)]
-    pub live: Option<LiveCheck>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveCheck {
-    /// The model called (`None` when the provider has no model to call).
-    pub model: Option<String>,
-    pub ok: bool,
-    /// `ProviderError::kind()` of the failure (`auth`, `connection`, ...).
-    #[serde(default)]
-    pub error_kind: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-    pub latency_ms: u64,
-}
-
-/// The provider checks as seen with `env` (names of set key variables) and
-/// `providers` (what is configured); with `live`, a 1-token call per configured
-/// provider, all at once.
-pub async fn provider_checks(
-    config_dir: &Path,
-    env: &Env,
-    providers: &Providers,
-    live: bool,
-) -> ProviderChecks {
-    let table = ModelsConfig::load(Some(config_dir))
-        .or_else(|_| ModelsConfig::load(None))
-        .map(|c| c.providers)
-        .unwrap_or_default();
-    let listing = providers.listing();
-    let mut checks: Vec<ProviderCheck> = listing
-        .providers
-        .iter()
-        .map(|p| {
-            let key_vars = table
-                .get(&p.name)
-                .map(|row| row.key_env.clone())
-                .unwrap_or_default();
-            let key_vars_set = key_vars
-                .iter()
-                .filter(|v| env.get(v).is_some())
-                .cloned()
-                .collect();
-            ProviderCheck {
-                name: p.name.clone(),
-                configured: p.configured,
-                reason: p.reason.clone(),
-                key_vars,
-                key_vars_set,
-                live: None,
-            }
-        })
-        .collect();
-    // Configured providers first: they are what the user is checking.
-    checks.sort_by_key(|c| !c.configured);
-    if live {
-        let secrets: Vec<String> = checks
-            .iter()
-            .flat_map(|c| c.key_vars_set.iter())
-            .filter_map(|v| env.get(v).map(str::to_owned))
-            .collect();
-        let calls = checks.iter().map(|check| async {
-            if check.configured {
-                Some(live_call(providers, &check.name, &secrets).await)
-            } else {
-                None
-            }
-        });
-        let results = futures::future::join_all(calls).await;
-        for (check, result) in checks.iter_mut().zip(results) {
-            check.live = result;
-        }
-    }
-    ProviderChecks { providers: checks }
-}
-
-/// One cheap call to `provider`: its fast (else cheapest) available model, one output token,
-/// no fallback to another provider counted as success.
-async fn live_call(providers: &Providers, provider: &str, secrets: &[String]) -> LiveCheck {
-    let mut models: Vec<_> = providers
-        .available()
-        .into_iter()
-        .filter(|m| m.provider == provider)
-        .collect();
-    models.sort_by(|a, b| {
-        let price = |m: &crate::providers::ResolvedModel| {
-            m.info
-                .prices
-                .as_ref()
-                .map_or(f64::MAX, |p| p.input_per_million())
-        };
-        (a.info.category != Category::Fast)
-            .cmp(&(b.info.category != Category::Fast))
-            .then(price(a).total_cmp(&price(b)))
-    });
-    let Some(model) = models.into_iter().next() else {
-        return LiveCheck {
-            model: None,
-            ok: false,
-            error_kind: Some("no_model".into()),
-            error: Some(format!(
-                "no model of {provider} is configured or allowed; name one in models.yaml"
-            )),
-            latency_ms: 0,
-        };
-    };
-    let mut request = CompletionRequest::new(
-        model.name.clone(),
-        vec![Message {
-            role: Role::User,
-            content: vec![ContentPart::Text {
-                text: "Reply with the single word OK.".into(),
-            }],
-        }],
-    );
-    request.max_output_tokens = Some(1);
-    let started = std::time::Instant::now();
-    let outcome =
-        tokio::time::timeout(LIVE_TIMEOUT, providers.complete_detailed(request, None)).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let scrub = |text: String| {
-        secrets
-            .iter()
-            .filter(|s| !s.is_empty())
-            .fold(text, |text, secret| text.replace(secret.as_str(), "***"))
-    };
-    let failed = |kind: &str, message: String| LiveCheck {
-        model: Some(model.name.clone()),
-        ok: false,
-        error_kind: Some(kind.to_owned()),
-        error: Some(scrub(message)),
-        latency_ms,
-    };
-    match outcome {
-        Err(_) => failed(
-            "timeout",
-            format!("no answer within {}s", LIVE_TIMEOUT.as_secs()),
-        ),
-        Ok(Err(failure)) => failed(failure.error.kind(), failure.error.to_string()),
-        Ok(Ok(completion)) if completion.provider != provider => {
-            // A fallback answered: this provider itself failed.
-            match completion
-                .attempts
-                .iter()
-                .find(|a| a.provider == provider)
-                .map(|a| &a.outcome)
-            {
-                Some(AttemptOutcome::Failed { kind, message }) => failed(kind, message.clone()),
-                _ => failed(
-                    "fallback",
-                    format!("answered by {} instead", completion.model),
-                ),
-            }
-        }
-        Ok(Ok(_)) => LiveCheck {
-            model: Some(model.name.clone()),
-            ok: true,
-            error_kind: None,
-            error: None,
-            latency_ms,
-        },
-    }
-}
+use crate::providers::checks::{ProviderCheck, ProviderChecks, provider_checks};
+use crate::providers::{Env, ModelsConfig, Providers};
 
 /// The whole report (`zend doctor --json` prints it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -520,14 +330,6 @@ fn check_runtime(daemon: &mut DaemonCheck, problems: &mut Vec<String>, warnings:
             daemon.socket.display()
         ));
     }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
 }
 
 /// The report for people.

@@ -3,7 +3,7 @@
 //! **Boundary:** with `mcp`, the only module that touches tonic types. Each
 //! `Session` stream becomes one MCP session (see `mcp`); `Status` and `Shutdown`
 //! serve `zend status` and `zend stop`; `Query` serves the other read commands
-//! (`cli::query` answers, this module only maps its errors to gRPC codes). Connections from other users are
+//! (`query.rs` answers, this module maps its errors to gRPC codes). Connections from other users are
 //! refused before any byte is read (peer credentials).
 
 use std::pin::Pin;
@@ -19,6 +19,7 @@ use zen_proto::v1::{
 };
 
 pub mod accept;
+pub mod query;
 
 use crate::daemon::Daemon;
 use crate::mcp::{self, McpServer, transport::FrameTransport};
@@ -158,7 +159,7 @@ impl Zend for ZendService {
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryReply>, Status> {
-        use crate::cli::query::{self, QueryError};
+        use query::QueryError;
         let request = request.into_inner();
         let args = if request.args_json.trim().is_empty() {
             serde_json::Value::Null

@@ -43,6 +43,7 @@
 
 mod adapter;
 mod anthropic;
+pub mod checks;
 pub mod config;
 pub mod cost;
 mod env;
