@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::util::lock;
+
 /// How a session reaches zend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SessionTransport {
@@ -45,7 +47,7 @@ impl Session {
     /// The MCP client's name and version (from `initialize` or a request's
     /// `_meta`), once known.
     pub fn client(&self) -> Option<(String, String)> {
-        self.client.lock().ok().and_then(|c| c.clone())
+        lock(&self.client).clone()
     }
 
     /// A short label for logs and ledger records: client name, else "unknown".
@@ -57,9 +59,7 @@ impl Session {
 
     /// Records the client; `false` when it was already the one recorded.
     pub fn set_client(&self, name: &str, version: &str) -> bool {
-        let Ok(mut client) = self.client.lock() else {
-            return false;
-        };
+        let mut client = lock(&self.client);
         if client
             .as_ref()
             .is_some_and(|(n, v)| n == name && v == version)
@@ -175,13 +175,13 @@ impl Sessions {
             in_flight: AtomicU32::new(0),
             registry: Arc::clone(&self.registry),
         });
-        let count = match self.registry.live.lock() {
-            Ok(live) if live.len() >= max => return None,
-            Ok(mut live) => {
-                live.insert(number, Arc::clone(&session));
-                live.len()
+        let count = {
+            let mut live = lock(&self.registry.live);
+            if live.len() >= max {
+                return None;
             }
-            Err(_) => 0,
+            live.insert(number, Arc::clone(&session));
+            live.len()
         };
         self.count.send_replace(count);
         Some((number, session))
@@ -201,11 +201,7 @@ impl Sessions {
 
     /// Live sessions, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Session>> {
-        self.registry
-            .live
-            .lock()
-            .map(|live| live.values().cloned().collect())
-            .unwrap_or_default()
+        lock(&self.registry.live).values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -264,12 +260,10 @@ impl Drop for OwnedSessionGuard {
 }
 
 fn close(registry: &Registry, count: &watch::Sender<usize>, number: u64) {
-    let live = match registry.live.lock() {
-        Ok(mut live) => {
-            live.remove(&number);
-            live.len()
-        }
-        Err(_) => 0,
+    let live = {
+        let mut live = lock(&registry.live);
+        live.remove(&number);
+        live.len()
     };
     count.send_replace(live);
 }

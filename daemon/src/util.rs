@@ -1,6 +1,24 @@
-//! Small formatting helpers shared by the CLI and tools.
+//! Small helpers shared across zend: formatting, and locks that survive a panic.
 
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+/// Locks `mutex`, also after a thread panicked while holding it: zend's locks guard data that
+/// stays consistent between statements (maps, counters), and one failed call must not take
+/// every later one down with it.
+pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for reading an `RwLock`.
+pub fn read<T: ?Sized>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`] for writing an `RwLock`.
+pub fn write<T: ?Sized>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// "3d 4h", "2h 5m", "4m 2s", "12s".
 pub fn human_duration(duration: Duration) -> String {

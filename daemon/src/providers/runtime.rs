@@ -175,7 +175,7 @@ impl Providers {
 
     /// `url` parsed, remembered (at most [`RESOLVED_CACHE_MAX`] of them); `None` if it is not a URL.
     pub(super) fn parsed_url(&self, url: &str) -> Option<reqwest::Url> {
-        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut urls = crate::util::lock(&self.urls);
         if let Some(parsed) = urls.get(url) {
             return Some(parsed.clone());
         }
@@ -205,12 +205,7 @@ impl Providers {
                     available: Vec::new(),
                 });
         }
-        if let Some(model) = self
-            .resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(trimmed)
-        {
+        if let Some(model) = crate::util::lock(&self.resolved).get(trimmed) {
             return Ok(Arc::clone(model));
         }
         let model = self
@@ -222,7 +217,7 @@ impl Providers {
             })?;
         self.registry.check_available(&model)?;
         let model = Arc::new(model);
-        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut resolved = crate::util::lock(&self.resolved);
         if resolved.len() >= RESOLVED_CACHE_MAX {
             resolved.clear();
         }
@@ -685,7 +680,7 @@ impl Providers {
 
     fn cooling(&self, model: &str) -> Option<Duration> {
         let now = Instant::now();
-        let map = self.cooldowns.lock().unwrap_or_else(|e| e.into_inner());
+        let map = crate::util::lock(&self.cooldowns);
         map.get(model)
             .and_then(|s| s.until)
             .and_then(|until| until.checked_duration_since(now))
@@ -694,7 +689,7 @@ impl Providers {
 
     fn record(&self, model: &str, ok: bool) {
         let settings = &self.registry.settings;
-        let mut map = self.cooldowns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::util::lock(&self.cooldowns);
         if ok {
             map.remove(model);
             return;

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -67,10 +67,7 @@ impl TokenReservation {
         let Some((window, id)) = &self.slot else {
             return;
         };
-        let mut entries = window
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut entries = crate::util::lock(&window.entries);
         if let Some(entry) = entries.iter_mut().find(|e| e.id == *id) {
             entry.tokens = used;
         }
@@ -144,10 +141,7 @@ impl Limiter {
         };
         if let Some(rpm) = limiter.rpm {
             let now = Instant::now();
-            let mut recent = limiter
-                .recent
-                .lock()
-                .map_err(|_| ToolError::Failed("rate limiter poisoned".into()))?;
+            let mut recent = crate::util::lock(&limiter.recent);
             while recent
                 .front()
                 .is_some_and(|t| now.duration_since(*t) >= WINDOW)
@@ -203,10 +197,7 @@ impl Limiter {
             )));
         }
         let now = Instant::now();
-        let mut entries = window
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut entries = crate::util::lock(&window.entries);
         while entries
             .front()
             .is_some_and(|e| now.duration_since(e.at) >= WINDOW)
