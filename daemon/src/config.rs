@@ -215,6 +215,19 @@ pub fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
     }
 }
 
+/// Daemon-wide limits for one tool, across all sessions.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLimits {
+    /// Calls per minute; absent = unlimited.
+    pub rpm: Option<u32>,
+    /// Calls running at once; absent = unlimited.
+    pub concurrency: Option<u32>,
+    /// Model tokens (prompt + answer) per minute; absent = unlimited. See `tools/limits.rs`
+    /// for how a call is counted before its usage is known.
+    pub tpm: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

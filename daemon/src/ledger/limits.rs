@@ -19,7 +19,7 @@ pub struct LimitsConfig {
     pub budgets: BudgetConfig,
     pub threads: MemoryConfig,
     /// Per-tool rate limits and concurrency caps (the tool engine applies them).
-    pub tools: std::collections::BTreeMap<String, crate::tools::config::ToolLimits>,
+    pub tools: std::collections::BTreeMap<String, crate::config::ToolLimits>,
 }
 
 impl LimitsConfig {

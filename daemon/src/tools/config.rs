@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::config::ToolLimits;
 use crate::config::{ConfigError, load_layered};
 
 /// Which kind of model a tool wants when the model is `auto`.
@@ -17,19 +18,6 @@ pub enum ModelCategory {
     #[default]
     Balanced,
     Reasoning,
-}
-
-/// Daemon-wide limits for one tool, across all sessions.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ToolLimits {
-    /// Calls per minute; absent = unlimited.
-    pub rpm: Option<u32>,
-    /// Calls running at once; absent = unlimited.
-    pub concurrency: Option<u32>,
-    /// Model tokens (prompt + answer) per minute; absent = unlimited. See `limits.rs`
-    /// for how a call is counted before its usage is known.
-    pub tpm: Option<u64>,
 }
 
 /// One tool's settings.
