@@ -8,11 +8,12 @@
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected;
 //!   [`upgrade`]: an auto-started zend replacing itself for a newer shim.
-//! - [`store`]: the sled database; [`memory`]: conversation threads;
+//! - [`store`]: the redb database; [`memory`]: conversation threads;
 //!   [`ledger`]: cost records, totals and budgets.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`hardening`]: umask 077, no core dumps, `/` as working directory, private files.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
+//! - [`malloc`]: heap memory given back when the last session closes.
 //! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
 //! - [`register`], [`logs`]: `zend register <client>`, `zend logs`.
 
@@ -39,3 +40,6 @@ pub mod store;
 pub mod tools;
 pub mod upgrade;
 pub mod util;
+
+#[cfg(test)]
+mod tidy;
