@@ -94,7 +94,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("ledger", &["config", "memory", "store", "util"]),
     ("memory", &["config", "store", "util"]),
-    ("providers", &["config", "util"]),
+    ("providers", &["config", "logging", "util"]),
     ("sessions", &["util"]),
     ("store", &[]),
     ("register", &["service"]),
