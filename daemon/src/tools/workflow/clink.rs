@@ -144,9 +144,13 @@ fn locate(command: &str, path_var: Option<&std::ffi::OsStr>) -> Option<PathBuf> 
         .find(|p| executable(p))
 }
 
-/// Kills every process in the group led by `pid`.
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+/// Kills every process in the group led by `pid` (a child spawned with `process_group(0)`);
+/// the git runner uses it too.
+pub(crate) fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid
+        .and_then(|p| libc::pid_t::try_from(p).ok())
+        .filter(|p| *p > 0)
+    else {
         return;
     };
     // SAFETY: kill(2) takes plain integers; a negative pid names the process

@@ -101,14 +101,7 @@ struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) else {
-            return;
-        };
-        // SAFETY: kill(2) takes plain integers; a negative pid names the process
-        // group the child leads (it was spawned with process_group(0)).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
+        super::clink::kill_group(self.0);
     }
 }
 
