@@ -159,7 +159,7 @@ impl Providers {
                         .map(|id| (provider.name.clone(), id))
                         .collect();
                     tracing::info!(provider = %provider.name, models = models.len(), "listed the models it serves");
-                    let mut discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut discovered = crate::util::lock(&self.discovered);
                     discovered.retain(|(p, _)| p != &provider.name);
                     discovered.extend(models);
                 }
@@ -227,7 +227,7 @@ impl Providers {
 
     /// Models that can be called now (provider configured, model allowed), by provider.
     pub fn available(&self) -> Vec<ResolvedModel> {
-        let discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+        let discovered = crate::util::lock(&self.discovered);
         self.registry.available(&discovered)
     }
 
