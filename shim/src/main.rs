@@ -29,7 +29,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Stdout};
+use std::io::{Read, Stdout, Write};
+
 use tokio::sync::{mpsc, oneshot};
 use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -70,9 +71,8 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run());
-    // tokio's stdin reader sits in a blocking read on its blocking pool that
-    // nothing can interrupt; waiting for it would keep the shim alive after its
-    // session has ended.
+    // The stdin thread may sit in a blocking read that nothing can interrupt;
+    // the process exits without waiting for it.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,8 +99,8 @@ async fn run() -> Result<(), String> {
     let socket = zen_proto::paths::socket_path();
     let book = Arc::new(Mutex::new(Book::default()));
     let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
-    tokio::spawn(read_stdin(lines_tx));
-    let mut stdout = tokio::io::stdout();
+    spawn_stdin_reader(lines_tx).map_err(|e| format!("cannot start the stdin reader: {e}"))?;
+    let mut stdout = std::io::stdout();
     let mut restarts = VecDeque::new();
     let mut mode = connect::Mode::First;
     let mut early = Vec::new();
@@ -360,41 +360,56 @@ async fn forward(
 const CHUNK_START: usize = 4 * 1024;
 const CHUNK_MAX: usize = 64 * 1024;
 
-/// Reads stdin and queues one entry per line (see `zen_shim::framing`).
-async fn read_stdin(lines: mpsc::Sender<Vec<u8>>) {
-    let mut stdin = tokio::io::stdin();
+/// Reads stdin on a thread of its own, blocking, and queues one entry per line (see
+/// `zen_shim::framing`). One thread woken per message: tokio's `stdin()` hands every read to
+/// its blocking pool instead, which cost the shim about twice the CPU per call.
+fn spawn_stdin_reader(lines: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .stack_size(256 * 1024)
+        .spawn(move || read_stdin(&lines))
+        .map(drop)
+}
+
+fn read_stdin(lines: &mpsc::Sender<Vec<u8>>) {
+    let mut stdin = std::io::stdin().lock();
     let mut framer = LineFramer::new();
     // One page to start with: most lines are a few hundred bytes, and a zeroed 64 KiB buffer
     // cost every shim 16 page faults, 64 KiB of RSS and a 64 KiB memset before its first read.
     // It grows (up to CHUNK_MAX) only while reads keep filling it, i.e. for large messages.
     let mut chunk = vec![0u8; CHUNK_START];
     loop {
-        let read = match stdin.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
+        let read = match stdin.read(&mut chunk) {
+            Ok(0) => break,
             Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
         };
         framer.push(&chunk[..read]);
         if read == chunk.len() && chunk.len() < CHUNK_MAX {
             chunk.resize(chunk.len() * 4, 0);
         }
         while let Some(line) = framer.next_line() {
-            if lines.send(line).await.is_err() {
+            if lines.blocking_send(line).is_err() {
                 return;
             }
         }
     }
     if let Some(line) = framer.finish() {
-        let _ = lines.send(line).await;
+        let _ = lines.blocking_send(line);
     }
 }
 
 /// Writes `json` and a newline, and pushes them out: nothing stays buffered.
+///
+/// A plain blocking write from the runtime's thread: a pipe or socket takes a line at once
+/// while the client reads, and while it does not, waiting is the backpressure the shim
+/// should apply anyway (stdin keeps being read on its own thread).
 async fn write_line(stdout: &mut Stdout, json: &[u8]) -> std::io::Result<()> {
-    let mut line = Vec::with_capacity(json.len() + 1);
-    line.extend_from_slice(json);
-    line.push(b'\n');
-    stdout.write_all(&line).await?;
-    stdout.flush().await
+    let mut out = stdout.lock();
+    out.write_all(json)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 /// How to start zend: the one [`find_zend`] finds.
