@@ -82,6 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "tools",
         &[
             "config",
+            "hardening",
             "ledger",
             "locations",
             "logging",
@@ -99,6 +100,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("register", &["service"]),
     ("service", &["locations"]),
+    ("hardening", &["locations"]),
     ("locations", &["logging"]),
 ];
 
@@ -114,6 +116,7 @@ const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
 /// The only files with `unsafe` in zend, the shim and the proto crate (see ARCHITECTURE.md).
 const UNSAFE_FILES: &[&str] = &[
     "daemon/src/activation.rs",
+    "daemon/src/hardening.rs",
     "daemon/src/malloc.rs",
     "daemon/src/tools/workflow/clink.rs",
     "daemon/src/cli/mod.rs",
