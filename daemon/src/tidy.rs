@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "activation",
             "config",
             "daemon",
+            "hardening",
             "ipc",
             "ledger",
             "locations",
