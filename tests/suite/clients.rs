@@ -294,7 +294,7 @@ fn issue_33_register_writes_the_locations_the_shim_needs() {
     command
         .env_clear()
         .env("HOME", user.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATH", crate::support::host_path())
         .env("ZEN_HOME", &zen_home);
     let mut client = McpClient::spawn(command);
     client.initialize();

@@ -52,3 +52,7 @@ mod hardening;
 /// Prompts providers' caches can reuse: the layout consecutive turns share, cache
 /// marks, and cached tokens in the ledger.
 mod caching;
+
+/// The harness itself: hermetic processes (no proxies, no real assistant CLI)
+/// and a deadline on every command it runs.
+mod harness;

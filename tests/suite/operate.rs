@@ -27,7 +27,7 @@ fn fake_systemctl(home: &ZenHome) -> (PathBuf, PathBuf) {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let path = format!("{}:{}", bin.display(), crate::support::host_path());
     (PathBuf::from(path), log)
 }
 

@@ -417,11 +417,7 @@ fn clink_without_a_session_directory_runs_in_a_private_one_prompt_on_stdin() {
     std::fs::create_dir_all(&seen).unwrap();
     home.env.push((
         "PATH".into(),
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
+        format!("{}:{}", bin.display(), crate::support::host_path()),
     ));
     // Asking for the prompt in argv (visible to every local user) is not honoured.
     home.write_config("clink.yaml", "clis:\n  gemini:\n    prompt: argument\n");

@@ -482,11 +482,7 @@ fn clink_runs_a_cli_found_on_path_and_records_the_turn() {
         "echo \"FAKE GEMINI args=[$*] key=${OPENAI_API_KEY:-unset}\"; cat",
     );
     script(bin.path(), "claude", "sleep 30");
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", bin.path().display(), crate::support::host_path());
     home.env.push(("PATH".into(), path));
     home.write_config(
         "clink.yaml",

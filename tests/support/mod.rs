@@ -17,6 +17,92 @@ pub const FAKE_KEY: &str = "sk-zen-e2e-DO-NOT-LEAK-7f3a9c";
 /// How long any single expected message may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// How long a one-shot command (`zend stop`, `zend status`, ...) may run before
+/// the test fails naming it, instead of hanging the run.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The assistant CLIs clink knows: no test may reach a real one.
+const ASSISTANT_CLIS: &[&str] = &["claude", "codex", "gemini"];
+
+/// Proxy variables, in every spelling HTTP clients read, that the harness
+/// removes from every process it starts: the mock provider is on loopback.
+const PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The host's PATH without the directories that hold a real assistant CLI, so
+/// that clink in a test runs only the fake CLIs the test puts first on PATH.
+pub fn host_path() -> String {
+    without_assistant_clis(&std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// `path` (a PATH value) without the directories that hold an assistant CLI.
+pub fn without_assistant_clis(path: &std::ffi::OsStr) -> String {
+    let dirs = std::env::split_paths(path)
+        .filter(|dir| !ASSISTANT_CLIS.iter().any(|cli| dir.join(cli).exists()));
+    std::env::join_paths(dirs)
+        .expect("PATH entries rejoin")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Makes `command` hermetic: no proxy between it and loopback, and a PATH on
+/// which no real assistant CLI is found (a test's own PATH is set after this).
+pub fn hermetic(command: &mut Command) -> &mut Command {
+    for var in PROXY_VARS {
+        command.env_remove(var);
+    }
+    command
+        .env("NO_PROXY", "127.0.0.1,localhost,::1")
+        .env("no_proxy", "127.0.0.1,localhost,::1")
+        .env("PATH", host_path())
+}
+
+/// Runs `command` to completion; past `deadline` kills it and fails the test
+/// naming the command, so a hang is a failure with a message.
+pub fn output_within(command: &mut Command, deadline: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut bytes);
+        bytes
+    });
+    let err = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+        bytes
+    });
+    let until = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a command") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
 pub fn zend_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zend"))
 }
@@ -89,10 +175,9 @@ impl ZenHome {
     /// A command with the stripped environment MCP clients give servers.
     pub fn command(&self, program: &Path) -> Command {
         let mut command = Command::new(program);
-        command
-            .env_clear()
+        command.env_clear();
+        hermetic(&mut command)
             .env("HOME", self.path())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ZEN_HOME", self.path());
         for (key, value) in &self.env {
             command.env(key, value);
@@ -101,7 +186,7 @@ impl ZenHome {
     }
 
     pub fn zend(&self, args: &[&str]) -> Output {
-        self.command(&zend_bin()).args(args).output().unwrap()
+        output_within(self.command(&zend_bin()).args(args), COMMAND_DEADLINE)
     }
 
     /// Starts an MCP client session through a fresh zen-shim (not yet initialized).
@@ -239,7 +324,12 @@ pub struct McpClient {
 
 impl McpClient {
     pub fn spawn(mut command: Command) -> Self {
+        for var in PROXY_VARS {
+            command.env_remove(var);
+        }
         let mut child = command
+            .env("NO_PROXY", "127.0.0.1,localhost,::1")
+            .env("no_proxy", "127.0.0.1,localhost,::1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
