@@ -15,14 +15,15 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use zend::ledger::{LedgerRecord, LimitsConfig, Outcome};
+use zend::config::LimitsConfig;
+use zend::data::Data;
+use zend::ledger::{LedgerRecord, Outcome};
 use zend::memory::history::{self, estimate_tokens, token_budget_for};
 use zend::memory::{NewThread, NewTurn, ThreadFilter, ThreadId};
-use zend::store::{Clock, Store, StoreOptions, SystemClock, Timestamp};
+use zend::time::{Clock, SystemClock, Timestamp};
 
 use crate::procs::{self, Bins, Home, Mcp};
 use crate::report::{Report, Target, Unit};
@@ -303,7 +304,7 @@ fn in_process(
     let (open_t, list_s, history_s, append_s, record_s, (append_cpu, record_cpu)) =
         rt.block_on(async {
             let started = Instant::now();
-            let store = Store::open_with(&data, options()).map_err(|e| e.to_string())?;
+            let store = open(&data).map_err(|e| e.to_string())?;
             let open_t = started.elapsed();
             let threads = store.threads();
             let mut list_s = Vec::with_capacity(n);
@@ -513,7 +514,7 @@ fn in_process(
     );
     report.row(
         "store",
-        "record a ledger entry, durable (p50; aggregates are saved at checkpoints)",
+        "record a ledger entry, durable (p50; its aggregates in the same commit)",
         record.p50,
         Unit::Us,
         Some((raw_sync.p50, "pwrite + fdatasync of a turn's bytes")),
@@ -593,16 +594,15 @@ fn seeded(
     print!("  seeding a store: {threads} threads, {records} ledger records … ");
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let long = rt.block_on(async {
-        let store = Store::open_with(&dir.join("data"), options()).map_err(|e| e.to_string())?;
+        let store = open(&dir.join("data")).map_err(|e| e.to_string())?;
         let long = fill_threads(&store, threads).await?;
         fill_ledger(&store, records).await?;
         store.flush().await.map_err(|e| e.to_string())?;
         Ok::<_, String>(long)
     })?;
-    // A reopen replays nothing after the clean close above; it is kept so the seeded files are in
-    // their steady state (checkpointed, log empty) before anything is measured.
+    // A reopen after the close above, so the seeded file is as a restarted zend finds it.
     rt.block_on(async {
-        let store = Store::open_with(&dir.join("data"), options()).map_err(|e| e.to_string())?;
+        let store = open(&dir.join("data")).map_err(|e| e.to_string())?;
         store.flush().await.map_err(|e| e.to_string())
     })?;
     println!("{:.1} s", started.elapsed().as_secs_f64());
@@ -617,11 +617,8 @@ fn self_cpu() -> f64 {
     procs::cpu_ns(std::process::id()).unwrap_or(0) as f64 / 1e9
 }
 
-fn options() -> StoreOptions {
-    StoreOptions {
-        limits: LimitsConfig::default(),
-        clock: Arc::new(SystemClock),
-    }
+fn open(data_dir: &Path) -> Result<Data, zend::store::StoreError> {
+    Data::open(data_dir, &LimitsConfig::default())
 }
 
 /// A hash of the sources that define the store's layout: a cached store from other sources is not reused.
@@ -656,7 +653,7 @@ fn new_thread(n: usize, text: &str) -> NewThread {
     }
 }
 
-async fn fill_threads(store: &Store, count: usize) -> Result<Vec<ThreadId>, String> {
+async fn fill_threads(store: &Data, count: usize) -> Result<Vec<ThreadId>, String> {
     let text = paragraph();
     let mut tasks = Vec::new();
     for worker in 0..SEED_CONCURRENCY {
@@ -694,7 +691,7 @@ async fn fill_threads(store: &Store, count: usize) -> Result<Vec<ThreadId>, Stri
     Ok(long)
 }
 
-async fn fill_ledger(store: &Store, count: usize) -> Result<(), String> {
+async fn fill_ledger(store: &Data, count: usize) -> Result<(), String> {
     let now = SystemClock.now().as_millis();
     let batch = 10_000;
     for start in (0..count).step_by(batch) {
@@ -757,8 +754,7 @@ fn record(i: usize, time: Timestamp) -> LedgerRecord {
 }
 
 /// Copies a store and fsyncs every file: an open timed right after the copy must not pay the
-/// copy's own writeback (an open that syncs its files would write out the whole just-copied store:
-/// with sled, 984 ms for 880 MB where an open of the same files at rest took ~85 ms).
+/// copy's own writeback (an open that syncs its files would write out the whole just-copied store).
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {

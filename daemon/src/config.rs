@@ -6,8 +6,13 @@
 //! is replaced), then deserializes the result. So a user's file need only hold
 //! what it changes. Errors name the file and line.
 //!
-//! This module holds the loader and `server.yaml`'s type; other modules own
-//! their files' types (models, limits, tools) and load them through [`load_layered`].
+//! This module holds the loader, `server.yaml`'s type and `limits.yaml`'s
+//! ([`limits`]); other modules own their files' types (models, tools) and
+//! load them through [`load_layered`].
+
+pub mod limits;
+
+pub use limits::{LIMITS_YAML, LimitsConfig};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -25,8 +25,8 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     pub tools: tools::Registry,
     pub limiter: tools::limits::Limiter,
-    /// Conversation memory and the cost ledger.
-    pub store: crate::store::Store,
+    /// The store, with conversation memory and the cost ledger on it.
+    pub store: crate::data::Data,
     /// Every model call goes through here.
     pub providers: crate::providers::Providers,
     /// What tools may read: every path a tool reads is checked here.
@@ -41,7 +41,7 @@ impl Daemon {
         socket_path: PathBuf,
         server: ServerConfig,
         auto_started: bool,
-        store: crate::store::Store,
+        store: crate::data::Data,
         providers: crate::providers::Providers,
         tools: tools::Registry,
     ) -> Self {

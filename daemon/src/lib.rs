@@ -8,8 +8,10 @@
 //! - [`tools`]: the `Tool` trait, the registry and the built-in tools.
 //! - [`daemon`]: the state every session shares; [`sessions`]: who is connected;
 //!   [`upgrade`]: an auto-started zend replacing itself for a newer shim.
-//! - [`store`]: the redb database; [`memory`]: conversation threads;
-//!   [`ledger`]: cost records, totals and budgets.
+//! - [`data`]: the store with memory and the ledger built beside it;
+//!   [`store`]: the redb database and its single writer; [`memory`]:
+//!   conversation threads; [`ledger`]: cost records, totals and budgets;
+//!   [`time`]: timestamps and the clock.
 //! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
 //! - [`hardening`]: umask 077, no core dumps, `/` as working directory, private files.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod data;
 pub mod hardening;
 pub mod ipc;
 pub mod ledger;
@@ -37,6 +40,7 @@ pub mod server;
 pub mod service;
 pub mod sessions;
 pub mod store;
+pub mod time;
 pub mod tools;
 pub mod upgrade;
 pub mod util;

@@ -133,7 +133,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         server_config.idle_timeout_secs = secs;
     }
 
-    let mut limits = crate::ledger::LimitsConfig::load(&locations.config_dir)?;
+    let mut limits = crate::config::LimitsConfig::load(&locations.config_dir)?;
     // Zen's CONVERSATION_TIMEOUT_HOURS / MAX_CONVERSATION_TURNS, for people moving from Zen.
     limits
         .threads
@@ -141,13 +141,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
     let tool_limits = limits.tools.clone();
     let env = crate::providers::Env::load(Some(&locations.config_dir));
     let providers = crate::providers::Providers::load(Some(&locations.config_dir), &env)?;
-    let store = crate::store::Store::open_with(
-        &locations.data_dir,
-        crate::store::StoreOptions {
-            limits,
-            ..Default::default()
-        },
-    )?;
+    let store = crate::data::Data::open(&locations.data_dir, &limits)?;
 
     let (mut tools, _problems) = crate::tools::Registry::load(
         &locations.config_dir,

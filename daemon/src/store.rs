@@ -1,18 +1,19 @@
-//! The durable store: one redb database holding conversation memory
-//! ([`crate::memory`]) and the cost ledger ([`crate::ledger`]).
+//! The durable store: one redb database whose trees hold conversation memory
+//! ([`crate::memory`]) and the cost ledger ([`crate::ledger`]). Both are built
+//! beside the store, on a [`Store`] handle, and own what their trees mean.
 //!
 //! This module owns opening the database (one zend at a time), the schema
-//! version, the value encoding, durable flushing and the handling of corrupt
-//! values. What lives in the trees is owned by `memory` and `ledger`; the
-//! layout is written down here, in one place, so a later zend can migrate it.
+//! version, the value encoding, the single writer and the handling of corrupt
+//! values. The layout is written down here, in one place, so a later zend can
+//! migrate it.
 //!
 //! # API
-//! - [`Store::open`]`(data_dir)` / [`Store::open_with`]`(data_dir, StoreOptions)`:
-//!   opens `data_dir/store.redb`; fails at once with [`StoreError::Locked`] when
-//!   another zend holds it. Opening never scans the data.
-//! - [`Store::threads`] → [`crate::memory::Threads`], [`Store::ledger`] →
-//!   [`crate::ledger::Ledger`]; both are cheap to clone into tasks.
-//! - [`Store::flush`]: makes every write made so far durable.
+//! - [`Store::open`]`(data_dir)`: opens `data_dir/store.redb`; fails at once
+//!   with [`StoreError::Locked`] when another zend holds it.
+//! - [`Store::write`]`(op)`: runs `op` in the writer's next transaction and
+//!   resolves once that transaction is durable (see below).
+//! - [`Store::read`]: a [`Snapshot`], one consistent view across all trees.
+//! - [`Store::close`]: stops the writer after the writes already queued.
 //!
 //! # Key layout (schema version 2)
 //!
@@ -35,19 +36,15 @@
 //! - `turns`: the turns one write adds together (a model call's exchange:
 //!   the prompt and the answer) are ONE value, a JSON array, under the first
 //!   one's index; the next key's index is the turn count after them. A single
-//!   turn is a plain `Turn`. Schema 1 had one key per turn (a `Turn` each),
-//!   which schema 2 reads unchanged. One key per exchange halves the turn keys
-//!   and a write per call.
+//!   turn is a plain `Turn`.
 //! - `threads_by_updated` is the recency index: listing walks it newest
 //!   first; the expiry sweeper walks it oldest first and stops at the first
 //!   thread still alive, so it never scans live threads. Expiry is computed
 //!   from the last update and the *current* TTL, so changing the TTL applies
 //!   to existing threads.
-//! - `ledger_totals` holds the aggregates of the `ledger` records as of the
-//!   last checkpoint: zend keeps them current in memory and saves the changed
-//!   ones at each checkpoint and on close (`ledger::aggregates`; after a
-//!   crash, the records since are counted again from the log). `<period>` is
-//!   `all`, `d2025-01-31` (UTC day) or
+//! - `ledger_totals` holds the aggregates of the `ledger` records, updated in
+//!   the same transaction as the records they count, so they equal the
+//!   records after any crash. `<period>` is `all`, `d2025-01-31` (UTC day) or
 //!   `m2025-01` (UTC month); `<dimension>` is `total` (empty name), `model`,
 //!   `tool` or `client`. The latency histogram's bucket bounds
 //!   (`ledger::LATENCY_BUCKETS_MS`) are part of this schema.
@@ -66,87 +63,122 @@
 //! the meaning of values bumps [`SCHEMA_VERSION`]; [`Store::open`] refuses a
 //! store written by a newer zend and would migrate an older one here.
 //!
-//! # Durability
+//! # Durability: one writer, group commit
 //!
-//! Every write goes through the write-ahead log ([`wal`]): under one lock, a
-//! [`Batch`] is appended to the log as one record, then applied to the
-//! engine's in-memory layer ([`engine`]), where readers see it at once.
-//! [`Store::flush`] `fdatasync`s the log; the database is written only by
-//! the log's checkpoints (a background thread, 5 s after the first write
-//! since the last one, or when a log file fills: one redb transaction for
-//! everything since, committed durably) and on close. At open, the log's
-//! records the database may lack are applied again (they hold final
-//! values, so applying one twice is harmless).
+//! Every write is an operation sent to one writer thread. The writer takes
+//! everything queued, runs the operations in order in ONE redb write
+//! transaction and commits it with [`Durability::Immediate`]; each caller's
+//! future resolves only after that commit returned. Concurrent callers so
+//! share one commit (group commit). An operation that fails (a thread that
+//! is gone, too many turns) is dropped and the transaction is run again
+//! without it, so a failed operation leaves nothing applied and the others
+//! still land.
 //!
-//! - Every API that tells a client something was recorded awaits
-//!   [`Store::flush`] first, so it survives `kill -9`: thread turns and new
-//!   threads (`Threads::create`/`append`, or `write_turns` + one flush by the
-//!   engine), ledger records (`Ledger::record*`, or `write_batch` + the same
-//!   flush; their aggregates follow from them), workflow state (set and
-//!   clear). The
-//!   recency index is written in the same batches as the turns.
-//! - The sweeper flushes after a sweep that removed threads. Losing a sweep to
-//!   `kill -9` would be harmless anyway: expired threads are refused by every
-//!   read and the next sweep removes them again; the same holds for the
-//!   malformed index keys it drops.
-//! - The schema version is written to the `meta` table directly, durably,
-//!   before anything else.
-//! - Budgets live in `limits.yaml`, not here. Shutdown calls [`Store::close`]
-//!   (everything written to the database, log emptied); so does dropping the
-//!   last handle.
-//!
-//! # Migration from sled
-//!
-//! Before the redb engine, zend kept the same trees in a sled 0.34 database
-//! in the directory `data_dir/store`. When that directory exists and
-//! `store.redb` does not, [`Store::open`] copies every tree into a new redb
-//! file (`store.redb.partial`, renamed when complete and durable), then
-//! renames the old directory to `store.sled-migrated` (`migrate`); the log is
-//! replayed on top, as after any unclean stop. The old directory is kept
-//! for the user to delete.
-//!
-//! Anything new written to the store must go through a [`Batch`] and either
-//! await a flush before it is reported, or be safe to lose. Flushes are
-//! coalesced (group commit): concurrent callers share one `fdatasync`. A
-//! model call flushes once: its ledger records and its turns share the
-//! flush.
+//! - Readers use redb read transactions: they see a write only once its
+//!   commit is durable, and a [`Snapshot`] across several trees is one
+//!   consistent state.
+//! - What a write changes in memory (memory's thread cache) is changed by
+//!   hooks ([`Txn::on_commit`]) the writer runs after the commit succeeded,
+//!   in commit order.
+//! - A commit that fails leaves the database as it was; the callers get
+//!   [`StoreError::Failed`], and the store refuses every later write with the
+//!   same error: redb has no way to tell which pages reached the disk, and a
+//!   retry must not pretend they did. Restarting zend reopens (and if need
+//!   be repairs) the file.
+//! - Quick repair is on ([`QUICK_REPAIR`]): each commit also saves redb's
+//!   allocator state, so opening after a crash does not walk the whole file
+//!   (ARCHITECTURE.md, "The store", says what it costs).
+//! - Budgets live in `limits.yaml`, not here.
 
-mod engine;
-mod migrate;
-mod time;
-mod wal;
-
+use std::any::Any;
 use std::fmt;
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use engine::{Bytes, Tree};
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub(crate) use wal::{Batch, Deferred, TreeId, Wal};
-
-use engine::Engine;
-
-use crate::ledger::{Aggregates, Ledger, LimitsConfig};
-use crate::memory::Threads;
-
 /// The layout described in this module's docs.
-/// 2: a write's turns are one `turns` value (see the key layout). Schema 1
-/// stores are upgraded in place at open (their values read unchanged).
 pub const SCHEMA_VERSION: u64 = 2;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema_version";
 
+/// Whether commits save redb's allocator state (see the module docs).
+pub const QUICK_REPAIR: bool = true;
+
+/// redb's page cache. Small on purpose: a call reads one thread's turns once
+/// (and the thread cache keeps hot threads), the OS page cache keeps the file
+/// warm, and zend is a per-user background process that should stay small.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Operations one transaction takes at most: bounds the work a failed
+/// operation makes the writer redo.
+const MAX_GROUP: usize = 256;
+
+/// Keys and values as the store hands them out; cheap to clone.
+pub(crate) type Bytes = Arc<[u8]>;
+
+type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+type WriteTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
+type DiskRange = redb::Range<'static, &'static [u8], &'static [u8]>;
+
+const META: Table = TableDefinition::new("meta");
+
 /// Tree names; see the key layout above.
-pub(crate) mod trees {
+pub mod trees {
     pub const THREADS: &str = "threads";
     pub const TURNS: &str = "turns";
     pub const THREADS_BY_UPDATED: &str = "threads_by_updated";
     pub const WORKFLOW: &str = "workflow";
     pub const LEDGER: &str = "ledger";
     pub const LEDGER_TOTALS: &str = "ledger_totals";
+}
+
+/// The trees of the key layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeId {
+    Threads,
+    Turns,
+    ThreadsByUpdated,
+    Workflow,
+    Ledger,
+    LedgerTotals,
+}
+
+impl TreeId {
+    pub const ALL: [TreeId; 6] = [
+        TreeId::Threads,
+        TreeId::Turns,
+        TreeId::ThreadsByUpdated,
+        TreeId::Workflow,
+        TreeId::Ledger,
+        TreeId::LedgerTotals,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TreeId::Threads => trees::THREADS,
+            TreeId::Turns => trees::TURNS,
+            TreeId::ThreadsByUpdated => trees::THREADS_BY_UPDATED,
+            TreeId::Workflow => trees::WORKFLOW,
+            TreeId::Ledger => trees::LEDGER,
+            TreeId::LedgerTotals => trees::LEDGER_TOTALS,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn table(self) -> Table {
+        TableDefinition::new(self.name())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +188,7 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf },
     #[error(
-        "cannot open the store at {path}: {source}; check that the directory is writable and the disk is not full"
+        "cannot open the store at {path}: {source}; check that the directory is writable and the disk is not full, or move the file aside to start an empty store"
     )]
     Open {
         path: PathBuf,
@@ -164,7 +196,7 @@ pub enum StoreError {
         source: redb::DatabaseError,
     },
     #[error(
-        "the store at {path} has schema version {found}, newer than this zend understands ({supported}); upgrade zend, or move the directory aside to start an empty store"
+        "the store at {path} has schema version {found}, newer than this zend understands ({supported}); upgrade zend, or move the file aside to start an empty store"
     )]
     NewerSchema {
         path: PathBuf,
@@ -172,23 +204,17 @@ pub enum StoreError {
         supported: u64,
     },
     #[error(
-        "the store at {path} has an unreadable schema version; move the directory aside to start an empty store"
+        "the store at {path} has an unreadable schema version; move the file aside to start an empty store"
     )]
     BadSchema { path: PathBuf },
-    #[error("the store failed to read or write: {0}; check free disk space and the data directory")]
+    #[error("the store failed to read: {0}; check the data directory and the disk")]
     Io(#[from] redb::Error),
     #[error(
-        "cannot move the old store at {path} into the new format: {reason}; zend left it as it was; check free disk space, or move the directory aside to start an empty store"
+        "the store could not save to disk ({reason}) and takes no more writes until zend restarts, so nothing is reported as saved that may not be; check free disk space and the disk, then run `zend restart`"
     )]
-    Migrate { path: PathBuf, reason: String },
-    #[error(
-        "cannot write the store's write-ahead log in {path}: {source}; check free disk space and the data directory's permissions"
-    )]
-    Wal {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Failed { reason: String },
+    #[error("the store is closed: zend is shutting down; retry once it is back")]
+    Closed,
     #[error("cannot encode a value for the store: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -211,158 +237,537 @@ redb_errors!(
     SetDurabilityError
 );
 
-/// How [`Store::open_with`] configures memory and the ledger.
-#[derive(Clone)]
-pub struct StoreOptions {
-    /// `limits.yaml`: thread TTL and max turns, budgets.
-    pub limits: LimitsConfig,
-    pub clock: Arc<dyn Clock>,
+/// One write, type-erased for the writer's queue.
+trait Job: Send {
+    /// Runs the write in `txn`; `false` when it failed (the error is kept for
+    /// its caller).
+    fn run(&mut self, txn: &mut Txn<'_>) -> bool;
+    /// Answers the caller: `committed` is the transaction's fate.
+    fn finish(self: Box<Self>, committed: Result<(), &str>);
 }
 
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            limits: LimitsConfig::default(),
-            clock: Arc::new(SystemClock),
+struct Typed<T, E, F> {
+    op: F,
+    result: Option<Result<T, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> Job for Typed<T, E, F>
+where
+    T: Send,
+    E: From<StoreError> + Send,
+    F: FnMut(&mut Txn<'_>) -> Result<T, E> + Send,
+{
+    fn run(&mut self, txn: &mut Txn<'_>) -> bool {
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| (self.op)(txn))).unwrap_or_else(|panic| {
+                Err(E::from(StoreError::Failed {
+                    reason: format!("a write failed: {}", panic_message(&*panic)),
+                }))
+            });
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let answer = match (self.result, committed) {
+            (Some(Err(error)), _) => Err(error),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(reason)) => Err(E::from(StoreError::Failed {
+                reason: reason.to_owned(),
+            })),
+            (None, Ok(())) => Err(E::from(StoreError::Failed {
+                reason: "a write was never run".to_owned(),
+            })),
+        };
+        // The caller may have stopped waiting; the write stands either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// The writer's transaction as one operation sees it.
+pub struct Txn<'a> {
+    tx: &'a redb::WriteTransaction,
+    tables: [Option<WriteTable<'a>>; TreeId::ALL.len()],
+    hooks: Vec<Hook>,
+}
+
+impl<'a> Txn<'a> {
+    fn table(&mut self, tree: TreeId) -> Result<&mut WriteTable<'a>, StoreError> {
+        let slot = &mut self.tables[tree.index()];
+        if slot.is_none() {
+            *slot = Some(self.tx.open_table(tree.table())?);
+        }
+        Ok(slot
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("filled above")))
+    }
+
+    pub fn get(&mut self, tree: TreeId, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.table(tree)?.get(key)?.map(|v| Bytes::from(v.value())))
+    }
+
+    pub fn insert(&mut self, tree: TreeId, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.table(tree)?.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn remove(&mut self, tree: TreeId, key: &[u8]) -> Result<(), StoreError> {
+        self.table(tree)?.remove(key)?;
+        Ok(())
+    }
+
+    /// The keys that start with `prefix`, in order.
+    pub fn keys_with_prefix(
+        &mut self,
+        tree: TreeId,
+        prefix: &[u8],
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let end = prefix_end(prefix);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let table = self.table(tree)?;
+        let mut keys = Vec::new();
+        for entry in table.range::<&[u8]>((Bound::Included(prefix), upper))? {
+            keys.push(Bytes::from(entry?.0.value()));
+        }
+        Ok(keys)
+    }
+
+    /// Runs `hook` after this transaction committed durably (never if it
+    /// did not), on the writer thread, in commit order: for in-memory state
+    /// that must only see durable writes.
+    pub fn on_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.hooks.push(Box::new(hook));
+    }
+}
+
+/// A consistent read of every tree, as of the last durable commit before it
+/// was taken.
+pub struct Snapshot {
+    tx: redb::ReadTransaction,
+}
+
+impl Snapshot {
+    fn table(&self, tree: TreeId) -> Result<ReadTable, StoreError> {
+        Ok(self.tx.open_table(tree.table())?)
+    }
+
+    pub fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.table(tree)?.get(key)?.map(|v| Bytes::from(v.value())))
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, tree: TreeId, prefix: impl AsRef<[u8]>) -> Iter {
+        let prefix = prefix.as_ref();
+        let end = prefix_end(prefix);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.range(tree, Bound::Included(prefix), upper, false)
+    }
+
+    /// Every entry from `from` on, in key order.
+    pub fn range_from(&self, tree: TreeId, from: impl AsRef<[u8]>) -> Iter {
+        self.range(
+            tree,
+            Bound::Included(from.as_ref()),
+            Bound::Unbounded,
+            false,
+        )
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self, tree: TreeId) -> Iter {
+        self.range(tree, Bound::Unbounded, Bound::Unbounded, false)
+    }
+
+    /// Every entry, last key first.
+    pub fn iter_rev(&self, tree: TreeId) -> Iter {
+        self.range(tree, Bound::Unbounded, Bound::Unbounded, true)
+    }
+
+    fn range(&self, tree: TreeId, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Iter {
+        let range = self
+            .table(tree)
+            .and_then(|table| Ok(table.range::<&[u8]>((lower, upper))?));
+        match range {
+            Ok(range) => Iter {
+                range: Some(range),
+                reverse,
+                error: None,
+            },
+            Err(error) => Iter {
+                range: None,
+                reverse,
+                error: Some(error),
+            },
         }
     }
 }
 
-/// The open store. Cloning is cheap and shares the database.
+/// Entries of a tree in order; a read error is yielded once, then the
+/// iterator ends.
+pub struct Iter {
+    range: Option<DiskRange>,
+    reverse: bool,
+    error: Option<StoreError>,
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Bytes, Bytes), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        let range = self.range.as_mut()?;
+        let item = if self.reverse {
+            range.next_back()
+        } else {
+            range.next()
+        };
+        match item? {
+            Ok((key, value)) => Some(Ok((Bytes::from(key.value()), Bytes::from(value.value())))),
+            Err(error) => {
+                self.range = None;
+                Some(Err(error.into()))
+            }
+        }
+    }
+}
+
+/// The first key after every key that starts with `prefix`; `None` when
+/// there is none (the prefix is all `0xff`).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+struct Shared {
+    db: Database,
+    /// Why the store refuses writes, once a commit failed.
+    failed: Mutex<Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn failure(&self) -> Option<String> {
+        lock(&self.failed).clone()
+    }
+}
+
+/// The open store. Cloning is cheap and shares the database and its writer.
 #[derive(Clone)]
 pub struct Store {
-    engine: Arc<Engine>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
     path: PathBuf,
-    wal: Wal,
-    threads: Threads,
-    ledger: Ledger,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
 impl Store {
-    /// Opens (or creates) the store at `data_dir/store.redb` with default limits and the wall clock.
+    /// Opens (or creates) the store at `data_dir/store.redb`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        Self::open_with(data_dir, StoreOptions::default())
+        let path = data_dir.join("store.redb");
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| open_error(&path, source))?;
+        Self::start(db, path)
     }
 
-    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let path = data_dir.join("store.redb");
-        migrate::from_sled_if_needed(data_dir, &path)?;
-        let engine = Engine::open(&path)?;
-        check_schema(&engine, &path)?;
-        let aggregates = Arc::new(Aggregates::new(engine.tree(TreeId::LedgerTotals)));
-        let wal = Wal::open(&data_dir.join("wal"), &engine, aggregates.clone())?;
-        let threads = Threads::new(
-            crate::memory::ThreadTrees {
-                summaries: engine.tree(TreeId::Threads),
-                turns: engine.tree(TreeId::Turns),
-                by_updated: engine.tree(TreeId::ThreadsByUpdated),
-                workflow: engine.tree(TreeId::Workflow),
-            },
-            wal.clone(),
-            options.limits.threads.clone(),
-            Arc::clone(&options.clock),
-        );
-        let ledger = Ledger::new(
-            engine.tree(TreeId::Ledger),
-            aggregates,
-            wal.clone(),
-            options.limits.budgets.clone(),
-        )?;
+    /// Opens (or creates) a store on a custom redb backend; `label` names it
+    /// in errors. For tests that watch or damage what reaches the "disk".
+    pub fn open_backend(backend: impl StorageBackend, label: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(backend)
+            .map_err(|source| open_error(label, source))?;
+        Self::start(db, label.to_path_buf())
+    }
+
+    fn start(db: Database, path: PathBuf) -> Result<Store, StoreError> {
+        check_schema(&db, &path)?;
+        let shared = Arc::new(Shared {
+            db,
+            failed: Mutex::new(None),
+        });
+        let (jobs, queue) = mpsc::channel();
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("zend-store".into())
+                .spawn(move || write_loop(&shared, &queue))
+                .map_err(|e| StoreError::Failed {
+                    reason: format!("cannot start the store's writer: {e}"),
+                })?
+        };
         Ok(Store {
-            engine,
-            path,
-            wal,
-            threads,
-            ledger,
+            inner: Arc::new(Inner {
+                shared,
+                path,
+                jobs: Mutex::new(Some(jobs)),
+                writer: Mutex::new(Some(writer)),
+            }),
         })
     }
 
     /// The database file (`data_dir/store.redb`).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
-    pub fn threads(&self) -> &Threads {
-        &self.threads
+    /// A consistent view of every tree as of the last durable commit.
+    pub fn read(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            tx: self.inner.shared.db.begin_read()?,
+        })
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// Queues `op` for the writer at once (so writes are applied in the order
+    /// of these calls) and resolves with its result once the transaction that
+    /// ran it is durable. `op` may run more than once (when another operation
+    /// of its transaction fails, the transaction is run again without that
+    /// one), so it must not change anything outside `txn` but through
+    /// [`Txn::on_commit`].
+    pub fn write<T, E, F>(&self, op: F) -> impl Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Box::new(Typed {
+            op,
+            result: None,
+            reply,
+        });
+        let queued = match (self.inner.shared.failure(), &*lock(&self.inner.jobs)) {
+            (Some(reason), _) => Err(StoreError::Failed { reason }),
+            (None, Some(jobs)) => jobs.send(job).map_err(|_| StoreError::Closed),
+            (None, None) => Err(StoreError::Closed),
+        };
+        async move {
+            queued?;
+            answer.await.unwrap_or(Err(E::from(StoreError::Closed)))
+        }
     }
 
-    /// Makes every write made before this call durable.
+    /// Every write answered so far is durable already; this only reports a
+    /// store that refuses writes after a failed commit.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.wal.durable().await
+        match self.inner.shared.failure() {
+            Some(reason) => Err(StoreError::Failed { reason }),
+            None => Ok(()),
+        }
     }
 
-    /// Makes everything durable in the database itself and empties the write-ahead
-    /// log, so the next open replays nothing: what a clean shutdown does.
+    /// Stops the writer once the writes already queued are committed; later
+    /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) -> Result<(), StoreError> {
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || wal.close())
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.stop())
             .await
-            .map_err(|e| {
-                StoreError::Io(redb::Error::Io(std::io::Error::other(format!(
-                    "the store close did not complete: {e}"
-                ))))
-            })?
+            .map_err(|e| StoreError::Failed {
+                reason: format!("the store did not close: {e}"),
+            })?;
+        self.flush().await
     }
 
-    /// The trees by name, to read and damage behind the store's back (tests).
-    #[cfg(test)]
-    pub(crate) fn db(&self) -> test_support::RawDb<'_> {
-        test_support::RawDb(&self.engine)
-    }
-
-    /// Bytes the database and its write-ahead log take on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.size_on_disk() + self.wal.size_on_disk())
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        std::fs::metadata(&self.inner.path).map_or(0, |m| m.len())
     }
 }
 
-/// Writes the schema version into a new store; upgrades an older one; refuses
-/// one from a newer zend.
-fn check_schema(engine: &Engine, path: &Path) -> Result<(), StoreError> {
-    match engine.get_meta(SCHEMA_KEY)? {
-        None => {
-            // A new store, or one opened before versioning (which held no data).
-            engine.put_meta(SCHEMA_KEY, &encode(&SCHEMA_VERSION)?)?;
-            Ok(())
+impl Inner {
+    fn stop(&self) {
+        drop(lock(&self.jobs).take());
+        if let Some(writer) = lock(&self.writer).take() {
+            let _ = writer.join();
         }
-        Some(bytes) => match serde_json::from_slice::<u64>(&bytes) {
-            Ok(SCHEMA_VERSION) => Ok(()),
-            Ok(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                found,
-                supported: SCHEMA_VERSION,
-            }),
-            // 1 → 2 changes only what new writes look like: mark the store as
-            // 2 and make that durable before anything of schema 2 is written
-            // (a zend of schema 1 must refuse it from then on).
-            Ok(1) => {
-                engine.put_meta(SCHEMA_KEY, &encode(&SCHEMA_VERSION)?)?;
-                Ok(())
-            }
-            Ok(_) | Err(_) => Err(StoreError::BadSchema {
-                path: path.to_path_buf(),
-            }),
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn open_error(path: &Path, source: redb::DatabaseError) -> StoreError {
+    match source {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
         },
     }
 }
 
+/// The writer thread: everything queued goes into one transaction.
+fn write_loop(shared: &Shared, queue: &mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(shared, group);
+    }
+}
+
+fn commit_group(shared: &Shared, mut group: Vec<Box<dyn Job>>) {
+    let mut refused = Vec::new();
+    let outcome = loop {
+        if let Some(reason) = shared.failure() {
+            break Err(reason);
+        }
+        match attempt(shared, &mut group) {
+            Ok(Ok(hooks)) => break Ok(hooks),
+            Ok(Err(failed)) => {
+                // Run again without the operations that failed: they are
+                // answered with their own errors.
+                for index in failed.into_iter().rev() {
+                    refused.push(group.remove(index));
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::error!(error = %reason, "the store cannot commit; refusing further writes");
+                *lock(&shared.failed) = Some(reason.clone());
+                break Err(reason);
+            }
+        }
+    };
+    for job in refused {
+        job.finish(Ok(()));
+    }
+    match outcome {
+        Ok(hooks) => {
+            for hook in hooks {
+                hook();
+            }
+            for job in group {
+                job.finish(Ok(()));
+            }
+        }
+        Err(reason) => {
+            for job in group {
+                job.finish(Err(&reason));
+            }
+        }
+    }
+}
+
+/// One transaction over `group`: the hooks to run when it committed, or the
+/// indices of the operations that failed (nothing committed).
+fn attempt(
+    shared: &Shared,
+    group: &mut [Box<dyn Job>],
+) -> Result<Result<Vec<Hook>, Vec<usize>>, StoreError> {
+    let mut tx = shared.db.begin_write()?;
+    tx.set_durability(Durability::Immediate)?;
+    tx.set_quick_repair(QUICK_REPAIR);
+    let mut failed = Vec::new();
+    let hooks = {
+        let mut txn = Txn {
+            tx: &tx,
+            tables: Default::default(),
+            hooks: Vec::new(),
+        };
+        for (index, job) in group.iter_mut().enumerate() {
+            if !job.run(&mut txn) {
+                failed.push(index);
+            }
+        }
+        txn.hooks
+    };
+    if !failed.is_empty() {
+        tx.abort()?;
+        return Ok(Err(failed));
+    }
+    tx.commit()?;
+    Ok(Ok(hooks))
+}
+
+/// Writes the schema version into a new store (and creates every table, so
+/// readers never meet a missing one); refuses a store from a newer zend.
+fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let found = {
+        let tx = db.begin_read()?;
+        match tx.open_table(META) {
+            Ok(table) => table.get(SCHEMA_KEY)?.map(|v| v.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(error.into()),
+        }
+    };
+    match found.map(|bytes| serde_json::from_slice::<u64>(&bytes)) {
+        None => {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            tx.set_quick_repair(QUICK_REPAIR);
+            tx.open_table(META)?
+                .insert(SCHEMA_KEY, &encode(&SCHEMA_VERSION)?[..])?;
+            for tree in TreeId::ALL {
+                tx.open_table(tree.table())?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+        Some(Ok(SCHEMA_VERSION)) => Ok(()),
+        Some(Ok(found)) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        Some(_) => Err(StoreError::BadSchema {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 /// Encodes a value as the store does (JSON).
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(serde_json::to_vec(value)?)
 }
 
 /// Decodes a stored value; a corrupt one is logged and skipped (`None`).
-pub(crate) fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Option<T> {
+pub fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Option<T> {
     match serde_json::from_slice(bytes) {
         Ok(value) => Some(value),
         Err(error) => {
@@ -373,7 +778,7 @@ pub(crate) fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) 
 }
 
 /// Logs a value or key that cannot be read; callers then skip it.
-pub(crate) fn warn_corrupt(tree: &str, key: &[u8], error: &dyn fmt::Display) {
+pub fn warn_corrupt(tree: &str, key: &[u8], error: &dyn fmt::Display) {
     tracing::warn!(
         tree,
         key = %KeyDisplay(key),
@@ -394,38 +799,35 @@ impl fmt::Display for KeyDisplay<'_> {
     }
 }
 
-/// Helpers for the store's, memory's and ledger's tests.
+/// Helpers for tests of the store and of what is built on it.
 #[cfg(test)]
 pub(crate) mod test_support {
     use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
 
-    /// A store in a temporary directory with a manual clock at 2025-03-10 12:00 UTC.
-    pub(crate) fn open_store(limits: LimitsConfig) -> (tempfile::TempDir, Store, Arc<ManualClock>) {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, clock) = reopen(&dir, limits);
-        (dir, store, clock)
+    impl Store {
+        /// Writes behind memory's and the ledger's back, as a damaged file
+        /// would hold.
+        pub(crate) async fn raw_insert(&self, tree: &str, key: &[u8], value: &[u8]) {
+            let tree = tree_named(tree);
+            let (key, value) = (key.to_vec(), value.to_vec());
+            self.write(move |txn| txn.insert(tree, &key, &value))
+                .await
+                .unwrap();
+        }
+
+        /// Entries in a tree.
+        pub(crate) fn tree_len(&self, tree: &str) -> usize {
+            self.read().unwrap().iter(tree_named(tree)).count()
+        }
     }
 
-    pub(crate) fn reopen(
-        dir: &tempfile::TempDir,
-        limits: LimitsConfig,
-    ) -> (Store, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(
-            Timestamp::parse_rfc3339("2025-03-10T12:00:00Z").unwrap(),
-        ));
-        let options = StoreOptions {
-            limits,
-            clock: clock.clone(),
-        };
-        let store = retry_while_locked(
-            || Store::open_with(dir.path(), options.clone()),
-            |e| matches!(e, StoreError::Locked { .. }),
-        )
-        .unwrap();
-        (store, clock)
+    fn tree_named(name: &str) -> TreeId {
+        TreeId::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .unwrap_or_else(|| panic!("no tree {name}"))
     }
 
     /// Runs `open` again while it fails with the database's lock, for up to
@@ -446,53 +848,12 @@ pub(crate) mod test_support {
         }
     }
 
-    /// Copies the store's files to a new directory as a `kill -9` now would
-    /// leave them (the log as written, the database as far as the last
-    /// checkpoint).
-    pub(crate) fn crash_copy(store: &Store, from: &Path) -> tempfile::TempDir {
-        let to = tempfile::tempdir().unwrap();
-        store.wal.quiet(|| copy_dir(from, to.path()));
-        to
-    }
-
-    /// Copies a directory tree.
-    pub(crate) fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-
-    /// The trees by name ([`Store::db`]).
-    pub(crate) struct RawDb<'a>(pub(super) &'a Arc<Engine>);
-
-    impl RawDb<'_> {
-        pub(crate) fn open_tree(&self, name: &str) -> Result<Tree, StoreError> {
-            let id = TreeId::ALL
-                .into_iter()
-                .find(|t| t.name() == name)
-                .unwrap_or_else(|| panic!("no tree {name}"));
-            Ok(self.0.tree(id))
-        }
-    }
-
-    /// A checkpoint now, as the log's thread runs one 5 s after a write.
-    pub(crate) fn checkpoint(store: &Store) {
-        store.wal.checkpoint_now().unwrap();
-    }
-
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            lock(&self.0).extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -510,79 +871,10 @@ pub(crate) mod test_support {
             .with_writer(move || writer.clone())
             .finish();
         let result = tracing::subscriber::with_default(subscriber, f);
-        let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        let logs = String::from_utf8_lossy(&lock(&captured.0)).into_owned();
         (result, logs)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_second_open_says_who_holds_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
-        let message = err.to_string();
-        assert!(
-            message.starts_with("another zend holds the store at "),
-            "{message}"
-        );
-        assert!(message.contains(&dir.path().join("store.redb").display().to_string()));
-    }
-
-    #[test]
-    fn schema_version_is_written_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert_eq!(
-                store.engine.get_meta(SCHEMA_KEY).unwrap().as_deref(),
-                Some(&b"2"[..])
-            );
-            // A schema-1 store is upgraded in place.
-            store.engine.put_meta(SCHEMA_KEY, b"1").unwrap();
-        }
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert_eq!(
-                store.engine.get_meta(SCHEMA_KEY).unwrap().as_deref(),
-                Some(&b"2"[..])
-            );
-            store.engine.put_meta(SCHEMA_KEY, b"7").unwrap();
-        }
-        let err = Store::open(dir.path()).unwrap_err();
-        assert!(
-            matches!(err, StoreError::NewerSchema { found: 7, .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("upgrade zend"));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_flushes_all_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..64_u32 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut batch = Batch::new();
-                batch.insert(TreeId::Workflow, &i.to_be_bytes(), &[1_u8][..]);
-                store.wal.commit(&batch).unwrap();
-                store.flush().await.unwrap();
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-    }
-
-    #[test]
-    fn keys_display_as_text_or_hex() {
-        assert_eq!(KeyDisplay(b"all/total/").to_string(), "all/total/");
-        assert_eq!(KeyDisplay(&[0, 255]).to_string(), "00ff");
-    }
-}
+mod tests;

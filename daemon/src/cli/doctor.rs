@@ -193,7 +193,7 @@ pub async fn collect(
         "server.yaml",
         server.as_ref().err(),
     ));
-    let limits = crate::ledger::LimitsConfig::load(&config_dir);
+    let limits = crate::config::LimitsConfig::load(&config_dir);
     config_files.push(file_check(
         &config_dir,
         "limits.yaml",

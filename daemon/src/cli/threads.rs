@@ -11,7 +11,7 @@ use serde_json::json;
 use super::connect::Target;
 use super::{CliError, EXIT_OK, Style, query, truncate};
 use crate::memory::{ThreadFilter, ThreadSummary};
-use crate::store::{Clock, SystemClock};
+use crate::time::{Clock, SystemClock};
 use crate::util::human_duration;
 
 /// `zend threads` filters, as given on the command line.

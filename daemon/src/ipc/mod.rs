@@ -291,12 +291,8 @@ fn owner_may_connect(check: Result<zen_proto::peer::Peer, zen_proto::peer::PeerE
 
 /// The ledger totals for `Status`, as JSON with a pre-rendered `summary` for the table.
 fn ledger_json(daemon: &Daemon) -> String {
-    use crate::store::Clock;
-    match daemon
-        .store
-        .ledger()
-        .totals(crate::store::SystemClock.now())
-    {
+    use crate::time::Clock;
+    match daemon.store.ledger().totals(crate::time::SystemClock.now()) {
         Ok(totals) => {
             let mut value = serde_json::to_value(&totals).unwrap_or(serde_json::Value::Null);
             if let Some(object) = value.as_object_mut() {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::daemon::Daemon;
 use crate::memory::{ThreadError, ThreadFilter, ThreadId, render};
-use crate::store::{Clock, SystemClock};
+use crate::time::{Clock, SystemClock};
 
 pub const MODELS: &str = "models";
 pub const THREADS_LIST: &str = "threads.list";

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{StoreError, Timestamp};
+use crate::store::StoreError;
+use crate::time::Timestamp;
 use crate::util::{human_duration, usd};
 
 /// The `budgets:` section of `limits.yaml`.

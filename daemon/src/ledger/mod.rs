@@ -1,17 +1,17 @@
 //! The cost ledger: one record per provider call, aggregates for
 //! `zend status`, and budgets.
 //!
-//! Owns records, their aggregates (maintained incrementally in memory and
-//! saved at the store's checkpoints, so they never need a scan: see
-//! [`aggregates`]), budget checks and the `limits.yaml` type. Computing a call's cost is
-//! the providers layer's job; deciding to call `check_budget` before a call
-//! and `record` after it is the tools engine's.
+//! Owns records, their aggregates (updated in the same store transaction as
+//! the records they count, so they never need a scan and equal the records
+//! after any crash), budget checks and the `budgets:` section of `limits.yaml`. Computing a
+//! call's cost is the providers layer's job; deciding to call `check_budget`
+//! before a call and `record` after it is the tools engine's.
 //!
 //! # API
-//! - [`Ledger`] (from [`crate::store::Store::ledger`]):
-//!   - `record(LedgerRecord) -> Result<(), StoreError>` (durable),
-//!     `record_batch(&[LedgerRecord])`; `write_batch(&[LedgerRecord])` writes
-//!     without flushing, for a caller that flushes once for several writes
+//! - [`Ledger`] (`Ledger::open(Store, BudgetConfig)`, built beside memory):
+//!   - `record(LedgerRecord) -> Result<(), StoreError>`,
+//!     `record_batch(&[LedgerRecord])`: durable when they return; budgets and
+//!     totals see a record only once it is
 //!   - `totals(now) -> Result<Totals, StoreError>`; [`Totals::render_text`] for
 //!     the table, `Serialize` for JSON
 //!   - `check_budget(model, now) -> Result<Option<String>, BudgetError>`
@@ -19,30 +19,28 @@
 //!     estimated_usd, now)` when the cost of the call can be estimated
 //!   - `records_since(time, limit) -> Result<Vec<LedgerRecord>, StoreError>`
 //!   - `set_budgets(BudgetConfig)` after `limits.yaml` is reloaded
-//! - [`LimitsConfig::load`]`(config_dir)`: `limits.yaml` (budgets, threads).
 
-mod aggregates;
 mod budget;
-mod limits;
 mod record;
 mod totals;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-pub(crate) use aggregates::Aggregates;
 pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
-pub use limits::{LIMITS_YAML, LimitsConfig};
 pub use record::{LedgerRecord, Outcome};
 pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage};
 
-use crate::store::{
-    Batch, StoreError, Timestamp, Tree, TreeId, Wal, decode, encode, trees, warn_corrupt,
+use crate::store::{Snapshot, Store, StoreError, TreeId, Txn, decode, encode, trees, warn_corrupt};
+use crate::time::Timestamp;
+use totals::{
+    ALL_TIME, Aggregate, DIM_MODEL, DIM_TOTAL, aggregate_key, aggregate_keys, day_period,
+    month_period,
 };
-use totals::{ALL_TIME, DIM_MODEL, DIM_TOTAL, aggregate_key, day_period, month_period};
 
 /// The cost ledger; cheap to clone.
 #[derive(Clone)]
@@ -51,26 +49,19 @@ pub struct Ledger {
 }
 
 struct Inner {
+    store: Store,
     /// The next record key's sequence number (its last 8 bytes).
     next_seq: AtomicU64,
-    records: Tree,
-    /// In memory, saved at checkpoints; locked around each record's commit.
-    aggregates: Arc<Aggregates>,
-    wal: Wal,
     budgets: RwLock<BudgetConfig>,
 }
 
 impl Ledger {
-    pub(crate) fn new(
-        records: Tree,
-        aggregates: Arc<Aggregates>,
-        wal: Wal,
-        budgets: BudgetConfig,
-    ) -> Result<Self, StoreError> {
+    /// The ledger in `store`, with `limits.yaml`'s budgets.
+    pub fn open(store: Store, budgets: BudgetConfig) -> Result<Self, StoreError> {
         // Keys must never repeat: go on after the newest record's sequence
         // number, and after the time now in nanoseconds, so a store whose
         // newest records were lost still gets fresh keys.
-        let last_seq = match records.iter_rev().next().transpose()? {
+        let last_seq = match store.read()?.iter_rev(TreeId::Ledger).next().transpose()? {
             Some((key, _)) => key
                 .get(8..16)
                 .and_then(|seq| seq.try_into().ok())
@@ -82,10 +73,8 @@ impl Ledger {
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
         Ok(Self {
             inner: Arc::new(Inner {
+                store,
                 next_seq: AtomicU64::new(last_seq.saturating_add(1).max(now_nanos)),
-                records,
-                aggregates,
-                wal,
                 budgets: RwLock::new(budgets),
             }),
         })
@@ -96,49 +85,38 @@ impl Ledger {
         self.record_batch(std::slice::from_ref(&record)).await
     }
 
-    /// Records several calls in one batch and one flush.
+    /// Records several calls and their aggregates in one transaction;
+    /// returns once it is durable.
     pub async fn record_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.write_batch(records)?;
-        self.inner.wal.durable().await
-    }
-
-    /// Writes records and their aggregates in one batch, **not yet
-    /// durable**: the caller must await [`crate::store::Store::flush`] before
-    /// telling a client about them ([`Ledger::record_batch`] does both). Lets
-    /// a model call's records and its turns share one flush.
-    pub fn write_batch(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut aggregates = self.inner.aggregates.lock();
-        let keys = aggregates.load_for(records)?;
-        let mut batch = Batch::new();
+        let mut entries = Vec::with_capacity(records.len());
         for record in records {
-            // The id is generated under the aggregates' lock: ids count up in
-            // commit order.
             let mut key = [0_u8; 16];
             key[..8].copy_from_slice(&record.time.as_millis().to_be_bytes());
             let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
             key[8..].copy_from_slice(&seq.to_be_bytes());
-            batch.insert(TreeId::Ledger, &key, encode(record)?);
+            entries.push((key, encode(record)?));
         }
-        self.inner.wal.commit(&batch)?;
-        aggregates.add(records, keys);
-        Ok(())
+        let records = records.to_vec();
+        self.inner
+            .store
+            .write(move |txn| write_records(txn, &entries, &records))
+            .await
     }
 
     /// Today (UTC), this month and all time, by model, tool and client, and
-    /// the budgets. Reads only aggregates: constant time in the record count.
+    /// the budgets, from one snapshot. Reads only aggregates: constant time
+    /// in the record count.
     pub fn totals(&self, now: Timestamp) -> Result<Totals, StoreError> {
+        let snapshot = self.inner.store.read()?;
         Ok(Totals {
             as_of: now,
-            today: self.period_totals(&day_period(now), now.day_key())?,
-            this_month: self.period_totals(&month_period(now), now.month_key())?,
-            all_time: self.period_totals(ALL_TIME, ALL_TIME.to_owned())?,
-            budgets: self.budget_statuses(None, now)?,
+            today: period_totals(&snapshot, &day_period(now), now.day_key())?,
+            this_month: period_totals(&snapshot, &month_period(now), now.month_key())?,
+            all_time: period_totals(&snapshot, ALL_TIME, ALL_TIME.to_owned())?,
+            budgets: self.budget_statuses(&snapshot, None, now)?,
         })
     }
 
@@ -157,7 +135,8 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<Option<String>, BudgetError> {
         let warn_at = self.budgets().warn_at;
-        let statuses = self.budget_statuses(Some(model), now)?;
+        let snapshot = self.inner.store.read()?;
+        let statuses = self.budget_statuses(&snapshot, Some(model), now)?;
         budget::judge(statuses, estimated_usd, warn_at, now)
     }
 
@@ -183,12 +162,9 @@ impl Ledger {
         since: Timestamp,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
+        let snapshot = self.inner.store.read()?;
         let mut found = Vec::new();
-        for entry in self
-            .inner
-            .records
-            .range_from(since.as_millis().to_be_bytes())
-        {
+        for entry in snapshot.range_from(TreeId::Ledger, since.as_millis().to_be_bytes()) {
             if found.len() >= limit {
                 break;
             }
@@ -202,6 +178,7 @@ impl Ledger {
 
     fn budget_statuses(
         &self,
+        snapshot: &Snapshot,
         model: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<BudgetStatus>, StoreError> {
@@ -216,11 +193,9 @@ impl Ledger {
                 Some(model) => aggregate_key(&period, DIM_MODEL, model),
                 None => aggregate_key(&period, DIM_TOTAL, ""),
             };
-            let spent_usd = self
-                .inner
-                .aggregates
-                .lock()
-                .get(&key)?
+            let spent_usd = snapshot
+                .get(TreeId::LedgerTotals, key.as_bytes())?
+                .and_then(|bytes| decode::<Aggregate>(trees::LEDGER_TOTALS, key.as_bytes(), &bytes))
                 .map_or(0.0, |aggregate| aggregate.cost_usd());
             statuses.push(BudgetStatus {
                 model: cap.model,
@@ -232,27 +207,68 @@ impl Ledger {
         }
         Ok(statuses)
     }
+}
 
-    fn period_totals(&self, period: &str, label: String) -> Result<PeriodTotals, StoreError> {
-        let mut totals = PeriodTotals {
-            period: label,
-            ..PeriodTotals::default()
-        };
-        let found = self
-            .inner
-            .aggregates
-            .lock()
-            .with_prefix(&format!("{period}/"))?;
-        for (key, aggregate) in found {
-            // `<period>/<dimension>/<name>`; a name may itself contain '/'.
-            let mut parts = key.splitn(3, '/');
-            parts.next();
-            let Some((dimension, name)) = parts.next().zip(parts.next()) else {
-                warn_corrupt(trees::LEDGER_TOTALS, key.as_bytes(), &"malformed key");
-                continue;
+/// The records and, read and written back in the same transaction, the
+/// twelve aggregates (three periods × four dimensions) each one changes.
+fn write_records(
+    txn: &mut Txn<'_>,
+    entries: &[([u8; 16], Vec<u8>)],
+    records: &[LedgerRecord],
+) -> Result<(), StoreError> {
+    let mut changed: BTreeMap<String, Aggregate> = BTreeMap::new();
+    for ((key, value), record) in entries.iter().zip(records) {
+        txn.insert(TreeId::Ledger, key, value)?;
+        for key in aggregate_keys(record) {
+            let aggregate = match changed.entry(key) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    // A corrupt aggregate starts again from zero.
+                    let stored = txn
+                        .get(TreeId::LedgerTotals, entry.key().as_bytes())?
+                        .and_then(|bytes| {
+                            decode(trees::LEDGER_TOTALS, entry.key().as_bytes(), &bytes)
+                        })
+                        .unwrap_or_default();
+                    entry.insert(stored)
+                }
             };
-            totals.insert(dimension, name, aggregate.usage());
+            aggregate.add(record);
         }
-        Ok(totals)
     }
+    for (key, aggregate) in &changed {
+        txn.insert(TreeId::LedgerTotals, key.as_bytes(), &encode(aggregate)?)?;
+    }
+    Ok(())
+}
+
+fn period_totals(
+    snapshot: &Snapshot,
+    period: &str,
+    label: String,
+) -> Result<PeriodTotals, StoreError> {
+    let mut totals = PeriodTotals {
+        period: label,
+        ..PeriodTotals::default()
+    };
+    for entry in snapshot.scan_prefix(TreeId::LedgerTotals, format!("{period}/")) {
+        let (key, bytes) = entry?;
+        let Ok(key) = std::str::from_utf8(&key) else {
+            warn_corrupt(trees::LEDGER_TOTALS, &key, &"a key that is not UTF-8");
+            continue;
+        };
+        let Some(aggregate) = decode::<Aggregate>(trees::LEDGER_TOTALS, key.as_bytes(), &bytes)
+        else {
+            continue;
+        };
+        // `<period>/<dimension>/<name>`; a name may itself contain '/'.
+        let mut parts = key.splitn(3, '/');
+        parts.next();
+        let Some((dimension, name)) = parts.next().zip(parts.next()) else {
+            warn_corrupt(trees::LEDGER_TOTALS, key.as_bytes(), &"malformed key");
+            continue;
+        };
+        totals.insert(dimension, name, aggregate.usage());
+    }
+    Ok(totals)
 }

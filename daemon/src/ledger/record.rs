@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::memory::ThreadId;
-use crate::store::Timestamp;
+use crate::time::Timestamp;
 
 /// A provider call, as the providers layer reports it. Failed calls that cost
 /// tokens are recorded too.

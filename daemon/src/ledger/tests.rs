@@ -1,11 +1,14 @@
-//! The ledger against a real sled store in a temporary directory.
+//! The ledger against a real store in a temporary directory.
 
 use std::time::Duration;
 
 use super::*;
+use crate::config::LimitsConfig;
+use crate::data::test_support::{open_store, reopen};
 use crate::memory::ThreadId;
-use crate::store::test_support::{capture_warnings, checkpoint, crash_copy, open_store, reopen};
-use crate::store::{Clock, Store, Timestamp};
+use crate::store::test_support::capture_warnings;
+use crate::store::trees;
+use crate::time::{Clock, Timestamp};
 
 fn call(
     time: Timestamp,
@@ -264,22 +267,21 @@ async fn corrupt_records_and_totals_are_skipped_with_a_warning() {
         .record(call(now, "gpt-5", "chat", Some(0.5), 100))
         .await
         .unwrap();
-    // A running zend keeps the aggregates in memory: what it reads from disk
-    // is what a zend that starts finds.
     drop(store);
     let (store, _clock) = reopen(&dir, LimitsConfig::default());
     let ledger = store.ledger();
-    let db = store.db();
-    let totals_tree = db.open_tree(crate::store::trees::LEDGER_TOTALS).unwrap();
-    totals_tree.insert("all/model/o3", &b"garbage"[..]).unwrap();
-    totals_tree.insert("all/nonsense", &b"{}"[..]).unwrap();
-    totals_tree
-        .insert(format!("d{}/tool/chat", now.day_key()), &b"[1,"[..])
-        .unwrap();
-    db.open_tree(crate::store::trees::LEDGER)
-        .unwrap()
-        .insert(&[0_u8; 16][..], &b"nope"[..])
-        .unwrap();
+    let raw = store.store();
+    raw.raw_insert(trees::LEDGER_TOTALS, b"all/model/o3", b"garbage")
+        .await;
+    raw.raw_insert(trees::LEDGER_TOTALS, b"all/nonsense", b"{}")
+        .await;
+    raw.raw_insert(
+        trees::LEDGER_TOTALS,
+        format!("d{}/tool/chat", now.day_key()).as_bytes(),
+        b"[1,",
+    )
+    .await;
+    raw.raw_insert(trees::LEDGER, &[0_u8; 16], b"nope").await;
 
     let (totals, logs) = capture_warnings(|| ledger.totals(now).unwrap());
     assert_eq!(totals.all_time.total.calls, 1);
@@ -298,7 +300,6 @@ async fn corrupt_records_and_totals_are_skipped_with_a_warning() {
 
     // A corrupt aggregate restarts from zero on the next record, with a
     // warning.
-    drop(totals_tree);
     drop(store);
     let (store, _clock) = reopen(&dir, LimitsConfig::default());
     let ledger = store.ledger();
@@ -309,76 +310,4 @@ async fn corrupt_records_and_totals_are_skipped_with_a_warning() {
     let totals = ledger.totals(now).unwrap();
     assert_eq!(totals.today.by_tool["chat"].calls, 1);
     assert_eq!(totals.all_time.total.calls, 2);
-}
-
-/// The aggregates live in memory and are saved at checkpoints; a crash
-/// before the next one must count the records since, exactly once, however
-/// many times zend crashes again.
-#[tokio::test]
-async fn totals_survive_crashes_between_checkpoints_without_double_counting() {
-    let (dir, store, clock) = open_store(LimitsConfig::default());
-    let now = clock.now();
-    let spend = |store: &Store, n: usize| {
-        let ledger = store.ledger().clone();
-        async move {
-            for _ in 0..n {
-                ledger
-                    .record(call(now, "gpt-5", "chat", Some(0.5), 900))
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    let calls = |store: &Store| {
-        let totals = store.ledger().totals(now).unwrap();
-        assert_eq!(totals.all_time.total.calls, totals.today.total.calls);
-        assert_eq!(
-            totals.all_time.total.calls,
-            totals.this_month.by_model["gpt-5"].calls
-        );
-        totals.all_time.total.calls
-    };
-
-    // No checkpoint yet: the aggregates exist only in memory.
-    spend(&store, 3).await;
-    let crashed = crash_copy(&store, dir.path());
-    // A checkpoint saves them; two more calls after it.
-    checkpoint(&store);
-    spend(&store, 2).await;
-    let crashed_after_checkpoint = crash_copy(&store, dir.path());
-    // Two checkpoints: the log no longer holds the first records at all.
-    checkpoint(&store);
-    checkpoint(&store);
-    spend(&store, 1).await;
-    let crashed_later = crash_copy(&store, dir.path());
-    assert_eq!(calls(&store), 6);
-    drop(store);
-
-    let (store, _) = reopen(&crashed, LimitsConfig::default());
-    assert_eq!(calls(&store), 3);
-    // Crash again right after the recovery, and once more after more calls.
-    let again = crash_copy(&store, crashed.path());
-    spend(&store, 1).await;
-    let again_later = crash_copy(&store, crashed.path());
-    drop(store);
-    for (dir, expected) in [(&again, 3), (&again_later, 4)] {
-        let (store, _) = reopen(dir, LimitsConfig::default());
-        assert_eq!(calls(&store), expected);
-        drop(store);
-        // A clean close then leaves nothing to recount.
-        let (store, _) = reopen(dir, LimitsConfig::default());
-        assert_eq!(calls(&store), expected);
-    }
-
-    for (dir, expected) in [(&crashed_after_checkpoint, 5), (&crashed_later, 6)] {
-        let (store, _) = reopen(dir, LimitsConfig::default());
-        assert_eq!(calls(&store), expected);
-        // Budgets read the same numbers.
-        let spent = store.ledger().check_budget("gpt-5", now);
-        assert!(spent.is_ok());
-    }
-
-    // The clean close of the original saved everything.
-    let (store, _) = reopen(&dir, LimitsConfig::default());
-    assert_eq!(calls(&store), 6);
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::BudgetStatus;
 use super::record::LedgerRecord;
-use crate::store::Timestamp;
+use crate::time::Timestamp;
 use crate::util::usd;
 
 /// Upper bounds (ms) of the latency histogram buckets; the last is open.

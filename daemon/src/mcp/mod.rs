@@ -277,14 +277,14 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         self.note_client(&context.meta);
-        use crate::store::Clock;
+        use crate::time::Clock;
         let uri = request.uri;
         let threads = self.daemon.store.threads();
         let text = if uri == THREADS_URI {
             let list = threads
                 .list(&ThreadFilter::default())
                 .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-            crate::memory::render::render_list(&list, crate::store::SystemClock.now())
+            crate::memory::render::render_list(&list, crate::time::SystemClock.now())
         } else if let Some((id, turn)) = uri
             .strip_prefix(&format!("{THREADS_URI}/"))
             .and_then(|rest| rest.split_once("/turns/"))

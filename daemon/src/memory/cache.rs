@@ -1,15 +1,16 @@
 //! A bounded in-memory copy of the threads zend used last, so continuing a
 //! thread does not read and decode its turns (and its summary, twice) from
-//! sled on every call.
+//! the store on every call.
 //!
 //! zend is the store's only writer (one zend per store), and every write to
 //! the `threads` and `turns` trees goes through [`super::Threads`], which
-//! keeps this cache in step **under the thread's stripe lock**: a write
-//! replaces the entry after its store batch commits, a removal drops it, and
-//! a miss is filled from sled only while holding the same lock — so an entry
-//! is never older than the store. A failed commit leaves no entry behind.
+//! keeps this cache in step **under the thread's stripe lock**: the store's
+//! writer updates an entry after the write's commit succeeded (a failed
+//! commit changes nothing here), a removal drops it, and a miss is filled
+//! from a snapshot only while holding the same lock — so an entry is never
+//! older than the store, nor ahead of what is durable.
 //!
-//! The cache holds decoded values exactly as a read from sled would return
+//! The cache holds decoded values exactly as a read from the store would return
 //! them (a corrupt turn skipped by the read is absent here too). It is bounded
 //! by thread count and by an estimate of the bytes the turns hold; when
 //! either bound is passed, the least recently used half is dropped at once
@@ -176,7 +177,7 @@ fn estimate_bytes(thread: &CachedThread) -> usize {
 mod tests {
     use super::*;
     use crate::memory::Role;
-    use crate::store::Timestamp;
+    use crate::time::Timestamp;
 
     fn thread(text_len: usize) -> CachedThread {
         let now = Timestamp::from_millis(1);

@@ -7,18 +7,18 @@
 //! left to `tools` and `mcp`; storage mechanics are [`crate::store`]'s.
 //!
 //! # API
-//! - [`Threads`] (from [`crate::store::Store::threads`]):
-//!   - `create(NewThread) -> Result<ThreadId>` (durable)
-//!   - `append(&ThreadId, NewTurn) -> Result<AppendOutcome>` (durable; errors
+//! - [`Threads`] (`Threads::new(Store, MemoryConfig, Clock)`, built beside
+//!   the ledger); every write is durable when it returns:
+//!   - `create(NewThread) -> Result<ThreadId>`
+//!   - `append(&ThreadId, NewTurn) -> Result<AppendOutcome>` (errors
 //!     [`ThreadError::NotFound`] / [`ThreadError::Expired`] naming the TTL,
 //!     [`ThreadError::TooManyTurns`] naming the maximum)
 //!   - `write_turns(ThreadTarget, Vec<NewTurn>) -> Result<(ThreadId, AppendOutcome)>`:
-//!     start or continue a thread and add several turns in one batch,
-//!     NOT flushed (the caller flushes once for everything the call wrote)
+//!     start or continue a thread and add several turns in one transaction
 //!   - `get(&ThreadId) -> Result<Thread>`, `summary(&ThreadId) -> Result<ThreadSummary>`
 //!   - `list(&ThreadFilter) -> Result<Vec<ThreadSummary>>` (recent first)
 //!   - `workflow_state(&ThreadId, tool) -> Result<Option<Value>>`,
-//!     `set_workflow_state(&ThreadId, tool, Value)` (durable), `clear_workflow_state`
+//!     `set_workflow_state(&ThreadId, tool, Value)`, `clear_workflow_state`
 //!   - `sweep_expired() -> Result<usize>`; [`spawn_sweeper`] runs it in the background.
 //! - [`history::build`]`(&Thread, budget_tokens, estimate) -> History` and
 //!   [`history::token_budget_for`]`(context_window) -> (input, answer)`: pure.
@@ -28,8 +28,8 @@
 //!   turns, sweep interval); `apply_zen_env` honours Zen's variables.
 //!
 //! A thread is identified by a UUID v4 ([`ThreadId`]). Appends to one thread
-//! are serialized (a striped lock plus one store batch per write), so two
-//! sessions appending at once both land, each in the order it appended.
+//! are serialized (each is one operation of the store's single writer), so
+//! two sessions appending at once both land, each in the order it appended.
 
 mod cache;
 pub mod history;
@@ -49,10 +49,10 @@ pub use sweeper::spawn_sweeper;
 pub use thread::{
     AppendOutcome, NewThread, NewTurn, Role, Thread, ThreadFilter, ThreadId, ThreadSummary, Turn,
 };
-pub(crate) use threads::ThreadTrees;
 pub use threads::{ThreadTarget, Threads};
 
-use crate::store::{StoreError, Timestamp};
+use crate::store::StoreError;
+use crate::time::Timestamp;
 use crate::util::human_duration;
 
 /// The `threads:` section of `limits.yaml`.

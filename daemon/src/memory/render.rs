@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Role, Thread, ThreadSummary};
-use crate::store::Timestamp;
+use crate::time::Timestamp;
 use crate::util::human_duration;
 
 /// One block per thread, most recent first:

@@ -1,4 +1,4 @@
-//! Threads against a real sled store in a temporary directory, with a manual clock.
+//! Threads against a real store in a temporary directory, with a manual clock.
 
 use std::time::Duration;
 
@@ -6,9 +6,11 @@ use serde_json::json;
 
 use super::history::{self, HISTORY_END, HISTORY_START, estimate_tokens, token_budget_for};
 use super::*;
-use crate::ledger::LimitsConfig;
-use crate::store::test_support::{capture_warnings, open_store, reopen};
-use crate::store::{Clock, trees};
+use crate::config::LimitsConfig;
+use crate::data::test_support::{open_store, reopen};
+use crate::store::test_support::capture_warnings;
+use crate::store::{TreeId, trees};
+use crate::time::Clock;
 
 fn limits(ttl_hours: u64, max_turns: u32) -> LimitsConfig {
     let mut limits = LimitsConfig::default();
@@ -196,13 +198,13 @@ async fn threads_expire_after_the_ttl_since_their_last_turn() {
     assert!(threads.list(&ThreadFilter::default()).unwrap().is_empty());
 
     // The sweeper removes both, with their turns and workflow state.
-    assert_eq!(threads.sweep_expired().unwrap(), 2);
-    assert_eq!(threads.sweep_expired().unwrap(), 0);
+    assert_eq!(threads.sweep_expired().await.unwrap(), 2);
+    assert_eq!(threads.sweep_expired().await.unwrap(), 0);
     let err = threads.get(&id).unwrap_err();
     assert!(matches!(err, ThreadError::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("kept for 1h 0m"), "{err}");
     for tree in [trees::THREADS, trees::TURNS, trees::THREADS_BY_UPDATED] {
-        assert!(store.db().open_tree(tree).unwrap().is_empty(), "{tree}");
+        assert_eq!(store.store().tree_len(tree), 0, "{tree}");
     }
 }
 
@@ -231,7 +233,7 @@ async fn the_sweeper_leaves_live_threads_alone() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let sweeper = spawn_sweeper(threads.clone(), shutdown.clone());
     tokio::time::timeout(Duration::from_secs(10), async {
-        while store.db().open_tree(trees::THREADS).unwrap().len() > 1 {
+        while store.store().tree_len(trees::THREADS) > 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -239,7 +241,7 @@ async fn the_sweeper_leaves_live_threads_alone() {
     .unwrap();
     shutdown.cancel();
     sweeper.await.unwrap();
-    assert!(store.db().open_tree(trees::WORKFLOW).unwrap().is_empty());
+    assert_eq!(store.store().tree_len(trees::WORKFLOW), 0);
     assert_eq!(threads.get(&young).unwrap().turns.len(), 1);
 }
 
@@ -287,6 +289,7 @@ async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
             ThreadTarget::New(new_thread("chat", "/x", "first question")),
             exchange("first question"),
         )
+        .await
         .unwrap();
     assert_eq!(
         outcome,
@@ -312,6 +315,7 @@ async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
     clock.advance(Duration::from_secs(1));
     let err = threads
         .write_turns(ThreadTarget::Existing(id), exchange("second"))
+        .await
         .unwrap_err();
     assert!(
         matches!(err, ThreadError::TooManyTurns { max: 3, .. }),
@@ -326,20 +330,20 @@ async fn an_exchange_starts_a_thread_and_lands_whole_or_not_at_all() {
             ThreadTarget::Existing(id),
             vec![NewTurn::user("chat", "last")],
         )
+        .await
         .unwrap();
     assert_eq!(threads.get(&id).unwrap().turns.len(), 3);
 }
 
 #[tokio::test]
-async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
+async fn an_exchange_is_one_key_and_single_turns_read_in_order() {
     let (dir, store, clock) = open_store(limits(72, 50));
     let threads = store.threads();
     let id = threads
         .create(new_thread("chat", "/x", "one"))
         .await
         .unwrap();
-    // A schema-1 thread: one key per turn, a plain `Turn` each. A write of one turn
-    // still stores exactly that.
+    // A write of one turn stores a plain `Turn` under its index.
     threads
         .append(&id, NewTurn::user("chat", "one"))
         .await
@@ -349,8 +353,11 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
         .append(&id, NewTurn::assistant("chat", "gpt-5", "openai", "two"))
         .await
         .unwrap();
-    let turns_tree = store.db().open_tree(trees::TURNS).unwrap();
-    assert_eq!(turns_tree.scan_prefix(id.as_bytes()).count(), 2);
+    let snapshot = store.store().read().unwrap();
+    assert_eq!(
+        snapshot.scan_prefix(TreeId::Turns, id.as_bytes()).count(),
+        2
+    );
 
     // An exchange: two turns, one value (a JSON array) under the first one's index.
     clock.advance(Duration::from_secs(1));
@@ -362,6 +369,7 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
                 NewTurn::assistant("chat", "gpt-5", "openai", "four"),
             ],
         )
+        .await
         .unwrap();
     threads
         .write_turns(
@@ -371,10 +379,11 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
                 NewTurn::assistant("chat", "gpt-5", "openai", "six"),
             ],
         )
+        .await
         .unwrap();
-    store.flush().await.unwrap();
-    let keys: Vec<Vec<u8>> = turns_tree
-        .scan_prefix(id.as_bytes())
+    let snapshot = store.store().read().unwrap();
+    let keys: Vec<Vec<u8>> = snapshot
+        .scan_prefix(TreeId::Turns, id.as_bytes())
         .map(|entry| entry.unwrap().0[16..].to_vec())
         .collect();
     let indexes: Vec<u32> = keys
@@ -386,8 +395,11 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
         [0, 1, 2, 4],
         "one key per write, keyed by its first turn"
     );
-    let packed = turns_tree
-        .get([id.as_bytes().as_slice(), &2_u32.to_be_bytes()].concat())
+    let packed = snapshot
+        .get(
+            TreeId::Turns,
+            &[id.as_bytes().as_slice(), &2_u32.to_be_bytes()].concat(),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(packed.first(), Some(&b'['));
@@ -403,7 +415,7 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
     assert_eq!(thread.turns[3].role, Role::Assistant);
 
     // The same after a reopen, and the next exchange goes after them.
-    drop((threads, turns_tree, packed));
+    drop((threads, snapshot, packed));
     store.close().await.unwrap();
     drop(store);
     let (store, _clock) = reopen(&dir, limits(72, 50));
@@ -416,6 +428,7 @@ async fn an_exchange_is_one_key_and_schema_1_turns_still_read_in_order() {
                 NewTurn::assistant("chat", "gpt-5", "openai", "eight"),
             ],
         )
+        .await
         .unwrap();
     assert_eq!(outcome.turn_count, 8);
     let thread = threads.get(&id).unwrap();
@@ -634,21 +647,14 @@ async fn corrupt_values_are_skipped_with_a_warning() {
         .await
         .unwrap();
 
-    let db = store.db();
+    let raw = store.store();
     let mut turn_key = good.as_bytes().to_vec();
     turn_key.extend_from_slice(&0_u32.to_be_bytes());
-    db.open_tree(trees::TURNS)
-        .unwrap()
-        .insert(turn_key, &b"{not json"[..])
-        .unwrap();
-    db.open_tree(trees::THREADS)
-        .unwrap()
-        .insert(bad.as_bytes(), &b"\xff\xfe"[..])
-        .unwrap();
-    db.open_tree(trees::THREADS_BY_UPDATED)
-        .unwrap()
-        .insert(&u64::MAX.to_be_bytes()[..], &[][..])
-        .unwrap();
+    raw.raw_insert(trees::TURNS, &turn_key, b"{not json").await;
+    raw.raw_insert(trees::THREADS, bad.as_bytes(), b"\xff\xfe")
+        .await;
+    raw.raw_insert(trees::THREADS_BY_UPDATED, &u64::MAX.to_be_bytes(), &[])
+        .await;
     // Written behind Threads' back: its cache must not answer for them.
     threads.forget_cached();
 
@@ -680,7 +686,7 @@ async fn corrupt_values_are_skipped_with_a_warning() {
 
 fn thread_with(turns: Vec<NewTurn>) -> Thread {
     let id = ThreadId::new();
-    let time = crate::store::Timestamp::from_millis(0);
+    let time = crate::time::Timestamp::from_millis(0);
     Thread {
         summary: ThreadSummary {
             id,
@@ -925,9 +931,10 @@ async fn the_cached_thread_is_what_the_store_holds() {
                 NewTurn::assistant("chat", "m1", "p", "one"),
             ],
         )
+        .await
         .unwrap();
     threads.flush().await.unwrap();
-    // A thread that is not cached yet: first read from sled, then cached.
+    // A thread that is not cached yet: first read from the store, then cached.
     let other = threads
         .create(new_thread("debug", "/y", "other"))
         .await
@@ -942,6 +949,7 @@ async fn the_cached_thread_is_what_the_store_holds() {
                     NewTurn::assistant("codereview", "m2", "p", format!("a{i}")),
                 ],
             )
+            .await
             .unwrap();
         threads
             .append(&other, NewTurn::user("debug", format!("o{i}")))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ThreadError;
-use crate::store::Timestamp;
+use crate::time::Timestamp;
 
 /// A thread's id; handed to clients as `continuation_id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,9 +17,9 @@ pub struct ThreadId(Uuid);
 
 impl ThreadId {
     /// A UUIDv7: time first, then 74 random bits. Time-ordered ids put a new
-    /// thread's keys at the end of the `threads` and `turns` trees, so
-    /// sled's older nodes stop being rewritten and can leave its cache
-    /// (random v4 ids touched every node: BENCHMARKS.md, "Soak memory").
+    /// thread's keys at the end of the `threads` and `turns` trees, so a
+    /// write touches the B-tree's newest pages rather than random ones all
+    /// over the file.
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }

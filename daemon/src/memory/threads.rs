@@ -1,15 +1,16 @@
 //! [`Threads`]: creating, continuing, reading, listing and expiring threads.
 //!
-//! Writes to one thread hold that thread's stripe lock for the read (summary)
-//! → write (summary, turn, recency index) sequence, and the writes go in one
-//! store batch (one log record), so a crash never leaves a turn without its
-//! summary. The
-//! lock is a std mutex held only around synchronous sled calls, never across
-//! an await; the flush that makes the write durable happens after it.
+//! Every write is one operation of the store's writer ([`Store::write`]): it
+//! reads the summary in the writer's transaction, checks it and writes the
+//! summary, the turns and the recency index together, so a crash never
+//! leaves a turn without its summary, and two writes to one thread never
+//! interleave. The call returns once the transaction is durable.
 //!
 //! Recently used threads are also kept decoded in memory ([`super::cache`]),
-//! updated under the same stripe lock, so continuing a thread reads nothing
-//! from sled.
+//! so continuing a thread reads nothing from the store. The cache sees a
+//! write only after its commit succeeded (the writer's commit hooks update
+//! it), and a cache miss is filled from a snapshot under the thread's stripe
+//! lock, which the hooks take too: see [`Threads::get`].
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -24,25 +25,16 @@ use super::{
     AppendOutcome, MemoryConfig, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId,
     ThreadSummary, Turn,
 };
-use crate::store::{
-    Batch, Bytes, Clock, Timestamp, Tree, TreeId, Wal, decode, encode, trees, warn_corrupt,
-};
+use crate::store::{Snapshot, Store, TreeId, Txn, decode, encode, trees, warn_corrupt};
+use crate::time::{Clock, Timestamp};
 
 type Result<T, E = ThreadError> = std::result::Result<T, E>;
 
-/// Lock stripes: appends to different threads rarely wait on each other.
+/// Lock stripes: cache fills of different threads rarely wait on each other.
 const STRIPES: usize = 64;
 
-/// Threads the sweeper removes per batch before it lets others in.
+/// Threads the sweeper removes per transaction.
 const SWEEP_BATCH: usize = 256;
-
-/// The trees memory owns (see the key layout in [`crate::store`]).
-pub(crate) struct ThreadTrees {
-    pub summaries: Tree,
-    pub turns: Tree,
-    pub by_updated: Tree,
-    pub workflow: Tree,
-}
 
 /// Where [`Threads::write_turns`] writes: a thread to continue, or one to start.
 #[derive(Clone, Debug)]
@@ -58,8 +50,7 @@ pub struct Threads {
 }
 
 struct Inner {
-    trees: ThreadTrees,
-    wal: Wal,
+    store: Store,
     config: MemoryConfig,
     clock: Arc<dyn Clock>,
     stripes: Vec<Mutex<()>>,
@@ -67,16 +58,11 @@ struct Inner {
 }
 
 impl Threads {
-    pub(crate) fn new(
-        trees: ThreadTrees,
-        wal: Wal,
-        config: MemoryConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// Conversation memory in `store`, with `limits.yaml`'s `threads:` section.
+    pub fn new(store: Store, config: MemoryConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                trees,
-                wal,
+                store,
                 config,
                 clock,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -89,31 +75,28 @@ impl Threads {
         &self.inner.config
     }
 
-    /// Starts a thread and makes it durable.
+    /// Starts a thread; returns once it is durable.
     pub async fn create(&self, new: NewThread) -> Result<ThreadId> {
-        let (id, _) = self.write_turns(ThreadTarget::New(new), Vec::new())?;
-        self.inner.wal.durable().await?;
+        let (id, _) = self.write_turns(ThreadTarget::New(new), Vec::new()).await?;
         Ok(id)
     }
 
-    /// Appends a turn, stamped with the clock's time, and makes it durable.
-    /// Refreshes the thread's expiry.
+    /// Appends a turn, stamped with the clock's time; returns once it is
+    /// durable. Refreshes the thread's expiry.
     pub async fn append(&self, id: &ThreadId, turn: NewTurn) -> Result<AppendOutcome> {
-        let (_, outcome) = self.write_turns(ThreadTarget::Existing(*id), vec![turn])?;
-        self.inner.wal.durable().await?;
+        let (_, outcome) = self
+            .write_turns(ThreadTarget::Existing(*id), vec![turn])
+            .await?;
         Ok(outcome)
     }
 
     /// Writes `turns` to a thread — starting it first for
-    /// [`ThreadTarget::New`] — in ONE store batch: summary, turns and
+    /// [`ThreadTarget::New`] — in ONE transaction: summary, turns and
     /// recency index land together or not at all, so an exchange is never
     /// half-written. All the turns or none: refused with
-    /// [`ThreadError::TooManyTurns`] when they do not all fit.
-    ///
-    /// **Not durable yet:** the caller must await [`crate::store::Store::flush`]
-    /// before telling a client about it (one flush can then cover this and the
-    /// ledger records of the same call). `create` and `append` do both.
-    pub fn write_turns(
+    /// [`ThreadError::TooManyTurns`] when they do not all fit. Returns once
+    /// the write is durable.
+    pub async fn write_turns(
         &self,
         target: ThreadTarget,
         turns: Vec<NewTurn>,
@@ -123,148 +106,56 @@ impl Threads {
             ThreadTarget::Existing(id) => *id,
             ThreadTarget::New(_) => ThreadId::new(),
         };
-        let _guard = self.lock(&id);
-        let (mut summary, old_recency) = match target {
-            ThreadTarget::Existing(id) => {
-                let summary = self.summary(&id)?;
-                let old = recency_key(summary.updated, &id);
-                (summary, Some(old))
-            }
-            ThreadTarget::New(new) => (
-                ThreadSummary {
-                    id,
-                    title: title_from(&new.first_prompt),
-                    created: now,
-                    updated: now,
-                    expires: self.expiry(now),
-                    session_id: new.session_id,
-                    client: new.client,
-                    cwd: new.cwd,
-                    parent: new.parent,
-                    tools: vec![new.tool],
-                    models: Vec::new(),
-                    turn_count: 0,
-                },
-                None,
-            ),
-        };
-        let max = self.inner.config.max_turns;
-        let adding = u32::try_from(turns.len()).unwrap_or(u32::MAX);
-        if summary.turn_count.saturating_add(adding) > max {
-            return Err(ThreadError::TooManyTurns { id, max });
-        }
-        let now = now.max(summary.updated);
-        // All of this write's turns are one value under the first one's index
-        // (store.rs, key layout): one key and one sled insert per exchange.
-        let first_index = summary.turn_count;
-        let mut stored = Vec::with_capacity(turns.len());
-        for turn in turns {
-            let turn = Turn {
-                tokens: turn.tokens.unwrap_or_else(|| estimate_tokens(&turn.text)),
-                role: turn.role,
-                text: turn.text,
-                tool: turn.tool,
-                model: turn.model,
-                provider: turn.provider,
-                files: turn.files,
-                images: turn.images,
-                time: now,
-            };
-            if !summary.tools.contains(&turn.tool) {
-                summary.tools.push(turn.tool.clone());
-            }
-            if let Some(model) = &turn.model
-                && !summary.models.contains(model)
-            {
-                summary.models.push(model.clone());
-            }
-            stored.push(turn);
-            summary.turn_count += 1;
-        }
-        let is_new = old_recency.is_none();
-        let turns_value = match stored.as_slice() {
-            [] => None,
-            [one] => Some(encode(one)?),
-            all => Some(encode(all)?),
-        };
-        summary.updated = now;
-        let summary_value = encode(&summary)?;
-        let new_recency = recency_key(now, &id);
-        // Turns before the summary that counts them (see `Wal::commit`).
-        let mut batch = Batch::new();
-        if let Some(value) = turns_value {
-            batch.insert(TreeId::Turns, &turn_key(&id, first_index), value);
-        }
-        batch.insert(TreeId::Threads, id.as_bytes(), summary_value);
-        if let Some(old) = &old_recency {
-            batch.remove(TreeId::ThreadsByUpdated, old);
-        }
-        batch.insert(TreeId::ThreadsByUpdated, &new_recency, &[][..]);
-        // The cached copy goes first, so a failed commit leaves none behind.
-        let cached = self.inner.cache.take(&id);
-        self.inner.wal.commit(&batch)?;
-        let outcome = AppendOutcome {
-            turn_count: summary.turn_count,
-            remaining_turns: max.saturating_sub(summary.turn_count),
-        };
-        // A new thread is cached whole; an existing one only if it was (its
-        // older turns are not at hand otherwise).
-        let earlier = match cached {
-            Some(cached) => Some(match Arc::try_unwrap(cached) {
-                Ok(cached) => cached.turns,
-                Err(shared) => shared.turns.clone(),
-            }),
-            None if is_new => Some(Vec::new()),
-            None => None,
-        };
-        if let Some(mut turns) = earlier {
-            turns.extend(stored);
-            summary.expires = self.expiry(summary.updated);
-            self.inner.cache.put(id, CachedThread { summary, turns });
-        }
-        Ok((id, outcome))
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .store
+            .write(move |txn| inner.write_turns(txn, &target, id, &turns, now))
+            .await
     }
 
-    /// Drops the cached threads: for tests that write to sled behind
+    /// Drops the cached threads: for tests that write to the store behind
     /// `Threads`' back.
     #[cfg(test)]
     pub(crate) fn forget_cached(&self) {
         self.inner.cache.clear();
     }
 
-    /// Makes every write made so far durable (see [`crate::store::Store::flush`]).
+    /// Reports a store that refuses writes (every write answered so far is
+    /// durable already).
     pub async fn flush(&self) -> Result<()> {
-        Ok(self.inner.wal.durable().await?)
+        Ok(self.inner.store.flush().await?)
     }
 
     /// A live thread's summary (no turns).
     pub fn summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
         match self.inner.cache.get(id) {
             Some(cached) => {
-                self.check_live(id, &cached.summary)?;
+                self.inner.check_live(id, &cached.summary)?;
                 Ok(cached.summary.clone())
             }
-            None => self.live_summary(id),
+            None => self.inner.live_summary(&self.inner.store.read()?, id),
         }
     }
 
     /// A live thread with its turns, oldest first. A corrupt turn is skipped.
     ///
     /// Served from the cache when the thread is in it; otherwise read from
-    /// sled — under the thread's lock, so no write can slip in between the
-    /// read and the caching of what it read — and cached.
+    /// one snapshot and cached — under the thread's stripe lock, which the
+    /// writer's commit hooks also take, so a write that commits meanwhile
+    /// either is in the snapshot or updates the cached copy after it.
     pub fn get(&self, id: &ThreadId) -> Result<Thread> {
         if let Some(thread) = self.cached_copy(id) {
             return thread;
         }
-        let _guard = self.lock(id);
+        let _guard = self.inner.lock(id);
         // Another caller may have filled it while this one waited.
         if let Some(thread) = self.cached_copy(id) {
             return thread;
         }
+        let snapshot = self.inner.store.read()?;
         let thread = Thread {
-            summary: self.live_summary(id)?,
-            turns: self.turns(id)?,
+            summary: self.inner.live_summary(&snapshot, id)?,
+            turns: turns(&snapshot, id)?,
         };
         let copy = CachedThread {
             summary: thread.summary.clone(),
@@ -277,7 +168,7 @@ impl Threads {
     /// The cached copy of a thread, if it is cached: refused if expired.
     fn cached_copy(&self, id: &ThreadId) -> Option<Result<Thread>> {
         let cached = self.inner.cache.get(id)?;
-        Some(self.check_live(id, &cached.summary).map(|()| Thread {
+        Some(self.inner.check_live(id, &cached.summary).map(|()| Thread {
             summary: cached.summary.clone(),
             turns: cached.turns.clone(),
         }))
@@ -293,17 +184,18 @@ impl Threads {
         let now = self.inner.clock.now();
         let limit = filter.effective_limit();
         let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+        let snapshot = self.inner.store.read()?;
         let mut found = Vec::new();
-        for entry in self.inner.trees.by_updated.iter_rev() {
+        for entry in snapshot.iter_rev(TreeId::ThreadsByUpdated) {
             let (key, _) = entry?;
             let Some((updated, id)) = parse_recency_key(&key) else {
                 warn_corrupt(trees::THREADS_BY_UPDATED, &key, &"malformed key");
                 continue;
             };
-            if self.expiry(updated) <= now {
+            if self.inner.expiry(updated) <= now {
                 break;
             }
-            let Some(summary) = self.read_summary(&id)? else {
+            let Some(summary) = self.inner.read_summary(&snapshot, &id)? else {
                 continue;
             };
             if summary.updated != updated || !summary.matches(filter) {
@@ -311,8 +203,7 @@ impl Threads {
             }
             if let Some(needle) = &needle
                 && !summary.title.to_lowercase().contains(needle)
-                && !self
-                    .turns(&id)?
+                && !turns(&snapshot, &id)?
                     .iter()
                     .any(|t| t.text.to_lowercase().contains(needle))
             {
@@ -328,62 +219,70 @@ impl Threads {
 
     /// The workflow state a multi-step tool saved in this thread, if any.
     pub fn workflow_state(&self, id: &ThreadId, tool: &str) -> Result<Option<Value>> {
-        self.live_summary(id)?;
+        let snapshot = self.inner.store.read()?;
+        self.inner.live_summary(&snapshot, id)?;
         let key = workflow_key(id, tool);
-        Ok(self
-            .inner
-            .trees
-            .workflow
-            .get(&key)?
+        Ok(snapshot
+            .get(TreeId::Workflow, &key)?
             .and_then(|bytes| decode(trees::WORKFLOW, &key, &bytes)))
     }
 
     /// Saves a tool's workflow state in this thread, durably.
     pub async fn set_workflow_state(&self, id: &ThreadId, tool: &str, state: &Value) -> Result<()> {
         let value = encode(state)?;
-        {
-            let _guard = self.lock(id);
-            self.live_summary(id)?;
-            let mut batch = Batch::new();
-            batch.insert(TreeId::Workflow, &workflow_key(id, tool), value);
-            self.inner.wal.commit(&batch)?;
-        }
-        self.inner.wal.durable().await?;
-        Ok(())
+        let key = workflow_key(id, tool);
+        let (inner, id) = (Arc::clone(&self.inner), *id);
+        self.inner
+            .store
+            .write(move |txn| {
+                let summary = inner.txn_summary(txn, &id)?.ok_or(ThreadError::NotFound {
+                    id,
+                    ttl: inner.config.ttl(),
+                })?;
+                inner.check_live(&id, &summary)?;
+                txn.insert(TreeId::Workflow, &key, &value)?;
+                Ok(())
+            })
+            .await
     }
 
     /// Forgets a tool's workflow state in this thread, durably.
     pub async fn clear_workflow_state(&self, id: &ThreadId, tool: &str) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.remove(TreeId::Workflow, &workflow_key(id, tool));
-        self.inner.wal.commit(&batch)?;
-        self.inner.wal.durable().await?;
-        Ok(())
+        let key = workflow_key(id, tool);
+        self.inner
+            .store
+            .write(move |txn| Ok(txn.remove(TreeId::Workflow, &key)?))
+            .await
     }
 
     /// Removes every expired thread (summary, turns, workflow state, index
-    /// entry), oldest first, in batches; returns how many it removed. Blocking:
-    /// call it from `spawn_blocking` (as [`super::spawn_sweeper`] does).
-    pub fn sweep_expired(&self) -> Result<usize> {
+    /// entry), oldest first, a batch per transaction; returns how many it
+    /// removed.
+    pub async fn sweep_expired(&self) -> Result<usize> {
         let mut removed = 0;
         loop {
-            let batch = self.expired_batch()?;
-            if batch.is_empty() {
+            let (expired, malformed) = self.expired_batch()?;
+            if expired.is_empty() && malformed.is_empty() {
                 return Ok(removed);
             }
-            for (updated, id) in batch {
-                if self.remove_if_expired(updated, &id)? {
-                    removed += 1;
-                }
-            }
+            let inner = Arc::clone(&self.inner);
+            removed += self
+                .inner
+                .store
+                .write(move |txn| inner.remove_expired(txn, &expired, &malformed))
+                .await?;
         }
     }
 
-    /// Up to a batch of index entries whose threads have expired.
-    fn expired_batch(&self) -> Result<Vec<(Timestamp, ThreadId)>> {
+    /// Up to a batch of index entries whose threads have expired, and the
+    /// malformed index keys met on the way.
+    #[allow(clippy::type_complexity)]
+    fn expired_batch(&self) -> Result<(Vec<(Timestamp, ThreadId)>, Vec<Vec<u8>>)> {
         let now = self.inner.clock.now();
-        let mut batch = Vec::new();
-        for entry in self.inner.trees.by_updated.iter() {
+        let snapshot = self.inner.store.read()?;
+        let mut expired = Vec::new();
+        let mut malformed = Vec::new();
+        for entry in snapshot.iter(TreeId::ThreadsByUpdated) {
             let (key, _) = entry?;
             let Some((updated, id)) = parse_recency_key(&key) else {
                 warn_corrupt(
@@ -391,59 +290,207 @@ impl Threads {
                     &key,
                     &"malformed key; removing it",
                 );
-                let mut batch = Batch::new();
-                batch.remove(TreeId::ThreadsByUpdated, &key);
-                self.inner.wal.commit(&batch)?;
+                malformed.push(key.to_vec());
                 continue;
             };
-            if self.expiry(updated) > now || batch.len() >= SWEEP_BATCH {
+            if self.inner.expiry(updated) > now || expired.len() >= SWEEP_BATCH {
                 break;
             }
-            batch.push((updated, id));
+            expired.push((updated, id));
         }
-        Ok(batch)
+        Ok((expired, malformed))
+    }
+}
+
+impl Inner {
+    /// [`Threads::write_turns`] in the writer's transaction.
+    fn write_turns(
+        self: &Arc<Self>,
+        txn: &mut Txn<'_>,
+        target: &ThreadTarget,
+        id: ThreadId,
+        turns: &[NewTurn],
+        now: Timestamp,
+    ) -> Result<(ThreadId, AppendOutcome)> {
+        let (mut summary, old_recency) = match target {
+            ThreadTarget::Existing(_) => {
+                let summary = self.txn_summary(txn, &id)?.ok_or(ThreadError::NotFound {
+                    id,
+                    ttl: self.config.ttl(),
+                })?;
+                self.check_live(&id, &summary)?;
+                let old = recency_key(summary.updated, &id);
+                (summary, Some(old))
+            }
+            ThreadTarget::New(new) => (
+                ThreadSummary {
+                    id,
+                    title: title_from(&new.first_prompt),
+                    created: now,
+                    updated: now,
+                    expires: self.expiry(now),
+                    session_id: new.session_id.clone(),
+                    client: new.client.clone(),
+                    cwd: new.cwd.clone(),
+                    parent: new.parent,
+                    tools: vec![new.tool.clone()],
+                    models: Vec::new(),
+                    turn_count: 0,
+                },
+                None,
+            ),
+        };
+        let max = self.config.max_turns;
+        let adding = u32::try_from(turns.len()).unwrap_or(u32::MAX);
+        if summary.turn_count.saturating_add(adding) > max {
+            return Err(ThreadError::TooManyTurns { id, max });
+        }
+        let now = now.max(summary.updated);
+        // All of this write's turns are one value under the first one's index
+        // (store.rs, key layout): one key per exchange.
+        let first_index = summary.turn_count;
+        let mut stored = Vec::with_capacity(turns.len());
+        for turn in turns {
+            let turn = Turn {
+                tokens: turn.tokens.unwrap_or_else(|| estimate_tokens(&turn.text)),
+                role: turn.role,
+                text: turn.text.clone(),
+                tool: turn.tool.clone(),
+                model: turn.model.clone(),
+                provider: turn.provider.clone(),
+                files: turn.files.clone(),
+                images: turn.images.clone(),
+                time: now,
+            };
+            if !summary.tools.contains(&turn.tool) {
+                summary.tools.push(turn.tool.clone());
+            }
+            if let Some(model) = &turn.model
+                && !summary.models.contains(model)
+            {
+                summary.models.push(model.clone());
+            }
+            stored.push(turn);
+            summary.turn_count += 1;
+        }
+        match stored.as_slice() {
+            [] => {}
+            [one] => txn.insert(TreeId::Turns, &turn_key(&id, first_index), &encode(one)?)?,
+            all => txn.insert(TreeId::Turns, &turn_key(&id, first_index), &encode(all)?)?,
+        }
+        summary.updated = now;
+        summary.expires = self.expiry(now);
+        txn.insert(TreeId::Threads, id.as_bytes(), &encode(&summary)?)?;
+        if let Some(old) = &old_recency {
+            txn.remove(TreeId::ThreadsByUpdated, old)?;
+        }
+        txn.insert(TreeId::ThreadsByUpdated, &recency_key(now, &id), &[])?;
+        let outcome = AppendOutcome {
+            turn_count: summary.turn_count,
+            remaining_turns: max.saturating_sub(summary.turn_count),
+        };
+        let inner = Arc::clone(self);
+        let is_new = old_recency.is_none();
+        txn.on_commit(move || inner.cache_written(id, summary, stored, first_index, is_new));
+        Ok((id, outcome))
     }
 
-    fn remove_if_expired(&self, updated: Timestamp, id: &ThreadId) -> Result<bool> {
-        let _guard = self.lock(id);
-        let trees = &self.inner.trees;
-        let index_key = recency_key(updated, id);
-        let summary = self.read_summary(id)?;
-        if let Some(summary) = &summary
-            && summary.updated != updated
-        {
-            // A stale index entry (the thread moved on); drop only the entry.
-            let mut batch = Batch::new();
-            batch.remove(TreeId::ThreadsByUpdated, &index_key);
-            self.inner.wal.commit(&batch)?;
-            return Ok(false);
+    /// Brings the cached copy of a thread up to a committed write. A copy
+    /// cached from a snapshot taken before the write lacks its turns (they
+    /// are added); one taken after already has them; anything else is dropped.
+    fn cache_written(
+        &self,
+        id: ThreadId,
+        summary: ThreadSummary,
+        added: Vec<Turn>,
+        first_index: u32,
+        is_new: bool,
+    ) {
+        let _guard = self.lock(&id);
+        if is_new {
+            self.cache.put(
+                id,
+                CachedThread {
+                    summary,
+                    turns: added,
+                },
+            );
+            return;
         }
-        let turn_keys = collect_keys(&trees.turns, id)?;
-        let workflow_keys = collect_keys(&trees.workflow, id)?;
-        let mut batch = Batch::new();
-        batch.remove(TreeId::Threads, id.as_bytes());
-        for key in &turn_keys {
-            batch.remove(TreeId::Turns, key);
+        let Some(cached) = self.cache.take(&id) else {
+            return;
+        };
+        if cached.summary.turn_count == summary.turn_count {
+            let cached = Arc::try_unwrap(cached).unwrap_or_else(|shared| CachedThread {
+                summary: shared.summary.clone(),
+                turns: shared.turns.clone(),
+            });
+            self.cache.put(id, cached);
+        } else if cached.summary.turn_count == first_index {
+            let mut turns = match Arc::try_unwrap(cached) {
+                Ok(cached) => cached.turns,
+                Err(shared) => shared.turns.clone(),
+            };
+            turns.extend(added);
+            self.cache.put(id, CachedThread { summary, turns });
         }
-        for key in &workflow_keys {
-            batch.remove(TreeId::Workflow, key);
+    }
+
+    /// Removes the expired threads of a batch in the writer's transaction;
+    /// returns how many threads it removed.
+    fn remove_expired(
+        self: &Arc<Self>,
+        txn: &mut Txn<'_>,
+        expired: &[(Timestamp, ThreadId)],
+        malformed: &[Vec<u8>],
+    ) -> Result<usize> {
+        for key in malformed {
+            txn.remove(TreeId::ThreadsByUpdated, key)?;
         }
-        batch.remove(TreeId::ThreadsByUpdated, &index_key);
-        self.inner.cache.remove(id);
-        self.inner.wal.commit(&batch)?;
-        Ok(summary.is_some())
+        let mut removed = Vec::new();
+        for (updated, id) in expired {
+            let index_key = recency_key(*updated, id);
+            txn.remove(TreeId::ThreadsByUpdated, &index_key)?;
+            let summary = self.txn_summary(txn, id)?;
+            if let Some(summary) = &summary
+                && summary.updated != *updated
+            {
+                // A stale index entry (the thread moved on); drop only the entry.
+                continue;
+            }
+            txn.remove(TreeId::Threads, id.as_bytes())?;
+            for tree in [TreeId::Turns, TreeId::Workflow] {
+                for key in txn.keys_with_prefix(tree, id.as_bytes())? {
+                    txn.remove(tree, &key)?;
+                }
+            }
+            if summary.is_some() {
+                removed.push(*id);
+            }
+        }
+        let count = removed.len();
+        let inner = Arc::clone(self);
+        txn.on_commit(move || {
+            for id in removed {
+                let _guard = inner.lock(&id);
+                inner.cache.remove(&id);
+            }
+        });
+        Ok(count)
     }
 
     fn expiry(&self, updated: Timestamp) -> Timestamp {
-        updated.saturating_add(self.inner.config.ttl())
+        updated.saturating_add(self.config.ttl())
     }
 
     /// The summary of a thread that exists and has not expired.
-    fn live_summary(&self, id: &ThreadId) -> Result<ThreadSummary> {
-        let ttl = self.inner.config.ttl();
+    fn live_summary(&self, snapshot: &Snapshot, id: &ThreadId) -> Result<ThreadSummary> {
         let summary = self
-            .read_summary(id)?
-            .ok_or(ThreadError::NotFound { id: *id, ttl })?;
+            .read_summary(snapshot, id)?
+            .ok_or(ThreadError::NotFound {
+                id: *id,
+                ttl: self.config.ttl(),
+            })?;
         self.check_live(id, &summary)?;
         Ok(summary)
     }
@@ -451,10 +498,10 @@ impl Threads {
     /// Refuses a thread that has expired (and not been swept yet).
     fn check_live(&self, id: &ThreadId, summary: &ThreadSummary) -> Result<()> {
         let expires = self.expiry(summary.updated);
-        if expires <= self.inner.clock.now() {
+        if expires <= self.clock.now() {
             return Err(ThreadError::Expired {
                 id: *id,
-                ttl: self.inner.config.ttl(),
+                ttl: self.config.ttl(),
                 expired_at: expires,
             });
         }
@@ -462,50 +509,48 @@ impl Threads {
     }
 
     /// A stored summary with `expires` filled in; `None` if missing or corrupt.
-    fn read_summary(&self, id: &ThreadId) -> Result<Option<ThreadSummary>> {
-        let key = id.as_bytes();
-        let Some(bytes) = self.inner.trees.summaries.get(key)? else {
-            return Ok(None);
-        };
-        Ok(
-            decode::<ThreadSummary>(trees::THREADS, key, &bytes).map(|mut summary| {
-                summary.expires = self.expiry(summary.updated);
-                summary
-            }),
-        )
+    fn read_summary(&self, snapshot: &Snapshot, id: &ThreadId) -> Result<Option<ThreadSummary>> {
+        let bytes = snapshot.get(TreeId::Threads, id.as_bytes())?;
+        Ok(self.decode_summary(id, bytes.as_deref()))
     }
 
-    fn turns(&self, id: &ThreadId) -> Result<Vec<Turn>> {
-        let mut turns = Vec::new();
-        for entry in self.inner.trees.turns.scan_prefix(id.as_bytes()) {
-            let (key, bytes) = entry?;
-            // Several turns written together, or one (schema 1 wrote only these).
-            if bytes.first() == Some(&b'[') {
-                if let Some(several) = decode::<Vec<Turn>>(trees::TURNS, &key, &bytes) {
-                    turns.extend(several);
-                }
-            } else if let Some(turn) = decode(trees::TURNS, &key, &bytes) {
-                turns.push(turn);
-            }
-        }
-        Ok(turns)
+    /// [`Inner::read_summary`] in the writer's transaction.
+    fn txn_summary(&self, txn: &mut Txn<'_>, id: &ThreadId) -> Result<Option<ThreadSummary>> {
+        let bytes = txn.get(TreeId::Threads, id.as_bytes())?;
+        Ok(self.decode_summary(id, bytes.as_deref()))
+    }
+
+    fn decode_summary(&self, id: &ThreadId, bytes: Option<&[u8]>) -> Option<ThreadSummary> {
+        decode::<ThreadSummary>(trees::THREADS, id.as_bytes(), bytes?).map(|mut summary| {
+            summary.expires = self.expiry(summary.updated);
+            summary
+        })
     }
 
     fn lock(&self, id: &ThreadId) -> MutexGuard<'_, ()> {
         let mut hasher = DefaultHasher::new();
         id.hash(&mut hasher);
         let stripe = (hasher.finish() % STRIPES as u64) as usize;
-        self.inner.stripes[stripe]
+        self.stripes[stripe]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn collect_keys(tree: &Tree, id: &ThreadId) -> Result<Vec<Bytes>> {
-    tree.scan_prefix(id.as_bytes())
-        .map(|entry| entry.map(|(key, _)| key))
-        .collect::<Result<_, _>>()
-        .map_err(ThreadError::from)
+fn turns(snapshot: &Snapshot, id: &ThreadId) -> Result<Vec<Turn>> {
+    let mut turns = Vec::new();
+    for entry in snapshot.scan_prefix(TreeId::Turns, id.as_bytes()) {
+        let (key, bytes) = entry?;
+        // Several turns written together, or one.
+        if bytes.first() == Some(&b'[') {
+            if let Some(several) = decode::<Vec<Turn>>(trees::TURNS, &key, &bytes) {
+                turns.extend(several);
+            }
+        } else if let Some(turn) = decode(trees::TURNS, &key, &bytes) {
+            turns.push(turn);
+        }
+    }
+    Ok(turns)
 }
 
 fn turn_key(id: &ThreadId, index: u32) -> [u8; 20] {

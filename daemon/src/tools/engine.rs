@@ -4,10 +4,10 @@
 //! rest in one place: pick and check the model, load the thread, budget history
 //! and files against the model's context window, check the spend budget, call
 //! `providers` (forwarding progress), write the ledger records and the turns
-//! (one transaction each) and make them durable with ONE store flush, and
-//! return a [`TurnResult`] that [`answer`] lays out for the assistant (paged
-//! to the client's result budget by `pages`). A failed call's ledger records are flushed before the error is
-//! returned. Tools that make no model call use the thread helpers here
+//! (one store transaction each, durable when the write returns), and return
+//! a [`TurnResult`] that [`answer`] lays out for the assistant (paged to the
+//! client's result budget by `pages`). A failed call's ledger records are
+//! durable before the error is returned. Tools that make no model call use the thread helpers here
 //! ([`open_thread`], [`record_turn`], [`workflow_state`]) so continuation works
 //! the same everywhere.
 
@@ -29,7 +29,7 @@ use crate::providers::{
     Attempt, AttemptOutcome, CacheHints, Category, Completion, CompletionRequest, ContentPart,
     Message, ReasoningEffort, ResolvedModel, Role, StreamEvent,
 };
-use crate::store::{Clock, SystemClock};
+use crate::time::{Clock, SystemClock};
 
 /// One model turn, as a tool asks for it.
 #[derive(Debug, Clone, Default)]
@@ -109,17 +109,12 @@ pub async fn run_model_turn(
         prepared.request.max_output_tokens = turn.max_answer_tokens;
     }
     let thread_id = thread.as_ref().map(Thread::id);
-    let called =
-        call_model_unflushed(context, &turn.tool, &model, prepared.request, thread_id).await;
-    let (completion, mut notes) = match called {
-        Ok(called) => called,
-        Err(error) => return durable(context, Err(error)).await,
-    };
+    let (completion, mut notes) =
+        call_model(context, &turn.tool, &model, prepared.request, thread_id).await?;
     notes.extend(prepared.notes);
 
-    // Both turns (and the thread, when new) in one transaction; then ONE
-    // flush makes them and the ledger records durable before the client
-    // hears of them (invariant 3).
+    // Both turns (and the thread, when new) in one transaction, durable
+    // before the client hears of them (invariant 3).
     let target = match thread_id {
         Some(id) => ThreadTarget::Existing(id),
         None => ThreadTarget::New(NewThread {
@@ -147,10 +142,10 @@ pub async fn run_model_turn(
         &completion.text,
     );
     answer_turn.tokens = Some(completion.usage.output_tokens);
-    let written = threads
+    let (id, outcome) = threads
         .write_turns(target, vec![user_turn, answer_turn])
-        .map_err(thread_error);
-    let (id, outcome) = durable(context, written).await?;
+        .await
+        .map_err(thread_error)?;
     if let Some(note) = cache_note(context, &completion) {
         notes.push(note);
     }
@@ -662,33 +657,6 @@ pub async fn call_model(
     request: CompletionRequest,
     thread: Option<ThreadId>,
 ) -> Result<(Completion, Vec<String>), ToolError> {
-    let called = call_model_unflushed(context, tool, model, request, thread).await;
-    durable(context, called).await
-}
-
-/// Flushes the store (everything this call wrote), then passes `result` on.
-/// A flush that fails turns a success into an error (the client must not be
-/// told of what may not be on disk); an error already there is kept.
-async fn durable<T>(context: &CallContext, result: Result<T, ToolError>) -> Result<T, ToolError> {
-    match context.daemon.store.flush().await {
-        Ok(()) => result,
-        Err(e) if result.is_ok() => Err(ToolError::Failed(e.to_string())),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot flush the ledger records of a failed call");
-            result
-        }
-    }
-}
-
-/// [`call_model`] with the ledger records written but not yet flushed: the
-/// caller awaits [`durable`] (one flush for the records and its own writes).
-async fn call_model_unflushed(
-    context: &CallContext,
-    tool: &str,
-    model: &ResolvedModel,
-    request: CompletionRequest,
-    thread: Option<ThreadId>,
-) -> Result<(Completion, Vec<String>), ToolError> {
     let ledger = context.daemon.store.ledger();
     let mut notes = Vec::new();
     match ledger.check_budget(&model.name, SystemClock.now()) {
@@ -781,7 +749,8 @@ async fn call_model_unflushed(
         Some(Ok(completion)) => {
             let records: Vec<LedgerRecord> = completion.attempts.iter().map(record).collect();
             ledger
-                .write_batch(&records)
+                .record_batch(&records)
+                .await
                 .map_err(|e| ToolError::Failed(e.to_string()))?;
             if completion.model != model.name {
                 notes.push(format!(
@@ -793,7 +762,7 @@ async fn call_model_unflushed(
         }
         Some(Err(failure)) => {
             let records: Vec<LedgerRecord> = failure.attempts.iter().map(record).collect();
-            if let Err(e) = ledger.write_batch(&records) {
+            if let Err(e) = ledger.record_batch(&records).await {
                 tracing::error!(error = %e, "cannot record failed attempts in the ledger");
             }
             Err(ToolError::Failed(failure.error.to_string()))
@@ -825,7 +794,7 @@ async fn call_model_unflushed(
                 latency_ms: started.elapsed().as_millis() as u64,
                 outcome: Outcome::Cancelled,
             };
-            if let Err(e) = ledger.write_batch(std::slice::from_ref(&cancelled)) {
+            if let Err(e) = ledger.record_batch(std::slice::from_ref(&cancelled)).await {
                 tracing::error!(error = %e, "cannot record a cancelled call in the ledger");
             }
             Err(ToolError::Cancelled)

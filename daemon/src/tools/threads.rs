@@ -14,7 +14,7 @@ use super::config::ToolConfig;
 use super::pages::{self, Splitter};
 use super::{CallContext, Tool, ToolError, ToolOutput, ToolSpec, object_schema};
 use crate::memory::{Role, Thread, ThreadFilter, ThreadId, render};
-use crate::store::{Clock, SystemClock};
+use crate::time::{Clock, SystemClock};
 
 pub struct Threads {
     spec: ToolSpec,
@@ -198,7 +198,7 @@ const MIN_SHARE: usize = 200;
 mod tests {
     use super::*;
     use crate::memory::{ThreadSummary, Turn};
-    use crate::store::Timestamp;
+    use crate::time::Timestamp;
 
     fn thread(texts: &[String]) -> Thread {
         let turn = |(index, text): (usize, &String)| Turn {

@@ -1,9 +1,10 @@
-//! Time as the store sees it: [`Timestamp`] (UTC milliseconds since the Unix
-//! epoch) and the [`Clock`] seam that tests and benchmarks replace.
+//! Time as memory and the ledger record it: [`Timestamp`] (UTC milliseconds
+//! since the Unix epoch) and the [`Clock`] seam that tests and benchmarks
+//! replace.
 //!
 //! Calendar maths (UTC days and months for the ledger's "today" and "this
 //! month", budget reset times) is done here with Howard Hinnant's civil-date
-//! algorithms, so the store needs no date crate. Days and months are UTC on
+//! algorithms, so zend needs no date crate. Days and months are UTC on
 //! purpose: they are what providers bill by, and they do not move when the
 //! user travels or the zone changes its clocks.
 

@@ -1,12 +1,14 @@
-//! `limits.yaml`'s type. Each top-level section belongs to one part of zend
-//! (budgets to the ledger, threads to memory); a new section is a new field.
+//! `limits.yaml`'s type, with the rest of the configuration. Each top-level
+//! section's type belongs to the part of zend it configures (budgets to the
+//! ledger, threads to memory, tool limits to the tools); a new section is a
+//! new field.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::BudgetConfig;
-use crate::config::{ConfigError, load_layered};
+use super::{ConfigError, load_layered};
+use crate::ledger::BudgetConfig;
 use crate::memory::MemoryConfig;
 
 /// The built-in `config/limits.yaml`.
