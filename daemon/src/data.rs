@@ -103,3 +103,6 @@ pub(crate) mod test_support {
         (data, clock)
     }
 }
+
+#[cfg(test)]
+mod crash_tests;

@@ -56,3 +56,6 @@ mod caching;
 /// The harness itself: hermetic processes (no proxies, no real assistant CLI)
 /// and a deadline on every command it runs.
 mod harness;
+
+/// `kill -9` under load: answered turns and exact ledger totals survive.
+mod crash;

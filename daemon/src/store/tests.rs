@@ -3,56 +3,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::test_support::MemBackend;
 use super::*;
-
-/// A "disk" in memory whose syncs fail once `fail` is set.
-#[derive(Debug, Default)]
-pub(crate) struct MemDisk {
-    pub(crate) bytes: Mutex<Vec<u8>>,
-    pub(crate) fail: AtomicBool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct MemBackend(pub(crate) Arc<MemDisk>);
-
-impl StorageBackend for MemBackend {
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(lock(&self.0.bytes).len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        let bytes = lock(&self.0.bytes);
-        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
-        let source = bytes
-            .get(start..start + out.len())
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-        out.copy_from_slice(source);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        let len = usize::try_from(len).map_err(std::io::Error::other)?;
-        lock(&self.0.bytes).resize(len, 0);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> std::io::Result<()> {
-        if self.0.fail.load(Ordering::SeqCst) {
-            return Err(std::io::Error::other("injected fsync failure"));
-        }
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let mut bytes = lock(&self.0.bytes);
-        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
-        if bytes.len() < start + data.len() {
-            bytes.resize(start + data.len(), 0);
-        }
-        bytes[start..start + data.len()].copy_from_slice(data);
-        Ok(())
-    }
-}
 
 fn put(
     key: &'static [u8],
