@@ -130,9 +130,7 @@ enum Served<'a> {
 }
 
 /// Instructions of zend, run under callgrind, serving one session of `n`
-/// calls: the sum over its threads. (Before the redb engine, sled's idle
-/// threads were left out: under valgrind's serialized scheduler they burnt
-/// 0 to 150 M instructions per run; zend no longer has such threads.)
+/// calls: the sum over its threads.
 fn daemon_side(bins: &Bins, dir: &Path, n: usize, served: Served) -> Result<u64, String> {
     let mut home = Home::new().map_err(|e| e.to_string())?;
     let (label, params, continued) = match served {

@@ -1,4 +1,4 @@
-//! Where zend keeps things: config, data (the sled store), state (logs) and
+//! Where zend keeps things: config, data (the store), state (logs) and
 //! runtime (lock file and socket) directories.
 //!
 //! Defaults come from the `directories` crate's project dirs for "zen". One
