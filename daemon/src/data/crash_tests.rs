@@ -162,8 +162,10 @@ fn record(marker: u64, now: Timestamp) -> LedgerRecord {
         input_tokens: marker,
         output_tokens: 10,
         cached_tokens: 0,
+        cache_write_tokens: 0,
         reasoning_tokens: 0,
         cost_usd: Some(0.001 * (marker % 7) as f64),
+        cache_saved_usd: 0.0,
         latency_ms: 100 + marker,
         outcome: Outcome::Ok,
     }
