@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "activation",
             "config",
             "daemon",
+            "data",
             "hardening",
             "ipc",
             "ledger",
@@ -47,6 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "memory",
             "providers",
             "store",
+            "time",
             "tools",
             "util",
         ],
@@ -62,16 +64,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "providers",
             "sessions",
             "store",
+            "time",
             "upgrade",
             "util",
         ],
     ),
     ("upgrade", &["daemon"]),
-    ("mcp", &["daemon", "memory", "sessions", "store", "tools"]),
+    (
+        "mcp",
+        &["daemon", "memory", "sessions", "store", "time", "tools"],
+    ),
     (
         "daemon",
         &[
             "config",
+            "data",
             "locations",
             "providers",
             "sessions",
@@ -91,14 +98,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "providers",
             "sessions",
             "store",
+            "time",
             "util",
         ],
     ),
-    ("ledger", &["config", "memory", "store", "util"]),
-    ("memory", &["config", "store", "util"]),
+    ("ledger", &["config", "memory", "store", "time", "util"]),
+    ("memory", &["config", "store", "time", "util"]),
     ("providers", &["config", "logging", "util"]),
     ("sessions", &["util"]),
     ("store", &[]),
+    ("data", &["config", "ledger", "memory", "store", "time"]),
+    ("time", &[]),
     ("register", &["service"]),
     ("service", &["locations"]),
     ("hardening", &["locations"]),
@@ -107,9 +117,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Imports against the layering that are still there, with the issue that removes them.
 const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
-    // #31: the store builds `Threads` and `Ledger` (they move beside it).
-    ("store", "ledger"),
-    ("store", "memory"),
+    // #31: limits.yaml's type is with the config; its sections' types are still in ledger and memory.
+    ("config", "ledger"),
+    ("config", "memory"),
     // #31: tools receive the whole `Daemon` rather than the narrow context they use.
     ("tools", "daemon"),
 ];
