@@ -380,10 +380,10 @@ fn cached_tokens_are_priced_from_the_map_and_status_shows_what_caching_saved() {
     );
 
     let table = String::from_utf8_lossy(&home.zend(&["status"]).stdout).into_owned();
-    // $0.0279 (util::usd: four decimals under a dollar).
+    // The table shows the JSON's figure, formatted as every amount is.
     let line = format!(
-        "prompt caching saved ${:.4} today",
-        gpt5_saved + sonnet_saved
+        "prompt caching saved {} today",
+        zend::util::usd(today["cache_saved_usd"].as_f64().unwrap_or(f64::NAN))
     );
     assert!(table.contains(&line), "{line} in {table}");
     home.stop_daemon();
