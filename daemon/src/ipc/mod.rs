@@ -114,7 +114,8 @@ impl Zend for ZendService {
                 }
                 Ok(()) => {}
                 Err(e) => {
-                    tracing::info!(session = %session.id, error = %e, "session ended before initialize");
+                    // rmcp's error quotes the message it got instead (a prompt, maybe).
+                    tracing::info!(session = %session.id, error = %crate::logging::Sensitive(&e), "session ended before initialize");
                     let _ = outbound
                         .send(Err(session_end(
                             Status::invalid_argument(format!(
