@@ -468,6 +468,12 @@ fn prompts_and_file_contents_stay_out_of_the_log_at_every_level() {
         json!({"prompt": "x", "absolute_file_paths": "ARGUMENT_MARKER"}),
     );
     assert!(is_error);
+    // rmcp's error for a session that does not start with initialize quotes the message.
+    let mut early = home.shim();
+    early.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "chat", "arguments": {"prompt": "EARLY_MARKER"}}}));
+    let _ = early.try_recv(WAIT);
+    drop(early);
     drop(client);
     home.stop_daemon();
     let log = std::fs::read_dir(home.path().join("state"))
@@ -478,6 +484,7 @@ fn prompts_and_file_contents_stay_out_of_the_log_at_every_level() {
         .collect::<String>();
     assert!(log.contains("zend serving"), "{log}");
     for marker in [
+        "EARLY_MARKER",
         "PROMPT_MARKER",
         "FILE_MARKER",
         "ANSWER_MARKER",

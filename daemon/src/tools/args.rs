@@ -78,8 +78,7 @@ pub fn take_prompt_file(
             .file_name()
             .is_some_and(|n| n == "prompt.txt");
         if is_prompt_file && from_file.is_none() {
-            let text = policy
-                .read_prompt_file(file, meter)
+            let text = super::files::off_worker(|| policy.read_prompt_file(file, meter))
                 .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
             from_file = Some(text);
         } else {
