@@ -58,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "daemon",
             "ledger",
+            "logging",
             "malloc",
             "mcp",
             "memory",
