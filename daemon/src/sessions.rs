@@ -30,6 +30,8 @@ pub struct SessionMeta {
     pub shim_pid: u32,
     pub client_pid: u32,
     pub cwd: PathBuf,
+    /// Key variables the shim's environment has and zend does not (names).
+    pub keys_missing: Vec<String>,
 }
 
 /// One live session.

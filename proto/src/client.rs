@@ -245,11 +245,43 @@ impl tower::Service<http::Request<tonic::body::Body>> for Zend {
     }
 }
 
+/// Whether the variable `name` passes into a zend started here. An auto-started zend
+/// must not depend on which client started it (one passes its own `ANTHROPIC_API_KEY`
+/// and `ANTHROPIC_BASE_URL`, another strips everything), so it gets only what locates
+/// and connects it: `HOME`, `PATH`, the XDG base directories, locale, `TZ`, `ZEN_*`,
+/// proxy and CA variables. Keys come from zen's `.env`.
+pub fn passed_to_zend(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    const EXACT: &[&str] = &[
+        "HOME",
+        "PATH",
+        "TZ",
+        "LANG",
+        "LANGUAGE",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "XDG_CACHE_HOME",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ];
+    let upper = name.to_ascii_uppercase();
+    EXACT.contains(&name)
+        || name.starts_with("LC_")
+        || name.starts_with("ZEN_")
+        || ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].contains(&upper.as_str())
+}
+
 fn spawn_detached(zend: &Launcher) -> Result<std::process::Child, String> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let mut command = Command::new(&zend.program);
+    // The same zend whichever client starts it: keys come from zen's .env.
     command
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(name, _)| passed_to_zend(name)))
         .args(["serve", "--auto-started"])
         .args(&zend.extra_args)
         .stdin(Stdio::null())

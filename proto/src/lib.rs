@@ -41,6 +41,23 @@ pub mod meta {
     pub const CLIENT_PID: &str = "x-zen-client-pid";
     /// The shim's working directory as raw bytes (binary metadata).
     pub const CWD_BIN: &str = "x-zen-cwd-bin";
+    /// Names (never values) of the provider key variables set in the shim's
+    /// environment, comma-separated; only sent when there are some.
+    pub const CLIENT_KEYS: &str = "x-zen-client-keys";
+    /// Response metadata on `Session`: those of [`CLIENT_KEYS`] zend does not
+    /// have, comma-separated, so the shim can tell the user once.
+    pub const KEYS_MISSING: &str = "x-zen-keys-missing";
+
+    /// Whether an environment variable holds a provider key, by its name
+    /// (`OPENAI_API_KEY`, `GEMINI_API_KEY`, `AZURE_OPENAI_API_KEY`, ...): the
+    /// names [`CLIENT_KEYS`] carries.
+    pub fn is_key_variable(name: &str) -> bool {
+        name.len() > "_API_KEY".len()
+            && name.ends_with("_API_KEY")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    }
 
     /// Trailer metadata on the error status that ends a `Session`: why zend
     /// ended it, so the shim knows whether to reconnect. A stream that breaks

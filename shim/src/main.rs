@@ -247,6 +247,7 @@ async fn open_on(
     add_session_metadata(request.metadata_mut());
     match tokio::time::timeout(OPEN_TIMEOUT, client.session(request)).await {
         Ok(Ok(response)) => {
+            note_missing_keys(response.metadata());
             let mut book = lock(book);
             for line in early.drain(..) {
                 book.sent(&line);
@@ -451,6 +452,20 @@ fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
     book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Says once per shim (not on every reconnect) which of its client's keys zend lacks.
+fn note_missing_keys(metadata: &tonic::metadata::MetadataMap) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if let Some(names) = metadata
+        .get(zen_proto::meta::KEYS_MISSING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        && !SAID.swap(true, Ordering::Relaxed)
+    {
+        eprintln!("{}", zen_shim::env::missing_keys_notice(names));
+    }
+}
+
 fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     use tonic::metadata::{BinaryMetadataValue, MetadataValue};
     use zen_proto::meta;
@@ -464,6 +479,11 @@ fn add_session_metadata(metadata: &mut tonic::metadata::MetadataMap) {
         meta::CLIENT_PID,
         MetadataValue::from(std::os::unix::process::parent_id()),
     );
+    if let Some(names) = zen_shim::env::key_names(std::env::vars_os().map(|(name, _)| name))
+        .and_then(|names| MetadataValue::try_from(names).ok())
+    {
+        metadata.insert(meta::CLIENT_KEYS, names);
+    }
     if let Ok(cwd) = std::env::current_dir() {
         use std::os::unix::ffi::OsStrExt;
         metadata.insert_bin(

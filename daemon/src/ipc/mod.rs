@@ -58,8 +58,12 @@ impl Zend for ZendService {
                 "zend is shutting down; retry in a moment",
             ));
         }
-        let meta = session_meta(request.metadata());
+        let mut meta = session_meta(request.metadata());
+        meta.keys_missing = keys_missing(&self.daemon, request.metadata());
         self.upgrade.consider(&self.daemon, &meta.shim_version);
+        let missing_header = (!meta.keys_missing.is_empty())
+            .then(|| meta.keys_missing.join(","))
+            .and_then(|names| tonic::metadata::MetadataValue::try_from(names).ok());
         let inbound = request.into_inner();
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let daemon = Arc::clone(&self.daemon);
@@ -133,7 +137,13 @@ impl Zend for ZendService {
             }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
-        Ok(Response::new(Box::pin(stream)))
+        let mut response = Response::new(Box::pin(stream) as Self::SessionStream);
+        if let Some(names) = missing_header {
+            response
+                .metadata_mut()
+                .insert(zen_proto::meta::KEYS_MISSING, names);
+        }
+        Ok(response)
     }
 
     async fn status(
@@ -230,6 +240,27 @@ fn session_meta(metadata: &tonic::metadata::MetadataMap) -> SessionMeta {
     }
 }
 
+/// Those of the key variables the shim says its environment has that zend
+/// does not: keys a client's config meant for zen, which an auto-started zend
+/// no longer inherits. zend's environment is read only when there are some.
+fn keys_missing(daemon: &Daemon, metadata: &tonic::metadata::MetadataMap) -> Vec<String> {
+    let Some(names) = metadata
+        .get(zen_proto::meta::CLIENT_KEYS)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    else {
+        return Vec::new();
+    };
+    let env = crate::providers::Env::load(Some(&daemon.locations.config_dir));
+    names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| zen_proto::meta::is_key_variable(name) && env.get(name).is_none())
+        .take(64)
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn status_reply(daemon: &Daemon) -> StatusReply {
     let sessions = daemon
         .sessions
@@ -247,6 +278,7 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
                 client_version,
                 age_ms: s.opened.elapsed().as_millis() as u64,
                 in_flight_calls: s.in_flight(),
+                keys_missing: s.meta.keys_missing.clone(),
             }
         })
         .collect();
