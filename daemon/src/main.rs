@@ -194,6 +194,18 @@ enum Command {
         #[arg(long)]
         live: bool,
     },
+    /// Provider keys in zen's .env.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Copy provider keys from MCP client configs (zen's entry) and this shell into
+    /// zen's .env (0600; existing ones kept; only names are printed).
+    Import,
 }
 
 #[derive(Subcommand)]
@@ -497,6 +509,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Version { check } => {
             let outcome = cli::version::run(check, &mut stdout).await;
+            Ok(cli::finish(outcome, &mut stderr))
+        }
+        Command::Keys {
+            action: KeysAction::Import,
+        } => {
+            let locations = Locations::resolve(&overrides)?;
+            let spec = RegisterSpec::config_paths().context("zend keys import")?;
+            let shell = std::env::vars().filter(|(name, _)| zen_proto::meta::is_key_variable(name));
+            let outcome = cli::keys::import(&locations.config_dir, &spec, shell, &mut stdout);
             Ok(cli::finish(outcome, &mut stderr))
         }
         Command::Doctor { json, live } => {

@@ -119,6 +119,16 @@ impl RegisterSpec {
             (None, Some((program, args))) => (PathBuf::from(program), args),
             (None, None) => (find_shim().ok_or(RegisterError::NoShim)?, Vec::new()),
         };
+        Ok(Self {
+            shim,
+            args,
+            ..Self::config_paths()?
+        })
+    }
+
+    /// Enough to find the clients' config files (`zend keys import`): no shim.
+    pub fn config_paths() -> Result<Self, RegisterError> {
+        let shim = PathBuf::new();
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
@@ -126,7 +136,7 @@ impl RegisterSpec {
             .ok_or(RegisterError::NoHome)?;
         Ok(Self {
             shim,
-            args,
+            args: Vec::new(),
             home,
             codex_home: std::env::var_os("CODEX_HOME")
                 .filter(|h| !h.is_empty())

@@ -160,6 +160,17 @@ pub async fn collect(
                         status.daemon_version
                     ));
                 }
+                if !session.keys_missing.is_empty() {
+                    warnings.push(format!(
+                        "session {} ({}): its MCP client sets {} for zen, but zend does not have {} \
+                         (a zend started by a shim gets a clean environment; keys come from zen's \
+                         .env); run `zend keys import`",
+                        session.id,
+                        if session.client_name.is_empty() { "unknown client" } else { &session.client_name },
+                        session.keys_missing.join(", "),
+                        if session.keys_missing.len() > 1 { "them" } else { "it" },
+                    ));
+                }
                 daemon.sessions.push(SessionCheck {
                     id: session.id.clone(),
                     client: session.client_name.clone(),
@@ -233,6 +244,9 @@ pub async fn collect(
             ("cli", checks)
         }
     };
+    if let Some(warning) = shell_keys_warning(&checks, providers_checked_by, &config_dir) {
+        warnings.push(warning);
+    }
     if !checks.providers.iter().any(|p| p.configured) {
         problems.push(
             "no provider is configured: set an API key (e.g. OPENAI_API_KEY) in zen's .env or zend's environment"
@@ -262,6 +276,58 @@ pub async fn collect(
         problems,
         warnings,
     })
+}
+
+/// Key variables this shell sets that zend lacks (checked by the daemon) or
+/// that zen's `.env` lacks (no daemon: what a zend a shim starts would get).
+fn shell_keys_warning(
+    checks: &ProviderChecks,
+    checked_by: &str,
+    config_dir: &Path,
+) -> Option<String> {
+    let mut shell: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| zen_proto::meta::is_key_variable(name))
+        .collect();
+    shell.sort();
+    let missing: Vec<String> = if checked_by == "daemon" {
+        let known = checks.providers.iter().flat_map(|p| p.key_vars.iter());
+        let set: Vec<&String> = checks
+            .providers
+            .iter()
+            .flat_map(|p| p.key_vars_set.iter())
+            .collect();
+        let known: Vec<&String> = known.collect();
+        shell
+            .into_iter()
+            .filter(|name| known.contains(&name) && !set.contains(&name))
+            .collect()
+    } else {
+        let dotenv = std::fs::read_to_string(config_dir.join(".env")).unwrap_or_default();
+        let in_file: Vec<String> = crate::providers::parse_dotenv(&dotenv)
+            .into_iter()
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, _)| name)
+            .collect();
+        shell
+            .into_iter()
+            .filter(|name| !in_file.contains(name))
+            .collect()
+    };
+    if missing.is_empty() {
+        return None;
+    }
+    let whom = if checked_by == "daemon" {
+        "the running zend does not have"
+    } else {
+        "zen's .env does not set, so a zend started by a shim will not have"
+    };
+    Some(format!(
+        "this shell sets {}, which {whom} (keys come from zen's .env, not from whoever starts zend); \
+         run `zend keys import` to copy {} there",
+        missing.join(", "),
+        if missing.len() > 1 { "them" } else { "it" },
+    ))
 }
 
 fn file_check(config_dir: &Path, name: &str, error: Option<&impl ToString>) -> FileCheck {

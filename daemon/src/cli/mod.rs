@@ -24,6 +24,7 @@
 pub mod ask;
 pub mod connect;
 pub mod doctor;
+pub mod keys;
 pub mod models;
 pub mod query;
 mod status;
