@@ -449,3 +449,132 @@ OPENAI_ALLOWED_MODELS=gpt-4o-mini
     );
     assert!(client.close().success());
 }
+
+/// The environment of process `pid`, as `NAME=value` strings.
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// A shim as a client that keeps keys in its `env` block starts it: the
+/// client's environment is the shim's.
+fn shim_with_client_env(home: &ZenHome, vars: &[(&str, &str)]) -> McpClient {
+    let mut command = std::process::Command::new(crate::support::shim_bin());
+    command
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ZEN_HOME", home.path())
+        .env("LANG", "C.UTF-8");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let mut client = McpClient::spawn(command);
+    client.state_dir = Some(home.path().join("state"));
+    client
+}
+
+#[test]
+fn issue_33_zend_started_by_a_shim_gets_a_clean_environment_and_keys_from_dotenv() {
+    let mock = MockProvider::start();
+    let home = ZenHome::new();
+    let key = crate::support::FAKE_KEY;
+    let mut client = shim_with_client_env(
+        &home,
+        &[
+            ("OPENAI_API_KEY", key),
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/claude-code-own"),
+            ("CLAUDECODE", "1"),
+        ],
+    );
+    client.initialize();
+    let text = result_text(&client.call_tool("listmodels", json!({})));
+    assert!(
+        !text.contains("gpt-5"),
+        "no OpenAI key reached zend: {text}"
+    );
+    let pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let env = environ(pid);
+    assert!(env.iter().any(|v| v.starts_with("ZEN_HOME=")), "{env:?}");
+    assert!(env.iter().any(|v| v == "LANG=C.UTF-8"), "{env:?}");
+    for name in ["OPENAI_API_KEY=", "ANTHROPIC_BASE_URL=", "CLAUDECODE="] {
+        assert!(
+            !env.iter().any(|v| v.starts_with(name)),
+            "{name} in {env:?}"
+        );
+    }
+
+    // `zend doctor` names the session's key, never its value.
+    let doctor = home.zend(&["doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(
+        said.contains("OPENAI_API_KEY") && said.contains("zend keys import"),
+        "{said}"
+    );
+    assert!(!said.contains(key), "{said}");
+
+    // The shim said so once, with the command, and no value.
+    client.close_stdin();
+    assert!(client.wait().success());
+    let stderr = client.stderr();
+    assert_eq!(stderr.matches("zend keys import").count(), 1, "{stderr}");
+    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert!(!stderr.contains(key), "{stderr}");
+
+    // `zend keys import` finds it in the client's config and writes .env 0600.
+    let codex = home.path().join(".codex/config.toml");
+    std::fs::create_dir_all(codex.parent().unwrap()).unwrap();
+    std::fs::write(
+        &codex,
+        format!(
+            "[mcp_servers.zen]\ncommand = \"zen-shim\"\n\
+             env = {{ OPENAI_API_KEY = \"{key}\", OPENAI_BASE_URL = \"x\" }}\n"
+        ),
+    )
+    .unwrap();
+    home.write_config(".env", &format!("OPENAI_BASE_URL={}\n", mock.v1()));
+    let mut import = home.command(&crate::support::zend_bin());
+    import.env_remove("OPENAI_API_KEY").args(["keys", "import"]);
+    let imported = import.output().unwrap();
+    let said = String::from_utf8_lossy(&imported.stdout).into_owned();
+    assert!(imported.status.success(), "{imported:?}");
+    assert!(
+        said.contains("OPENAI_API_KEY: added (from Codex CLI"),
+        "{said}"
+    );
+    assert!(!said.contains(key) && !String::from_utf8_lossy(&imported.stderr).contains(key));
+    let dotenv = home.config_dir().join(".env");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dotenv).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let written = std::fs::read_to_string(&dotenv).unwrap();
+    assert!(
+        written.contains(&format!("OPENAI_API_KEY={key}")),
+        "imported"
+    );
+    assert!(
+        written.contains(&format!("OPENAI_BASE_URL={}", mock.v1())),
+        "kept"
+    );
+    // The harness rewrites .env from what the test wrote: now this.
+    home.write_config(".env", &written);
+
+    // The next zend has it: the same client now sees OpenAI, and no notice.
+    home.stop_daemon();
+    let mut client = shim_with_client_env(&home, &[("OPENAI_API_KEY", key)]);
+    client.initialize();
+    let text = result_text(&client.call_tool("listmodels", json!({})));
+    assert!(text.contains("gpt-5"), "{text}");
+    client.close_stdin();
+    assert!(client.wait().success());
+    assert!(
+        !client.stderr().contains("zend keys import"),
+        "{}",
+        client.stderr()
+    );
+}

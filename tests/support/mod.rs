@@ -120,8 +120,12 @@ pub fn shim_bin() -> PathBuf {
 /// A private zen home: config, data, state and the socket live under it.
 pub struct ZenHome {
     pub dir: tempfile::TempDir,
-    /// Extra environment for every process started from this home.
+    /// Extra environment for every process started from this home. A zend a
+    /// shim starts gets only `HOME`, `PATH` and `ZEN_*` of it (the shim cleans
+    /// its environment), so the rest also goes into zen's `.env`.
     pub env: Vec<(String, String)>,
+    /// What the test wrote to `config/.env` itself.
+    dotenv: std::sync::Mutex<String>,
 }
 
 impl ZenHome {
@@ -135,6 +139,7 @@ impl ZenHome {
         Self {
             dir,
             env: Vec::new(),
+            dotenv: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -167,13 +172,37 @@ impl ZenHome {
 
     /// Writes a file into the config directory.
     pub fn write_config(&self, name: &str, text: &str) {
+        if name == ".env" {
+            *self.dotenv.lock().unwrap() = text.to_owned();
+            self.write_dotenv();
+            return;
+        }
         let path = self.config_dir().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
 
+    /// `config/.env`: what the test wrote, then the variables of `env` a
+    /// shim does not pass to the zend it starts.
+    fn write_dotenv(&self) {
+        let mut text = self.dotenv.lock().unwrap().clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for (key, value) in &self.env {
+            if !(key.starts_with("ZEN_") || key == "PATH" || key == "HOME") {
+                text.push_str(&format!("{key}={value}\n"));
+            }
+        }
+        let path = self.config_dir().join(".env");
+        if std::fs::read_to_string(&path).unwrap_or_default() != text {
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
     /// A command with the stripped environment MCP clients give servers.
     pub fn command(&self, program: &Path) -> Command {
+        self.write_dotenv();
         let mut command = Command::new(program);
         command.env_clear();
         hermetic(&mut command)
