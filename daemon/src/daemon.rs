@@ -85,10 +85,11 @@ impl Daemon {
 }
 
 /// Tools to hide: server.yaml's `disabled_tools` plus Zen's `DISABLED_TOOLS`
-/// variable (comma-separated), kept so people moving from Zen keep their setup.
-pub fn disabled_tools(server: &ServerConfig) -> Vec<String> {
+/// variable (comma-separated; zend's environment or zen's `.env`, as keys),
+/// kept so people moving from Zen keep their setup.
+pub fn disabled_tools(server: &ServerConfig, config_dir: &std::path::Path) -> Vec<String> {
     let mut disabled = server.disabled_tools.clone();
-    if let Ok(list) = std::env::var("DISABLED_TOOLS") {
+    if let Some(list) = crate::providers::Env::load(Some(config_dir)).get("DISABLED_TOOLS") {
         disabled.extend(
             list.split(',')
                 .map(|s| s.trim().to_owned())

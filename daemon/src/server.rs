@@ -134,18 +134,19 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
     }
 
     let mut limits = crate::config::LimitsConfig::load(&locations.config_dir)?;
-    // Zen's CONVERSATION_TIMEOUT_HOURS / MAX_CONVERSATION_TURNS, for people moving from Zen.
+    let env = crate::providers::Env::load(Some(&locations.config_dir));
+    // Zen's CONVERSATION_TIMEOUT_HOURS / MAX_CONVERSATION_TURNS, for people moving from
+    // Zen: from zend's environment or zen's .env, as keys.
     limits
         .threads
-        .apply_zen_env(|name| std::env::var(name).ok());
+        .apply_zen_env(|name| env.get(name).map(str::to_owned));
     let tool_limits = limits.tools.clone();
-    let env = crate::providers::Env::load(Some(&locations.config_dir));
     let providers = crate::providers::Providers::load(Some(&locations.config_dir), &env)?;
     let store = crate::data::Data::open(&locations.data_dir, &limits)?;
 
     let (mut tools, _problems) = crate::tools::Registry::load(
         &locations.config_dir,
-        &crate::daemon::disabled_tools(&server_config),
+        &crate::daemon::disabled_tools(&server_config, &locations.config_dir),
     );
     tools.override_limits(tool_limits);
 

@@ -223,7 +223,7 @@ pub async fn collect(
     }
     let disabled = server
         .as_ref()
-        .map(crate::daemon::disabled_tools)
+        .map(|server| crate::daemon::disabled_tools(server, &config_dir))
         .unwrap_or_default();
     let (_, tool_problems) = crate::tools::Registry::load(&config_dir, &disabled);
     problems.extend(tool_problems.iter().cloned());

@@ -88,7 +88,7 @@ impl MemoryConfig {
 
     /// Applies Zen's variables, `CONVERSATION_TIMEOUT_HOURS` and
     /// `MAX_CONVERSATION_TURNS`, so people moving from Zen keep their setup;
-    /// `var` is `std::env::var` in zend, a map in tests. Unparsable or zero
+    /// `var` reads zend's `Env` (environment and `.env`), a map in tests. Unparsable or zero
     /// values are ignored with a warning.
     pub fn apply_zen_env(&mut self, var: impl Fn(&str) -> Option<String>) {
         let read = |name: &str| -> Option<u64> {
