@@ -47,6 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "locations",
             "memory",
             "providers",
+            "register",
             "store",
             "time",
             "tools",
