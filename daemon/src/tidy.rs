@@ -115,6 +115,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("service", &["locations"]),
     ("hardening", &["locations"]),
     ("locations", &["logging"]),
+    ("logging", &["time"]),
 ];
 
 /// Imports against the layering that are still there, with the issue that removes them.

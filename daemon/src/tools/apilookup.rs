@@ -50,7 +50,7 @@ impl Tool for ApiLookup {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() / 86_400)
             .unwrap_or(0) as i64;
-        let (y, m, d) = crate::logging::civil_from_days(days);
+        let (y, m, d) = crate::time::civil_from_days(days);
         Ok(ToolOutput::text(format!(
             "status: web_lookup_needed\n\
              Today is {y:04}-{m:02}-{d:02}. Your training data may predate the current version of what is asked:\n\
