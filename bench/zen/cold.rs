@@ -157,7 +157,7 @@ pub(super) fn auto_start(
         client.close();
         home.stop_daemon();
         again.push(t);
-        // zend alone, polled every 200 µs: how much is the shim's back-off.
+        // zend alone, polled tightly: how much of the cold start is the shim's back-off.
         let home = io(Home::new())?;
         let (_, t) = io(home.start_daemon(bins))?;
         home.stop_daemon();

@@ -363,7 +363,7 @@ pub(super) fn peer_chat(
             pss,
             Unit::MiB,
             // The figure is RSS; PSS counts zend's code and bounded caches once
-            // (BENCHMARKS.md, session 14): shown, without a target of its own.
+            // (see BENCHMARKS.md): shown, without a target of its own.
             Target::None,
         ),
         (
