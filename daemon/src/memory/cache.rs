@@ -18,7 +18,7 @@
 //! of the budget is not cached at all.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use super::{ThreadId, ThreadSummary, Turn};
 
@@ -71,7 +71,7 @@ impl ThreadCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::util::lock(&self.inner)
     }
 
     pub fn get(&self, id: &ThreadId) -> Option<Arc<CachedThread>> {

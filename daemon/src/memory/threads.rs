@@ -14,7 +14,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -531,9 +531,7 @@ impl Inner {
         let mut hasher = DefaultHasher::new();
         id.hash(&mut hasher);
         let stripe = (hasher.finish() % STRIPES as u64) as usize;
-        self.stripes[stripe]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::util::lock(&self.stripes[stripe])
     }
 }
 
