@@ -735,6 +735,7 @@ fn record(i: usize, time: Timestamp) -> LedgerRecord {
         thread: None,
         session_id: Some(format!("session-{}", i % 50)),
         client: Some(["claude-code", "codex", "cursor"][i % 3].into()),
+        project: Some(format!("/home/u/src/project-{}", i % 20)),
         input_tokens: 2_000 + (i as u64 % 5_000),
         output_tokens: 500,
         cached_tokens: 0,

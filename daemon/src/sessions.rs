@@ -72,6 +72,13 @@ impl Session {
         true
     }
 
+    /// The session's working directory, which the ledger counts as its project;
+    /// `None` when the client has none (HTTP sessions).
+    pub fn project(&self) -> Option<String> {
+        (!self.meta.cwd.as_os_str().is_empty())
+            .then(|| self.meta.cwd.to_string_lossy().into_owned())
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }

@@ -46,7 +46,9 @@
 //!   the same transaction as the records they count, so they equal the
 //!   records after any crash. `<period>` is `all`, `d2025-01-31` (UTC day) or
 //!   `m2025-01` (UTC month); `<dimension>` is `total` (empty name), `model`,
-//!   `tool` or `client`. The latency histogram's bucket bounds
+//!   `tool`, `client` or `project` (the session's working directory, only for
+//!   records that carry one; a zend that does not know a dimension skips its
+//!   keys, so adding one needs no schema bump). The latency histogram's bucket bounds
 //!   (`ledger::LATENCY_BUCKETS_MS`) are part of this schema.
 //!
 //! # Value encoding

@@ -159,6 +159,7 @@ fn record(marker: u64, now: Timestamp) -> LedgerRecord {
         thread: None,
         session_id: Some("s".into()),
         client: Some("claude-code".into()),
+        project: None,
         input_tokens: marker,
         output_tokens: 10,
         cached_tokens: 0,

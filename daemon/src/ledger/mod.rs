@@ -17,11 +17,14 @@
 //!   - `check_budget(model, now) -> Result<Option<String>, BudgetError>`
 //!     (`Some(warning)` past `warn_at`), `check_budget_for(model,
 //!     estimated_usd, now)` when the cost of the call can be estimated
+//!   - `series(unit, steps, now) -> Result<Vec<PeriodTotals>, StoreError>`: the
+//!     last days, weeks or months, for the dashboard
 //!   - `records_since(time, limit) -> Result<Vec<LedgerRecord>, StoreError>`
 //!   - `set_budgets(BudgetConfig)` after `limits.yaml` is reloaded
 
 mod budget;
 mod record;
+mod series;
 mod totals;
 
 #[cfg(test)]
@@ -33,9 +36,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
 pub use record::{LedgerRecord, Outcome};
+pub use series::SeriesUnit;
 pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage};
 
-use crate::store::{Snapshot, Store, StoreError, TreeId, Txn, decode, encode, trees, warn_corrupt};
+use crate::store::{Snapshot, Store, StoreError, TreeId, Txn, decode, encode, trees};
 use crate::time::Timestamp;
 use totals::{
     ALL_TIME, Aggregate, DIM_MODEL, DIM_TOTAL, aggregate_key, aggregate_keys, day_period,
@@ -118,6 +122,17 @@ impl Ledger {
             all_time: period_totals(&snapshot, ALL_TIME, ALL_TIME.to_owned())?,
             budgets: self.budget_statuses(&snapshot, None, now)?,
         })
+    }
+
+    /// Totals of the last `steps` days, weeks or months up to `now`, oldest
+    /// first, from one snapshot (aggregates only, as [`Ledger::totals`]).
+    pub fn series(
+        &self,
+        unit: SeriesUnit,
+        steps: usize,
+        now: Timestamp,
+    ) -> Result<Vec<PeriodTotals>, StoreError> {
+        series::series(&self.inner.store.read()?, unit, steps, now)
     }
 
     /// [`Ledger::check_budget_for`] with no estimate: refuses only once a
@@ -210,7 +225,7 @@ impl Ledger {
 }
 
 /// The records and, read and written back in the same transaction, the
-/// twelve aggregates (three periods × four dimensions) each one changes.
+/// twelve or fifteen aggregates (three periods × four or five dimensions) each one changes.
 fn write_records(
     txn: &mut Txn<'_>,
     entries: &[([u8; 16], Vec<u8>)],
@@ -247,28 +262,8 @@ fn period_totals(
     period: &str,
     label: String,
 ) -> Result<PeriodTotals, StoreError> {
-    let mut totals = PeriodTotals {
-        period: label,
-        ..PeriodTotals::default()
-    };
-    for entry in snapshot.scan_prefix(TreeId::LedgerTotals, format!("{period}/")) {
-        let (key, bytes) = entry?;
-        let Ok(key) = std::str::from_utf8(&key) else {
-            warn_corrupt(trees::LEDGER_TOTALS, &key, &"a key that is not UTF-8");
-            continue;
-        };
-        let Some(aggregate) = decode::<Aggregate>(trees::LEDGER_TOTALS, key.as_bytes(), &bytes)
-        else {
-            continue;
-        };
-        // `<period>/<dimension>/<name>`; a name may itself contain '/'.
-        let mut parts = key.splitn(3, '/');
-        parts.next();
-        let Some((dimension, name)) = parts.next().zip(parts.next()) else {
-            warn_corrupt(trees::LEDGER_TOTALS, key.as_bytes(), &"malformed key");
-            continue;
-        };
-        totals.insert(dimension, name, aggregate.usage());
-    }
-    Ok(totals)
+    Ok(series::to_period_totals(
+        label,
+        &series::aggregates(snapshot, period)?,
+    ))
 }

@@ -22,6 +22,10 @@ pub struct LedgerRecord {
     /// The MCP client's name (`claude-code`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The session's working directory (the project), when the client has one; records
+    /// written before zend kept it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Input tokens read from the provider's prompt cache (part of `input_tokens`).

@@ -25,6 +25,7 @@ fn call(
         thread: Some(ThreadId::new()),
         session_id: Some("s1".into()),
         client: Some("claude-code".into()),
+        project: Some("/home/u/src/zen".into()),
         input_tokens: 1000,
         output_tokens: 200,
         cached_tokens: 10,
@@ -310,4 +311,96 @@ async fn corrupt_records_and_totals_are_skipped_with_a_warning() {
     let totals = ledger.totals(now).unwrap();
     assert_eq!(totals.today.by_tool["chat"].calls, 1);
     assert_eq!(totals.all_time.total.calls, 2);
+}
+
+#[tokio::test]
+async fn projects_percentiles_and_series_by_day_week_and_month() {
+    let (_dir, store, clock) = open_store(LimitsConfig::default());
+    let ledger = store.ledger();
+    // 2025-03-10, a Monday, at noon.
+    let now = clock.now();
+    let days_back = |d: u64| Timestamp::from_millis(now.as_millis() - d * 86_400_000);
+    let mut today: Vec<LedgerRecord> = (0..9)
+        .map(|_| call(now, "gpt-5", "chat", Some(0.1), 200))
+        .collect();
+    let mut slow = call(now, "gpt-5", "chat", Some(0.1), 100_000);
+    slow.project = None;
+    today.push(slow);
+    ledger.record_batch(&today).await.unwrap();
+    ledger
+        .record(call(days_back(1), "o3", "chat", Some(1.0), 800))
+        .await
+        .unwrap();
+    ledger
+        .record(call(days_back(7), "o3", "thinkdeep", Some(2.0), 800))
+        .await
+        .unwrap();
+    let february = Timestamp::parse_rfc3339("2025-02-27T10:00:00Z").unwrap();
+    ledger
+        .record(call(february, "gpt-5", "chat", Some(4.0), 800))
+        .await
+        .unwrap();
+
+    let totals = ledger.totals(now).unwrap();
+    let gpt5 = &totals.today.by_model["gpt-5"];
+    assert_eq!(
+        (
+            gpt5.p50_latency_ms,
+            gpt5.p90_latency_ms,
+            gpt5.p99_latency_ms
+        ),
+        (Some(183), Some(250), Some(120_000))
+    );
+    // Calls without a working directory count in the total only.
+    assert_eq!(totals.today.by_project.len(), 1);
+    assert_eq!(totals.today.by_project["/home/u/src/zen"].calls, 9);
+    assert_eq!(totals.today.total.calls, 10);
+
+    let cost = |p: &PeriodTotals| (p.period.clone(), (p.total.cost_usd * 100.0).round() / 100.0);
+    let days = ledger.series(SeriesUnit::Day, 8, now).unwrap();
+    assert_eq!(days.len(), 8);
+    assert_eq!(cost(&days[0]), ("2025-03-03".into(), 2.0));
+    assert_eq!(cost(&days[6]), ("2025-03-09".into(), 1.0));
+    assert_eq!(cost(&days[7]), ("2025-03-10".into(), 1.0));
+    assert_eq!(
+        days[7],
+        PeriodTotals {
+            period: "2025-03-10".into(),
+            ..totals.today.clone()
+        }
+    );
+    assert_eq!(days[6].by_tool["chat"].calls, 1);
+    assert_eq!(days[3].total.calls, 0);
+
+    // Weeks run Monday to Sunday: the 3rd and the 9th are one week.
+    let weeks = ledger.series(SeriesUnit::Week, 3, now).unwrap();
+    let weeks: Vec<_> = weeks.iter().map(cost).collect();
+    assert_eq!(
+        weeks,
+        [
+            ("2025-02-24".into(), 4.0),
+            ("2025-03-03".into(), 3.0),
+            ("2025-03-10".into(), 1.0)
+        ]
+    );
+    let months = ledger.series(SeriesUnit::Month, 2, now).unwrap();
+    assert_eq!(
+        months[1],
+        PeriodTotals {
+            period: "2025-03".into(),
+            ..totals.this_month.clone()
+        }
+    );
+    let months: Vec<_> = months.iter().map(cost).collect();
+    assert_eq!(months, [("2025-02".into(), 4.0), ("2025-03".into(), 4.0)]);
+    let across_new_year = ledger
+        .series(SeriesUnit::Month, 4, now)
+        .unwrap()
+        .iter()
+        .map(|p| p.period.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        across_new_year,
+        ["2024-12", "2025-01", "2025-02", "2025-03"]
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! Each record updates, in the same store batch, one aggregate per period
 //! (all time, its UTC day, its UTC month) and dimension (total, model, tool,
-//! client): twelve small values. Reading totals is then three prefix scans
+//! client, and project when the call's session had a working directory):
+//! twelve or fifteen small values. Reading totals is then three prefix scans
 //! over a few dozen keys, however many records there are.
 
 use std::collections::BTreeMap;
@@ -83,17 +84,43 @@ impl Aggregate {
         self.latency_histogram[bucket] += 1;
     }
 
+    /// Adds another period's aggregate (a week from its days).
+    pub(crate) fn merge(&mut self, other: &Aggregate) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cost_usd += other.cost_usd;
+        self.cache_saved_usd += other.cache_saved_usd;
+        self.unpriced_calls += other.unpriced_calls;
+        if self.latency_histogram.len() < other.latency_histogram.len() {
+            self.latency_histogram
+                .resize(other.latency_histogram.len(), 0);
+        }
+        for (mine, theirs) in self
+            .latency_histogram
+            .iter_mut()
+            .zip(&other.latency_histogram)
+        {
+            *mine += theirs;
+        }
+    }
+
     pub(crate) fn cost_usd(&self) -> f64 {
         self.cost_usd
     }
 
-    /// The median latency, interpolated within its histogram bucket.
-    fn p50_latency_ms(&self) -> Option<u64> {
+    /// The latency below which `percent` % of calls fell, interpolated within its
+    /// histogram bucket.
+    fn latency_percentile_ms(&self, percent: u64) -> Option<u64> {
         let count: u64 = self.latency_histogram.iter().sum();
         if count == 0 {
             return None;
         }
-        let half = count.div_ceil(2);
+        let half = (count * percent).div_ceil(100).max(1);
         let mut before = 0;
         for (bucket, &n) in self.latency_histogram.iter().enumerate() {
             if before + n >= half && n > 0 {
@@ -126,7 +153,9 @@ impl Aggregate {
             cost_usd: self.cost_usd,
             cache_saved_usd: self.cache_saved_usd,
             unpriced_calls: self.unpriced_calls,
-            p50_latency_ms: self.p50_latency_ms(),
+            p50_latency_ms: self.latency_percentile_ms(50),
+            p90_latency_ms: self.latency_percentile_ms(90),
+            p99_latency_ms: self.latency_percentile_ms(99),
         }
     }
 }
@@ -149,6 +178,9 @@ pub struct Usage {
     pub unpriced_calls: u64,
     /// Median latency (from a histogram; interpolated within a bucket).
     pub p50_latency_ms: Option<u64>,
+    /// 90th and 99th percentile latency, the same way.
+    pub p90_latency_ms: Option<u64>,
+    pub p99_latency_ms: Option<u64>,
 }
 
 /// One period: all time, a UTC day or a UTC month.
@@ -160,6 +192,9 @@ pub struct PeriodTotals {
     pub by_model: BTreeMap<String, Usage>,
     pub by_tool: BTreeMap<String, Usage>,
     pub by_client: BTreeMap<String, Usage>,
+    /// By the session's working directory; calls without one (HTTP sessions, records
+    /// older than this field) are in `total` only.
+    pub by_project: BTreeMap<String, Usage>,
 }
 
 impl PeriodTotals {
@@ -174,6 +209,9 @@ impl PeriodTotals {
             }
             DIM_CLIENT => {
                 self.by_client.insert(name.to_owned(), usage);
+            }
+            DIM_PROJECT => {
+                self.by_project.insert(name.to_owned(), usage);
             }
             _ => {}
         }
@@ -195,6 +233,7 @@ pub(crate) const DIM_TOTAL: &str = "total";
 pub(crate) const DIM_MODEL: &str = "model";
 pub(crate) const DIM_TOOL: &str = "tool";
 pub(crate) const DIM_CLIENT: &str = "client";
+pub(crate) const DIM_PROJECT: &str = "project";
 
 /// A client that did not give its name.
 pub const UNKNOWN_CLIENT: &str = "unknown";
@@ -217,7 +256,7 @@ pub(crate) fn month_period(time: Timestamp) -> String {
     period
 }
 
-/// `period/dimension/name`, built by hand: a record makes twelve (`format!` cost ~1k instructions each).
+/// `period/dimension/name`, built by hand: a record makes twelve or fifteen (`format!` cost ~1k instructions each).
 pub(crate) fn aggregate_key(period: &str, dimension: &str, name: &str) -> String {
     let mut key = String::with_capacity(period.len() + dimension.len() + name.len() + 2);
     key.push_str(period);
@@ -228,17 +267,21 @@ pub(crate) fn aggregate_key(period: &str, dimension: &str, name: &str) -> String
     key
 }
 
-/// The twelve aggregates a record updates.
+/// The aggregates a record updates: twelve, fifteen with a project.
 pub(crate) fn aggregate_keys(record: &LedgerRecord) -> Vec<String> {
     let client = record.client.as_deref().unwrap_or(UNKNOWN_CLIENT);
+    let project = record.project.as_deref().filter(|p| !p.is_empty());
     let (day, month) = (day_period(record.time), month_period(record.time));
     let periods = [ALL_TIME, day.as_str(), month.as_str()];
-    let mut keys = Vec::with_capacity(12);
+    let mut keys = Vec::with_capacity(15);
     for period in periods {
         keys.push(aggregate_key(period, DIM_TOTAL, ""));
         keys.push(aggregate_key(period, DIM_MODEL, &record.model));
         keys.push(aggregate_key(period, DIM_TOOL, &record.tool));
         keys.push(aggregate_key(period, DIM_CLIENT, client));
+        if let Some(project) = project {
+            keys.push(aggregate_key(period, DIM_PROJECT, project));
+        }
     }
     keys
 }
