@@ -31,6 +31,8 @@ pub struct Daemon {
     pub providers: crate::providers::Providers,
     /// What tools may read: every path a tool reads is checked here.
     pub files: tools::files::FilePolicy,
+    /// The dashboard's login codes, browser sessions and listener.
+    pub dashboard: crate::access::DashboardAccess,
     /// Milliseconds live calls get on shutdown (server.yaml, or what `zend stop` asked).
     shutdown_deadline_ms: AtomicU64,
 }
@@ -64,6 +66,7 @@ impl Daemon {
             tools,
             auto_started,
             sessions: Sessions::default(),
+            dashboard: crate::access::DashboardAccess::default(),
             shutdown: CancellationToken::new(),
             shutdown_deadline_ms: AtomicU64::new(
                 server.shutdown_deadline_secs.saturating_mul(1000),

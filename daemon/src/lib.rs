@@ -19,11 +19,13 @@
 //! - [`activation`], [`service`]: socket activation; `zend service install|uninstall|status`.
 //! - [`register`], [`logs`]: `zend register <client>`, `zend logs`.
 
+pub mod access;
 pub mod activation;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod data;
 pub mod hardening;
 pub mod ipc;

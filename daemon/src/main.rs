@@ -180,6 +180,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time login link to the dashboard zend serves on loopback.
+    Dashboard {
+        /// Also open it in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// Print zend's version; `--check` also asks the release feed whether a newer one is out.
     Version {
         /// Ask the release feed (the only network use of this command).
@@ -506,6 +512,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             .await;
             Ok(cli::finish(outcome, &mut std::io::stderr()))
+        }
+        Command::Dashboard { open } => {
+            let outcome = match Target::new(overrides) {
+                Ok(target) => cli::dashboard::run(&target, open, &mut stdout, &mut stderr).await,
+                Err(e) => Err(e),
+            };
+            Ok(cli::finish(outcome, &mut stderr))
         }
         Command::Version { check } => {
             let outcome = cli::version::run(check, &mut stdout).await;

@@ -207,10 +207,14 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         if let Ok(addr) = listener.local_addr() {
             let scheme = if tls.is_some() { "https" } else { "http" };
             tracing::info!(%addr, "serving MCP over HTTP at {scheme}://{addr}{}", crate::mcp::http::MCP_PATH);
+            crate::dashboard::served_at(&daemon, addr, tls.is_some()).await;
         }
+        let gate = Arc::new(gate);
+        let dashboard =
+            crate::dashboard::router(Arc::clone(&daemon), Arc::clone(&gate), tls.is_some());
         let daemon = Arc::clone(&daemon);
         tokio::spawn(async move {
-            if let Err(e) = crate::mcp::http::serve(listener, tls, daemon, gate).await {
+            if let Err(e) = crate::mcp::http::serve(listener, tls, daemon, gate, dashboard).await {
                 tracing::error!(error = %e, "the HTTP endpoint stopped");
             }
         });

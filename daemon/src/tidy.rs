@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "activation",
             "config",
             "daemon",
+            "dashboard",
             "data",
             "hardening",
             "ipc",
@@ -58,6 +59,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "ipc",
         &[
             "daemon",
+            "dashboard",
             "ledger",
             "logging",
             "malloc",
@@ -72,13 +74,23 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("upgrade", &["daemon"]),
+    // The dashboard is a boundary beside mcp: a browser's view of the same state.
+    (
+        "dashboard",
+        &[
+            "access", "daemon", "ledger", "mcp", "memory", "sessions", "store", "time", "util",
+        ],
+    ),
     (
         "mcp",
-        &["daemon", "memory", "sessions", "store", "time", "tools"],
+        &[
+            "access", "daemon", "memory", "sessions", "store", "time", "tools",
+        ],
     ),
     (
         "daemon",
         &[
+            "access",
             "config",
             "data",
             "locations",
@@ -108,6 +120,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("memory", &["config", "store", "time", "util"]),
     ("providers", &["config", "logging", "util"]),
     ("sessions", &["util"]),
+    ("access", &["util"]),
     ("store", &[]),
     ("data", &["config", "ledger", "memory", "store", "time"]),
     ("time", &[]),

@@ -59,3 +59,7 @@ mod harness;
 
 /// `kill -9` under load: answered turns and exact ledger totals survive.
 mod crash;
+
+/// The local dashboard: its JSON API against seeded ledgers, who gets in, live
+/// sessions and threads; the page in headless Chromium when it is installed.
+mod dashboard;

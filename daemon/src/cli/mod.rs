@@ -1,5 +1,5 @@
 //! The `zend` command line for people and scripts: `status`, `stop`, `models`,
-//! `threads`, `ask`, `consensus` and `doctor`. Every command talks to the one
+//! `threads`, `ask`, `consensus`, `dashboard` and `doctor`. Every command talks to the one
 //! daemon over the same socket the shims use; the CLI never opens the store or
 //! calls a model itself (zend holds the store and the keys). The one exception
 //! is `doctor` with no daemon running, which checks the configuration and keys
@@ -23,6 +23,7 @@
 
 pub mod ask;
 pub mod connect;
+pub mod dashboard;
 pub mod doctor;
 pub mod keys;
 pub mod models;

@@ -11,6 +11,10 @@
 //! - [`DOCTOR`]: `{"live": bool}` → `providers::checks::ProviderChecks` as the daemon sees
 //!   them (keys by variable name, never values; with `live`, one 1-token call
 //!   per configured provider).
+//! - [`DASHBOARD`]: `{}` → `{"url": ...}`, a one-time login link to the
+//!   dashboard (its loopback listener bound first if zend has none).
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,6 +27,7 @@ pub const MODELS: &str = "models";
 pub const THREADS_LIST: &str = "threads.list";
 pub const THREADS_GET: &str = "threads.get";
 pub const DOCTOR: &str = "doctor";
+pub const DASHBOARD: &str = "dashboard";
 
 /// One answer, in both renderings.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +71,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, QueryError> {
 }
 
 /// Answers one query inside zend.
-pub async fn answer(daemon: &Daemon, command: &str, args: Value) -> Result<Answer, QueryError> {
+pub async fn answer(
+    daemon: &Arc<Daemon>,
+    command: &str,
+    args: Value,
+) -> Result<Answer, QueryError> {
     match command {
         MODELS => {
             let listing = daemon.providers.listing();
@@ -117,6 +126,16 @@ pub async fn answer(daemon: &Daemon, command: &str, args: Value) -> Result<Answe
             Ok(Answer {
                 json: to_json(&checks)?,
                 text: String::new(),
+            })
+        }
+        DASHBOARD => {
+            let _: serde_json::Map<String, Value> = parse(args)?;
+            let url = crate::dashboard::login_url(daemon)
+                .await
+                .map_err(|e| QueryError::Failed(e.to_string()))?;
+            Ok(Answer {
+                json: json!({ "url": url }),
+                text: url,
             })
         }
         other => Err(QueryError::UnknownCommand(other.to_owned())),

@@ -33,6 +33,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
 use super::McpServer;
+use crate::access::constant_time_eq;
 use crate::daemon::Daemon;
 use crate::sessions::{SessionMeta, SessionTransport};
 
@@ -146,10 +147,7 @@ pub fn rotate_token(config_dir: &Path) -> Result<Token, HttpError> {
 }
 
 fn new_token() -> std::io::Result<Token> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    crate::access::random_secret().map(Token)
 }
 
 /// Reads the token, or creates it (32 random bytes, hex, mode 0600); a token
@@ -314,7 +312,7 @@ impl Gate {
     }
 
     /// Counts a refused request; logs at most one line a minute, with the count since the last.
-    fn note_refusal(&self, rejection: Rejection, method: &axum::http::Method) {
+    pub fn note_refusal(&self, rejection: Rejection, method: &axum::http::Method) {
         let total = self.refusals.total.fetch_add(1, Ordering::Relaxed) + 1;
         let mut window = self
             .refusals
@@ -342,6 +340,16 @@ impl Gate {
     /// Host first, then Origin (both reject before the token is looked at,
     /// so a rebinding page learns nothing), then the bearer token.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        self.check_site(headers)?;
+        if self.bearer_ok(headers) {
+            Ok(())
+        } else {
+            Err(Rejection::Unauthorized)
+        }
+    }
+
+    /// The Host and Origin checks alone (the dashboard then takes a cookie or the token).
+    pub fn check_site(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -370,7 +378,12 @@ impl Gate {
                 return Err(Rejection::Origin);
             }
         }
-        let presented = headers
+        Ok(())
+    }
+
+    /// Whether the request carries `Authorization: Bearer <the current token>`.
+    pub fn bearer_ok(&self, headers: &HeaderMap) -> bool {
+        headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -378,12 +391,9 @@ impl Gate {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .ok_or(Rejection::Unauthorized)?;
-        if constant_time_eq(presented.as_bytes(), self.token().0.as_bytes()) {
-            Ok(())
-        } else {
-            Err(Rejection::Unauthorized)
-        }
+            .is_some_and(|presented| {
+                constant_time_eq(presented.as_bytes(), self.token().0.as_bytes())
+            })
     }
 }
 
@@ -404,10 +414,6 @@ fn is_loopback_host(host: &str) -> bool {
     host == "localhost"
         || host.ends_with(".localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
@@ -548,12 +554,15 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Serves MCP at `/mcp` on `listener` until zend shuts down; over TLS when `tls` is given.
+/// Serves MCP at `/mcp` on `listener` until zend shuts down; over TLS when
+/// `tls` is given. `also` is served beside it (the dashboard, which gates its
+/// own routes with the same `gate`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     daemon: Arc<Daemon>,
-    gate_checks: Gate,
+    gate_checks: Arc<Gate>,
+    also: axum::Router,
 ) -> Result<(), HttpError> {
     let sessions_daemon = Arc::clone(&daemon);
     let service = StreamableHttpService::new(
@@ -577,9 +586,20 @@ pub async fn serve(
             .disable_allowed_hosts()
             .disable_allowed_origins(),
     );
-    let router = axum::Router::new().route_service(MCP_PATH, service).layer(
-        axum::middleware::from_fn_with_state(Arc::new(gate_checks), gate),
-    );
+    let router = axum::Router::new()
+        .route_service(MCP_PATH, service)
+        .layer(axum::middleware::from_fn_with_state(gate_checks, gate))
+        .merge(also);
+    serve_router(listener, tls, &daemon, router).await
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until zend shuts down.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    daemon: &Daemon,
+    router: axum::Router,
+) -> Result<(), HttpError> {
     let stop = daemon.shutdown.clone().cancelled_owned();
     match tls {
         Some(config) => {
