@@ -63,3 +63,7 @@ mod crash;
 /// The local dashboard: its JSON API against seeded ledgers, who gets in, live
 /// sessions and threads; the page in headless Chromium when it is installed.
 mod dashboard;
+
+/// Anthropic and Gemini streamed end to end, priced from the map; a LiteLLM
+/// proxy's cost header in the ledger.
+mod wires;

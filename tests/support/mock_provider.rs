@@ -1,7 +1,9 @@
 //! A fake model provider on loopback: an OpenAI-compatible `/v1/chat/completions`
-//! and OpenAI's Responses API `/v1/responses` (each JSON or SSE, as the request
-//! asks), plus Anthropic `/v1/messages` and Gemini `:generateContent` answers. It records every request so tests can assert what
-//! zend sent and how often. Plain std threads: no runtime needed in sync tests.
+//! and OpenAI's Responses API `/v1/responses`, Anthropic's `/v1/messages` and
+//! Gemini's `:generateContent` / `:streamGenerateContent?alt=sse` (each JSON or
+//! SSE, as the request asks, with usage as each provider reports it). It records
+//! every request so tests can assert what zend sent and how often. Plain std
+//! threads: no runtime needed in sync tests.
 //!
 //! Faults are scripted per model: a queue of [`Behaviour`]s consumed one per
 //! request ([`MockProvider::script`]), each an HTTP status (with or without
@@ -52,6 +54,8 @@ pub struct Behaviour {
     pub reasoning_tokens: u64,
     /// Of `prompt_tokens`, how many were written to the cache (Anthropic only).
     pub cache_write_tokens: u64,
+    /// Extra headers on a successful answer (`x-litellm-response-cost`, ...).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Ways an answer can go wrong after the request was read (the status is 200).
@@ -91,6 +95,7 @@ impl Default for Behaviour {
             cached_tokens: 0,
             reasoning_tokens: 0,
             cache_write_tokens: 0,
+            headers: Vec::new(),
         }
     }
 }
@@ -325,7 +330,15 @@ fn answer(
             held = shared.released.wait(held).unwrap();
         }
     }
-    let model = body["model"].as_str().unwrap_or("").to_owned();
+    // Gemini names the model in the path (`/v1beta/models/<model>:generateContent`).
+    let model = body["model"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            let (_, rest) = path.split_once("/models/")?;
+            Some(rest.split(':').next()?.to_owned())
+        })
+        .unwrap_or_default();
     let scripted = shared
         .scripts
         .lock()
@@ -375,7 +388,7 @@ fn answer(
     if chosen.echo {
         reply.push_str(&format!("\n[echo] {}", last_user_text(body)));
     }
-    let streaming = body["stream"] == true && !path.contains("/messages");
+    let streaming = body["stream"] == true;
     let responses_api = path.ends_with("/responses");
     match chosen.mode {
         Mode::Normal => {}
@@ -443,7 +456,9 @@ fn answer(
             return Ok(false);
         }
     }
-    let (content_type, payload) = if path.contains("/messages") {
+    let (content_type, payload) = if path.contains("/messages") && streaming {
+        ("text/event-stream", anthropic_sse(&reply, &chosen, &model))
+    } else if path.contains("/messages") {
         ("application/json", anthropic_body(&reply, &chosen, &model))
     } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         gemini_body(&reply, &chosen, path.contains("stream"))
@@ -459,7 +474,14 @@ fn answer(
     } else {
         ("application/json", openai_body(&reply, &chosen, &model))
     };
-    write_response(stream, 200, content_type, payload.as_bytes())?;
+    let extra: String = chosen
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write_head(stream, 200, content_type, Some(payload.len()), &extra)?;
+    stream.write_all(payload.as_bytes())?;
+    stream.flush()?;
     bill(shared);
     Ok(true)
 }
@@ -633,15 +655,70 @@ fn anthropic_body(reply: &str, b: &Behaviour, model: &str) -> String {
     .to_string()
 }
 
+/// The events Anthropic streams for one answer: the input usage in
+/// `message_start`, the text in two deltas, the output usage in `message_delta`.
+fn anthropic_sse(reply: &str, b: &Behaviour, model: &str) -> String {
+    let (first, second) = halves(reply);
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message",
+            "role": "assistant", "model": model, "content": [], "stop_reason": null,
+            "usage": {"input_tokens": b.prompt_tokens - b.cached_tokens - b.cache_write_tokens,
+                      "cache_read_input_tokens": b.cached_tokens,
+                      "cache_creation_input_tokens": b.cache_write_tokens,
+                      "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0,
+               "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+        json!({"type": "content_block_delta", "index": 0,
+               "delta": {"type": "text_delta", "text": first}}),
+        json!({"type": "content_block_delta", "index": 0,
+               "delta": {"type": "text_delta", "text": second}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": b.completion_tokens}}),
+        json!({"type": "message_stop"}),
+    ];
+    events.iter().map(responses_event).collect()
+}
+
+/// `reply` cut in two at its middle character.
+fn halves(reply: &str) -> (&str, &str) {
+    let mid = reply
+        .char_indices()
+        .nth(reply.chars().count() / 2)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    reply.split_at(mid)
+}
+
+/// Gemini's answer; streamed (`alt=sse`) as two chunks, each with the usage so
+/// far, as Google sends it, the last with the finish reason.
 fn gemini_body(reply: &str, b: &Behaviour, stream: bool) -> (&'static str, String) {
-    let body = json!({
-        "candidates": [{"content": {"role": "model", "parts": [{"text": reply}]}, "finishReason": "STOP"}],
-        "usageMetadata": {"promptTokenCount": b.prompt_tokens, "candidatesTokenCount": b.completion_tokens,
-                          "totalTokenCount": b.prompt_tokens + b.completion_tokens}
-    });
+    let usage = |completion: u64| {
+        json!({"promptTokenCount": b.prompt_tokens, "candidatesTokenCount": completion,
+               "totalTokenCount": b.prompt_tokens + completion})
+    };
+    let chunk = |text: &str, finish: Option<&str>, completion: u64| {
+        let mut candidate =
+            json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+        if let Some(finish) = finish {
+            candidate["finishReason"] = json!(finish);
+        }
+        json!({"candidates": [candidate], "usageMetadata": usage(completion),
+               "modelVersion": "mock", "responseId": "gemini-mock"})
+    };
     if stream {
-        ("text/event-stream", format!("data: {body}\n\n"))
+        let (first, second) = halves(reply);
+        let first = chunk(first, None, b.completion_tokens / 2);
+        let second = chunk(second, Some("STOP"), b.completion_tokens);
+        (
+            "text/event-stream",
+            format!("data: {first}\r\n\r\ndata: {second}\r\n\r\n"),
+        )
     } else {
-        ("application/json", body.to_string())
+        (
+            "application/json",
+            chunk(reply, Some("STOP"), b.completion_tokens).to_string(),
+        )
     }
 }
