@@ -636,3 +636,97 @@ fn a_fake_key_never_reaches_logs_errors_status_doctor_or_the_store_on_any_path()
     assert!(searched >= 3, "searched {searched} files");
     assert!(home.path().join("data/store.redb").exists());
 }
+
+/// A home with cooldowns on: a model whose calls fail twice in a row (after
+/// one retry each) is paused for ten minutes.
+fn cooldown_home(mock: &MockProvider, models: &[(&str, &str)]) -> ZenHome {
+    let home = ZenHome::with_mock(mock);
+    let mut yaml = String::from(
+        "settings:\n  max_retries: 1\n  backoff_base_ms: 5\n  backoff_max_ms: 20\n  \
+         cooldown_failures: 2\n  cooldown_secs: 600\nmodels:\n",
+    );
+    for (name, extra) in models {
+        yaml.push_str(&format!(
+            "  {name}:\n    provider: openai\n    prices: {{input: {PRICE_IN}, output: {PRICE_OUT}}}\n"
+        ));
+        if !extra.is_empty() {
+            yaml.push_str(&format!("    {extra}\n"));
+        }
+    }
+    home.write_config("models.yaml", &yaml);
+    home
+}
+
+#[test]
+fn a_model_that_keeps_failing_cools_down_and_is_not_called_until_it_recovers() {
+    let mock = MockProvider::start();
+    let overloaded = r#"{"error":{"message":"overloaded"}}"#;
+    mock.set_for_model("c-alone", fail(503, overloaded));
+    mock.set_for_model("c-flaky", fail(503, overloaded));
+    mock.set_for_model("c-backup", ok("the backup answers"));
+    mock.set_for_model("c-steady", ok("steady"));
+    let home = cooldown_home(
+        &mock,
+        &[
+            ("c-alone", ""),
+            ("c-flaky", "fallbacks: [c-backup]"),
+            ("c-backup", ""),
+            ("c-steady", ""),
+        ],
+    );
+    let mut client = home.session();
+
+    // Two failed calls (each a try and a retry) reach the model; the third
+    // does not, and says why and what to do.
+    for call in 1..=2 {
+        let (is_error, text) = chat(&mut client, "c-alone");
+        assert!(is_error, "call {call}: {text}");
+        assert!(
+            text.contains("openai failed for `c-alone` (HTTP 503"),
+            "call {call}: {text}"
+        );
+        assert_eq!(mock.completions_for("c-alone"), 2 * call, "call {call}");
+    }
+    let (is_error, text) = chat(&mut client, "c-alone");
+    assert!(is_error, "{text}");
+    assert!(
+        text.contains("`c-alone` failed repeatedly and is paused for")
+            && text.contains("retry later or configure fallbacks"),
+        "{text}"
+    );
+    assert_eq!(
+        mock.completions_for("c-alone"),
+        4,
+        "the paused model was called"
+    );
+
+    // With a fallback: the failing model is tried until it cools down, then
+    // skipped, and every call is answered by the fallback.
+    for call in 1..=3 {
+        let (is_error, text) = chat(&mut client, "c-flaky");
+        assert!(
+            !is_error
+                && text.starts_with("the backup answers")
+                && text.contains("c-flaky failed; answered by fallback c-backup"),
+            "call {call}: {text}"
+        );
+        assert_eq!(mock.completions_for("c-backup"), call, "call {call}");
+    }
+    assert_eq!(
+        mock.completions_for("c-flaky"),
+        4,
+        "two calls reached c-flaky (a try and a retry each), the third skipped it"
+    );
+
+    // One model's cooldown is its own: another model is still called.
+    let (is_error, text) = chat(&mut client, "c-steady");
+    assert!(!is_error && text.starts_with("steady"), "{text}");
+    client.close();
+
+    // Calls skipped during a cooldown cost nothing and record no attempt.
+    let ledger = &status_json(&home)["ledger"];
+    assert_ledger_matches(&mock, ledger, "c-alone", 4, 4);
+    assert_ledger_matches(&mock, ledger, "c-flaky", 4, 4);
+    assert_ledger_matches(&mock, ledger, "c-backup", 3, 0);
+    home.stop_daemon();
+}
