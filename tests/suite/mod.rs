@@ -67,3 +67,6 @@ mod dashboard;
 /// Anthropic and Gemini streamed end to end, priced from the map; a LiteLLM
 /// proxy's cost header in the ledger.
 mod wires;
+
+/// Conversation threads' TTL and turn cap, through the binaries.
+mod memory;
