@@ -528,3 +528,120 @@ fn http_endpoint_needs_the_token_rejects_foreign_origins_and_serves_tools() {
     }
     assert!(stop_child(&home, &mut daemon).success());
 }
+
+#[test]
+fn http_refuses_foreign_hosts_and_origins_before_the_token_and_serves_allowed_ones() {
+    let home = ZenHome::new();
+    let token = stdout(&home.zend(&["http-token"])).trim().to_owned();
+    let port = free_port();
+    let mut daemon = home
+        .command(&zend_bin())
+        .args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-allow-host",
+            "zen.internal",
+            "--http-allow-origin",
+            "https://app.example",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + crate::support::WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "zend never listened on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let accepted = runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "zen-http-gate", "version": "1.0"}}});
+        // (Host, Origin, with the token) → the status and what the body says.
+        let send = |host: String, origin: Option<&'static str>, with_token: bool| {
+            let mut request = http
+                .post(&url)
+                .header("host", host)
+                .header("accept", "application/json, text/event-stream")
+                .json(&initialize);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if with_token {
+                request = request.bearer_auth(&token);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        let host_refused =
+            "Host not allowed: zend serves loopback hosts only unless --http-allow-host names it";
+        let origin_refused = "Origin not allowed: zend accepts loopback origins only unless --http-allow-origin names it";
+        let loopback = format!("127.0.0.1:{port}");
+        let refused: Vec<(String, Option<&str>, bool, &str)> = vec![
+            // DNS rebinding: a foreign name for our address.
+            (format!("evil.example:{port}"), None, true, host_refused),
+            (
+                format!("zen.internal.evil.example:{port}"),
+                None,
+                true,
+                host_refused,
+            ),
+            // Refused before the token is looked at: a rebinding page learns nothing.
+            (format!("evil.example:{port}"), None, false, host_refused),
+            (loopback.clone(), Some("https://evil.example"), true, origin_refused),
+            (loopback.clone(), Some("null"), true, origin_refused),
+            (
+                loopback.clone(),
+                Some("https://app.example.evil.example"),
+                false,
+                origin_refused,
+            ),
+        ];
+        for (host, origin, with_token, says) in refused {
+            let (status, body) = send(host.clone(), origin, with_token).await;
+            assert_eq!(status, 403, "Host {host}, Origin {origin:?}: {body}");
+            assert_eq!(body.trim(), says, "Host {host}, Origin {origin:?}");
+        }
+        // Right Host and Origin, no token: the token is what is missing.
+        let (status, body) = send(loopback.clone(), None, false).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("`zend http-token` shows it"), "{body}");
+
+        let allowed: Vec<(String, Option<&str>)> = vec![
+            (loopback.clone(), None),
+            (format!("localhost:{port}"), Some("http://localhost:3000")),
+            (format!("zen.internal:{port}"), None),
+            (loopback.clone(), Some("https://app.example")),
+            (loopback.clone(), Some("http://127.0.0.1:8080/")),
+        ];
+        for (host, origin) in &allowed {
+            let (status, body) = send(host.clone(), *origin, true).await;
+            assert_eq!(status, 200, "Host {host}, Origin {origin:?}: {body}");
+            let init = rpc_reply(&body, 1);
+            assert_eq!(init["result"]["serverInfo"]["name"], "zen", "{init}");
+        }
+        allowed.len()
+    });
+
+    // Only the accepted requests opened sessions.
+    let status: Value = serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
+    let sessions = status["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), accepted, "{status}");
+    assert!(sessions.iter().all(|s| s["client_name"] == "zen-http-gate"));
+    assert!(stop_child(&home, &mut daemon).success());
+}
