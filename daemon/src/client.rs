@@ -1,7 +1,9 @@
 //! The CLI's side of the socket: connect to a running zend (never start one).
 //! The connection and the gRPC client are zen-shim's (`zen_proto::client`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use zen_proto::paths::Socket;
 
 use zen_proto::client::Zend;
 use zen_proto::v1::zend_client::ZendClient;
@@ -22,13 +24,15 @@ pub enum ClientError {
     Rpc(String),
 }
 
-pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
+/// Connects to the zend at `socket`, checked as zen-shim checks it
+/// (`zen_proto::client::try_connect`); never starts one.
+pub async fn connect(socket: &Socket) -> Result<Client, ClientError> {
     match zen_proto::client::try_connect(socket).await {
         // A daemon that closes the connection at once is on its way out.
         Ok(Some(stream)) => zen_proto::client::handshake(stream)
             .await
-            .map_err(|_| ClientError::NotRunning(socket.to_path_buf())),
-        Ok(None) => Err(ClientError::NotRunning(socket.to_path_buf())),
+            .map_err(|_| ClientError::NotRunning(socket.path.clone())),
+        Ok(None) => Err(ClientError::NotRunning(socket.path.clone())),
         Err(e) => Err(ClientError::Connect(e)),
     }
 }

@@ -111,9 +111,29 @@ impl Locations {
 
     /// The socket path: `ZEN_SOCKET` when set, else `<runtime_dir>/zend.sock`.
     pub fn socket_path(&self) -> PathBuf {
-        match std::env::var_os(paths::SOCKET_ENV) {
+        self.socket().path
+    }
+
+    /// The socket and who chose its directory: the runtime directory's
+    /// chooser when it lives there, else (`ZEN_SOCKET` elsewhere) the user.
+    pub fn socket(&self) -> paths::Socket {
+        let path = match std::env::var_os(paths::SOCKET_ENV) {
             Some(path) if !path.is_empty() => absolute(Path::new(&path)),
             _ => self.runtime_dir.join(paths::SOCKET_NAME),
+        };
+        let chosen = if path.parent() == Some(self.runtime_dir.as_path()) {
+            self.runtime_chosen()
+        } else {
+            paths::Chosen::ByUser
+        };
+        paths::Socket { path, chosen }
+    }
+
+    fn runtime_chosen(&self) -> paths::Chosen {
+        if self.named.runtime {
+            paths::Chosen::ByUser
+        } else {
+            paths::Chosen::ByZen
         }
     }
 
@@ -141,26 +161,20 @@ impl Locations {
                     source,
                 })?;
         }
-        let runtime_chosen = if self.named.runtime {
-            paths::Chosen::ByUser
-        } else {
-            paths::Chosen::ByZen
-        };
-        paths::prepare_dir(&self.runtime_dir, runtime_chosen).map_err(|source| {
+        paths::prepare_dir(&self.runtime_dir, self.runtime_chosen()).map_err(|source| {
             LocationError::Prepare {
                 path: self.runtime_dir.clone(),
                 source,
             }
         })?;
-        if let Some(parent) = self.socket_path().parent()
-            && parent != self.runtime_dir
-        {
-            paths::prepare_dir(parent, paths::socket_dir_chosen()).map_err(|source| {
-                LocationError::Prepare {
-                    path: parent.to_path_buf(),
+        let socket = self.socket();
+        if socket.dir() != self.runtime_dir {
+            socket
+                .prepare_dir()
+                .map_err(|source| LocationError::Prepare {
+                    path: socket.dir().to_path_buf(),
                     source,
-                }
-            })?;
+                })?;
         }
         Ok(())
     }

@@ -348,13 +348,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 ServiceAction::Install { print, manager } => {
                     if !print {
                         // An auto-started zend would hold the socket and the lock.
-                        zend::cli::stop(
-                            &locations.socket_path(),
-                            Duration::from_secs(10),
-                            &mut stdout,
-                        )
-                        .await
-                        .context("stopping the running zend")?;
+                        zend::cli::stop(&locations.socket(), Duration::from_secs(10), &mut stdout)
+                            .await
+                            .context("stopping the running zend")?;
                     }
                     service::install(&service::plan(manager, &spec), print, &runner, &mut stdout)
                 }
@@ -429,13 +425,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Status { json } => {
-            let socket = Locations::resolve(&overrides)?.socket_path();
+            let socket = Locations::resolve(&overrides)?.socket();
             Ok(zend::cli::status(&socket, json, &mut stdout)
                 .await
                 .context("zend status")?)
         }
         Command::Stop { deadline } => {
-            let socket = Locations::resolve(&overrides)?.socket_path();
+            let socket = Locations::resolve(&overrides)?.socket();
             Ok(
                 zend::cli::stop(&socket, Duration::from_secs(deadline), &mut stdout)
                     .await

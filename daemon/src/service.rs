@@ -375,11 +375,17 @@ fn xml_escape(text: &str) -> String {
 /// Writes the marker that tells shims a service owns zend at `socket`.
 /// Best effort: without it, a shim may start a zend of its own, which then
 /// finds the service's lock and exits, so nothing breaks.
+///
+/// The socket's directory is created 0700 when missing, else only checked:
+/// it may be one the user named (`ZEN_SOCKET=~/zen.sock`), never to be
+/// changed; zend tightens its own when it starts.
 pub fn mark_managed(socket: &Path) {
     let marker = zen_proto::paths::managed_marker(socket);
     let written = marker
         .parent()
-        .map_or(Ok(()), zen_proto::paths::ensure_private_dir)
+        .map_or(Ok(()), |dir| {
+            zen_proto::paths::prepare_dir(dir, zen_proto::paths::Chosen::ByUser)
+        })
         .and_then(|()| std::fs::write(&marker, b"zend is run by a service manager\n"));
     if let Err(e) = written {
         tracing::warn!(marker = %marker.display(), error = %e, "cannot write the service marker");

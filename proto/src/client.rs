@@ -2,6 +2,11 @@
 //! answers; then a gRPC client over that one connection. zen-shim and the `zend`
 //! CLI both come through here.
 //!
+//! Nothing at the socket path is trusted: before every attempt the socket's
+//! directory is checked (and created 0700 when missing, see
+//! [`crate::paths::prepare_dir`]), a `zend.managed` marker counts only when it
+//! is the user's, and the server must run as this user ([`crate::peer`]).
+//!
 //! Follows sccache's `connect_or_start_server`: try the socket; when a service
 //! manager owns zend (`zend.managed` beside the socket) only wait for it; when
 //! auto-start is forbidden give up; else start `zend serve --auto-started`
@@ -21,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
 use tonic::codegen::http;
 
+use crate::paths::Socket;
 use crate::v1::zend_client::ZendClient;
 
 /// Set to `1` to never start zend (a service manager owns it).
@@ -96,7 +102,7 @@ pub struct Launcher {
 /// answers we start it again, at most every [`RESPAWN_INTERVAL`], until the
 /// mode's deadline.
 pub async fn connect_or_start(
-    socket: &Path,
+    socket: &Socket,
     mode: Mode,
     launcher: Option<impl FnOnce() -> Result<Launcher, String>>,
 ) -> Result<UnixStream, String> {
@@ -105,8 +111,8 @@ pub async fn connect_or_start(
     }
     // A service manager owns zend (`zend service install`): wait for its zend
     // (restarting, or being socket-activated) instead of starting another.
-    let marker = crate::paths::managed_marker(socket);
-    if marker.exists() {
+    let marker = socket.managed_marker();
+    if managed(&marker)? {
         let started = tokio::time::Instant::now();
         let wait = if mode == Mode::First {
             MANAGED_WAIT
@@ -122,7 +128,7 @@ pub async fn connect_or_start(
         return Err(format!(
             "no zend answers at {} and a service manager owns it ({} exists); \
              check `zend service status`, or `zend service uninstall` to let zen start zend",
-            socket.display(),
+            socket.path.display(),
             marker.display()
         ));
     }
@@ -130,7 +136,7 @@ pub async fn connect_or_start(
         return Err(format!(
             "zend is not running (nothing answers at {}) and {NO_AUTOSTART_ENV}=1 forbids starting one; \
              start it with `zend serve` (or your service manager), or unset {NO_AUTOSTART_ENV}",
-            socket.display()
+            socket.path.display()
         ));
     }
     let zend = launcher.map(|launch| launch()).transpose()?;
@@ -174,13 +180,13 @@ pub async fn connect_or_start(
                 Some(zend) => format!(
                     "started {} but nothing answered at {} within {}s; see zend's log (`zend logs`)",
                     zend.program.display(),
-                    socket.display(),
+                    socket.path.display(),
                     mode.deadline().as_secs()
                 ),
                 None => format!(
                     "zend went away and nothing answered at {} within {}s ({NO_AUTOSTART_ENV}=1: \
                      its service manager must restart it)",
-                    socket.display(),
+                    socket.path.display(),
                     mode.deadline().as_secs()
                 ),
             });
@@ -190,15 +196,45 @@ pub async fn connect_or_start(
 }
 
 /// The socket to zend at `socket`, connected, or `None` when nothing answers
-/// there. A server that runs as another user is an error (see [`crate::peer`]).
-pub async fn try_connect(socket: &Path) -> Result<Option<UnixStream>, String> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(_)) | Err(_) => return Ok(None),
-    };
-    crate::peer::check_same_user(&stream)
-        .map_err(|e| format!("refusing zend's socket at {}: {e}", socket.display()))?;
+/// there. A directory another user could have prepared, or a server that runs
+/// as another user, is an error that says what to remove or set.
+pub async fn try_connect(socket: &Socket) -> Result<Option<UnixStream>, String> {
+    socket.prepare_dir().map_err(|e| {
+        format!(
+            "refusing to connect to zend at {}: {e}",
+            socket.path.display()
+        )
+    })?;
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(&socket.path)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) | Err(_) => return Ok(None),
+        };
+    crate::peer::check_same_user(&stream).map_err(|e| {
+        format!(
+            "refusing zend's socket at {shown}: {e}; another user may be posing as zend: \
+             have {shown} removed (`sudo rm {shown}`), or set {env} to a socket path in a directory of yours",
+            shown = socket.path.display(),
+            env = crate::paths::SOCKET_ENV
+        )
+    })?;
     Ok(Some(stream))
+}
+
+/// Whether the service marker `marker` is there and counts: one the user does
+/// not own is refused rather than believed (another user could have left it
+/// to keep zen from starting zend).
+fn managed(marker: &Path) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(marker) {
+        Err(_) => Ok(false),
+        Ok(meta) if meta.is_file() && meta.uid() == crate::paths::current_uid() => Ok(true),
+        Ok(meta) => Err(format!(
+            "{} is not a file of yours (uid {}): another user may have left it there; remove it",
+            marker.display(),
+            meta.uid()
+        )),
+    }
 }
 
 /// The gRPC client of zend over `stream`: hyper's HTTP/2 client connection, without

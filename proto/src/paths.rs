@@ -14,7 +14,9 @@
 //! each checks the other's uid once connected: another user who creates
 //! `/tmp/zen-<uid>` first, or binds a socket there, is refused, never talked to.
 //! A directory of zen's own choosing is created 0700 and kept so; one the user
-//! named (`ZEN_SOCKET`'s, `--runtime-dir`) is checked, never changed.
+//! named (`ZEN_SOCKET`'s, `--runtime-dir`) is checked, never changed. Clients
+//! make the check before every connection attempt and before believing a
+//! `zend.managed` marker (see `client`).
 //! Paths stay short because macOS limits a socket path to 104 bytes.
 
 use std::io;
@@ -114,108 +116,166 @@ pub fn managed_marker(socket: &Path) -> PathBuf {
     socket.with_file_name(MANAGED_MARKER_NAME)
 }
 
+/// Where zend's socket is and who chose its directory: all a client needs to
+/// reach zend safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub path: PathBuf,
+    /// Who chose [`Socket::dir`]: zen's own is kept private, the user's only checked.
+    pub chosen: Chosen,
+}
+
+impl Socket {
+    /// The socket given the environment, as zen-shim finds it ([`socket_path`]).
+    pub fn from_env() -> Self {
+        Self {
+            path: socket_path(),
+            chosen: socket_dir_chosen(),
+        }
+    }
+
+    /// The directory the socket lives in.
+    pub fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    /// [`prepare_dir`] for the socket's directory: before zend binds there, and
+    /// before a client connects or believes a marker found there.
+    pub fn prepare_dir(&self) -> io::Result<()> {
+        prepare_dir(self.dir(), self.chosen)
+    }
+
+    /// The service marker beside the socket (see [`MANAGED_MARKER_NAME`]).
+    pub fn managed_marker(&self) -> PathBuf {
+        managed_marker(&self.path)
+    }
+}
+
 fn owned_by(path: &Path, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_dir() && m.uid() == uid)
+}
+
+/// What to do instead of using a directory another user could have prepared.
+fn elsewhere() -> String {
+    format!(
+        "or set {SOCKET_ENV} (for zen-shim and zend alike) to a socket path in a directory of yours, \
+         such as ~/.zen/zend.sock"
+    )
 }
 
 /// Makes sure the socket may live in `dir`, before zend binds there or a
 /// client connects (or believes a `zend.managed` marker found there).
 ///
 /// Missing, it is created 0700 (it is then zen's). A directory of zen's
-/// choosing must be a directory (not a symlink) owned by this user; group or
-/// other bits on it are removed. One the user named must be a directory owned
-/// by this user or root that no one else may write to (unless sticky, as
-/// `/tmp`); it is never changed. Anything else is refused, saying what to
-/// remove or set.
+/// choosing that is this user's has its group and other bits removed; then
+/// [`check_dir`] decides. A directory the user named is never changed.
 pub fn prepare_dir(dir: &Path, chosen: Chosen) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    if chosen == Chosen::ByZen {
-        return ensure_private_dir(dir);
-    }
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return ensure_private_dir(dir),
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    // The user may name a path through a symlink of theirs: follow it here.
-    let meta = std::fs::metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(io::Error::other(format!(
-            "{} is not a directory; point {SOCKET_ENV} (or --runtime-dir) elsewhere",
-            dir.display()
-        )));
-    }
-    let uid = current_uid();
-    if meta.uid() != uid && meta.uid() != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} belongs to uid {}, not to you (uid {uid}) or root; point {SOCKET_ENV} (or --runtime-dir) at a directory of yours",
-                dir.display(),
-                meta.uid()
-            ),
-        ));
-    }
-    let sticky = meta.mode() & 0o1000 != 0;
-    if meta.mode() & 0o022 != 0 && !sticky {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} may be written by other users (mode {:o}), who could put their own socket there; \
-                 run `chmod go-w {}` or point {SOCKET_ENV} (or --runtime-dir) elsewhere",
-                dir.display(),
-                meta.mode() & 0o7777,
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Creates `dir` (and parents) if missing, then checks that it is a directory
-/// owned by this user and reachable by nobody else; a directory we own with a
-/// looser mode is tightened to 0700. Anything else is refused with a reason.
-/// For directories of zen's choosing only ([`prepare_dir`]).
-pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent() {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
             match std::fs::DirBuilder::new().mode(0o700).create(dir) {
                 Ok(()) => {}
+                // Someone was quicker (another client, or another user): check it.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
         }
         Err(e) => return Err(e),
-        Ok(_) => {}
+        Ok(meta) => {
+            if chosen == Chosen::ByZen
+                && meta.is_dir()
+                && meta.uid() == current_uid()
+                && meta.mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
     }
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(io::Error::other(format!(
-            "{} is not a directory (a symlink or file is there); remove it or set {SOCKET_ENV}",
-            dir.display()
-        )));
-    }
-    if meta.uid() != current_uid() {
+    check_dir(dir, chosen)
+}
+
+/// Whether the socket may live in `dir`, changing nothing (`zend doctor` asks
+/// this; [`prepare_dir`] creates and tightens first).
+///
+/// A directory of zen's choosing must be a directory (not a symlink) owned by
+/// this user, with no group or other bits. One the user named (through their
+/// own symlinks, if they like) must be a directory owned by this user or root
+/// that no one else may write to, unless it is sticky as `/tmp` is. The error
+/// says what is wrong and what to remove or set.
+pub fn check_dir(dir: &Path, chosen: Chosen) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = current_uid();
+    let shown = dir.display();
+    let meta = match chosen {
+        Chosen::ByZen => std::fs::symlink_metadata(dir)?,
+        Chosen::ByUser => std::fs::metadata(dir)?,
+    };
+    if meta.file_type().is_symlink() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} belongs to uid {}, not to you (uid {}): someone else may be posing as zend; \
-                 remove it (as root) or set {SOCKET_ENV} to a socket in a directory of yours",
-                dir.display(),
+                "{shown} is a symlink (made by uid {}), not a directory: zen keeps its socket only in a \
+                 directory of yours that nobody else can enter; remove {shown} (zen creates it again, 0700), {}",
                 meta.uid(),
-                current_uid()
+                elsewhere()
             ),
         ));
     }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if !meta.is_dir() {
+        return Err(io::Error::other(match chosen {
+            Chosen::ByZen => format!("{shown} is not a directory; remove it, {}", elsewhere()),
+            Chosen::ByUser => format!(
+                "{shown} is not a directory; point {SOCKET_ENV} (or --runtime-dir) elsewhere"
+            ),
+        }));
     }
-    Ok(())
+    match chosen {
+        Chosen::ByZen if meta.uid() != uid => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{shown} belongs to uid {}, not to you (uid {uid}): another user may be posing as zend there; \
+                 have it removed (`sudo rm -r {shown}`), {}",
+                meta.uid(),
+                elsewhere()
+            ),
+        )),
+        Chosen::ByZen if meta.mode() & 0o077 != 0 => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{shown} is open to other users (mode {:o}), who could put their own socket there; \
+                 run `chmod 700 {shown}` or remove it, {}",
+                meta.mode() & 0o7777,
+                elsewhere()
+            ),
+        )),
+        Chosen::ByZen => Ok(()),
+        Chosen::ByUser if meta.uid() != uid && meta.uid() != 0 => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{shown} belongs to uid {}, not to you (uid {uid}) or root; point {SOCKET_ENV} \
+                 (or --runtime-dir) at a directory of yours",
+                meta.uid()
+            ),
+        )),
+        Chosen::ByUser if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 => {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{shown} may be written by other users (mode {:o}), who could put their own socket there; \
+                     run `chmod go-w {shown}` or point {SOCKET_ENV} (or --runtime-dir) elsewhere",
+                    meta.mode() & 0o7777
+                ),
+            ))
+        }
+        Chosen::ByUser => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -231,7 +291,10 @@ mod tests {
             "{}",
             socket.display()
         );
-        assert!(dir.to_string_lossy().contains(&current_uid().to_string()));
+        // macOS's per-user temporary directory does not name the uid.
+        if cfg!(not(target_os = "macos")) {
+            assert!(dir.to_string_lossy().contains(&current_uid().to_string()));
+        }
     }
 
     #[test]
@@ -239,13 +302,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let base = std::env::temp_dir().join(format!("zen-proto-test-{}", std::process::id()));
         let dir = base.join("run");
-        ensure_private_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        prepare_dir(&dir, Chosen::ByZen).unwrap_or_else(|e| panic!("{e}"));
         let mode = std::fs::metadata(&dir)
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
         assert_eq!(mode & 0o777, 0o700);
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok();
-        ensure_private_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        prepare_dir(&dir, Chosen::ByZen).unwrap_or_else(|e| panic!("{e}"));
         let mode = std::fs::metadata(&dir)
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
@@ -282,11 +345,51 @@ mod tests {
     fn a_file_in_place_of_the_dir_is_refused() {
         let base = std::env::temp_dir().join(format!("zen-proto-test-file-{}", std::process::id()));
         std::fs::write(&base, b"x").ok();
-        let err = ensure_private_dir(&base)
+        let err = prepare_dir(&base, Chosen::ByZen)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("not a directory"), "{err}");
         std::fs::remove_file(&base).ok();
+    }
+
+    #[test]
+    fn a_symlink_is_refused_as_zens_dir_and_followed_as_the_users() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("zen-proto-link-{}", std::process::id()));
+        let target = base.join("target");
+        std::fs::create_dir_all(&target).ok();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).ok();
+        let link = base.join("run");
+        std::os::unix::fs::symlink(&target, &link).ok();
+        let err = prepare_dir(&link, Chosen::ByZen)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("is a symlink") && err.contains(SOCKET_ENV),
+            "{err}"
+        );
+        assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_symlink()));
+        prepare_dir(&link, Chosen::ByUser).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn a_socket_path_without_a_directory_lives_in_the_current_one() {
+        let socket = Socket {
+            path: PathBuf::from("zend.sock"),
+            chosen: Chosen::ByUser,
+        };
+        assert_eq!(socket.dir(), Path::new("."));
+        let socket = Socket {
+            path: PathBuf::from("/tmp/x/zend.sock"),
+            chosen: Chosen::ByZen,
+        };
+        assert_eq!(socket.dir(), Path::new("/tmp/x"));
+        assert_eq!(
+            socket.managed_marker(),
+            PathBuf::from("/tmp/x/zend.managed")
+        );
     }
 }

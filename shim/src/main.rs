@@ -24,7 +24,7 @@
 mod multicall;
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ enum End {
 }
 
 async fn run() -> Result<(), String> {
-    let socket = zen_proto::paths::socket_path();
+    let socket = zen_proto::paths::Socket::from_env();
     let book = Arc::new(Mutex::new(Book::default()));
     let (lines_tx, mut lines) = mpsc::channel::<Vec<u8>>(OUTBOUND_CAPACITY);
     spawn_stdin_reader(lines_tx).map_err(|e| format!("cannot start the stdin reader: {e}"))?;
@@ -187,7 +187,7 @@ async fn run() -> Result<(), String> {
 /// open; until then they stay in `early`, and a refused session leaves them
 /// for the next attempt, as a refused line always was.
 async fn open_session(
-    socket: &Path,
+    socket: &zen_proto::paths::Socket,
     mut mode: connect::Mode,
     replay: Vec<Vec<u8>>,
     early: &mut Vec<tonic::codegen::Bytes>,
@@ -207,7 +207,7 @@ async fn open_session(
         if started.elapsed() > mode.deadline() {
             return Err(format!(
                 "zend at {} would not open a session: {reason}",
-                socket.display()
+                socket.path.display()
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

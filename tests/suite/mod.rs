@@ -70,3 +70,7 @@ mod wires;
 
 /// Conversation threads' TTL and turn cap, through the binaries.
 mod memory;
+
+/// Clients trust nothing at the socket path: its directory, a service marker
+/// and the server's uid are checked first (#32).
+mod security_client;

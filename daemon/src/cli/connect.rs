@@ -3,9 +3,8 @@
 //! a service manager's zend is only waited for, `ZEN_NO_AUTOSTART=1` gives up
 //! with exit 3, else this executable is re-run as `zend serve --auto-started`).
 
-use std::path::PathBuf;
-
 use zen_proto::client::{Launcher, Mode};
+use zen_proto::paths::Socket;
 
 use super::CliError;
 use crate::client::{self, Client, ClientError};
@@ -17,7 +16,7 @@ pub const NO_AUTOSTART_ENV: &str = zen_proto::client::NO_AUTOSTART_ENV;
 /// Which daemon a command talks to, and whether it may start one.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub socket: PathBuf,
+    pub socket: Socket,
     /// Passed on to a daemon this command starts, so it uses the same directories.
     pub overrides: Overrides,
     pub autostart: bool,
@@ -26,7 +25,7 @@ pub struct Target {
 impl Target {
     /// The daemon of these directories; auto-start unless `ZEN_NO_AUTOSTART=1`.
     pub fn new(overrides: Overrides) -> Result<Self, CliError> {
-        let socket = Locations::resolve(&overrides)?.socket_path();
+        let socket = Locations::resolve(&overrides)?.socket();
         Ok(Self {
             socket,
             overrides,

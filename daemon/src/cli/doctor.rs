@@ -116,7 +116,7 @@ pub async fn collect(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut daemon = DaemonCheck {
-        socket: target.socket.clone(),
+        socket: target.socket.path.clone(),
         lock_file: locations.lock_path(),
         data_dir: locations.data_dir.clone(),
         ..DaemonCheck::default()
@@ -192,10 +192,17 @@ pub async fn collect(
             }
         }
         Err(CliError::Client(ClientError::NotRunning(_))) => {}
+        // The socket's directory or the server is not safe to talk to: say why.
+        Err(CliError::Client(ClientError::Connect(reason))) => problems.push(reason),
         Err(e) => return Err(e),
     }
 
-    check_runtime(&mut daemon, &mut problems, &mut warnings);
+    let chosen = if daemon.socket == target.socket.path {
+        target.socket.chosen
+    } else {
+        zen_proto::paths::Chosen::ByUser
+    };
+    check_runtime(&mut daemon, chosen, &mut problems, &mut warnings);
 
     let mut config_files = Vec::new();
     let server = crate::config::ServerConfig::load(&config_dir);
@@ -340,20 +347,26 @@ fn file_check(config_dir: &Path, name: &str, error: Option<&impl ToString>) -> F
 }
 
 /// Socket, its directory, the lock file: modes, owners, stale leftovers.
-fn check_runtime(daemon: &mut DaemonCheck, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+/// `chosen`: who chose the socket's directory (zen's own must be 0700, one the
+/// user named only closed to other users' writes; see `zen_proto::paths::check_dir`).
+fn check_runtime(
+    daemon: &mut DaemonCheck,
+    chosen: zen_proto::paths::Chosen,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let uid = zen_proto::paths::current_uid();
     if let Some(dir) = daemon.socket.parent()
         && let Ok(meta) = std::fs::symlink_metadata(dir)
     {
         daemon.socket_dir_mode = Some(format!("{:o}", meta.mode() & 0o7777));
-        if !meta.is_dir() || meta.mode() & 0o077 != 0 || meta.uid() != uid {
-            problems.push(format!(
-                "the socket's directory {} must be a directory of yours with mode 700 (it is {:o}, uid {})",
-                dir.display(),
-                meta.mode() & 0o7777,
-                meta.uid()
-            ));
+        if let Err(e) = zen_proto::paths::check_dir(dir, chosen) {
+            let problem = format!("the socket's directory: {e}");
+            // A refused connection said it already.
+            if !problems.iter().any(|p| p.contains(&e.to_string())) {
+                problems.push(problem);
+            }
         }
     }
     match std::fs::symlink_metadata(&daemon.socket) {

@@ -3,10 +3,10 @@
 //! `stop` of a stopped zend succeeds.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
+use zen_proto::paths::Socket;
 use zen_proto::v1::{ShutdownRequest, StatusReply, StatusRequest};
 
 use crate::client::{self, ClientError};
@@ -14,7 +14,11 @@ use crate::util::human_duration;
 
 use super::{EXIT_NOT_RUNNING, process_alive, truncate};
 
-pub async fn status(socket: &Path, as_json: bool, out: &mut dyn Write) -> Result<u8, ClientError> {
+pub async fn status(
+    socket: &Socket,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, ClientError> {
     let mut client = match client::connect(socket).await {
         Ok(client) => client,
         Err(ClientError::NotRunning(path)) => {
@@ -162,7 +166,7 @@ pub fn status_text(reply: &StatusReply) -> String {
 
 /// Asks zend to stop and waits until its process is gone.
 pub async fn stop(
-    socket: &Path,
+    socket: &Socket,
     deadline: Duration,
     out: &mut dyn Write,
 ) -> Result<u8, ClientError> {
