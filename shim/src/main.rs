@@ -36,7 +36,7 @@ use tonic::Streaming;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use zen_proto::client::{self as connect, Launcher};
 use zen_proto::v1::Frame;
-use zen_shim::framing::LineFramer;
+use zen_shim::framing::{Line, LineFramer, TooLong};
 use zen_shim::replay::Book;
 
 /// Lines buffered from stdin while the daemon is busy (or being reconnected).
@@ -391,13 +391,39 @@ fn read_stdin(lines: &mpsc::Sender<Vec<u8>>) {
             chunk.resize(chunk.len() * 4, 0);
         }
         while let Some(line) = framer.next_line() {
-            if lines.blocking_send(line).is_err() {
-                return;
+            match line {
+                Line::Frame(line) => {
+                    if lines.blocking_send(line).is_err() {
+                        return;
+                    }
+                }
+                Line::TooLong(long) => answer_too_long(&long),
             }
         }
     }
-    if let Some(line) = framer.finish() {
-        let _ = lines.blocking_send(line);
+    match framer.finish() {
+        Some(Line::Frame(line)) => {
+            let _ = lines.blocking_send(line);
+        }
+        Some(Line::TooLong(long)) => answer_too_long(&long),
+        None => {}
+    }
+}
+
+/// A line over zend's limit, which the shim did not keep: answered here as
+/// zend would answer it (-32600 with its id), and said on stderr. The line is
+/// one stdout write under stdout's lock, so it never lands inside another.
+fn answer_too_long(long: &TooLong) {
+    eprintln!(
+        "zen-shim: dropped a {}-byte message from the MCP client: zen takes at most {} bytes per message",
+        long.bytes, long.limit
+    );
+    if let Some(answer) = long.answer() {
+        let mut out = std::io::stdout().lock();
+        let _ = out
+            .write_all(&answer)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
     }
 }
 

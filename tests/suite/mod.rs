@@ -72,5 +72,5 @@ mod wires;
 mod memory;
 
 /// Clients trust nothing at the socket path: its directory, a service marker
-/// and the server's uid are checked first (#32).
+/// and the server's uid are checked first; the shim's stdin buffer is bounded (#32).
 mod security_client;

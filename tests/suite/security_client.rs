@@ -1,7 +1,8 @@
 //! Clients trust nothing at the socket path (issue #32, item 1): zen-shim and
 //! the `zend` commands check the socket's directory before connecting or
 //! believing a `zend.managed` marker, and the server's uid once connected; a
-//! directory the user named is never changed.
+//! directory the user named is never changed. And the shim's stdin buffer is
+//! bounded (item 11).
 //!
 //! Another user is simulated by chowning to uid 65534, and a server of
 //! another user by a listener that a forked child `listen`s on after
@@ -324,6 +325,50 @@ fn a_server_of_another_user_is_refused_once_connected() {
         std::fs::remove_file(&socket).unwrap();
     }
     assert!(home.zend_pids().is_empty(), "a zend was started");
+}
+
+#[test]
+fn a_line_over_the_limit_is_answered_by_the_shim_and_the_session_goes_on() {
+    let home = ZenHome::new();
+    let mut client = home.session();
+    let id = client.next_request_id();
+    // The id after the huge params, as the TypeScript SDK writes it.
+    let padding = "x".repeat(20 << 20);
+    let line = format!(
+        r#"{{"method":"tools/call","params":{{"name":"version","arguments":{{"padding":"{padding}"}}}},"jsonrpc":"2.0","id":{id}}}"#
+    );
+    drop(padding);
+    client.send_raw(line.as_bytes());
+    client.send_raw(b"\n");
+    let reply = client.response_to(id);
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("is {} bytes", line.len())) && message.contains("at most"),
+        "{reply}"
+    );
+    assert_eq!(client.request("ping", json!({}))["result"], json!({}));
+    // The shim dropped it (zend never saw it), and held no copy of it.
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", client.pid())).unwrap();
+        let peak_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        assert!(
+            peak_kib < 40 << 10,
+            "the shim's peak memory was {peak_kib} KiB for a 20 MiB line"
+        );
+    }
+    client.close_stdin();
+    assert!(client.wait().success());
+    assert!(
+        client.stderr().contains("zen-shim: dropped a"),
+        "{}",
+        client.stderr()
+    );
 }
 
 /// A listener whose process runs as another user (Linux: its peer credentials
