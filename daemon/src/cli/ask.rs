@@ -244,7 +244,7 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
         let value = json!({
             "tool": call.tool,
             "is_error": is_error,
-            "answer": answer,
+            "answer": answer.trim_end(),
             "continuation_id": continuation_id(footer),
             "footer": footer,
             "text": text,
