@@ -159,6 +159,10 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await?;
+    // Listening for Ctrl-C before the call goes out, so that one at any moment
+    // of the call cancels it (tokio's `ctrl_c()` registers only once polled,
+    // and until then SIGINT would kill the CLI without a word to zend).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     send(
         &outbound,
         json!({"jsonrpc": "2.0", "id": CALL_ID, "method": "tools/call", "params": {
@@ -178,8 +182,6 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
     let started = Instant::now();
     let mut spinner = Spinner::new(&call.tool, style.tty);
     let mut tick = tokio::time::interval(SPINNER_EVERY);
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     let mut cancelled_at: Option<Instant> = None;
     let response = loop {
         tokio::select! {
@@ -205,7 +207,7 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
                     return Ok(EXIT_INTERRUPTED);
                 }
             }
-            _ = &mut interrupt, if cancelled_at.is_none() => {
+            _ = interrupt.recv(), if cancelled_at.is_none() => {
                 cancelled_at = Some(Instant::now());
                 spinner.message = "cancelling…".into();
                 send(&outbound, json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
