@@ -74,3 +74,7 @@ mod memory;
 /// Clients trust nothing at the socket path: its directory, a service marker
 /// and the server's uid are checked first; the shim's stdin buffer is bounded (#32).
 mod security_client;
+
+/// What clients and users read directly: listmodels, apilookup, thread
+/// resources, `zend ask -` and `--json`, Ctrl-C, `zend doctor --live`.
+mod surfaces;
