@@ -92,6 +92,8 @@ pub enum FileError {
     Missing(String),
     #[error("'{0}' is a device, FIFO or socket, not a regular file")]
     Special(String),
+    #[error("'{0}' is a directory where a file is expected; pass a file")]
+    Directory(String),
     #[error("'{path}' is your home directory; pass the project directory or files instead")]
     HomeDirectory { path: String },
     #[error("too many paths ({0}); pass at most {MAX_FILES} files or a few directories")]
@@ -519,6 +521,9 @@ impl FilePolicy {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
+        if meta.is_dir() {
+            return Err(FileError::Directory(shown));
+        }
         if !meta.is_file() {
             return Err(FileError::Special(shown));
         }
@@ -584,7 +589,9 @@ impl FilePolicy {
             refused @ (FileError::ZenOwn { .. }
             | FileError::Denied { .. }
             | FileError::SystemPath(_)) => ReadError::Refused(refused),
-            FileError::Special(_) => ReadError::Other("not a regular file".into()),
+            FileError::Special(_) | FileError::Directory(_) => {
+                ReadError::Other("not a regular file".into())
+            }
             other => ReadError::Other(other.to_string()),
         })?;
         if len > MAX_FILE_BYTES {
