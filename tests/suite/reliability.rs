@@ -510,7 +510,8 @@ fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
 
 /// The tool-level half of the hostile corpus: `tests/corpus/tools.jsonl`, one
 /// `tools/call` per line (`name`, `tool`, `arguments`, `expect`: "error" or
-/// "ok", optional `contains`). `$TMP`, `$HOME`, `$MANY_ARGS`, `$BIG_PROMPT`
+/// "ok", `contains`: what the answer must say, required for errors so that a
+/// case fails when its error turns into another one). `$TMP`, `$HOME`, `$MANY_ARGS`, `$BIG_PROMPT`
 /// and `$OTHER_THREAD` are filled in with fixtures made here.
 #[test]
 fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
@@ -585,7 +586,6 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
             };
             arguments.insert(key.clone(), filled);
         }
-        let started = Instant::now();
         let reply = client.request(
             "tools/call",
             json!({"name": case["tool"], "arguments": arguments}),
@@ -598,7 +598,9 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
             ),
         };
         let expect_error = case["expect"] == "error";
-        if is_error != expect_error {
+        if expect_error && case["contains"].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{name}: names no expected error (`contains`)"));
+        } else if is_error != expect_error {
             problems.push(format!(
                 "{name}: expected {}, got {}",
                 case["expect"],
@@ -611,11 +613,6 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
                 "{name}: answer lacks {needle:?}: {}",
                 &text[..text.len().min(300)]
             ));
-        } else if expect_error && text.trim().is_empty() {
-            problems.push(format!("{name}: an empty error"));
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            problems.push(format!("{name}: took {:?}", started.elapsed()));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
