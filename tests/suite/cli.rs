@@ -193,7 +193,29 @@ fn consensus_asks_each_model() {
         stdout(&output)
     );
     assert!(stderr(&output).contains("continuation_id"));
-    assert!(mock.completions().len() >= 2);
+    // Each participant once, with its stance, then the synthesis.
+    let asked = mock.completions();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    let synthesis = last_user_text(&asked[2].body);
+    assert!(
+        synthesis.contains("--- gpt-5 (for) ---")
+            && synthesis.contains("--- gpt-5-mini (against) ---"),
+        "{synthesis}"
+    );
+    for (model, stance) in [("gpt-5", "SUPPORTIVE"), ("gpt-5-mini", "CRITICAL")] {
+        let request = asked
+            .iter()
+            .find(|r| r.body["model"] == model)
+            .unwrap_or_else(|| panic!("{model} was not asked: {asked:?}"));
+        assert!(
+            request
+                .body
+                .to_string()
+                .contains(&format!("Your assigned stance: {stance}")),
+            "{model}: {}",
+            request.body
+        );
+    }
 }
 
 #[test]

@@ -298,7 +298,7 @@ fn issue_33_register_writes_the_locations_the_shim_needs() {
         .env("ZEN_HOME", &zen_home);
     let mut client = McpClient::spawn(command);
     client.initialize();
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     assert_eq!(session_clients(&zen), ["zen-e2e"]);
     assert!(client.close().success());
 

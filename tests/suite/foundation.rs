@@ -185,7 +185,7 @@ fn an_auto_started_daemon_exits_when_idle() {
     let home = ZenHome::new();
     home.write_config("server.yaml", "idle_timeout_secs: 1\n");
     let mut client = home.session();
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     assert_eq!(home.zend_pids().len(), 1);
     assert!(client.close().success());
     assert!(

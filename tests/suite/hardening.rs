@@ -93,7 +93,7 @@ fn what_zend_writes_is_private_whatever_the_umask_and_old_files_are_tightened() 
         .port();
     let mut daemon = serve_under_umask_022(&home, &["--http", &format!("127.0.0.1:{port}")]);
     let mut client = home.session();
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     drop(client);
 
     let mut found = Vec::new();
@@ -264,7 +264,7 @@ fn a_key_with_non_ascii_characters_gets_a_clear_error_not_a_crash() {
     assert!(!text.contains("ééé"), "the key is in the error: {text}");
     assert!(text.contains("invalid x-api-key"), "{text}");
     // The session and zend are still there.
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
 }
 
 fn free_port() -> u16 {
@@ -434,7 +434,7 @@ fn an_oversized_message_gets_invalid_request_and_the_session_goes_on() {
             .contains("at most"),
         "{reply}"
     );
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
 }
 
 #[test]
@@ -471,7 +471,7 @@ fn sessions_beyond_max_sessions_are_refused_with_a_message() {
         }
         assert!(Instant::now() < until, "no session after one closed");
     }
-    second.call_tool("version", json!({}));
+    assert_eq!(second.call_tool("version", json!({}))["isError"], false);
 }
 
 #[test]
@@ -541,7 +541,7 @@ fn a_socket_directory_the_user_named_is_checked_never_chmodded() {
     ));
     let mut daemon = serve_under_umask_022(&home, &[]);
     let mut client = home.session();
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     drop(client);
     stop_child(&home, &mut daemon);
     assert_eq!(

@@ -195,7 +195,7 @@ fn a_zend_started_by_hand_marks_itself_managed_with_service() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut client = home.session();
-    client.call_tool("version", json!({}));
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     assert!(zen_proto::paths::managed_marker(&home.socket()).is_file());
     assert!(stop_child(&home, &mut daemon).success());
 }

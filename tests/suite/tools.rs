@@ -640,9 +640,11 @@ fn a_call_over_the_daily_budget_is_refused_with_cap_spend_and_reset() {
     let refused = client.call_tool("chat", json!({"prompt": "again", "model": "gpt-5"}));
     assert_eq!(refused["isError"], true);
     let text = result_text(&refused);
+    // gpt-5 at LiteLLM's prices: 1M in × $1.25/M + 100k out × $10/M = $2.25.
     assert!(
-        text.contains("$1.00") || text.contains("1.0"),
-        "names the cap: {text}"
+        text.contains("would pass the daily budget of $1.00 ($2.25 spent")
+            && text.contains("raise budgets.daily_usd in limits.yaml"),
+        "names the cap, the spend and the setting: {text}"
     );
     assert!(
         text.to_lowercase().contains("reset"),
