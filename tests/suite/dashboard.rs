@@ -104,7 +104,7 @@ pub(crate) fn token(home: &ZenHome) -> String {
 }
 
 /// GET `path` under the API with the bearer token; must answer 200.
-fn api(base: &str, token: &str, path: &str) -> Value {
+pub(crate) fn api_get(base: &str, token: &str, path: &str) -> Value {
     let reply = request(
         "GET",
         &format!("{base}/dashboard/api/{path}"),
@@ -207,7 +207,7 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
     let token = token(&home);
 
     // The totals are `zend status --json`'s ledger, to the last field.
-    let totals = api(&base, &token, "totals");
+    let totals = api_get(&base, &token, "totals");
     assert_eq!(
         without_as_of(totals.clone()),
         without_as_of(status_ledger(&home))
@@ -243,7 +243,7 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
     assert!(gpt5["p90_latency_ms"].as_u64() <= gpt5["p99_latency_ms"].as_u64());
 
     // Days: every seeded day, per model, as the records add up.
-    let days = api(&base, &token, "series?unit=day&steps=45");
+    let days = api_get(&base, &token, "series?unit=day&steps=45");
     let periods = days["periods"].as_array().unwrap();
     assert_eq!(periods.len(), 45);
     assert_eq!(periods.last().unwrap()["period"], now().day_key());
@@ -267,7 +267,7 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
     );
     // Weeks and months add up to all time (all records are within 40 days).
     for unit in ["week", "month"] {
-        let series = api(&base, &token, &format!("series?unit={unit}"));
+        let series = api_get(&base, &token, &format!("series?unit={unit}"));
         let periods = series["periods"].as_array().unwrap();
         assert_eq!(periods.len(), 12, "{unit}");
         let calls: u64 = periods
@@ -281,7 +281,7 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
         assert_eq!(calls, records.len() as u64, "{unit}");
         assert!(close(usd, cost), "{unit}: {usd} != {cost}");
     }
-    let months = api(&base, &token, "series?unit=month&steps=2");
+    let months = api_get(&base, &token, "series?unit=month&steps=2");
     assert_eq!(months["periods"][1]["total"], totals["this_month"]["total"]);
     let bad = request(
         "GET",
@@ -291,7 +291,7 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
     assert_eq!(bad.status, 400, "{}", bad.body);
 
     // Budgets: the same caps and spend as status; an exhausted cap ran out already.
-    let budgets = api(&base, &token, "budgets");
+    let budgets = api_get(&base, &token, "budgets");
     let listed = budgets["budgets"].as_array().unwrap();
     let from_status = totals["budgets"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
@@ -445,7 +445,7 @@ fn only_a_one_time_link_a_session_or_the_token_gets_in() {
 fn wait_live(base: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
     let until = Instant::now() + WAIT;
     loop {
-        let live = api(base, token, "live");
+        let live = api_get(base, token, "live");
         if done(&live) {
             return live;
         }
@@ -492,7 +492,7 @@ fn live_sessions_calls_in_flight_and_threads_show_as_they_happen() {
     let live = wait_live(&base, &token, |l| l["calls_all_time"] == 1);
     assert_eq!(live["in_flight_calls"], 0);
 
-    let totals = api(&base, &token, "totals");
+    let totals = api_get(&base, &token, "totals");
     assert_eq!(totals["today"]["by_project"][&cwd]["calls"], 1, "{totals}");
     assert_eq!(totals["today"]["by_client"]["claude-code"]["calls"], 1);
     let thread_id = text
@@ -508,12 +508,12 @@ fn live_sessions_calls_in_flight_and_threads_show_as_they_happen() {
         &format!("project={cwd}"),
         "",
     ] {
-        let found = api(&base, &token, &format!("threads?{query}"));
+        let found = api_get(&base, &token, &format!("threads?{query}"));
         assert_eq!(found[0]["id"], thread_id.as_str(), "{query}: {found}");
     }
-    let none = api(&base, &token, "threads?text=no-such-words-anywhere");
+    let none = api_get(&base, &token, "threads?text=no-such-words-anywhere");
     assert_eq!(none, json!([]));
-    let thread = api(&base, &token, &format!("threads/{thread_id}"));
+    let thread = api_get(&base, &token, &format!("threads/{thread_id}"));
     let turns = thread["turns"].as_array().unwrap();
     assert!(
         turns[0]["text"].as_str().unwrap().contains("zebra budget"),

@@ -64,6 +64,9 @@ mod crash;
 /// sessions and threads; the page in headless Chromium when it is installed.
 mod dashboard;
 
+/// The dashboard page in headless Chromium (skipped when none is installed).
+mod dashboard_browser;
+
 /// Anthropic and Gemini streamed end to end, priced from the map; a LiteLLM
 /// proxy's cost header in the ledger.
 mod wires;

@@ -208,7 +208,9 @@ async function showThread(id) {
   view.replaceChildren(
     el("h3", {}, t.title || "(untitled)"),
     el("p", { class: "muted" }, `${t.client || "unknown client"} · ${t.cwd || "no directory"} · created ${when(t.created)} · expires ${when(t.expires)}`),
-    el("div", { class: "continue" }, "Continue it: pass ", el("code", {}, "continuation_id: " + t.id), " to any zen tool (or ", el("code", {}, "zend ask --continue " + t.id), ")", copy),
+    el("div", { class: "continue" }, "Continue:", el("code", { class: "cid" }, t.id), copy,
+      el("span", { class: "muted" }, "pass it as continuation_id to any zen tool, from any client, or run ",
+        el("code", {}, "zend ask --continue " + t.id + " …"))),
     ...t.turns.map((turn, i) => el("div", { class: "turn" },
       el("header", {}, `#${i + 1} ${turn.role} · ${turn.tool}${turn.model ? " · " + turn.model : ""} · ${when(turn.time)} · ~${tokens(turn.tokens)} tokens`
         + (turn.files && turn.files.length ? ` · files: ${turn.files.join(", ")}` : "")),
@@ -228,9 +230,13 @@ async function poll() {
     const live = await get("live");
     renderLive(live);
     if (state.calls !== live.calls_all_time) {
+      const first = state.calls === null;
       state.calls = live.calls_all_time;
       await refreshAll();
       await loadThreads();
+      // A link to one thread: #thread=<continuation id>.
+      const linked = first && location.hash.match(/^#thread=([0-9a-fA-F-]+)$/);
+      if (linked) await showThread(linked[1]);
     }
     document.body.dataset.ready = "1";
   } catch (e) {
