@@ -395,8 +395,11 @@ fn check_runtime(
         }
         Err(_) => {}
     }
-    daemon.lock_pid = std::fs::read_to_string(&daemon.lock_file)
-        .ok()
+    // Only a lock file of ours names a zend: another user's could name any pid.
+    daemon.lock_pid = std::fs::symlink_metadata(&daemon.lock_file)
+        .is_ok_and(|meta| meta.is_file() && meta.uid() == uid)
+        .then(|| std::fs::read_to_string(&daemon.lock_file).ok())
+        .flatten()
         .and_then(|text| text.trim().parse().ok());
     daemon.lock_pid_alive = daemon.lock_pid.is_some_and(process_alive);
     if !daemon.running
