@@ -14,7 +14,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde_json::Value;
 
@@ -51,7 +51,8 @@ pub struct Threads {
 
 struct Inner {
     store: Store,
-    config: MemoryConfig,
+    /// Replaced when `limits.yaml` is reloaded; read for each operation.
+    config: RwLock<MemoryConfig>,
     clock: Arc<dyn Clock>,
     stripes: Vec<Mutex<()>>,
     cache: ThreadCache,
@@ -63,7 +64,7 @@ impl Threads {
         Self {
             inner: Arc::new(Inner {
                 store,
-                config,
+                config: RwLock::new(config),
                 clock,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
                 cache: ThreadCache::new(),
@@ -71,8 +72,15 @@ impl Threads {
         }
     }
 
-    pub fn config(&self) -> &MemoryConfig {
-        &self.inner.config
+    /// The `threads:` section in force now.
+    pub fn config(&self) -> MemoryConfig {
+        self.inner.config()
+    }
+
+    /// Takes a reloaded `threads:` section: TTLs and the turn cap apply from the
+    /// next operation on.
+    pub fn set_config(&self, config: MemoryConfig) {
+        *crate::util::write(&self.inner.config) = config;
     }
 
     /// Starts a thread; returns once it is durable.
@@ -237,7 +245,7 @@ impl Threads {
             .write(move |txn| {
                 let summary = inner.txn_summary(txn, &id)?.ok_or(ThreadError::NotFound {
                     id,
-                    ttl: inner.config.ttl(),
+                    ttl: inner.config().ttl(),
                 })?;
                 inner.check_live(&id, &summary)?;
                 txn.insert(TreeId::Workflow, &key, &value)?;
@@ -303,6 +311,10 @@ impl Threads {
 }
 
 impl Inner {
+    fn config(&self) -> MemoryConfig {
+        crate::util::read(&self.config).clone()
+    }
+
     /// [`Threads::write_turns`] in the writer's transaction.
     fn write_turns(
         self: &Arc<Self>,
@@ -316,7 +328,7 @@ impl Inner {
             ThreadTarget::Existing(_) => {
                 let summary = self.txn_summary(txn, &id)?.ok_or(ThreadError::NotFound {
                     id,
-                    ttl: self.config.ttl(),
+                    ttl: self.config().ttl(),
                 })?;
                 self.check_live(&id, &summary)?;
                 let old = recency_key(summary.updated, &id);
@@ -340,7 +352,7 @@ impl Inner {
                 None,
             ),
         };
-        let max = self.config.max_turns;
+        let max = self.config().max_turns;
         let adding = u32::try_from(turns.len()).unwrap_or(u32::MAX);
         if summary.turn_count.saturating_add(adding) > max {
             return Err(ThreadError::TooManyTurns { id, max });
@@ -480,7 +492,7 @@ impl Inner {
     }
 
     fn expiry(&self, updated: Timestamp) -> Timestamp {
-        updated.saturating_add(self.config.ttl())
+        updated.saturating_add(self.config().ttl())
     }
 
     /// The summary of a thread that exists and has not expired.
@@ -489,7 +501,7 @@ impl Inner {
             .read_summary(snapshot, id)?
             .ok_or(ThreadError::NotFound {
                 id: *id,
-                ttl: self.config.ttl(),
+                ttl: self.config().ttl(),
             })?;
         self.check_live(id, &summary)?;
         Ok(summary)
@@ -501,7 +513,7 @@ impl Inner {
         if expires <= self.clock.now() {
             return Err(ThreadError::Expired {
                 id: *id,
-                ttl: self.config.ttl(),
+                ttl: self.config().ttl(),
                 expired_at: expires,
             });
         }
