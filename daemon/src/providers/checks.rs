@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AttemptOutcome, Category, CompletionRequest, ContentPart, Env, Message, ModelsConfig,
-    Providers, Role,
+    AttemptOutcome, Category, CompletionRequest, ContentPart, Env, KeySource, Message,
+    ModelsConfig, Providers, Role,
 };
 
 /// How long one live call may take, retries included.
@@ -33,6 +33,13 @@ pub struct ProviderCheck {
     pub key_vars: Vec<String>,
     /// Those of `key_vars` that are set. Names only: values are never reported.
     pub key_vars_set: Vec<String>,
+    /// Where the key in use comes from: `.env` or `environment` (zend's own).
+    #[serde(default)]
+    pub key_source: Option<String>,
+    /// `.env` says otherwise than what zend has loaded (a key added, changed or
+    /// removed since): what and why it is not in force yet.
+    #[serde(default)]
+    pub pending: Option<String>,
     /// With `--live`: the result of a 1-token call.
     #[serde(default)]
     pub live: Option<LiveCheck>,
@@ -49,6 +56,58 @@ pub struct LiveCheck {
     #[serde(default)]
     pub error: Option<String>,
     pub latency_ms: u64,
+}
+
+/// [`ProviderCheck::key_source`] of a key read from zen's `.env`.
+pub const DOTENV: &str = ".env";
+/// [`ProviderCheck::key_source`] of a key from zend's own environment.
+pub const ENVIRONMENT: &str = "environment";
+
+impl ProviderChecks {
+    /// Marks the providers whose key variables in `files` (the environment
+    /// with `.env` as it is now) differ from what the checks were made with
+    /// (the environment zend loaded): `reload_error` is why the last reload
+    /// did not take them, if it failed.
+    pub fn compare_with_files(&mut self, loaded: &Env, files: &Env, reload_error: Option<&str>) {
+        let not_yet = match reload_error {
+            Some(error) => format!("the last reload failed: {error}"),
+            None => "zend reloads it in a moment, or run `zend reload`".to_owned(),
+        };
+        for check in &mut self.providers {
+            let now: Vec<&String> = check
+                .key_vars
+                .iter()
+                .filter(|v| files.get(v).is_some())
+                .collect();
+            let pending = if !check.configured && !now.is_empty() {
+                Some(format!("{} set in .env but not loaded yet", list(&now)))
+            } else if check.key_source.as_deref() == Some(DOTENV) && now.is_empty() {
+                Some(format!(
+                    "{} removed from .env but still in use",
+                    list(&check.key_vars_set.iter().collect::<Vec<_>>())
+                ))
+            } else if let Some(used) = check.key_vars_set.first()
+                && check.key_source.as_deref() == Some(DOTENV)
+                && loaded.get(used) != files.get(used)
+            {
+                // Compared here, inside zend; neither value is reported.
+                Some(format!(
+                    "{used} changed in .env but the old key is still in use"
+                ))
+            } else {
+                None
+            };
+            check.pending = pending.map(|what| format!("{what}: {not_yet}"));
+        }
+    }
+}
+
+fn list(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The provider checks as seen with `env` (names of set key variables) and
@@ -73,17 +132,26 @@ pub async fn provider_checks(
                 .get(&p.name)
                 .map(|row| row.key_env.clone())
                 .unwrap_or_default();
-            let key_vars_set = key_vars
+            let key_vars_set: Vec<String> = key_vars
                 .iter()
                 .filter(|v| env.get(v).is_some())
                 .cloned()
                 .collect();
+            let key_source = key_vars_set
+                .first()
+                .and_then(|v| env.source(v))
+                .map(|source| match source {
+                    KeySource::DotEnv => DOTENV.to_owned(),
+                    KeySource::Process => ENVIRONMENT.to_owned(),
+                });
             ProviderCheck {
                 name: p.name.clone(),
                 configured: p.configured,
                 reason: p.reason.clone(),
                 key_vars,
                 key_vars_set,
+                key_source,
+                pending: None,
                 live: None,
             }
         })

@@ -6,7 +6,7 @@
 //! file), as python-dotenv does by default. Nothing here writes to the process
 //! environment. Tests build an `Env` from a map.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -14,6 +14,17 @@ use std::path::Path;
 #[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Names whose value came from the process environment (which wins over `.env`).
+    from_process: HashSet<String>,
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// zen's `.env` (re-read on every reload).
+    DotEnv,
+    /// zend's own environment, fixed for the life of the process.
+    Process,
 }
 
 impl Env {
@@ -26,6 +37,7 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            from_process: HashSet::new(),
         }
     }
 
@@ -37,8 +49,24 @@ impl Env {
         {
             vars.extend(parse_dotenv(&text));
         }
-        vars.extend(std::env::vars());
-        Self { vars }
+        let mut from_process = HashSet::new();
+        for (name, value) in std::env::vars() {
+            if !value.trim().is_empty() {
+                from_process.insert(name.clone());
+            }
+            vars.insert(name, value);
+        }
+        Self { vars, from_process }
+    }
+
+    /// Where `name`'s value comes from, if it is set.
+    pub fn source(&self, name: &str) -> Option<Source> {
+        self.get(name)?;
+        Some(if self.from_process.contains(name) {
+            Source::Process
+        } else {
+            Source::DotEnv
+        })
     }
 
     /// The variable's value, if set and not blank.

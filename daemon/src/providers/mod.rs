@@ -63,7 +63,7 @@ mod tests;
 
 pub use config::{Api, Category, ModelsConfig, TemperatureRule, Wire};
 pub use cost::Prices;
-pub use env::{ApiKey, Env, parse_dotenv};
+pub use env::{ApiKey, Env, Source as KeySource, parse_dotenv};
 pub use error::ProviderError;
 pub use http::fetch_json;
 pub use listing::{ListedModel, ModelListing, ProviderStatus};

@@ -115,7 +115,7 @@ impl Providers {
 
     /// Asks each configured provider with `list_models` (a LiteLLM proxy) which
     /// models it serves: `GET <base_url>/models`, OpenAI's list shape. Called
-    /// once at start; a provider that does not answer is logged and skipped,
+    /// at start and after each reload; a provider that does not answer is logged and skipped,
     /// its models stay callable by name.
     pub async fn discover_models(&self) {
         let Some(client) = self.clients.values().next() else {
