@@ -302,6 +302,7 @@ fn systemd_service_unit(spec: &ServiceSpec) -> String {
          [Service]\n\
          Type=simple\n\
          ExecStart={zend} serve --service\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n\
          {environment}\
          Restart=on-failure\n\
          TimeoutStopSec=30\n\
@@ -370,6 +371,18 @@ fn xml_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The command that restarts a service-managed zend (what a key set in the
+/// service's own environment needs; `.env` edits need only a reload).
+pub fn restart_command(manager: Manager) -> String {
+    match manager {
+        Manager::Systemd => "systemctl --user restart zend".to_owned(),
+        Manager::Launchd => format!(
+            "launchctl kickstart -k gui/{}/{LAUNCHD_LABEL}",
+            zen_proto::paths::current_uid()
+        ),
+    }
 }
 
 /// Writes the marker that tells shims a service owns zend at `socket`.
@@ -623,7 +636,7 @@ mod tests {
         );
         let service = &plan.files[1].contents;
         assert!(
-            service.contains("ExecStart=\"/opt/zen bin/zend\" serve --service\n"),
+            service.contains("ExecStart=\"/opt/zen bin/zend\" serve --service\nExecReload=/bin/kill -HUP $MAINPID\n"),
             "{service}"
         );
         assert!(
