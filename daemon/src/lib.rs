@@ -12,7 +12,8 @@
 //!   [`store`]: the redb database and its single writer; [`memory`]:
 //!   conversation threads; [`ledger`]: cost records, totals and budgets;
 //!   [`time`]: timestamps and the clock.
-//! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs.
+//! - [`config`], [`locations`], [`logging`]: configuration as data, directories, logs;
+//!   [`watcher`]: config edits reloaded live.
 //! - [`hardening`]: umask 077, no core dumps, `/` as working directory, private files.
 //! - [`cli`], [`client`]: subcommands that talk to a running zend.
 //! - [`malloc`]: heap memory given back when the last session closes.
@@ -46,6 +47,7 @@ pub mod time;
 pub mod tools;
 pub mod upgrade;
 pub mod util;
+pub mod watcher;
 
 #[cfg(test)]
 mod tidy;

@@ -117,6 +117,12 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         deadline: u64,
     },
+    /// Make the running daemon read its configuration files again (it also does
+    /// when they change); exits 1, naming file and line, when they do not load.
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
     /// List the models zend can call and the providers still to configure.
     Models {
         #[arg(long)]
@@ -437,6 +443,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .await
                     .context("zend stop")?,
             )
+        }
+        Command::Reload { json } => {
+            let outcome = match Target::new(overrides) {
+                Ok(target) => cli::reload::run(&target, json, &mut stdout).await,
+                Err(e) => Err(e),
+            };
+            Ok(cli::finish(outcome, &mut stderr))
         }
         Command::Models { json } => {
             let outcome = match Target::new(overrides) {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use zen_proto::v1::zend_server::ZendServer;
 
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::ConfigError;
 use crate::daemon::Daemon;
 use crate::ipc::{self, ZendService};
 use crate::locations::{LocationError, Locations, Overrides};
@@ -55,6 +55,8 @@ pub enum ServeError {
     Location(#[from] LocationError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Settings(#[from] crate::daemon::SettingsError),
     #[error("cannot use the lock file {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -128,27 +130,8 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         }
     })?;
     crate::hardening::tighten(&locations, &[".env", crate::mcp::http::TOKEN_FILE]);
-    let mut server_config = ServerConfig::load(&locations.config_dir)?;
-    if let Some(secs) = options.idle_timeout_secs {
-        server_config.idle_timeout_secs = secs;
-    }
-
-    let mut limits = crate::config::LimitsConfig::load(&locations.config_dir)?;
-    let env = crate::providers::Env::load(Some(&locations.config_dir));
-    // Zen's CONVERSATION_TIMEOUT_HOURS / MAX_CONVERSATION_TURNS, for people moving from
-    // Zen: from zend's environment or zen's .env, as keys.
-    limits
-        .threads
-        .apply_zen_env(|name| env.get(name).map(str::to_owned));
-    let tool_limits = limits.tools.clone();
-    let providers = crate::providers::Providers::load(Some(&locations.config_dir), &env)?;
-    let store = crate::data::Data::open(&locations.data_dir, &limits)?;
-
-    let (mut tools, _problems) = crate::tools::Registry::load(
-        &locations.config_dir,
-        &crate::daemon::disabled_tools(&server_config, &locations.config_dir),
-    );
-    tools.override_limits(tool_limits);
+    let settings = crate::daemon::Settings::load(&locations, options.idle_timeout_secs)?;
+    let store = crate::data::Data::open(&locations.data_dir, &settings.limits)?;
 
     // Bound before the socket, so a bad address leaves nothing behind.
     let http = match &options.http {
@@ -192,17 +175,17 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
     let daemon = Arc::new(Daemon::new(
         locations,
         socket.clone(),
-        server_config,
+        settings,
+        options.idle_timeout_secs,
         options.auto_started,
         store,
-        providers,
-        tools,
     ));
     {
         // A LiteLLM proxy's models are listed once it answers; start-up does not wait.
-        let daemon = Arc::clone(&daemon);
-        tokio::spawn(async move { daemon.providers.discover_models().await });
+        let settings = daemon.settings();
+        tokio::spawn(async move { settings.providers.discover_models().await });
     }
+    crate::watcher::spawn(Arc::clone(&daemon));
     if let Some((listener, tls, gate)) = http {
         if let Ok(addr) = listener.local_addr() {
             let scheme = if tls.is_some() { "https" } else { "http" };
@@ -237,12 +220,10 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
 pub async fn run(listener: UnixListener, daemon: Arc<Daemon>) -> Result<(), ServeError> {
     let incoming = ipc::accept::Incoming::new(listener);
     tokio::spawn(stop_on_signals(Arc::clone(&daemon)));
+    tokio::spawn(reload_on_sighup(Arc::clone(&daemon)));
     crate::memory::spawn_sweeper(daemon.store.threads().clone(), daemon.shutdown.clone());
-    if daemon.auto_started && daemon.server.idle_timeout_secs > 0 {
-        tokio::spawn(exit_when_idle(
-            Arc::clone(&daemon),
-            Duration::from_secs(daemon.server.idle_timeout_secs),
-        ));
+    if daemon.auto_started {
+        tokio::spawn(exit_when_idle(Arc::clone(&daemon)));
     }
     let service = ZendServer::new(ZendService::new(Arc::clone(&daemon)))
         .max_decoding_message_size(zen_proto::MAX_FRAME_BYTES)
@@ -290,23 +271,53 @@ async fn stop_on_signals(daemon: Arc<Daemon>) {
     daemon.shutdown.cancel();
 }
 
-async fn exit_when_idle(daemon: Arc<Daemon>, timeout: Duration) {
+/// `SIGHUP` (`systemctl --user reload zend`, `kill -HUP`) reloads the configuration.
+async fn reload_on_sighup(daemon: Arc<Daemon>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hup.recv() => if received.is_none() { return },
+            () = daemon.shutdown.cancelled() => return,
+        }
+        // The outcome is logged (and kept for `zend status`) by `reload`.
+        let _ = daemon.reload("SIGHUP").await;
+    }
+}
+
+/// Ends an auto-started zend after `idle_timeout_secs` (server.yaml, read
+/// again after each reload; 0 = never) with no session.
+async fn exit_when_idle(daemon: Arc<Daemon>) {
     let mut count = daemon.sessions.watch_count();
+    let mut settings = daemon.watch_settings();
     loop {
         while *count.borrow_and_update() > 0 {
-            if count.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = count.changed() => if changed.is_err() { return },
+                () = daemon.shutdown.cancelled() => return,
             }
         }
+        settings.borrow_and_update();
+        let secs = daemon.settings().server.idle_timeout_secs;
+        let idle = async {
+            if secs == 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        };
         tokio::select! {
-            () = tokio::time::sleep(timeout) => {
+            () = idle => {
                 if daemon.sessions.is_empty() {
-                    tracing::info!(idle_secs = timeout.as_secs(), "no sessions for the idle timeout: exiting");
+                    tracing::info!(idle_secs = secs, "no sessions for the idle timeout: exiting");
                     daemon.shutdown.cancel();
                     return;
                 }
             }
             changed = count.changed() => if changed.is_err() { return },
+            // A reload may have changed the timeout: start counting again.
+            changed = settings.changed() => if changed.is_err() { return },
             () = daemon.shutdown.cancelled() => return,
         }
     }

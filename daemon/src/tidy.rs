@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "service",
             "store",
             "tools",
+            "watcher",
         ],
     ),
     (
@@ -49,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "memory",
             "providers",
             "register",
+            "service",
             "store",
             "time",
             "tools",
@@ -81,6 +83,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "access", "daemon", "ledger", "mcp", "memory", "sessions", "store", "time", "util",
         ],
     ),
+    ("watcher", &["daemon"]),
     (
         "mcp",
         &[
@@ -98,6 +101,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "sessions",
             "store",
             "tools",
+            "util",
         ],
     ),
     (

@@ -123,6 +123,7 @@ pub async fn collect(
     };
     let mut config_dir = locations.config_dir.clone();
     let mut remote_checks = None;
+    let mut config_error = None;
     match target.connect().await {
         Ok(mut client) => {
             let status = client
@@ -178,6 +179,9 @@ pub async fn collect(
                     skew,
                 });
             }
+            if !status.config_error.is_empty() {
+                config_error = Some(status.config_error.clone());
+            }
             daemon.version = Some(status.daemon_version);
             match query::request(&mut client, query::DOCTOR, json!({ "live": live })).await {
                 Ok(answer) => match serde_json::from_value::<ProviderChecks>(answer.json) {
@@ -228,9 +232,15 @@ pub async fn collect(
             problems.push(problem.clone());
         }
     }
+    if let Some(error) = &config_error {
+        problems.push(format!(
+            "the running zend could not reload its configuration and still runs the previous one: {error}"
+        ));
+    }
+    let env = Env::load(Some(&config_dir));
     let disabled = server
         .as_ref()
-        .map(|server| crate::daemon::disabled_tools(server, &config_dir))
+        .map(|server| crate::daemon::disabled_tools(server, &env))
         .unwrap_or_default();
     let (_, tool_problems) = crate::tools::Registry::load(&config_dir, &disabled);
     problems.extend(tool_problems.iter().cloned());
@@ -238,7 +248,6 @@ pub async fn collect(
     let (providers_checked_by, checks) = match remote_checks {
         Some(checks) => ("daemon", checks),
         None => {
-            let env = Env::load(Some(&config_dir));
             let providers = Providers::new(models.unwrap_or_default(), &env)
                 .or_else(|_| Providers::load(None, &env));
             let checks = match providers {
@@ -253,6 +262,16 @@ pub async fn collect(
     };
     if let Some(warning) = shell_keys_warning(&checks, providers_checked_by, &config_dir) {
         warnings.push(warning);
+    }
+    if providers_checked_by == "daemon"
+        && let Some(warning) = environment_keys_warning(&checks, &daemon.socket)
+    {
+        warnings.push(warning);
+    }
+    for check in &checks.providers {
+        if let Some(pending) = &check.pending {
+            warnings.push(format!("{}: {pending}", check.name));
+        }
     }
     if !checks.providers.iter().any(|p| p.configured) {
         problems.push(
@@ -337,6 +356,39 @@ fn shell_keys_warning(
     ))
 }
 
+/// Keys the running zend has from its own environment (a service's unit or
+/// plist, the shell that started it) rather than zen's `.env`: a reload does
+/// not change them; only a restart does, and this says which command.
+fn environment_keys_warning(checks: &ProviderChecks, socket: &Path) -> Option<String> {
+    let names: Vec<&str> = checks
+        .providers
+        .iter()
+        .filter(|p| p.key_source.as_deref() == Some(crate::providers::checks::ENVIRONMENT))
+        .filter_map(|p| p.key_vars_set.first().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let managed = zen_proto::paths::managed_marker(socket).exists();
+    let restart = if managed {
+        format!(
+            "restart the service: `{}`",
+            crate::service::restart_command(crate::service::Manager::native())
+        )
+    } else {
+        "restart zend: `zend stop` (the next zen-shim or `zend` command starts it again)".to_owned()
+    };
+    Some(format!(
+        "{} {} set in zend's own environment{}, not in zen's .env: editing .env or `zend reload` \
+         does not change {}; to change or remove {}, {restart}",
+        names.join(", "),
+        if names.len() > 1 { "are" } else { "is" },
+        if managed { " (the service's)" } else { "" },
+        if names.len() > 1 { "them" } else { "it" },
+        if names.len() > 1 { "them" } else { "it" },
+    ))
+}
+
 fn file_check(config_dir: &Path, name: &str, error: Option<&impl ToString>) -> FileCheck {
     FileCheck {
         file: name.to_owned(),
@@ -414,6 +466,37 @@ fn check_runtime(
     }
 }
 
+/// One provider's line, saying one thing: configured (and from where), set
+/// in `.env` but not loaded yet, or not configured (and what to set).
+fn provider_row(p: &ProviderCheck, style: Style) -> String {
+    let name = format!("{:<12}", p.name);
+    if let Some(pending) = &p.pending
+        && !p.configured
+    {
+        return format!("{}  {name}{pending}", style.yellow("!!"));
+    }
+    if p.configured {
+        let from = match (p.key_vars_set.first(), p.key_source.as_deref()) {
+            (Some(var), Some(crate::providers::checks::ENVIRONMENT)) => {
+                format!("configured: {var} from zend's environment")
+            }
+            (Some(var), _) => format!("configured: {var} from zen's .env"),
+            (None, _) => "configured (no key needed)".to_owned(),
+        };
+        let pending = p
+            .pending
+            .as_deref()
+            .map(|pending| format!("; {pending}"))
+            .unwrap_or_default();
+        return format!("{}  {name}{from}{pending}", style.green("ok"));
+    }
+    let reason = p.reason.as_deref().unwrap_or("no key or endpoint");
+    format!(
+        "--  {name}{}",
+        style.dim(&format!("not configured: {reason}"))
+    )
+}
+
 /// The report for people.
 pub fn render(report: &Report, style: Style) -> String {
     use std::fmt::Write as _;
@@ -485,21 +568,7 @@ pub fn render(report: &Report, style: Style) -> String {
         ))
     );
     for p in &report.providers {
-        let keys = if p.key_vars_set.is_empty() {
-            String::new()
-        } else {
-            format!(" key in {}", p.key_vars_set.join(", "))
-        };
-        let mark = if p.configured {
-            ok.clone()
-        } else {
-            "--".to_owned()
-        };
-        let _ = write!(text, "  {mark}  {:<12}{keys}", p.name);
-        if !p.configured {
-            let _ = write!(text, "{}", style.dim(p.reason.as_deref().unwrap_or("")));
-        }
-        let _ = writeln!(text);
+        let _ = writeln!(text, "  {}", provider_row(p, style));
         if let Some(live) = &p.live {
             let model = live.model.as_deref().unwrap_or("-");
             if live.ok {
@@ -534,4 +603,77 @@ pub fn render(report: &Report, style: Style) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(configured: bool, set: &[&str], source: Option<&str>) -> ProviderCheck {
+        ProviderCheck {
+            name: "gemini".into(),
+            configured,
+            reason: (!configured).then(|| "no API key: set GEMINI_API_KEY".into()),
+            key_vars: vec!["GEMINI_API_KEY".into(), "GOOGLE_API_KEY".into()],
+            key_vars_set: set.iter().map(|s| (*s).to_owned()).collect(),
+            key_source: source.map(str::to_owned),
+            pending: None,
+            live: None,
+        }
+    }
+
+    #[test]
+    fn each_provider_row_says_one_thing() {
+        let style = Style::plain();
+        assert_eq!(
+            provider_row(&check(true, &["GEMINI_API_KEY"], Some(".env")), style),
+            "ok  gemini      configured: GEMINI_API_KEY from zen's .env"
+        );
+        assert_eq!(
+            provider_row(
+                &check(true, &["GEMINI_API_KEY"], Some("environment")),
+                style
+            ),
+            "ok  gemini      configured: GEMINI_API_KEY from zend's environment"
+        );
+        assert_eq!(
+            provider_row(&check(false, &[], None), style),
+            "--  gemini      not configured: no API key: set GEMINI_API_KEY"
+        );
+        // The case that used to read "key in GEMINI_API_KEYno API key: set GEMINI_API_KEY".
+        let mut pending = check(false, &[], None);
+        let mut checks = ProviderChecks {
+            providers: vec![pending.clone()],
+        };
+        let files = Env::from_map([("GEMINI_API_KEY", "g-key-123456")]);
+        checks.compare_with_files(&Env::default(), &files, None);
+        pending.pending = checks.providers[0].pending.clone();
+        let row = provider_row(&pending, style);
+        assert!(
+            row.starts_with("!!  gemini      GEMINI_API_KEY set in .env but not loaded yet"),
+            "{row}"
+        );
+        assert!(!row.contains("not configured"), "{row}");
+    }
+
+    #[test]
+    fn keys_changed_or_removed_in_dotenv_are_pending_until_loaded() {
+        let loaded = Env::from_map([("GEMINI_API_KEY", "old-key-123456")]);
+        let mut checks = ProviderChecks {
+            providers: vec![check(true, &["GEMINI_API_KEY"], Some(".env"))],
+        };
+        checks.compare_with_files(&loaded, &loaded.clone(), None);
+        assert_eq!(checks.providers[0].pending, None);
+
+        let changed = Env::from_map([("GEMINI_API_KEY", "new-key-123456")]);
+        checks.compare_with_files(&loaded, &changed, Some("models.yaml:3:1: bad"));
+        let pending = checks.providers[0].pending.clone().unwrap();
+        assert!(pending.contains("changed in .env"), "{pending}");
+        assert!(pending.contains("models.yaml:3"), "{pending}");
+        assert!(!pending.contains("key-123456"), "no value shown: {pending}");
+
+        checks.compare_with_files(&loaded, &Env::default(), None);
+        let pending = checks.providers[0].pending.clone().unwrap();
+        assert!(pending.contains("removed from .env"), "{pending}");
+    }
 }

@@ -103,8 +103,8 @@ pub fn import(
     write_private(&path, &text)?;
     writeln!(
         out,
-        "wrote {} (mode 0600); a running zend reads it when it starts again (`zend stop`, \
-         the next session starts it)",
+        "wrote {} (mode 0600); a running zend loads the keys in a moment (`zend reload` \
+         does it now)",
         path.display()
     )?;
     Ok(super::EXIT_OK)

@@ -1,5 +1,5 @@
-//! The `zend` command line for people and scripts: `status`, `stop`, `models`,
-//! `threads`, `ask`, `consensus`, `dashboard` and `doctor`. Every command talks to the one
+//! The `zend` command line for people and scripts: `status`, `stop`, `reload`,
+//! `models`, `threads`, `ask`, `consensus`, `dashboard` and `doctor`. Every command talks to the one
 //! daemon over the same socket the shims use; the CLI never opens the store or
 //! calls a model itself (zend holds the store and the keys). The one exception
 //! is `doctor` with no daemon running, which checks the configuration and keys
@@ -28,6 +28,7 @@ pub mod doctor;
 pub mod keys;
 pub mod models;
 pub mod query;
+pub mod reload;
 mod status;
 pub mod threads;
 pub mod version;

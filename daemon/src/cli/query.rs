@@ -4,7 +4,7 @@ use serde_json::Value;
 use zen_proto::v1::QueryRequest;
 
 use super::CliError;
-pub use crate::ipc::query::{Answer, DASHBOARD, DOCTOR, MODELS, THREADS_GET, THREADS_LIST};
+pub use crate::ipc::query::{Answer, DASHBOARD, DOCTOR, MODELS, RELOAD, THREADS_GET, THREADS_LIST};
 
 /// Asks the daemon behind `client` one query.
 pub async fn request(

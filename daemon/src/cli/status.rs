@@ -63,6 +63,10 @@ pub fn status_json(reply: &StatusReply) -> serde_json::Value {
             "log_file": paths.log_file,
         },
         "in_flight_calls": reply.in_flight_calls,
+        "config": {
+            "loads": reply.config_loads,
+            "error": (!reply.config_error.is_empty()).then_some(&reply.config_error),
+        },
         "sessions": reply.sessions.iter().map(|s| json!({
             "id": s.id,
             "client_name": s.client_name,
@@ -110,6 +114,13 @@ pub fn status_text(reply: &StatusReply) -> String {
     );
     let _ = writeln!(text, "socket    {}", reply.socket_path);
     let _ = writeln!(text, "config    {}", paths.config_dir);
+    if !reply.config_error.is_empty() {
+        let _ = writeln!(
+            text,
+            "          NOT RELOADED: {}; the previous configuration stays in force",
+            reply.config_error
+        );
+    }
     let _ = writeln!(text, "data      {}", paths.data_dir);
     let _ = writeln!(text, "log       {}", paths.log_file);
     let _ = writeln!(

@@ -69,7 +69,7 @@ impl Zend for ZendService {
         let daemon = Arc::clone(&self.daemon);
         let upgrade = Arc::clone(&self.upgrade);
         tokio::spawn(async move {
-            let max = daemon.server.max_sessions;
+            let max = daemon.settings().server.max_sessions;
             let Some(guard) = daemon.sessions.try_open(meta, max) else {
                 tracing::warn!(max, "refused a session: max_sessions are live");
                 let _ = outbound
@@ -283,6 +283,7 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
         })
         .collect();
     let locations = &daemon.locations;
+    let reload = daemon.reload_state();
     StatusReply {
         daemon_version: zen_proto::VERSION.to_owned(),
         pid: std::process::id(),
@@ -299,6 +300,8 @@ pub fn status_reply(daemon: &Daemon) -> StatusReply {
         }),
         in_flight_calls: daemon.sessions.in_flight(),
         ledger_json: ledger_json(daemon),
+        config_error: reload.error.unwrap_or_default(),
+        config_loads: reload.loads,
     }
 }
 

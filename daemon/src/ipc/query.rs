@@ -13,6 +13,9 @@
 //!   per configured provider).
 //! - [`DASHBOARD`]: `{}` → `{"url": ...}`, a one-time login link to the
 //!   dashboard (its loopback listener bound first if zend has none).
+//! - [`RELOAD`]: `{}` → `{"ok", "tools_changed", "loads", "error"}` once the
+//!   configuration was read again (and swapped in when it loaded): the one
+//!   command that changes something.
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ pub const THREADS_LIST: &str = "threads.list";
 pub const THREADS_GET: &str = "threads.get";
 pub const DOCTOR: &str = "doctor";
 pub const DASHBOARD: &str = "dashboard";
+pub const RELOAD: &str = "reload";
 
 /// One answer, in both renderings.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +60,10 @@ struct GetArgs {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct DoctorArgs {
     live: bool,
@@ -78,7 +86,7 @@ pub async fn answer(
 ) -> Result<Answer, QueryError> {
     match command {
         MODELS => {
-            let listing = daemon.providers.listing();
+            let listing = daemon.settings().providers.listing();
             Ok(Answer {
                 json: to_json(&listing)?,
                 text: listing.render_text(),
@@ -115,14 +123,17 @@ pub async fn answer(
         }
         DOCTOR => {
             let args: DoctorArgs = parse(args)?;
+            let settings = daemon.settings();
+            // What `.env` holds now, beside what the providers were built with.
             let env = crate::providers::Env::load(Some(&daemon.locations.config_dir));
-            let checks = crate::providers::checks::provider_checks(
+            let mut checks = crate::providers::checks::provider_checks(
                 &daemon.locations.config_dir,
-                &env,
-                &daemon.providers,
+                &settings.env,
+                &settings.providers,
                 args.live,
             )
             .await;
+            checks.compare_with_files(&settings.env, &env, daemon.reload_state().error.as_deref());
             Ok(Answer {
                 json: to_json(&checks)?,
                 text: String::new(),
@@ -136,6 +147,30 @@ pub async fn answer(
             Ok(Answer {
                 json: json!({ "url": url }),
                 text: url,
+            })
+        }
+        RELOAD => {
+            let _: Empty = parse(args)?;
+            Ok(match daemon.reload("zend reload").await {
+                Ok(reloaded) => Answer {
+                    json: json!({
+                        "ok": true,
+                        "tools_changed": reloaded.tools_changed,
+                        "loads": reloaded.loads,
+                    }),
+                    text: if reloaded.tools_changed {
+                        "configuration reloaded; the tools changed and every session was told"
+                            .into()
+                    } else {
+                        "configuration reloaded".into()
+                    },
+                },
+                Err(error) => Answer {
+                    json: json!({ "ok": false, "error": error }),
+                    text: format!(
+                        "configuration not reloaded, the previous one stays in force: {error}"
+                    ),
+                },
             })
         }
         other => Err(QueryError::UnknownCommand(other.to_owned())),

@@ -567,7 +567,7 @@ pub async fn serve(
     let sessions_daemon = Arc::clone(&daemon);
     let service = StreamableHttpService::new(
         move || {
-            let max = sessions_daemon.server.max_sessions;
+            let max = sessions_daemon.settings().server.max_sessions;
             let meta = SessionMeta {
                 transport: SessionTransport::Http,
                 ..SessionMeta::default()

@@ -24,7 +24,7 @@ use rmcp::model::{
     ReadResourceResponse, ReadResourceResult, RequestMetaObject, Resource, ResourceContents,
     ResourceTemplate, Role, ServerCapabilities, ServerConfig, ToolAnnotations,
 };
-use rmcp::service::{Peer, RequestContext};
+use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +59,21 @@ pub struct McpServer {
     /// Lists the session for as long as rmcp keeps this server (HTTP
     /// sessions; a Session stream's task holds its own guard).
     _listed: Option<Arc<OwnedSessionGuard>>,
+    /// Ends this session's `tools/list_changed` sender once rmcp drops the server.
+    announcer: Arc<Announcer>,
+}
+
+/// Cancels its token when the last clone of a session's server is dropped.
+#[derive(Default)]
+struct Announcer {
+    ended: CancellationToken,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        self.ended.cancel();
+    }
 }
 
 impl McpServer {
@@ -67,6 +82,7 @@ impl McpServer {
             daemon,
             session,
             _listed: None,
+            announcer: Arc::default(),
         }
     }
 
@@ -76,6 +92,7 @@ impl McpServer {
             daemon,
             session: Arc::clone(&listed.session),
             _listed: Some(Arc::new(listed)),
+            announcer: Arc::default(),
         }
     }
 
@@ -118,6 +135,8 @@ impl ServerHandler for McpServer {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                // A reload that changes the tools sends `notifications/tools/list_changed`.
+                .enable_tool_list_changed()
                 .enable_prompts()
                 // No `listChanged`: zend sends no resource notifications
                 // (clients list the threads when they look).
@@ -142,6 +161,32 @@ impl ServerHandler for McpServer {
         self.negotiate_initialize(&request)
     }
 
+    /// From now on the client hears `notifications/tools/list_changed` when a
+    /// reload changes the tools, until the session ends.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        use std::sync::atomic::Ordering;
+        if self.announcer.started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut tools = self.daemon.watch_tools();
+        tools.borrow_and_update();
+        let ended = self.announcer.ended.clone();
+        let session = self.session.id.clone();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = tools.changed() => if changed.is_err() { return },
+                    () = ended.cancelled() => return,
+                }
+                if let Err(e) = peer.notify_tool_list_changed().await {
+                    tracing::debug!(%session, error = %e, "cannot send tools/list_changed");
+                    return;
+                }
+            }
+        });
+    }
+
     async fn discover(
         &self,
         context: RequestContext<RoleServer>,
@@ -159,8 +204,8 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         self.note_client(&context.meta);
-        let tools = self
-            .daemon
+        let settings = self.daemon.settings();
+        let tools = settings
             .tools
             .iter()
             .map(|tool| {
@@ -186,7 +231,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         self.note_client(&context.meta);
-        let prompts = crate::tools::prompts::list(&self.daemon.tools)
+        let prompts = crate::tools::prompts::list(&self.daemon.settings().tools)
             .into_iter()
             .map(|spec| {
                 let arguments = spec
@@ -213,8 +258,9 @@ impl ServerHandler for McpServer {
     ) -> Result<GetPromptResponse, McpError> {
         self.note_client(&context.meta);
         let arguments = request.arguments.unwrap_or_default();
-        let text = crate::tools::prompts::render(&self.daemon.tools, &request.name, &arguments)
-            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let text =
+            crate::tools::prompts::render(&self.daemon.settings().tools, &request.name, &arguments)
+                .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         Ok(GetPromptResponse::Complete(GetPromptResult::new(vec![
             PromptMessage::new_text(Role::User, text),
         ])))
@@ -342,14 +388,17 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         self.note_client(&context.meta);
         let name = request.name.to_string();
-        let Some(tool) = self.daemon.tools.get(&name).cloned() else {
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool '{name}'; available tools: {}",
-                    self.daemon.tools.names().join(", ")
-                ),
-                None,
-            ));
+        // One snapshot for the whole call: a reload meanwhile changes the next call.
+        let settings = self.daemon.settings();
+        let Some(tool) = settings.tools.get(&name).cloned() else {
+            let mut message = format!(
+                "unknown tool '{name}'; available tools: {}",
+                settings.tools.names().join(", ")
+            );
+            if let Some(note) = self.daemon.stale_note() {
+                message = format!("{message} {note}");
+            }
+            return Err(McpError::invalid_params(message, None));
         };
         let _running = self.session.begin_call();
         let progress: Arc<dyn ProgressSink> = match context.meta.get_progress_token() {
@@ -366,6 +415,7 @@ impl ServerHandler for McpServer {
         let _cancel_on_drop = cancel.clone().drop_guard();
         let call = CallContext {
             daemon: Arc::clone(&self.daemon),
+            settings,
             session: Arc::clone(&self.session),
             request_id: context.id.to_string(),
             progress,
@@ -377,12 +427,17 @@ impl ServerHandler for McpServer {
         // Text content only, never `structuredContent`: Claude Code shows its
         // model only the structured part when there is one, and the text (within
         // the result budget, see `tools::pages`) is what the assistant must read.
+        // A failure while the last reload failed says so: the user's edit is not in force.
+        let stale = |text: String| match self.daemon.stale_note() {
+            Some(note) => format!("{text}\n\n{note}"),
+            None => text,
+        };
         let result = match outcome {
             Ok(output) if output.is_error => {
-                CallToolResult::error(vec![ContentBlock::text(output.text)])
+                CallToolResult::error(vec![ContentBlock::text(stale(output.text))])
             }
             Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.text)]),
-            Err(error) => CallToolResult::error(vec![ContentBlock::text(error.to_string())]),
+            Err(error) => CallToolResult::error(vec![ContentBlock::text(stale(error.to_string()))]),
         };
         Ok(CallToolResponse::Complete(result))
     }

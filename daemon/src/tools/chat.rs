@@ -185,7 +185,7 @@ impl Tool for ModelTool {
             )));
         }
         let (prompt, files) = args::take_prompt_file(
-            &context.daemon.files,
+            &context.settings.files,
             &context.reads,
             &raw_prompt,
             &common.absolute_file_paths,

@@ -201,7 +201,7 @@ impl Tool for Consensus {
             )));
         }
         let (prompt, files) = args::take_prompt_file(
-            &context.daemon.files,
+            &context.settings.files,
             &context.reads,
             &parsed.prompt,
             &common.absolute_file_paths,
@@ -254,7 +254,7 @@ impl Tool for Consensus {
         };
         // Check the files once up front, so a bad path is one clear error, not one per model.
         context
-            .daemon
+            .settings
             .files
             .expand(&files)
             .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
@@ -457,7 +457,7 @@ impl Tool for Consensus {
                 .map_err(|e| ToolError::Failed(e.to_string()))?,
         };
         let files_recorded: Vec<String> = context
-            .daemon
+            .settings
             .files
             .expand(&files)
             .map(|e| {

@@ -201,7 +201,7 @@ pub fn resolve_model(
     config: &ToolConfig,
     requested: Option<&str>,
 ) -> Result<Arc<ResolvedModel>, ToolError> {
-    let providers = &context.daemon.providers;
+    let providers = &context.settings.providers;
     let is_auto = |name: &str| name.trim().is_empty() || name.trim().eq_ignore_ascii_case("auto");
     let named = requested
         .filter(|m| !is_auto(m))
@@ -244,7 +244,7 @@ fn category(config: &ToolConfig) -> Category {
 }
 
 fn no_models(context: &CallContext) -> ToolError {
-    let listing = context.daemon.providers.listing();
+    let listing = context.settings.providers.listing();
     let hints: Vec<String> = listing
         .providers
         .iter()
@@ -300,7 +300,7 @@ fn prepare_here(
     thread: Option<&Thread>,
     turn: &ModelTurn,
 ) -> Result<Prepared, ToolError> {
-    let policy = &context.daemon.files;
+    let policy = &context.settings.files;
     let estimate = crate::providers::estimate_tokens;
     if !turn.images.is_empty() && !model.info.capabilities.vision {
         return Err(ToolError::InvalidArguments(format!(
@@ -520,7 +520,7 @@ fn embed_each(context: &CallContext, paths: &[PathBuf], budget: u64) -> Embeddin
     let mut all = Embedding::default();
     for path in paths {
         let left = budget.saturating_sub(all.embedded.tokens);
-        let one = context.daemon.files.embed(
+        let one = context.settings.files.embed(
             std::slice::from_ref(path),
             left,
             crate::providers::estimate_tokens,
@@ -636,7 +636,7 @@ fn load_image(context: &CallContext, image: &str) -> Result<ContentPart, ToolErr
         }
     };
     let bytes = context
-        .daemon
+        .settings
         .files
         .read_image(image, &context.reads)
         .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
@@ -668,12 +668,12 @@ pub async fn call_model(
     let estimated_input = crate::providers::estimate_request_tokens(&request);
     // tpm (limits.rs): the estimate now, corrected to the real usage below.
     let tokens = context
-        .daemon
+        .settings
         .limiter
         .reserve_tokens(tool, estimated_input)?;
     let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let call = context
-        .daemon
+        .settings
         .providers
         .complete_detailed(request, Some(events));
     tokio::pin!(call);

@@ -30,7 +30,7 @@ impl Tool for ListModels {
         _arguments: Map<String, Value>,
     ) -> Result<ToolOutput, ToolError> {
         Ok(ToolOutput::text(
-            context.daemon.providers.listing().render_text(),
+            context.settings.providers.listing().render_text(),
         ))
     }
 }

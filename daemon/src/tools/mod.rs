@@ -32,7 +32,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Settings};
 use crate::sessions::Session;
 use config::ToolConfig;
 
@@ -120,6 +120,9 @@ impl ProgressSink for NoProgress {
 /// Everything a tool call may know about where it runs.
 pub struct CallContext {
     pub daemon: Arc<Daemon>,
+    /// The configuration this call runs with from start to end, whatever a
+    /// reload swaps in meanwhile.
+    pub settings: Arc<Settings>,
     pub session: Arc<Session>,
     /// The JSON-RPC request id, as text.
     pub request_id: String,
@@ -133,7 +136,7 @@ pub struct CallContext {
 impl CallContext {
     /// The most text this session's client takes in one result (bytes; `None` = no limit).
     pub fn result_budget(&self) -> Option<usize> {
-        self.daemon
+        self.settings
             .server
             .result_budget(&self.session.client_name())
     }
@@ -277,6 +280,14 @@ impl Registry {
         }
     }
 
+    /// Every tool's limits, by name (limits.yaml's over the tool's own).
+    pub fn limits(&self) -> BTreeMap<String, config::ToolLimits> {
+        self.configs
+            .iter()
+            .map(|(name, config)| (name.clone(), config.limits.clone()))
+            .collect()
+    }
+
     /// Admission control built from every tool's `limits`.
     pub fn limiter(&self) -> limits::Limiter {
         limits::Limiter::new(
@@ -332,7 +343,7 @@ pub async fn execute(
     let name = tool.spec().name.clone();
     let span = tracing::info_span!("tool", tool = %name, session = %context.session.id, id = %context.request_id);
     async {
-        let _admission = context.daemon.limiter.admit(&name).await?;
+        let _admission = context.settings.limiter.admit(&name).await?;
         let started = std::time::Instant::now();
         let call = tool.call(context, arguments);
         tokio::pin!(call);

@@ -494,7 +494,7 @@ impl Tool for Clink {
     ) -> Result<ToolOutput, ToolError> {
         let args: Args = args::parse(&arguments)?;
         let (prompt, paths) = args::take_prompt_file(
-            &context.daemon.files,
+            &context.settings.files,
             &context.reads,
             &args.prompt,
             &args.absolute_file_paths,
@@ -527,13 +527,13 @@ impl Tool for Clink {
         let role = self.pick("role", &self.clink.roles, &role_name)?;
         for path in &paths {
             context
-                .daemon
+                .settings
                 .files
                 .check_path(path)
                 .map_err(|e| ToolError::InvalidArguments(format!("`absolute_file_paths`: {e}")))?;
         }
         let cwd = working_directory(
-            &context.daemon.files,
+            &context.settings.files,
             args.working_directory_absolute_path.as_deref(),
             &context.session.meta.cwd,
         )?;

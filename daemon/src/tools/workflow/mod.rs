@@ -270,7 +270,7 @@ impl Tool for WorkflowTool {
         ] {
             for path in paths {
                 context
-                    .daemon
+                    .settings
                     .files
                     .check_refused(path)
                     .map_err(|e| ToolError::InvalidArguments(format!("`{field}`: {e}")))?;
@@ -359,7 +359,7 @@ impl Tool for WorkflowTool {
             step.step.trim()
         );
         let (files, file_notes) = budget.fit_files(
-            &context.daemon.files,
+            &context.settings.files,
             &context.reads,
             &existing,
             &[&self.config.system_prompt, &prompt, &extra],

@@ -59,7 +59,7 @@ async fn open(
     let path = own.path.as_deref().unwrap_or_default();
     // The repository path passes the same check as every file a tool reads.
     context
-        .daemon
+        .settings
         .files
         .check_refused(path)
         .map_err(|e| ToolError::InvalidArguments(format!("`path`: {e}")))?;
