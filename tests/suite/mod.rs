@@ -81,3 +81,7 @@ mod security_client;
 /// What clients and users read directly: listmodels, apilookup, thread
 /// resources, `zend ask -` and `--json`, Ctrl-C, `zend doctor --live`.
 mod surfaces;
+
+/// Configuration edits applied live: the watcher, `zend reload`, SIGHUP,
+/// tools/list_changed, a broken edit that changes nothing.
+mod reload;
