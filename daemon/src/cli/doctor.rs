@@ -468,7 +468,8 @@ fn check_runtime(
 
 /// One provider's line, saying one thing: configured (and from where), set
 /// in `.env` but not loaded yet, or not configured (and what to set).
-fn provider_row(p: &ProviderCheck, style: Style) -> String {
+/// `by_zend`: the running zend checked (else this shell's environment was used).
+fn provider_row(p: &ProviderCheck, by_zend: bool, style: Style) -> String {
     let name = format!("{:<12}", p.name);
     if let Some(pending) = &p.pending
         && !p.configured
@@ -477,9 +478,14 @@ fn provider_row(p: &ProviderCheck, style: Style) -> String {
     }
     if p.configured {
         let from = match (p.key_vars_set.first(), p.key_source.as_deref()) {
-            (Some(var), Some(crate::providers::checks::ENVIRONMENT)) => {
-                format!("configured: {var} from zend's environment")
-            }
+            (Some(var), Some(crate::providers::checks::ENVIRONMENT)) => format!(
+                "configured: {var} from {}",
+                if by_zend {
+                    "zend's environment"
+                } else {
+                    "this shell's environment"
+                }
+            ),
             (Some(var), _) => format!("configured: {var} from zen's .env"),
             (None, _) => "configured (no key needed)".to_owned(),
         };
@@ -568,7 +574,8 @@ pub fn render(report: &Report, style: Style) -> String {
         ))
     );
     for p in &report.providers {
-        let _ = writeln!(text, "  {}", provider_row(p, style));
+        let by_zend = report.providers_checked_by == "daemon";
+        let _ = writeln!(text, "  {}", provider_row(p, by_zend, style));
         if let Some(live) = &p.live {
             let model = live.model.as_deref().unwrap_or("-");
             if live.ok {
@@ -626,18 +633,19 @@ mod tests {
     fn each_provider_row_says_one_thing() {
         let style = Style::plain();
         assert_eq!(
-            provider_row(&check(true, &["GEMINI_API_KEY"], Some(".env")), style),
+            provider_row(&check(true, &["GEMINI_API_KEY"], Some(".env")), true, style),
             "ok  gemini      configured: GEMINI_API_KEY from zen's .env"
         );
         assert_eq!(
             provider_row(
                 &check(true, &["GEMINI_API_KEY"], Some("environment")),
+                true,
                 style
             ),
             "ok  gemini      configured: GEMINI_API_KEY from zend's environment"
         );
         assert_eq!(
-            provider_row(&check(false, &[], None), style),
+            provider_row(&check(false, &[], None), true, style),
             "--  gemini      not configured: no API key: set GEMINI_API_KEY"
         );
         // The case that used to read "key in GEMINI_API_KEYno API key: set GEMINI_API_KEY".
@@ -648,7 +656,7 @@ mod tests {
         let files = Env::from_map([("GEMINI_API_KEY", "g-key-123456")]);
         checks.compare_with_files(&Env::default(), &files, None);
         pending.pending = checks.providers[0].pending.clone();
-        let row = provider_row(&pending, style);
+        let row = provider_row(&pending, true, style);
         assert!(
             row.starts_with("!!  gemini      GEMINI_API_KEY set in .env but not loaded yet"),
             "{row}"
