@@ -231,3 +231,197 @@ fn reload_without_a_daemon_says_so() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("not running"));
 }
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let pid = home.daemon_pid().expect("zend's pid");
+    let before = status(&home)["config"]["loads"].as_u64().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_for_loads(&home, before + 1);
+    assert_eq!(home.daemon_pid(), Some(pid), "SIGHUP does not stop zend");
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+    drop(client);
+    home.stop_daemon();
+}
+
+#[test]
+fn a_key_only_in_zends_own_environment_needs_a_restart_and_doctor_says_so() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let secret = "gsk-e2e-environment-only-4d2b";
+    // zend started by hand, with a key in its own environment only.
+    let mut serve = home.command(&crate::support::zend_bin());
+    serve
+        .args(["serve"])
+        .env("GROQ_API_KEY", secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut zend = serve.spawn().unwrap();
+    let until = Instant::now() + WAIT;
+    while !home.zend(&["status"]).status.success() {
+        assert!(Instant::now() < until, "zend serve did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = home.zend(&["doctor", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains(secret), "no key value in doctor's output");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let groq = report["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "groq")
+        .unwrap();
+    assert_eq!(groq["key_source"], "environment", "{groq}");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("GROQ_API_KEY")
+            && warnings.contains("set in zend's own environment")
+            && warnings.contains("zend stop"),
+        "{warnings}"
+    );
+    home.stop_daemon();
+    let _ = zend.wait();
+}
+
+/// The `authorization` header of the last completion request for `model`.
+fn last_authorization(mock: &MockProvider, model: &str) -> String {
+    mock.completions()
+        .iter()
+        .rev()
+        .find(|r| r.body["model"] == model)
+        .and_then(|r| {
+            r.headers
+                .iter()
+                .find(|(name, _)| name == "authorization")
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap_or_default()
+}
+
+fn set_env(home: &mut ZenHome, key: &str, value: Option<&str>) {
+    home.env.retain(|(k, _)| k != key);
+    if let Some(value) = value {
+        home.env.push((key.into(), value.into()));
+    }
+}
+
+#[test]
+fn a_key_changed_then_removed_in_dotenv_applies_on_reload() {
+    let mock = MockProvider::start();
+    let mut home = ZenHome::with_mock(&mock);
+    let mut client = home.session();
+    let first = chat(&mut client, "deepseek-chat");
+    assert_eq!(first["isError"], false, "{}", result_text(&first));
+    assert_eq!(
+        last_authorization(&mock, "deepseek-chat"),
+        format!("Bearer {FAKE_KEY}")
+    );
+
+    // Changed: the next call carries the new key.
+    let rotated = "sk-zen-e2e-rotated-key-91be";
+    set_env(&mut home, "DEEPSEEK_API_KEY", Some(rotated));
+    home.write_config(".env", "# DeepSeek key rotated\n");
+    wait_for_loads(&home, 2);
+    let second = chat(&mut client, "deepseek-chat");
+    assert_eq!(second["isError"], false, "{}", result_text(&second));
+    assert_eq!(
+        last_authorization(&mock, "deepseek-chat"),
+        format!("Bearer {rotated}")
+    );
+
+    // Removed: DeepSeek is no longer configured, and the call says what to set.
+    set_env(&mut home, "DEEPSEEK_API_KEY", None);
+    home.write_config(".env", "# DeepSeek key removed\n");
+    wait_for_loads(&home, 3);
+    let third = chat(&mut client, "deepseek-chat");
+    assert_eq!(third["isError"], true, "{third}");
+    let text = result_text(&third);
+    assert!(
+        text.contains("not configured") && text.contains("DEEPSEEK_API_KEY"),
+        "{text}"
+    );
+    assert_eq!(mock.completions_for("deepseek-chat"), 2);
+    drop(client);
+    home.stop_daemon();
+}
+
+/// The doctor row of provider `name` (`"  ok  openai      configured: ..."`).
+fn provider_row<'a>(doctor: &'a str, name: &str) -> &'a str {
+    doctor
+        .lines()
+        .find(|line| {
+            line.trim_start()
+                .get(4..)
+                .is_some_and(|rest| rest.split_whitespace().next() == Some(name))
+        })
+        .unwrap_or_else(|| panic!("no row for {name} in:\n{doctor}"))
+}
+
+#[test]
+fn doctors_provider_rows_say_one_thing_each() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let client = home.session();
+    // A broken models.yaml keeps a key added beside it from loading.
+    home.write_config(
+        "models.yaml",
+        "settings:\n  max_retries: 1\nmodels:\n  mine: provider: openai\n",
+    );
+    assert_eq!(home.zend(&["reload"]).status.code(), Some(1));
+    let secret = "g-e2e-pending-key-5c1e";
+    home.write_config(".env", &format!("GEMINI_API_KEY={secret}\n"));
+
+    let out = home.zend(&["doctor"]);
+    let doctor = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!doctor.contains(secret), "no key value: {doctor}");
+    assert_eq!(
+        provider_row(&doctor, "openai").trim(),
+        "ok  openai      configured: OPENAI_API_KEY from zen's .env"
+    );
+    let gemini = provider_row(&doctor, "gemini");
+    assert!(
+        gemini
+            .trim()
+            .starts_with("!!  gemini      GEMINI_API_KEY set in .env but not loaded yet")
+            && gemini.contains("models.yaml:4"),
+        "{gemini}"
+    );
+    assert_eq!(
+        provider_row(&doctor, "xai").trim(),
+        "--  xai         not configured: no API key: set XAI_API_KEY"
+    );
+    for line in doctor.lines() {
+        let said = [
+            line.replace("not configured", "").contains("configured"),
+            line.contains("not configured"),
+            line.contains("not loaded yet"),
+        ];
+        assert!(
+            said.iter().filter(|s| **s).count() <= 1,
+            "one thing per row: {line}"
+        );
+    }
+    drop(client);
+    home.stop_daemon();
+}
+
+#[test]
+fn the_systemd_unit_reloads_with_sighup() {
+    let home = ZenHome::new();
+    let out = home.zend(&["service", "install", "--print", "--manager", "systemd"]);
+    assert!(out.status.success(), "{out:?}");
+    let unit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID\n"),
+        "{unit}"
+    );
+}
