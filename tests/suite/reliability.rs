@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
 use crate::support::{
-    McpClient, WAIT, ZenHome, kill9, pid_from_version, result_text, shim_bin, zend_bin,
+    McpClient, ZenHome, kill9, pid_from_version, result_text, shim_bin, wait_until, zend_bin,
 };
 
 /// The test hook that makes a shim report another version (see the shim's main.rs).
@@ -40,14 +40,6 @@ fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
         .status();
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `zend status --json`, or null when nothing (or a dying zend) answers.

@@ -10,7 +10,9 @@
 //! Retry-After) or a broken answer ([`Mode`]: a stream that stalls, is cut off,
 //! fails after billing, invalid JSON, a connection closed without an answer).
 //! The mock counts what it billed (usage it sent) and how many requests it
-//! held at once, and can hold every request until the test releases it.
+//! held at once, and can hold every request until the test releases it (all at
+//! once, or one model's at a time). It notes every request whose connection zend
+//! closed before the answer was complete (held, or mid-stream): an aborted upstream.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -124,6 +126,12 @@ struct Shared {
     /// While true, requests wait (counted in flight) before being answered.
     held: Mutex<bool>,
     released: Condvar,
+    /// While held, one request each for these models may go on ([`MockProvider::release_one`]).
+    passes: Mutex<Vec<String>>,
+    /// Models whose connection zend closed before their answer was complete.
+    hangups: Mutex<Vec<String>>,
+    /// Models whose request the mock has answered (whatever the answer), in order.
+    answered: Mutex<Vec<String>>,
     /// What `GET .../models` lists (a LiteLLM proxy's catalogue).
     models: Mutex<Vec<String>>,
 }
@@ -234,6 +242,32 @@ impl MockProvider {
         self.shared.released.notify_all();
     }
 
+    /// While held, lets one request for `model` (exact name in the request body) be
+    /// answered, now or when it arrives; the others stay held.
+    pub fn release_one(&self, model: &str) {
+        let _held = self.shared.held.lock().unwrap();
+        self.shared.passes.lock().unwrap().push(model.to_owned());
+        self.shared.released.notify_all();
+    }
+
+    /// The models (in request bodies) whose connection zend closed before the
+    /// answer was complete, in the order it did.
+    pub fn hangups(&self) -> Vec<String> {
+        self.shared.hangups.lock().unwrap().clone()
+    }
+
+    /// How many requests for `model` (exact name) the mock has answered in full,
+    /// HTTP errors included.
+    pub fn answered(&self, model: &str) -> usize {
+        self.shared
+            .answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| *m == model)
+            .count()
+    }
+
     /// Waits (up to `within`) until `n` requests are in flight; false if they never were.
     pub fn wait_in_flight(&self, n: usize, within: Duration) -> bool {
         let until = Instant::now() + within;
@@ -310,6 +344,9 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let answered = answer(&mut stream, shared, &path, &body);
+        if let Ok(true) = answered {
+            shared.answered.lock().unwrap().push(model_of(&path, &body));
+        }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if !answered? {
             return Ok(());
@@ -324,21 +361,11 @@ fn answer(
     path: &str,
     body: &Value,
 ) -> std::io::Result<bool> {
-    {
-        let mut held = shared.held.lock().unwrap();
-        while *held {
-            held = shared.released.wait(held).unwrap();
-        }
+    let model = model_of(path, body);
+    if !wait_while_held(stream, shared, &model) {
+        shared.hangups.lock().unwrap().push(model);
+        return Ok(false);
     }
-    // Gemini names the model in the path (`/v1beta/models/<model>:generateContent`).
-    let model = body["model"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            let (_, rest) = path.split_once("/models/")?;
-            Some(rest.split(':').next()?.to_owned())
-        })
-        .unwrap_or_default();
     let scripted = shared
         .scripts
         .lock()
@@ -438,7 +465,16 @@ fn answer(
                     // Until zend hangs up (a read returns 0 or fails) or a minute passes.
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
                     let mut byte = [0u8; 1];
-                    let _ = stream.read(&mut byte);
+                    let hung_up = match stream.read(&mut byte) {
+                        Ok(n) => n == 0,
+                        Err(e) => !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ),
+                    };
+                    if hung_up {
+                        shared.hangups.lock().unwrap().push(model.clone());
+                    }
                 }
                 Mode::ErrorAfterUsage if streaming => {
                     let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
@@ -484,6 +520,60 @@ fn answer(
     stream.flush()?;
     bill(shared);
     Ok(true)
+}
+
+/// The model a request asks for: in its body, or (Gemini) in its path
+/// (`/v1beta/models/<model>:generateContent`).
+fn model_of(path: &str, body: &Value) -> String {
+    body["model"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            let (_, rest) = path.split_once("/models/")?;
+            Some(rest.split(':').next()?.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Waits while requests are held and no pass for `model` is left; false when zend
+/// closed the connection meanwhile (the request was abandoned).
+fn wait_while_held(stream: &TcpStream, shared: &Shared, model: &str) -> bool {
+    let mut held = shared.held.lock().unwrap();
+    loop {
+        if !*held {
+            return true;
+        }
+        {
+            let mut passes = shared.passes.lock().unwrap();
+            if let Some(index) = passes.iter().position(|m| m == model) {
+                passes.remove(index);
+                return true;
+            }
+        }
+        if peer_closed(stream) {
+            return false;
+        }
+        // Woken by a release; otherwise look at the connection again shortly.
+        held = shared
+            .released
+            .wait_timeout(held, Duration::from_millis(20))
+            .unwrap()
+            .0;
+    }
+}
+
+/// Whether the peer closed `stream` (a read would see the end, or an error).
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let peeked = stream.peek(&mut byte);
+    let _ = stream.set_nonblocking(false);
+    match peeked {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }
 
 fn write_head(

@@ -103,6 +103,27 @@ pub fn output_within(command: &mut Command, deadline: Duration) -> Output {
     }
 }
 
+/// Waits (up to [`WAIT`]) until `done` holds; past it fails the test naming `what`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The continuation id an answer's text names.
+pub fn continuation_id(text: &str) -> String {
+    let start = text
+        .find("continuation_id: ")
+        .unwrap_or_else(|| panic!("no continuation_id in {text}"))
+        + "continuation_id: ".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect()
+}
+
 pub fn zend_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zend"))
 }
@@ -216,6 +237,17 @@ impl ZenHome {
 
     pub fn zend(&self, args: &[&str]) -> Output {
         output_within(self.command(&zend_bin()).args(args), COMMAND_DEADLINE)
+    }
+
+    /// `zend status --json` of the running daemon (the test fails if none answers).
+    pub fn status_json(&self) -> Value {
+        let out = self.zend(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "zend status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("zend status --json prints JSON")
     }
 
     /// Starts an MCP client session through a fresh zen-shim (not yet initialized).
