@@ -85,3 +85,7 @@ mod surfaces;
 /// Configuration edits applied live: the watcher, `zend reload`, SIGHUP,
 /// tools/list_changed, a broken edit that changes nothing.
 mod reload;
+
+/// `consensus` on what the provider received: parallel and blind rounds, later
+/// rounds informed, failures keeping earlier answers, the synthesis of the last.
+mod consensus;
