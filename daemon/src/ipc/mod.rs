@@ -87,13 +87,21 @@ impl Zend for ZendService {
             let server = McpServer::new(Arc::clone(&daemon), Arc::clone(&session));
             let transport = FrameTransport::new(inbound, outbound.clone());
             let shutdown = daemon.shutdown.clone();
+            // The session's own stop, not zend's: on shutdown its running calls get the
+            // deadline before it is cancelled.
+            let stop = tokio_util::sync::CancellationToken::new();
             // Boxed: rmcp's serve future is tens of KiB, and inline in this task it was
             // copied three times per session by the spawn (into the task, into its cell, and
             // its stage overwritten when done): ~100 KiB of memcpy, a third of a session's cost.
-            let serve = Box::pin(mcp::serve(server, transport, shutdown.clone()));
+            let mut serve = Box::pin(mcp::serve(server, transport, stop.clone()));
             let ended = tokio::select! {
-                ended = serve => ended,
-                () = wait_for_shutdown(&daemon, &session) => Ok(()),
+                ended = &mut serve => ended,
+                () = wait_for_shutdown(&daemon, &session) => {
+                    // Calls still running are cancelled (they record what they spent);
+                    // rmcp sends every call's answer before the session ends.
+                    stop.cancel();
+                    serve.await
+                }
             };
             match ended {
                 // However the session ended (perhaps mid-initialize), a

@@ -437,11 +437,20 @@ impl ServerHandler for McpServer {
                 CallToolResult::error(vec![ContentBlock::text(stale(output.text))])
             }
             Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.text)]),
+            // Cut at the shutdown deadline (a client's own cancellation gets no answer).
+            Err(crate::tools::ToolError::Cancelled) if self.daemon.shutdown.is_cancelled() => {
+                CallToolResult::error(vec![ContentBlock::text(STOPPED_MID_CALL)])
+            }
             Err(error) => CallToolResult::error(vec![ContentBlock::text(stale(error.to_string()))]),
         };
         Ok(CallToolResponse::Complete(result))
     }
 }
+
+/// The answer to a call still running when zend's shutdown deadline passed.
+const STOPPED_MID_CALL: &str = "zend was stopped before this call finished: its shutdown deadline \
+     passed, so the model call was aborted (what it spent is in the ledger) and nothing was added to \
+     the conversation. Please retry the call once zen is running again (your MCP client restarts it).";
 
 /// Progress for one request, sent as `notifications/progress` on its session.
 struct PeerProgress {
@@ -470,19 +479,20 @@ pub enum SessionError {
     Initialize(String),
 }
 
-/// Serves one MCP session over `transport` until the client closes it or zend
-/// shuts down (after which the caller ends the stream).
+/// Serves one MCP session over `transport` until the client closes it or `stop`
+/// is cancelled (then calls still running are cancelled, every call's answer is
+/// sent, and the caller ends the stream).
 pub async fn serve<T, E, A>(
     server: McpServer,
     transport: T,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<(), SessionError>
 where
     T: rmcp::transport::IntoTransport<RoleServer, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
     let running = server
-        .serve_with_ct(transport, shutdown.child_token())
+        .serve_with_ct(transport, stop.child_token())
         .await
         .map_err(|e| SessionError::Initialize(e.to_string()))?;
     let _ = running.waiting().await;
