@@ -89,3 +89,7 @@ mod reload;
 /// `consensus` on what the provider received: parallel and blind rounds, later
 /// rounds informed, failures keeping earlier answers, the synthesis of the last.
 mod consensus;
+
+/// Stopping zend with a call in flight: finished within the deadline and on disk,
+/// or cut at it with a clear error and nothing half-written.
+mod stopping;

@@ -76,7 +76,7 @@ fn disabled_tools_are_hidden_but_version_stays() {
 use std::time::Duration;
 
 use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
-use crate::support::{FAKE_KEY, WAIT, wait_until};
+use crate::support::{FAKE_KEY, WAIT, estimated_input_tokens, wait_until};
 
 /// The continuation_id in a model tool's answer.
 fn continuation_id(text: &str) -> String {
@@ -371,21 +371,7 @@ fn cancellation_aborts_the_upstream_records_the_spend_and_answers_nothing() {
     });
     // What was spent: zend's estimate of the request it sent (the provider never
     // said), priced; a cancellation, not an error.
-    let sent = &mock.completions()[0].body;
-    let estimate: u64 = sent["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| match &m["content"] {
-            serde_json::Value::String(text) => (text.len() as u64).div_ceil(4),
-            parts => parts
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (p["text"].as_str().unwrap().len() as u64).div_ceil(4))
-                .sum(),
-        })
-        .sum();
+    let estimate = estimated_input_tokens(&mock.completions()[0].body);
     let status = home.status_json();
     let row = &status["ledger"]["all_time"]["by_model"]["gpt-5"];
     assert_eq!(row["calls"], 1, "{row}");
