@@ -143,10 +143,21 @@ fn consecutive_turns_share_their_prefix_and_a_changed_file_is_sent_anew_in_its_p
             "files before history"
         );
     }
-    // The changed file is sent in its new version only.
+    // The changed file is sent once, in its new version only, when given again
+    // (turn 5) and when not (turn 6).
     for text in &texts[4..] {
-        assert!(text.contains("fn beta_seven_renamed("), "new contents");
+        assert_eq!(
+            text.matches("fn beta_seven_renamed(").count(),
+            1,
+            "new contents once"
+        );
         assert!(!text.contains("fn beta_7("), "old contents gone");
+    }
+    // Each file's contents once in every request, however often turns named it.
+    for (turn, text) in texts.iter().enumerate().skip(1) {
+        for line in ["fn alpha_3(", "fn beta_3(", "fn gamma_3("] {
+            assert_eq!(text.matches(line).count(), 1, "turn {}: {line}", turn + 1);
+        }
     }
 
     // Turns that add no file share at least 95 % of the previous request as a prefix

@@ -90,6 +90,10 @@ mod reload;
 /// rounds informed, failures keeping earlier answers, the synthesis of the last.
 mod consensus;
 
+/// A thread longer than the context window: oldest turns dropped first, every
+/// request within the input budget.
+mod history;
+
 /// Stopping zend with a call in flight: finished within the deadline and on disk,
 /// or cut at it with a clear error and nothing half-written.
 mod stopping;
