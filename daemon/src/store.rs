@@ -97,13 +97,15 @@ use std::fmt;
 use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::util::lock;
 
 /// The layout described in this module's docs.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -467,10 +469,6 @@ struct Shared {
     db: Database,
     /// Why the store refuses writes, once a commit failed.
     failed: Mutex<Option<String>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {

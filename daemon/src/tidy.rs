@@ -125,7 +125,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("providers", &["config", "logging", "util"]),
     ("sessions", &["util"]),
     ("access", &["util"]),
-    ("store", &[]),
+    ("store", &["util"]),
     ("data", &["config", "ledger", "memory", "store", "time"]),
     ("time", &[]),
     ("register", &["service"]),
