@@ -56,7 +56,7 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Settings(#[from] crate::daemon::SettingsError),
+    Settings(#[from] crate::tools::settings::SettingsError),
     #[error("cannot use the lock file {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -130,7 +130,7 @@ pub async fn serve(options: ServeOptions) -> Result<ServeOutcome, ServeError> {
         }
     })?;
     crate::hardening::tighten(&locations, &[".env", crate::mcp::http::TOKEN_FILE]);
-    let settings = crate::daemon::Settings::load(&locations, options.idle_timeout_secs)?;
+    let settings = crate::tools::settings::Settings::load(&locations, options.idle_timeout_secs)?;
     let store = crate::data::Data::open(&locations.data_dir, &settings.limits)?;
 
     // Bound before the socket, so a bad address leaves nothing behind.

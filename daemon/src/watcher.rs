@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::daemon::{CONFIG_FILES, Daemon, is_tool_file};
+use crate::daemon::Daemon;
+use crate::tools::settings::{CONFIG_FILES, is_tool_file};
 
 /// How long the directory must be quiet before a reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);

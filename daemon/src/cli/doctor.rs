@@ -240,7 +240,7 @@ pub async fn collect(
     let env = Env::load(Some(&config_dir));
     let disabled = server
         .as_ref()
-        .map(|server| crate::daemon::disabled_tools(server, &env))
+        .map(|server| crate::tools::settings::disabled_tools(server, &env))
         .unwrap_or_default();
     let (_, tool_problems) = crate::tools::Registry::load(&config_dir, &disabled);
     problems.extend(tool_problems.iter().cloned());

@@ -414,7 +414,8 @@ impl ServerHandler for McpServer {
         let cancel = context.ct.child_token();
         let _cancel_on_drop = cancel.clone().drop_guard();
         let call = CallContext {
-            daemon: Arc::clone(&self.daemon),
+            host: Arc::clone(&self.daemon) as Arc<dyn crate::tools::Host>,
+            data: self.daemon.store.clone(),
             settings,
             session: Arc::clone(&self.session),
             request_id: context.id.to_string(),

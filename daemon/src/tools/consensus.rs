@@ -223,7 +223,7 @@ impl Tool for Consensus {
                 "`rounds` must be 1 to {MAX_ROUNDS}"
             )));
         }
-        let threads = context.daemon.store.threads();
+        let threads = context.data.threads();
         let thread = match common
             .continuation_id
             .as_deref()

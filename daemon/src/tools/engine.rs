@@ -79,7 +79,7 @@ pub async fn run_model_turn(
     config: &ToolConfig,
     turn: ModelTurn,
 ) -> Result<TurnResult, ToolError> {
-    let threads = context.daemon.store.threads();
+    let threads = context.data.threads();
     let thread = match turn
         .continuation_id
         .as_deref()
@@ -183,7 +183,7 @@ fn cache_note(context: &CallContext, completion: &Completion) -> Option<String> 
         usage.input_tokens,
         usd(saved)
     );
-    if let Ok(totals) = context.daemon.store.ledger().totals(SystemClock.now()) {
+    if let Ok(totals) = context.data.ledger().totals(SystemClock.now()) {
         note.push_str(&format!(
             " (caching saved {} today, {} this month)",
             usd(totals.today.total.cache_saved_usd),
@@ -657,7 +657,7 @@ pub async fn call_model(
     request: CompletionRequest,
     thread: Option<ThreadId>,
 ) -> Result<(Completion, Vec<String>), ToolError> {
-    let ledger = context.daemon.store.ledger();
+    let ledger = context.data.ledger();
     let mut notes = Vec::new();
     match ledger.check_budget(&model.name, SystemClock.now()) {
         Ok(Some(warning)) => notes.push(warning),
@@ -868,7 +868,7 @@ pub async fn open_thread(
     continuation_id: Option<&str>,
     first_prompt: &str,
 ) -> Result<String, ToolError> {
-    let threads = context.daemon.store.threads();
+    let threads = context.data.threads();
     match continuation_id.map(str::trim).filter(|id| !id.is_empty()) {
         Some(id) => {
             let id = id.parse::<ThreadId>().map_err(thread_error)?;
@@ -912,8 +912,7 @@ pub async fn record_turn(
     }
     .with_files(files.iter().cloned());
     context
-        .daemon
-        .store
+        .data
         .threads()
         .append(&id, turn)
         .await
@@ -928,8 +927,7 @@ pub async fn workflow_state(
 ) -> Result<Option<Value>, ToolError> {
     let id = thread.parse::<ThreadId>().map_err(thread_error)?;
     context
-        .daemon
-        .store
+        .data
         .threads()
         .workflow_state(&id, tool)
         .map_err(thread_error)
@@ -944,8 +942,7 @@ pub async fn set_workflow_state(
 ) -> Result<(), ToolError> {
     let id = thread.parse::<ThreadId>().map_err(thread_error)?;
     context
-        .daemon
-        .store
+        .data
         .threads()
         .set_workflow_state(&id, tool, &state)
         .await

@@ -21,6 +21,7 @@ pub mod pages;
 mod planner;
 pub mod plugin;
 pub mod prompts;
+pub mod settings;
 mod threads;
 mod version;
 pub mod workflow;
@@ -32,9 +33,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::{Daemon, Settings};
+use crate::data::Data;
+use crate::locations::Locations;
 use crate::sessions::Session;
 use config::ToolConfig;
+use settings::Settings;
 
 /// Tools that are always on, whatever `disabled_tools` says.
 pub const ALWAYS_ON: &[&str] = &["version", "listmodels"];
@@ -117,9 +120,21 @@ impl ProgressSink for NoProgress {
     }
 }
 
+/// What a tool may know of the zend it runs in (`version` reports it); the
+/// daemon implements it, so tools never see the daemon's whole state.
+pub trait Host: Send + Sync {
+    fn uptime(&self) -> std::time::Duration;
+    fn live_sessions(&self) -> usize;
+    fn socket_path(&self) -> &std::path::Path;
+    fn locations(&self) -> &Locations;
+}
+
 /// Everything a tool call may know about where it runs.
 pub struct CallContext {
-    pub daemon: Arc<Daemon>,
+    /// The zend this call runs in, as far as a tool may know it.
+    pub host: Arc<dyn Host>,
+    /// Conversation memory and the ledger.
+    pub data: Data,
     /// The configuration this call runs with from start to end, whatever a
     /// reload swaps in meanwhile.
     pub settings: Arc<Settings>,

@@ -76,7 +76,7 @@ impl Tool for Threads {
         arguments: Map<String, Value>,
     ) -> Result<ToolOutput, ToolError> {
         let args: Args = args::parse(&arguments)?;
-        let threads = context.daemon.store.threads();
+        let threads = context.data.threads();
         if let Some(id) = args
             .continuation_id
             .as_deref()

@@ -29,8 +29,8 @@ impl Tool for Version {
         context: &CallContext,
         _arguments: Map<String, Value>,
     ) -> Result<ToolOutput, ToolError> {
-        let daemon = &context.daemon;
-        let locations = &daemon.locations;
+        let host = &context.host;
+        let locations = host.locations();
         let shim = match context.session.meta.shim_version.as_str() {
             "" => "unknown".to_owned(),
             v => v.to_owned(),
@@ -51,9 +51,9 @@ impl Tool for Version {
              log: {log}",
             version = zen_proto::VERSION,
             pid = std::process::id(),
-            uptime = crate::util::human_duration(daemon.started.elapsed()),
-            sessions = daemon.sessions.len(),
-            socket = daemon.socket_path.display(),
+            uptime = crate::util::human_duration(host.uptime()),
+            sessions = host.live_sessions(),
+            socket = host.socket_path().display(),
             config = locations.config_dir.display(),
             data = locations.data_dir.display(),
             log = locations.log_path().display(),
