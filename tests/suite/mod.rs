@@ -97,3 +97,7 @@ mod history;
 /// Stopping zend with a call in flight: finished within the deadline and on disk,
 /// or cut at it with a clear error and nothing half-written.
 mod stopping;
+
+/// Opt-in (`ZEN_TEST_CLAUDE_CODE=1`): Claude Code from npm calls zen, headless,
+/// against a scripted Messages API.
+mod claude_code;
