@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::LimitsConfig;
-use crate::ledger::Ledger;
-use crate::memory::Threads;
+use crate::ledger::{Ledger, StagedRecords};
+use crate::memory::{AppendOutcome, StagedTurns, ThreadError, ThreadId, Threads};
 use crate::store::{Store, StoreError};
 use crate::time::{Clock, SystemClock};
 
@@ -60,6 +60,32 @@ impl Data {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// A model call's ledger records and the turns it adds, in one
+    /// transaction: the answer waits for one durable commit, not two. When
+    /// the turns are refused (the thread expired or is full meanwhile), the
+    /// records are written on their own, since the call was paid for.
+    pub async fn write_exchange(
+        &self,
+        records: StagedRecords,
+        turns: StagedTurns,
+    ) -> Result<(ThreadId, AppendOutcome), ThreadError> {
+        let records = Arc::new(records);
+        let both = Arc::clone(&records);
+        let written = self
+            .store
+            .write(move |txn| {
+                both.apply(txn)?;
+                turns.apply(txn)
+            })
+            .await;
+        if let Err(refused) = &written
+            && !matches!(refused, ThreadError::Store(_))
+        {
+            self.store.write(move |txn| records.apply(txn)).await?;
+        }
+        written
     }
 
     /// Reports a store that refuses writes after a failed commit: every

@@ -95,6 +95,13 @@ impl Ledger {
         if records.is_empty() {
             return Ok(());
         }
+        let staged = self.stage(records)?;
+        self.inner.store.write(move |txn| staged.apply(txn)).await
+    }
+
+    /// Records made ready to be written in a transaction that also carries
+    /// other writes (a model call's records with the turns it adds).
+    pub fn stage(&self, records: &[LedgerRecord]) -> Result<StagedRecords, StoreError> {
         let mut entries = Vec::with_capacity(records.len());
         for record in records {
             let mut key = [0_u8; 16];
@@ -103,11 +110,10 @@ impl Ledger {
             key[8..].copy_from_slice(&seq.to_be_bytes());
             entries.push((key, encode(record)?));
         }
-        let records = records.to_vec();
-        self.inner
-            .store
-            .write(move |txn| write_records(txn, &entries, &records))
-            .await
+        Ok(StagedRecords {
+            entries,
+            records: records.to_vec(),
+        })
     }
 
     /// Today (UTC), this month and all time, by model, tool and client, and
@@ -226,6 +232,19 @@ impl Ledger {
 
 /// The records and, read and written back in the same transaction, the
 /// twelve or fifteen aggregates (three periods × four or five dimensions) each one changes.
+/// Ledger records ready for a transaction ([`Ledger::stage`]).
+pub struct StagedRecords {
+    entries: Vec<([u8; 16], Vec<u8>)>,
+    records: Vec<LedgerRecord>,
+}
+
+impl StagedRecords {
+    /// Writes the records and their aggregates in `txn`.
+    pub fn apply(&self, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+        write_records(txn, &self.entries, &self.records)
+    }
+}
+
 fn write_records(
     txn: &mut Txn<'_>,
     entries: &[([u8; 16], Vec<u8>)],

@@ -49,7 +49,7 @@ pub use sweeper::spawn_sweeper;
 pub use thread::{
     AppendOutcome, NewThread, NewTurn, Role, Thread, ThreadFilter, ThreadId, ThreadSummary, Turn,
 };
-pub use threads::{ThreadTarget, Threads};
+pub use threads::{StagedTurns, ThreadTarget, Threads};
 
 use crate::store::StoreError;
 use crate::time::Timestamp;

@@ -109,16 +109,24 @@ impl Threads {
         target: ThreadTarget,
         turns: Vec<NewTurn>,
     ) -> Result<(ThreadId, AppendOutcome)> {
-        let now = self.inner.clock.now();
+        let staged = self.stage_turns(target, turns);
+        self.inner.store.write(move |txn| staged.apply(txn)).await
+    }
+
+    /// [`Threads::write_turns`] made ready for a transaction that also
+    /// carries other writes (the ledger records of the call that answered).
+    pub fn stage_turns(&self, target: ThreadTarget, turns: Vec<NewTurn>) -> StagedTurns {
         let id = match &target {
             ThreadTarget::Existing(id) => *id,
             ThreadTarget::New(_) => ThreadId::new(),
         };
-        let inner = Arc::clone(&self.inner);
-        self.inner
-            .store
-            .write(move |txn| inner.write_turns(txn, &target, id, &turns, now))
-            .await
+        StagedTurns {
+            inner: Arc::clone(&self.inner),
+            now: self.inner.clock.now(),
+            target,
+            id,
+            turns,
+        }
     }
 
     /// Drops the cached threads: for tests that write to the store behind
@@ -307,6 +315,23 @@ impl Threads {
             expired.push((updated, id));
         }
         Ok((expired, malformed))
+    }
+}
+
+/// Turns ready for a transaction ([`Threads::stage_turns`]).
+pub struct StagedTurns {
+    inner: Arc<Inner>,
+    target: ThreadTarget,
+    id: ThreadId,
+    turns: Vec<NewTurn>,
+    now: Timestamp,
+}
+
+impl StagedTurns {
+    /// Writes the turns in `txn` (what [`Threads::write_turns`] commits).
+    pub fn apply(&self, txn: &mut Txn<'_>) -> Result<(ThreadId, AppendOutcome)> {
+        self.inner
+            .write_turns(txn, &self.target, self.id, &self.turns, self.now)
     }
 }
 

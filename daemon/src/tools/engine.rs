@@ -109,12 +109,12 @@ pub async fn run_model_turn(
         prepared.request.max_output_tokens = turn.max_answer_tokens;
     }
     let thread_id = thread.as_ref().map(Thread::id);
-    let (completion, mut notes) =
-        call_model(context, &turn.tool, &model, prepared.request, thread_id).await?;
+    let (completion, mut notes, records) =
+        call_model_unrecorded(context, &turn.tool, &model, prepared.request, thread_id).await?;
     notes.extend(prepared.notes);
 
-    // Both turns (and the thread, when new) in one transaction, durable
-    // before the client hears of them (invariant 3).
+    // The call's ledger records and both turns (and the thread, when new) in
+    // one transaction, durable before the client hears of them (invariant 3).
     let target = match thread_id {
         Some(id) => ThreadTarget::Existing(id),
         None => ThreadTarget::New(NewThread {
@@ -142,8 +142,17 @@ pub async fn run_model_turn(
         &completion.text,
     );
     answer_turn.tokens = Some(completion.usage.output_tokens);
-    let (id, outcome) = threads
-        .write_turns(target, vec![user_turn, answer_turn])
+    let records = context
+        .data
+        .ledger()
+        .stage(&records)
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    let (id, outcome) = context
+        .data
+        .write_exchange(
+            records,
+            threads.stage_turns(target, vec![user_turn, answer_turn]),
+        )
         .await
         .map_err(thread_error)?;
     if let Some(note) = cache_note(context, &completion) {
@@ -657,6 +666,28 @@ pub async fn call_model(
     request: CompletionRequest,
     thread: Option<ThreadId>,
 ) -> Result<(Completion, Vec<String>), ToolError> {
+    let (completion, notes, records) =
+        call_model_unrecorded(context, tool, model, request, thread).await?;
+    context
+        .data
+        .ledger()
+        .record_batch(&records)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    Ok((completion, notes))
+}
+
+/// [`call_model`], except that a successful call's ledger records are
+/// returned rather than written, for the caller to write in the same
+/// transaction as the turns the answer adds (failed and cancelled calls are
+/// recorded here, as in `call_model`).
+async fn call_model_unrecorded(
+    context: &CallContext,
+    tool: &str,
+    model: &ResolvedModel,
+    request: CompletionRequest,
+    thread: Option<ThreadId>,
+) -> Result<(Completion, Vec<String>, Vec<LedgerRecord>), ToolError> {
     let ledger = context.data.ledger();
     let mut notes = Vec::new();
     match ledger.check_budget(&model.name, SystemClock.now()) {
@@ -749,17 +780,13 @@ pub async fn call_model(
     match outcome {
         Some(Ok(completion)) => {
             let records: Vec<LedgerRecord> = completion.attempts.iter().map(record).collect();
-            ledger
-                .record_batch(&records)
-                .await
-                .map_err(|e| ToolError::Failed(e.to_string()))?;
             if completion.model != model.name {
                 notes.push(format!(
                     "{} failed; answered by fallback {}",
                     model.name, completion.model
                 ));
             }
-            Ok((completion, notes))
+            Ok((completion, notes, records))
         }
         Some(Err(failure)) => {
             let records: Vec<LedgerRecord> = failure.attempts.iter().map(record).collect();
