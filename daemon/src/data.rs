@@ -132,3 +132,80 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod crash_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::open_store;
+    use crate::config::LimitsConfig;
+    use crate::ledger::{LedgerRecord, Outcome};
+    use crate::memory::{NewThread, NewTurn, ThreadError, ThreadTarget};
+    use crate::time::Clock;
+
+    fn record(now: crate::time::Timestamp) -> LedgerRecord {
+        LedgerRecord {
+            time: now,
+            model: "gpt-5".into(),
+            provider: "openai".into(),
+            tool: "chat".into(),
+            thread: None,
+            session_id: None,
+            client: None,
+            project: None,
+            input_tokens: 7,
+            output_tokens: 3,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            cost_usd: Some(0.25),
+            cache_saved_usd: 0.0,
+            latency_ms: 10,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    fn exchange() -> Vec<NewTurn> {
+        vec![
+            NewTurn::user("chat", "q"),
+            NewTurn::assistant("chat", "gpt-5", "openai", "a"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn an_exchange_lands_with_its_records_and_a_refused_one_keeps_them() {
+        let mut limits = LimitsConfig::default();
+        limits.threads.max_turns = 2;
+        let (_dir, data, clock) = open_store(limits);
+        let new = NewThread {
+            tool: "chat".into(),
+            session_id: "s".into(),
+            client: "c".into(),
+            cwd: None,
+            parent: None,
+            first_prompt: "q".into(),
+        };
+        let staged = data.ledger().stage(&[record(clock.now())]).unwrap();
+        let turns = data
+            .threads()
+            .stage_turns(ThreadTarget::New(new), exchange());
+        let (id, outcome) = data.write_exchange(staged, turns).await.unwrap();
+        assert_eq!(outcome.turn_count, 2);
+        assert_eq!(data.threads().get(&id).unwrap().turns.len(), 2);
+        let totals = data.ledger().totals(clock.now()).unwrap();
+        assert_eq!(totals.all_time.total.calls, 1);
+
+        // The thread is full: the turns are refused, the paid call is still recorded.
+        let staged = data.ledger().stage(&[record(clock.now())]).unwrap();
+        let turns = data
+            .threads()
+            .stage_turns(ThreadTarget::Existing(id), exchange());
+        let refused = data.write_exchange(staged, turns).await.unwrap_err();
+        assert!(
+            matches!(refused, ThreadError::TooManyTurns { max: 2, .. }),
+            "{refused:?}"
+        );
+        assert_eq!(data.threads().get(&id).unwrap().turns.len(), 2);
+        let totals = data.ledger().totals(clock.now()).unwrap();
+        assert_eq!(totals.all_time.total.calls, 2);
+        assert_eq!(totals.all_time.total.input_tokens, 14);
+    }
+}

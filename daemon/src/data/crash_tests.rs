@@ -216,6 +216,9 @@ fn run_workload(backend: &Recording, acks: &Arc<Acks>) -> Vec<ThreadId> {
             for (i, id) in kept.iter().copied().enumerate() {
                 let (threads, acks, backend) =
                     (data.threads().clone(), acks.clone(), backend.clone());
+                let both = data.clone();
+                let base = marker + 500 + i as u64 * 10;
+                let now = clock.now();
                 tasks.push(tokio::spawn(async move {
                     for n in 0..6 {
                         let text = format!("r{round} a{i} n{n}");
@@ -234,10 +237,17 @@ fn run_workload(backend: &Recording, acks: &Arc<Acks>) -> Vec<ThreadId> {
                                     format!("{text} answer"),
                                 ),
                             ];
-                            threads
-                                .write_turns(ThreadTarget::Existing(id), exchange)
-                                .await
-                                .unwrap();
+                            // A model call's exchange: its ledger record
+                            // and both turns in one transaction.
+                            let marker = base + n;
+                            let staged = both.ledger().stage(&[record(marker, now)]).unwrap();
+                            both.write_exchange(
+                                staged,
+                                threads.stage_turns(ThreadTarget::Existing(id), exchange),
+                            )
+                            .await
+                            .unwrap();
+                            acks.push(&backend, Acked::Record { marker });
                         }
                         acks.push(&backend, Acked::Turn { thread: id, text });
                         // A doomed thread, swept two rounds later.
