@@ -1,5 +1,6 @@
 //! The `zend` command line: models, threads, ask/consensus, doctor, exit codes.
 
+use crate::support::OutputWithin;
 use std::process::Output;
 
 use serde_json::Value;
@@ -89,8 +90,7 @@ fn ask_continues_and_threads_lists_and_shows_the_conversation() {
             "notes.txt",
             "Remember the bird in my notes.",
         ])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(stdout(&first).trim(), "first answer", "answer on stdout");
     let id = continuation_id(&first);
@@ -165,8 +165,7 @@ fn tool_errors_exit_4_and_no_autostart_exits_3() {
         .command(&zend_bin())
         .env("ZEN_NO_AUTOSTART", "1")
         .args(["threads"])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
     assert!(other.zend_pids().is_empty());
 

@@ -1,6 +1,7 @@
 //! What today's assistants do to zen (issue #33): both MCP lifecycles, the
 //! capabilities clients read, registration, and the environment zend gets.
 
+use crate::support::OutputWithin;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
@@ -268,7 +269,7 @@ fn register(home: &ZenHome, args: &[&str], env: &[(&str, &str)]) -> std::process
     for (name, value) in env {
         command.env(name, value);
     }
-    let output = command.output().unwrap();
+    let output = command.output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "{output:?}");
     output
 }
@@ -538,7 +539,7 @@ fn issue_33_zend_started_by_a_shim_gets_a_clean_environment_and_keys_from_dotenv
     home.write_config(".env", &format!("OPENAI_BASE_URL={}\n", mock.v1()));
     let mut import = home.command(&crate::support::zend_bin());
     import.env_remove("OPENAI_API_KEY").args(["keys", "import"]);
-    let imported = import.output().unwrap();
+    let imported = import.output_within(crate::support::COMMAND_DEADLINE);
     let said = String::from_utf8_lossy(&imported.stdout).into_owned();
     assert!(imported.status.success(), "{imported:?}");
     assert!(

@@ -586,5 +586,5 @@ fn with_http_the_dashboard_is_served_beside_mcp() {
     let mcp = request("POST", &format!("{base}/mcp"), &[("Cookie", &session)]);
     assert_eq!(mcp.status, 401);
     home.stop_daemon();
-    let _ = daemon.wait();
+    crate::support::wait_within(&mut daemon, crate::support::WAIT, "zend serve");
 }

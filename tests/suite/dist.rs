@@ -3,6 +3,7 @@
 //! --check`, and (opt-in, `ZEN_TEST_DIST=1`) the wheel and npm packages built by
 //! `scripts/dist.sh`, installed into fresh prefixes and used with no Rust toolchain.
 
+use crate::support::OutputWithin;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,7 @@ fn zen_mcp_with_arguments_is_zend_and_without_them_the_shim() {
     let version = home
         .command(&bin.join("zen-mcp"))
         .arg("version")
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(version.status.success(), "{}", show(&version));
     assert_eq!(
         text(&version.stdout).trim(),
@@ -78,8 +78,7 @@ fn register_from_a_package_runners_cache_names_the_runner_not_the_cache() {
     let output = home
         .command(&cached.join("zend"))
         .args(["register", "codex", "--print"])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "{}", show(&output));
     let printed = text(&output.stdout);
     assert!(
@@ -98,8 +97,7 @@ fn register_from_a_package_runners_cache_names_the_runner_not_the_cache() {
     let output = home
         .command(&installed.join("zend"))
         .args(["register", "gemini", "--print"])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "{}", show(&output));
     let shim = installed.join("zen-shim").canonicalize().unwrap();
     assert!(
@@ -147,8 +145,7 @@ fn version_check_asks_the_release_feed_only_when_asked() {
         home.command(&zend_bin())
             .args(args)
             .env("ZEN_RELEASES_URL", url)
-            .output()
-            .unwrap()
+            .output_within(crate::support::COMMAND_DEADLINE)
     };
 
     let plain = run(&["version"], &url);
@@ -199,11 +196,18 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// How long `scripts/dist.sh` (release builds of both binaries) may take.
+const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// How long a venv or an offline install from local files may take.
+const INSTALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    crate::support::try_output_within(
+        Command::new(program).arg("--version"),
+        crate::support::COMMAND_DEADLINE,
+    )
+    .is_ok_and(|o| o.status.success())
 }
 
 /// PATH for the installed binaries: the prefix's bin and the system's, no cargo.
@@ -224,8 +228,7 @@ fn use_installed(bin: &Path, launcher: &[&str]) {
         .args(["-c", "command -v cargo rustc || true"])
         .env_clear()
         .env("PATH", no_rust_path(bin))
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert_eq!(
         text(&which.stdout).trim(),
         "",
@@ -236,8 +239,7 @@ fn use_installed(bin: &Path, launcher: &[&str]) {
         .command(&bin.join(launcher[0]))
         .args(&launcher[1..])
         .args(["register", "cursor"])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(register.status.success(), "{}", show(&register));
     let cursor = std::fs::read_to_string(home.path().join(".cursor/mcp.json")).unwrap();
     assert!(cursor.contains("\"zen\""), "{cursor}");
@@ -270,8 +272,7 @@ fn use_installed(bin: &Path, launcher: &[&str]) {
     let status = home
         .command(&bin.join("zend"))
         .arg("status")
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(status.status.success(), "{}", show(&status));
     assert!(text(&status.stdout).contains("gpt-5"), "{}", show(&status));
     home.stop_daemon();
@@ -299,8 +300,7 @@ fn packaged_installs_work_without_a_rust_toolchain() {
             let built = Command::new(repo().join("scripts/dist.sh"))
                 .args(["--wheel", "--npm"])
                 .current_dir(repo())
-                .output()
-                .unwrap();
+                .output_within(BUILD_DEADLINE);
             assert!(built.status.success(), "{}", show(&built));
             repo().join("target/dist")
         }
@@ -312,8 +312,7 @@ fn packaged_installs_work_without_a_rust_toolchain() {
     let made = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
-        .output()
-        .unwrap();
+        .output_within(INSTALL_DEADLINE);
     assert!(made.status.success(), "{}", show(&made));
     let wheel = std::fs::read_dir(&dist)
         .unwrap()
@@ -324,8 +323,7 @@ fn packaged_installs_work_without_a_rust_toolchain() {
     let pip = Command::new(venv.join("bin/pip"))
         .args(["install", "--no-index", "--quiet"])
         .arg(&wheel)
-        .output()
-        .unwrap();
+        .output_within(INSTALL_DEADLINE);
     assert!(pip.status.success(), "{}", show(&pip));
     use_installed(&venv.join("bin"), &["zend"]);
 
@@ -350,8 +348,7 @@ fn packaged_installs_work_without_a_rust_toolchain() {
         .arg(&npm_prefix)
         .args(&tarballs)
         .env("npm_config_registry", "http://127.0.0.1:9/")
-        .output()
-        .unwrap();
+        .output_within(INSTALL_DEADLINE);
     assert!(npm.status.success(), "{}", show(&npm));
     let bin = npm_prefix.join("bin");
     // postinstall replaced the Node launchers with the native binaries.

@@ -1,3 +1,4 @@
+use crate::support::OutputWithin;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -201,8 +202,7 @@ fn no_autostart_reports_clearly_when_nothing_answers() {
     let output = home
         .command(&crate::support::shim_bin())
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(!output.status.success());
     assert!(output.stdout.is_empty(), "nothing but protocol on stdout");
     let stderr = String::from_utf8_lossy(&output.stderr);

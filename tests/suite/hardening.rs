@@ -2,6 +2,7 @@
 //! what it keeps: private files whatever the umask, the process hardened,
 //! limits on what a peer can make it hold (SECURITY.md's promises).
 
+use crate::support::OutputWithin;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -52,8 +53,8 @@ fn stop_child(home: &ZenHome, daemon: &mut Child) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    daemon.wait().unwrap();
-    let stop = stop.wait_with_output().unwrap();
+    crate::support::wait_within(daemon, WAIT, "zend serve");
+    let stop = crate::support::child_output_within(stop, WAIT, "zend stop");
     assert!(stop.status.success(), "{stop:?}");
 }
 
@@ -491,8 +492,7 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
         .arg("-c")
         .arg("umask 022; exec \"$0\" register cursor")
         .arg(zend_bin())
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "{output:?}");
 
     assert!(
@@ -523,8 +523,7 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
         .arg("-c")
         .arg("umask 022; exec \"$0\" register gemini")
         .arg(zend_bin())
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(fresh.status.success(), "{fresh:?}");
     assert_eq!(mode(&home.path().join(".gemini/settings.json")), 0o600);
 }

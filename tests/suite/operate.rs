@@ -1,5 +1,6 @@
 //! Operating zen: services, socket activation, client registration, logs, HTTP.
 
+use crate::support::OutputWithin;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -105,8 +106,7 @@ fn a_shim_that_finds_the_service_marker_never_starts_zend() {
     let output = home
         .command(&shim_bin())
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("zend service status"), "{stderr}");
@@ -210,8 +210,8 @@ fn stop_child(home: &ZenHome, daemon: &mut std::process::Child) -> std::process:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = daemon.wait().unwrap();
-    let stop = stop.wait_with_output().unwrap();
+    let status = crate::support::wait_within(daemon, crate::support::WAIT, "zend serve");
+    let stop = crate::support::child_output_within(stop, crate::support::WAIT, "zend stop");
     assert!(stop.status.success(), "{stop:?}");
     status
 }

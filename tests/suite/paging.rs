@@ -2,6 +2,7 @@
 //! carries the continuation id in its header and footer, and the rest of a long
 //! answer reads back page by page, byte for byte, never splitting a code block.
 
+use crate::support::OutputWithin;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
@@ -209,8 +210,7 @@ fn the_budget_is_per_client_and_the_cli_prints_whole_answers_and_turns() {
     let shown = home
         .command(&zend_bin())
         .args(["threads", "show", &id])
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     let shown = String::from_utf8(shown.stdout).unwrap();
     assert!(
         shown.contains(&reply),

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
 use crate::support::{
-    McpClient, ZenHome, kill9, pid_from_version, result_text, shim_bin, wait_until, zend_bin,
+    McpClient, WAIT, ZenHome, kill9, pid_from_version, result_text, shim_bin, wait_until,
+    wait_within, zend_bin,
 };
 
 /// The test hook that makes a shim report another version (see the shim's main.rs).
@@ -37,10 +38,23 @@ fn newer_shim(home: &ZenHome) -> McpClient {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status();
+    let _ = crate::support::signal(pid, name);
 }
+
+/// Whether zend's log (every zend of `home` writes the same files) has a line
+/// containing `needle`.
+fn logged(home: &ZenHome, needle: &str) -> bool {
+    std::fs::read_dir(home.path().join("state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|log| log.contains(needle)))
+}
+
+/// What a zend logs when a newer shim connects and it decides not to retire:
+/// it already did once for that version, or a service manager runs it.
+const RETIRED_ONCE_ALREADY: &str = "a restart for it already happened once";
+const SERVICE_NEVER_RETIRES: &str = "restart zend's service to upgrade it";
 
 /// `zend status --json`, or null when nothing (or a dying zend) answers.
 fn status_json(home: &ZenHome) -> Value {
@@ -170,11 +184,11 @@ fn sigterm_flushes_removes_the_socket_and_live_shims_say_stopped() {
             "{stderr}"
         );
     }
+    // A stopped zend is not resurrected by the shims that were using it: they
+    // have exited, and a zend one had started would be running by then (a shim
+    // spawns it directly), so no zend now means none later.
     assert!(home.wait_no_daemon(Duration::from_secs(10)));
     assert!(!home.socket().exists(), "zend removes its socket");
-    // A stopped zend is not resurrected by the shims that were using it.
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(home.zend_pids().is_empty());
 
     // What the session was told is on disk: the conversation continues.
     let mut next = home.session();
@@ -219,7 +233,11 @@ fn a_newer_shim_replaces_an_auto_started_daemon_once_older_sessions_end() {
     assert_ne!(new_pid, old_pid);
 
     // The new zend is no newer than the old one here; it must not retire again.
-    std::thread::sleep(Duration::from_millis(500));
+    // It decides as the newer shim's session opens, before serving it (and logs
+    // it): a zend that does not retire then never does for that session.
+    wait_until("the new zend to decide against a second restart", || {
+        logged(&home, RETIRED_ONCE_ALREADY)
+    });
     assert_eq!(version_pid(&mut newer), new_pid);
     assert_eq!(home.zend_pids(), vec![new_pid]);
     let record = std::fs::read_to_string(home.path().join("run/zend.upgrade")).unwrap();
@@ -233,11 +251,14 @@ fn a_newer_shim_alone_restarts_the_daemon_at_most_once() {
     let mut newer = newer_shim(&home);
     newer.initialize();
     version_pid_retrying(&mut newer);
-    std::thread::sleep(Duration::from_millis(500));
+    // The first zend retires for the newer shim; the one the shim starts then
+    // decides (as the shim's session opens, before serving it) not to.
+    wait_until("the second zend to decide against a second restart", || {
+        logged(&home, RETIRED_ONCE_ALREADY)
+    });
     let second = version_pid_retrying(&mut newer);
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(version_pid(&mut newer), second, "no restart loop");
-    assert_eq!(home.zend_pids(), vec![second]);
+    wait_until("the first zend to be gone", || home.zend_pids() == [second]);
     assert!(home.path().join("run/zend.upgrade").exists());
     assert!(newer.close().success());
 }
@@ -250,7 +271,11 @@ fn a_service_managed_daemon_only_reports_version_skew() {
     let mut newer = newer_shim(&home);
     newer.initialize();
     assert_eq!(version_pid(&mut newer), daemon.id());
-    std::thread::sleep(Duration::from_millis(300));
+    // Decided as the session opened, before it was served (and logged): a
+    // service's zend only warns, and goes on serving.
+    wait_until("zend to note the newer shim", || {
+        logged(&home, SERVICE_NEVER_RETIRES)
+    });
     assert_eq!(version_pid(&mut newer), daemon.id());
 
     let status = status_json(&home);
@@ -267,7 +292,7 @@ fn a_service_managed_daemon_only_reports_version_skew() {
     assert!(!home.path().join("run/zend.upgrade").exists());
     assert!(newer.close().success());
     home.stop_daemon();
-    daemon.wait().unwrap();
+    wait_within(&mut daemon, WAIT, "zend serve");
 }
 
 #[test]
@@ -278,12 +303,12 @@ fn without_autostart_a_shim_waits_for_the_service_to_bring_zend_back() {
     let mut client = home.session();
     assert_eq!(version_pid(&mut client), first.id());
     kill9(first.id());
-    first.wait().unwrap();
+    wait_within(&mut first, WAIT, "the killed zend");
     let mut second = serve_by_hand(&home);
     assert_eq!(version_pid(&mut client), second.id());
     assert!(client.close().success());
     home.stop_daemon();
-    second.wait().unwrap();
+    wait_within(&mut second, WAIT, "zend serve");
 }
 
 #[test]
@@ -376,7 +401,6 @@ fn judge(case: &Case, reply: &Value) -> Option<String> {
 struct Tally<'a> {
     cases: &'a [Case],
     by_id: HashMap<String, usize>,
-    sent_at: Vec<Instant>,
     answered: Vec<bool>,
     problems: Vec<String>,
 }
@@ -395,7 +419,6 @@ impl<'a> Tally<'a> {
         Self {
             cases,
             by_id,
-            sent_at: vec![Instant::now(); cases.len()],
             answered: vec![false; cases.len()],
             problems: Vec::new(),
         }
@@ -422,11 +445,6 @@ impl<'a> Tally<'a> {
             return;
         }
         self.problems.extend(judge(case, &reply));
-        let took = self.sent_at[n].elapsed();
-        if took > CASE_BOUND {
-            self.problems
-                .push(format!("{}: answered after {took:?}", case.name));
-        }
         self.answered[n] = true;
     }
 
@@ -439,9 +457,6 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// How long any one case may take to be answered.
-const CASE_BOUND: Duration = Duration::from_secs(10);
-
 #[test]
 fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
     let cases = load_corpus();
@@ -453,7 +468,6 @@ fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
 
     let mut tally = Tally::new(&cases);
     for (n, case) in cases.iter().enumerate() {
-        tally.sent_at[n] = Instant::now();
         let mut line = case.bytes.clone();
         if case.eof {
             assert_eq!(n, cases.len() - 1, "the eof case comes last");
@@ -480,7 +494,7 @@ fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
     }
     // Late replies, and the answer to the line left without a newline at EOF.
     while let Some(n) = tally.awaited() {
-        match client.try_recv(CASE_BOUND) {
+        match client.try_recv(WAIT) {
             Some(reply) => tally.take(reply, cases.len() - 1),
             None => {
                 tally
@@ -529,7 +543,10 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
     let tmp = fixtures.path();
     std::fs::write(tmp.join("blob.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", tmp.join("link-to-passwd")).unwrap();
-    let _ = Command::new("mkfifo").arg(tmp.join("fifo")).status();
+    let _ = crate::support::try_output_within(
+        Command::new("mkfifo").arg(tmp.join("fifo")),
+        crate::support::COMMAND_DEADLINE,
+    );
     std::fs::create_dir_all(tmp.join("dir-prompt/prompt.txt")).unwrap();
     std::fs::create_dir_all(tmp.join("many")).unwrap();
     for i in 0..100_000 {

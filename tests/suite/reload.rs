@@ -239,11 +239,7 @@ fn sighup_reloads_the_configuration() {
     let mut client = home.session();
     let pid = home.daemon_pid().expect("zend's pid");
     let before = status(&home)["config"]["loads"].as_u64().unwrap();
-    let sent = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    assert!(crate::support::signal(pid, "HUP"));
     wait_for_loads(&home, before + 1);
     assert_eq!(home.daemon_pid(), Some(pid), "SIGHUP does not stop zend");
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
@@ -289,7 +285,7 @@ fn a_key_only_in_zends_own_environment_needs_a_restart_and_doctor_says_so() {
         "{warnings}"
     );
     home.stop_daemon();
-    let _ = zend.wait();
+    crate::support::wait_within(&mut zend, WAIT, "zend serve");
 }
 
 /// The `authorization` header of the last completion request for `model`.

@@ -282,8 +282,8 @@ fn zen_socket_in_home_leaves_home_as_it_was() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    service.wait().unwrap();
-    let stopped = stopping.wait_with_output().unwrap();
+    crate::support::wait_within(&mut service, crate::support::WAIT, "zend serve --service");
+    let stopped = crate::support::child_output_within(stopping, crate::support::WAIT, "zend stop");
     assert!(stopped.status.success(), "{stopped:?}");
 }
 

@@ -69,7 +69,7 @@ impl Shim {
     }
 
     fn wait_success(&mut self) {
-        let status = self.child.wait().unwrap();
+        let status = crate::support::wait_within(&mut self.child, crate::support::WAIT, "zen-shim");
         assert!(
             status.success(),
             "zen-shim: {status}; stderr: {}",

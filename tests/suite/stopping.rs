@@ -4,7 +4,7 @@
 //! aborted, no turn is half-written and the ledger holds what was spent.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
@@ -60,11 +60,7 @@ fn begin_stop(
             }))
         }
         Stop::Sigterm => {
-            let sent = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(sent.success());
+            assert!(crate::support::signal(pid, "TERM"));
             None
         }
     };

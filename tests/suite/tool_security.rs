@@ -3,6 +3,7 @@
 //! reads passes one check, precommit's git runs nothing a repository names,
 //! clink never runs in a shared directory, and prompts stay out of the logs.
 
+use crate::support::OutputWithin;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -214,14 +215,18 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "git {args:?}: {output:?}");
 }
 
 #[test]
 fn precommit_runs_no_program_the_repository_names() {
-    if Command::new("git").arg("--version").output().is_err() {
+    if crate::support::try_output_within(
+        Command::new("git").arg("--version"),
+        crate::support::COMMAND_DEADLINE,
+    )
+    .is_err()
+    {
         eprintln!("skipped: git is not installed");
         return;
     }

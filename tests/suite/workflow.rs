@@ -1,3 +1,4 @@
+use crate::support::OutputWithin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,8 +45,7 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(output.status.success(), "git {args:?}: {output:?}");
 }
 

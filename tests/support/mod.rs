@@ -66,12 +66,26 @@ pub fn hermetic(command: &mut Command) -> &mut Command {
 /// Runs `command` to completion; past `deadline` kills it and fails the test
 /// naming the command, so a hang is a failure with a message.
 pub fn output_within(command: &mut Command, deadline: Duration) -> Output {
-    let mut child = command
+    try_output_within(command, deadline).unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"))
+}
+
+/// [`output_within`], or the error when `command` cannot be started at all.
+pub fn try_output_within(command: &mut Command, deadline: Duration) -> std::io::Result<Output> {
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        .spawn()?;
+    Ok(child_output_within(
+        child,
+        deadline,
+        &format!("{command:?}"),
+    ))
+}
+
+/// What a started `child` (stdout and stderr piped) printed once it exits;
+/// past `deadline` kills it and fails the test naming `what`.
+pub fn child_output_within(mut child: Child, deadline: Duration, what: &str) -> Output {
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out = std::thread::spawn(move || {
@@ -84,22 +98,39 @@ pub fn output_within(command: &mut Command, deadline: Duration) -> Output {
         let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
         bytes
     });
-    let until = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for a command") {
-            break status;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_within(&mut child, deadline, what);
     Output {
         status,
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Waits for `child` to exit; past `deadline` kills it and fails the test
+/// naming `what`, so a hang is a failure with a message.
+pub fn wait_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            return status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// [`output_within`] as a method, for the end of a `Command` builder chain.
+pub trait OutputWithin {
+    fn output_within(&mut self, deadline: Duration) -> Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, deadline: Duration) -> Output {
+        output_within(self, deadline)
     }
 }
 
@@ -383,8 +414,18 @@ fn is_zombie(pid: u32) -> bool {
     })
 }
 
+/// Sends the signal `name` (`TERM`, `HUP`, `9`, ...) to `pid`; whether `kill` did.
+pub fn signal(pid: u32, name: &str) -> bool {
+    output_within(
+        Command::new("kill").args([format!("-{name}"), pid.to_string()]),
+        COMMAND_DEADLINE,
+    )
+    .status
+    .success()
+}
+
 pub fn kill9(pid: u32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let _ = signal(pid, "9");
 }
 
 /// One MCP client talking to one zen-shim.
