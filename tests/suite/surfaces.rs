@@ -1,6 +1,6 @@
 //! Surfaces a client or a user reads directly: `listmodels`, `apilookup`,
-//! the threads as MCP resources, `zend ask -` and `zend ask --json`,
-//! and `zend doctor --live` against the mock.
+//! the threads as MCP resources, `zend ask -` and `zend ask --json`, Ctrl-C
+//! during `zend ask`, and `zend doctor --live` against the mock.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -8,7 +8,9 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
-use crate::support::{COMMAND_DEADLINE, FAKE_KEY, ZenHome, output_within, result_text, zend_bin};
+use crate::support::{
+    COMMAND_DEADLINE, FAKE_KEY, WAIT, ZenHome, output_within, result_text, wait_until, zend_bin,
+};
 
 /// A home whose OpenAI and Anthropic traffic goes to `mock`.
 fn home_with_anthropic(mock: &MockProvider) -> ZenHome {
@@ -409,5 +411,62 @@ fn doctor_live_calls_each_configured_provider_once_and_reports_each_result() {
     let (path, anthropic_call) = to("claude-haiku-4-5");
     assert_eq!(path, "/v1/messages");
     assert_eq!(anthropic_call["max_tokens"], 1, "{anthropic_call}");
+    home.stop_daemon();
+}
+
+#[test]
+fn ctrl_c_during_ask_cancels_the_call_aborts_the_upstream_and_exits_130() {
+    let mock = MockProvider::start();
+    // The upstream answers only when released: only the Ctrl-C can end the call.
+    mock.hold();
+    let home = ZenHome::with_mock(&mock);
+    let mut asking = home
+        .command(&zend_bin())
+        .args(["ask", "--model", "gpt-5", "never mind"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        mock.wait_in_flight(1, WAIT),
+        "the upstream request never started"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &asking.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+
+    // zend hangs up on the provider while the mock still holds the request.
+    wait_until("zend to close the provider connection", || {
+        !mock.hangups().is_empty()
+    });
+    assert_eq!(mock.hangups(), ["gpt-5"]);
+    let until = std::time::Instant::now() + COMMAND_DEADLINE;
+    while asking.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = asking.kill();
+            panic!("zend ask did not exit after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let asked = asking.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&asked.stderr);
+    // Exit 130 from zend ask itself, not death by the signal (no code then).
+    assert_eq!(asked.status.code(), Some(130), "{stderr}");
+    assert_eq!(stderr.trim_end(), "zend: cancelled");
+    assert!(asked.stdout.is_empty(), "{asked:?}");
+
+    // The cancelled call is over in zend and in its ledger, not an error.
+    wait_until("the cancelled call to end", || {
+        home.status_json()["in_flight_calls"] == 0
+    });
+    let status = home.status_json();
+    let row = &status["ledger"]["all_time"]["by_model"]["gpt-5"];
+    assert_eq!(row["calls"], 1, "{row}");
+    assert_eq!(row["errors"], 0, "{row}");
+    assert_eq!(mock.billed("gpt-5").answers, 0);
+    mock.release();
     home.stop_daemon();
 }

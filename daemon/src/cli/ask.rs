@@ -203,7 +203,9 @@ pub async fn run(target: &Target, call: ToolCall, output: Output<'_>) -> Result<
             _ = tick.tick() => {
                 spinner.draw(err, started.elapsed());
                 if cancelled_at.is_some_and(|at| at.elapsed() > CANCEL_WAIT) {
+                    // The usual end: zend does not answer a call its client cancelled.
                     spinner.clear(err);
+                    let _ = writeln!(err, "zend: cancelled");
                     return Ok(EXIT_INTERRUPTED);
                 }
             }
