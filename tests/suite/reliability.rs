@@ -516,8 +516,8 @@ fn the_hostile_corpus_gets_clear_errors_and_hurts_no_one() {
 
 /// The tool-level half of the hostile corpus: `tests/corpus/tools.jsonl`, one
 /// `tools/call` per line (`name`, `tool`, `arguments`, `expect`: "error" or
-/// "ok", `contains`: what the answer must say, required for errors so that a
-/// case fails when its error turns into another one). `$TMP`, `$HOME`, `$MANY_ARGS`, `$BIG_PROMPT`
+/// "ok", `contains`: what the answer must say, required, so that a case fails
+/// when its error turns into another one). `$TMP`, `$HOME`, `$MANY_ARGS`, `$BIG_PROMPT`
 /// and `$OTHER_THREAD` are filled in with fixtures made here.
 #[test]
 fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
@@ -607,8 +607,10 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
             ),
         };
         let expect_error = case["expect"] == "error";
-        if expect_error && case["contains"].as_str().is_none_or(str::is_empty) {
-            problems.push(format!("{name}: names no expected error (`contains`)"));
+        if case["contains"].as_str().is_none_or(str::is_empty) {
+            problems.push(format!(
+                "{name}: names no expected answer or error (`contains`)"
+            ));
         } else if is_error != expect_error {
             problems.push(format!(
                 "{name}: expected {}, got {}",
