@@ -301,8 +301,13 @@ fn the_api_agrees_with_zend_status_on_a_seeded_ledger() {
         assert_eq!(a["resets_at"], b["resets_at"]);
     }
     let gpt5_daily = listed.iter().find(|b| b["label"] == "gpt-5 daily").unwrap();
+    // Today's gpt-5 records are seeds 0, 3, 6 and 9: $0.01 + $0.04 + $0.02 + $0.05.
     assert!(
-        gpt5_daily["fraction"].as_f64().unwrap() >= 1.0,
+        close(gpt5_daily["spent_usd"].as_f64().unwrap(), 0.12),
+        "{gpt5_daily}"
+    );
+    assert!(
+        close(gpt5_daily["fraction"].as_f64().unwrap(), 0.12 / 0.05),
         "{gpt5_daily}"
     );
     assert!(gpt5_daily["runs_out_at"].is_string(), "{gpt5_daily}");
