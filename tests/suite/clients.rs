@@ -5,7 +5,7 @@ use crate::support::OutputWithin;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
-use crate::support::{McpClient, ZenHome, kill9, pid_from_version, result_text};
+use crate::support::{McpClient, ZenHome, kill9, ok_text, pid_from_version, result_text};
 
 fn status_json(home: &ZenHome) -> Value {
     serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap_or(Value::Null)
@@ -90,7 +90,7 @@ fn issue_33_a_2026_07_28_client_is_named_everywhere_and_survives_kill9() {
     assert!(capabilities["resources"].is_object(), "{discover}");
     assert_eq!(session_clients(&home), ["claude-code"]);
 
-    let text = result_text(&client.call_tool(
+    let text = ok_text(&client.call_tool(
         "chat",
         json!({"prompt": "Which index for range scans?", "model": "gpt-5"}),
     ));
@@ -103,7 +103,7 @@ fn issue_33_a_2026_07_28_client_is_named_everywhere_and_survives_kill9() {
 
     // No `initialize` to replay: the next call alone must bring the new
     // zend the session and its client.
-    let old_pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let old_pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     kill9(old_pid);
     assert!(home.wait_no_daemon_pid(old_pid, crate::support::WAIT));
     let mut response = client.request(
@@ -122,7 +122,7 @@ fn issue_33_a_2026_07_28_client_is_named_everywhere_and_survives_kill9() {
     let text = result_text(&response["result"]);
     assert_eq!(response["result"]["isError"], false, "{response}");
     assert_eq!(continuation_id(&text), thread, "{text}");
-    let new_pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let new_pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     assert_ne!(new_pid, old_pid);
     assert_eq!(session_clients(&home), ["claude-code"]);
     assert_eq!(thread_client(&home, &thread), "claude-code");
@@ -150,7 +150,7 @@ fn issue_33_an_initialize_client_is_named_and_sees_resources() {
         "{initialize}"
     );
     client.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    let text = result_text(&client.call_tool("chat", json!({"prompt": "Hi", "model": "gpt-5"})));
+    let text = ok_text(&client.call_tool("chat", json!({"prompt": "Hi", "model": "gpt-5"})));
     let thread = continuation_id(&text);
     assert_eq!(thread_client(&home, &thread), "codex-mcp-client");
     assert_eq!(session_clients(&home), ["codex-mcp-client"]);
@@ -176,7 +176,7 @@ fn issue_33_amounts_under_a_cent_keep_their_digits() {
     let home = ZenHome::with_mock(&mock);
     home.write_config("limits.yaml", "budgets:\n  daily_usd: 0.001\n");
     let mut client = home.session();
-    let first = result_text(&client.call_tool("chat", json!({"prompt": "a", "model": "gpt-5"})));
+    let first = ok_text(&client.call_tool("chat", json!({"prompt": "a", "model": "gpt-5"})));
     assert!(first.contains("· $0.0012 ·"), "the footer: {first}");
 
     let refused = client.call_tool("chat", json!({"prompt": "b", "model": "gpt-5"}));
@@ -394,7 +394,7 @@ fn issue_33_models_named_by_allow_list_custom_name_or_proxy_are_listed_and_auto(
         ),
     );
     let mut client = home.session();
-    let text = result_text(&client.call_tool("listmodels", json!({})));
+    let text = ok_text(&client.call_tool("listmodels", json!({})));
     assert!(text.contains("gpt-4o-mini"), "{text}");
     assert!(text.contains("custom/my-local"), "{text}");
 
@@ -492,12 +492,12 @@ fn issue_33_zend_started_by_a_shim_gets_a_clean_environment_and_keys_from_dotenv
         ],
     );
     client.initialize();
-    let text = result_text(&client.call_tool("listmodels", json!({})));
+    let text = ok_text(&client.call_tool("listmodels", json!({})));
     assert!(
         !text.contains("gpt-5"),
         "no OpenAI key reached zend: {text}"
     );
-    let pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     let env = environ(pid);
     assert!(env.iter().any(|v| v.starts_with("ZEN_HOME=")), "{env:?}");
     assert!(env.iter().any(|v| v == "LANG=C.UTF-8"), "{env:?}");
@@ -569,7 +569,7 @@ fn issue_33_zend_started_by_a_shim_gets_a_clean_environment_and_keys_from_dotenv
     home.stop_daemon();
     let mut client = shim_with_client_env(&home, &[("OPENAI_API_KEY", key)]);
     client.initialize();
-    let text = result_text(&client.call_tool("listmodels", json!({})));
+    let text = ok_text(&client.call_tool("listmodels", json!({})));
     assert!(text.contains("gpt-5"), "{text}");
     client.close_stdin();
     assert!(client.wait().success());

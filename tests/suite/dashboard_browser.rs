@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::dashboard::{api_get, base_of, login_link, seed, token};
 use crate::support::mock_provider::{Behaviour, MockProvider};
-use crate::support::{COMMAND_DEADLINE, WAIT, ZenHome, output_within, result_text};
+use crate::support::{COMMAND_DEADLINE, WAIT, ZenHome, ok_text, output_within, result_text};
 
 /// The Chromium to drive, if any.
 fn chromium() -> Option<PathBuf> {
@@ -438,7 +438,7 @@ fn screenshots_of_the_main_views() {
         "chat",
         json!({"prompt": "Is a B-tree or an LSM tree better for range scans?", "model": "gpt-5"}),
     );
-    let text = result_text(&answer);
+    let text = ok_text(&answer);
     let thread = text
         .split("continuation_id: ")
         .nth(1)

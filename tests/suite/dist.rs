@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
-use crate::support::{McpClient, ZenHome, pid_from_version, result_text, shim_bin, zend_bin};
+use crate::support::{
+    McpClient, ZenHome, ok_text, pid_from_version, result_text, shim_bin, zend_bin,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -248,10 +250,10 @@ fn use_installed(bin: &Path, launcher: &[&str]) {
     client.initialize();
     let result = client.call_tool("chat", json!({"prompt": "hi", "model": "gpt-5"}));
     assert!(
-        result_text(&result).contains("answered by the packaged zen"),
+        ok_text(&result).contains("answered by the packaged zen"),
         "{result}"
     );
-    let old = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let old = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     assert!(client.close().success());
 
     // An upgrade through the package manager: the next, newer shim makes the
@@ -262,7 +264,7 @@ fn use_installed(bin: &Path, launcher: &[&str]) {
     newer.initialize();
     let response = newer.request("tools/call", json!({"name": "version", "arguments": {}}));
     let now = if response["error"]["code"] == -32603 {
-        pid_from_version(&result_text(&newer.call_tool("version", json!({}))))
+        pid_from_version(&ok_text(&newer.call_tool("version", json!({}))))
     } else {
         pid_from_version(&result_text(&response["result"]))
     };

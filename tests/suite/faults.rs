@@ -551,16 +551,18 @@ fn a_fake_key_never_reaches_logs_errors_status_doctor_or_the_store_on_any_path()
         seen.contains("`s-missing`") && seen.contains("names ZEN_E2E_UNSET_KEY, which is not set"),
         "the model and its unset key variable are named: {seen}"
     );
-    seen.push_str(
-        &client
-            .call_tool(
-                "consensus",
-                json!({"prompt": "p", "models": [{"model": "gpt-5"}, {"model": "s-403"}], "synthesis_model": "gpt-5"}),
-            )
-            .to_string(),
+    // Every model fails authentication, so consensus has nothing to give.
+    let consensus = client.call_tool(
+        "consensus",
+        json!({"prompt": "p", "models": [{"model": "gpt-5"}, {"model": "s-403"}], "synthesis_model": "gpt-5"}),
     );
-    seen.push_str(&client.call_tool("listmodels", json!({})).to_string());
-    seen.push_str(&client.call_tool("version", json!({})).to_string());
+    assert_eq!(consensus["isError"], true, "{}", result_text(&consensus));
+    seen.push_str(&consensus.to_string());
+    for tool in ["listmodels", "version"] {
+        let result = client.call_tool(tool, json!({}));
+        assert_eq!(result["isError"], false, "{tool}: {}", result_text(&result));
+        seen.push_str(&result.to_string());
+    }
     for args in [
         &["status", "--json"][..],
         &["status"][..],

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{ZenHome, kill9, pid_from_version, result_text};
+use crate::support::{ZenHome, kill9, ok_text, pid_from_version, result_text};
 
 #[test]
 fn initialize_list_and_version_through_a_stripped_environment() {
@@ -40,12 +40,12 @@ fn two_sessions_share_one_daemon_and_closing_one_leaves_the_other() {
     let home = ZenHome::new();
     let mut first = home.session();
     let mut second = home.session();
-    let pid_first = pid_from_version(&result_text(&first.call_tool("version", json!({}))));
-    let pid_second = pid_from_version(&result_text(&second.call_tool("version", json!({}))));
+    let pid_first = pid_from_version(&ok_text(&first.call_tool("version", json!({}))));
+    let pid_second = pid_from_version(&ok_text(&second.call_tool("version", json!({}))));
     assert_eq!(pid_first, pid_second);
 
     assert!(first.close().success());
-    let text = result_text(&second.call_tool("version", json!({})));
+    let text = ok_text(&second.call_tool("version", json!({})));
     assert_eq!(pid_from_version(&text), pid_first);
     assert!(text.contains("sessions: 1 live"), "{text}");
     assert_eq!(home.zend_pids(), vec![pid_first]);
@@ -63,8 +63,7 @@ fn eight_shims_started_at_once_leave_exactly_one_daemon() {
                 scope.spawn(move || {
                     barrier.wait();
                     let mut client = home.session();
-                    let pid =
-                        pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+                    let pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
                     assert!(client.close().success());
                     pid
                 })
@@ -83,7 +82,7 @@ fn eight_shims_started_at_once_leave_exactly_one_daemon() {
 fn a_stale_socket_left_by_kill9_is_recovered_by_the_next_shim() {
     let home = ZenHome::new();
     let mut client = home.session();
-    let old_pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let old_pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     // No live shim, so nothing reconnects (and restarts zend) on its own;
     // shims that do are tested in `reliability`.
     assert!(client.close().success());
@@ -92,7 +91,7 @@ fn a_stale_socket_left_by_kill9_is_recovered_by_the_next_shim() {
     assert!(home.socket().exists(), "kill -9 leaves the socket behind");
 
     let mut next = home.session();
-    let new_pid = pid_from_version(&result_text(&next.call_tool("version", json!({}))));
+    let new_pid = pid_from_version(&ok_text(&next.call_tool("version", json!({}))));
     assert_ne!(new_pid, old_pid);
     assert!(next.close().success());
 }
@@ -170,7 +169,7 @@ fn status_json_lists_live_sessions_and_stop_ends_the_daemon() {
 fn a_second_zend_serve_says_one_is_running_and_exits_0() {
     let home = ZenHome::new();
     let mut client = home.session();
-    let pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     let second = home.zend(&["serve"]);
     assert!(second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);

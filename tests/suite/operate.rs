@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::support::{ZenHome, pid_from_version, result_text, shim_bin, zend_bin};
+use crate::support::{ZenHome, ok_text, pid_from_version, shim_bin, zend_bin};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -160,7 +160,7 @@ fn socket_activation_serves_the_passed_socket_and_leaves_it_on_stop() {
     home.env.push(("ZEN_NO_AUTOSTART".into(), "1".into()));
 
     let mut client = home.session();
-    let pid = pid_from_version(&result_text(&client.call_tool("version", json!({}))));
+    let pid = pid_from_version(&ok_text(&client.call_tool("version", json!({}))));
     assert_eq!(pid, daemon.id());
     let status: Value = serde_json::from_slice(&home.zend(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status["socket_path"], socket.to_string_lossy().as_ref());

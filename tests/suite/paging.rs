@@ -6,7 +6,7 @@ use crate::support::OutputWithin;
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
-use crate::support::{McpClient, ZenHome, result_text, zend_bin};
+use crate::support::{McpClient, ZenHome, ok_text, result_text, zend_bin};
 
 /// The built-in `result_budget_bytes`.
 const DEFAULT_BUDGET: usize = 32 * 1024;
@@ -136,7 +136,7 @@ fn long_answers_page_back_byte_for_byte_within_the_budget() {
             "chat",
             json!({"prompt": "Review the design at length.", "model": "gpt-5"}),
         );
-        let first = result_text(&result);
+        let first = ok_text(&result);
         assert!(
             first.starts_with("[zen] continuation_id: ")
                 && first
@@ -185,6 +185,7 @@ fn the_budget_is_per_client_and_the_cli_prints_whole_answers_and_turns() {
     let mut tight = home.shim();
     tight.initialize_as("tight-client");
     let result = tight.call_tool("chat", json!({"prompt": "Explain.", "model": "gpt-5"}));
+    assert_eq!(result["isError"], false, "{result}");
     let (answer, id, pages) = read_all(&mut tight, &result, 8192);
     assert!(answer == reply);
     assert!(pages >= reply.len() / 8192, "{pages} pages of 8 KB");
@@ -192,10 +193,11 @@ fn the_budget_is_per_client_and_the_cli_prints_whole_answers_and_turns() {
     // Another client of the same daemon keeps the default budget.
     let mut other = home.session();
     let whole = other.call_tool("threads", json!({"continuation_id": id, "turn": 2}));
+    assert_eq!(whole["isError"], false, "{whole}");
     let default_page = page(&whole, DEFAULT_BUDGET);
     assert!(default_page.end > 8192, "{}", default_page.end);
     // Reading the whole thread also fits, with the way to the rest of the long turn.
-    let thread = result_text(&tight.call_tool("threads", json!({"continuation_id": id})));
+    let thread = ok_text(&tight.call_tool("threads", json!({"continuation_id": id})));
     assert!(thread.len() <= 8192, "{}", thread.len());
     assert!(thread.contains("\"turn\": 2, \"offset\": "), "{thread}");
 

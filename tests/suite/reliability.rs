@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, last_user_text};
 use crate::support::{
-    McpClient, WAIT, ZenHome, kill9, pid_from_version, result_text, shim_bin, wait_until,
+    McpClient, WAIT, ZenHome, kill9, ok_text, pid_from_version, result_text, shim_bin, wait_until,
     wait_within, zend_bin,
 };
 
@@ -17,7 +17,7 @@ use crate::support::{
 const VERSION_OVERRIDE: &str = "ZEN_SHIM_VERSION_OVERRIDE";
 
 fn version_pid(client: &mut McpClient) -> u32 {
-    pid_from_version(&result_text(&client.call_tool("version", json!({}))))
+    pid_from_version(&ok_text(&client.call_tool("version", json!({}))))
 }
 
 /// `version`, retried once if the daemon restarted under the call, as the
@@ -167,7 +167,7 @@ fn sigterm_flushes_removes_the_socket_and_live_shims_say_stopped() {
     let home = ZenHome::with_mock(&mock);
     let mut first = home.session();
     let mut second = home.session();
-    let text = result_text(&first.call_tool("chat", json!({"prompt": "Remember PELICAN."})));
+    let text = ok_text(&first.call_tool("chat", json!({"prompt": "Remember PELICAN."})));
     let start = text.find("continuation_id: ").unwrap() + "continuation_id: ".len();
     let thread: String = text[start..]
         .chars()
@@ -563,7 +563,7 @@ fn the_tool_corpus_gets_clear_errors_and_hurts_no_one() {
         "chat",
         json!({"prompt": "someone else's conversation", "model": "gpt-5"}),
     );
-    let other_text = result_text(&other);
+    let other_text = ok_text(&other);
     let start = other_text.find("continuation_id: ").unwrap() + "continuation_id: ".len();
     let other_thread = other_text[start..]
         .split_whitespace()

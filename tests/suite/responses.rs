@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider, Mode, Recorded};
-use crate::support::{McpClient, ZenHome, result_text};
+use crate::support::{McpClient, ZenHome, ok_text, result_text};
 
 fn paths(mock: &MockProvider) -> Vec<String> {
     mock.completions().into_iter().map(|r| r.path).collect()
@@ -142,7 +142,7 @@ fn chat_with_gpt_5_pro_uses_the_responses_api_and_the_ledger_has_its_reasoning_a
     );
 
     // listmodels says which models need the Responses API, with their prices.
-    let listing = result_text(&client.call_tool("listmodels", json!({})));
+    let listing = ok_text(&client.call_tool("listmodels", json!({})));
     let pro = listing
         .lines()
         .skip_while(|l| !l.starts_with("- gpt-5-pro"))

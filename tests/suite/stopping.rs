@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::mock_provider::{Behaviour, MockProvider};
 use crate::support::{
-    COMMAND_DEADLINE, McpClient, WAIT, ZenHome, continuation_id, estimated_input_tokens,
+    COMMAND_DEADLINE, McpClient, WAIT, ZenHome, continuation_id, estimated_input_tokens, ok_text,
     output_within, pid_from_version, result_text, wait_until, zend_bin,
 };
 
@@ -75,7 +75,7 @@ fn begin_stop(
 }
 
 fn version_pid(client: &mut McpClient) -> u32 {
-    pid_from_version(&result_text(&client.call_tool("version", json!({}))))
+    pid_from_version(&ok_text(&client.call_tool("version", json!({}))))
 }
 
 /// A chat call held at the mock when zend began to stop.
@@ -150,7 +150,7 @@ fn finishes_within_the_deadline(how: Stop) {
     let mut next = held.home.session();
     assert_ne!(version_pid(&mut next), held.pid);
     let shown = next.call_tool("threads", json!({"continuation_id": thread}));
-    let shown = result_text(&shown);
+    let shown = ok_text(&shown);
     assert!(
         shown.contains("MARKER-IN-FLIGHT") && shown.contains("DURABLE-ANSWER"),
         "{shown}"
@@ -180,7 +180,7 @@ fn cut_at_the_deadline(how: Stop) {
     // The next zend: no thread holds the prompt; the ledger has the aborted call,
     // priced at zend's estimate of what it sent, as a cancellation.
     let mut next = held.home.session();
-    let found = result_text(&next.call_tool("threads", json!({"query": "MARKER-CUT-OFF"})));
+    let found = ok_text(&next.call_tool("threads", json!({"query": "MARKER-CUT-OFF"})));
     assert!(!found.contains("MARKER-CUT-OFF"), "{found}");
     let status: Value = held.home.status_json();
     let row = &status["ledger"]["all_time"]["by_model"]["gpt-5"];

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::support::{ZenHome, result_text};
+use crate::support::{ZenHome, ok_text, result_text};
 
 #[test]
 fn prompts_list_one_per_tool_plus_continue_and_expand_to_a_user_message() {
@@ -48,7 +48,7 @@ fn challenge_wraps_the_statement_without_a_model_call() {
         "challenge",
         json!({"prompt": "Rust has no undefined behaviour"}),
     );
-    let text = result_text(&result);
+    let text = ok_text(&result);
     assert!(
         text.contains("CRITICAL REASSESSMENT") && text.contains("Rust has no undefined behaviour")
     );
@@ -145,8 +145,7 @@ fn a_conversation_continues_across_tools_and_sessions_with_history_once() {
     });
     let home = ZenHome::with_mock(&mock);
     let mut first = home.session();
-    let text =
-        result_text(&first.call_tool("chat", json!({"prompt": "Remember the word PELICAN."})));
+    let text = ok_text(&first.call_tool("chat", json!({"prompt": "Remember the word PELICAN."})));
     let id = continuation_id(&text);
     assert!(first.close().success());
 
@@ -267,7 +266,7 @@ fn an_oversize_prompt_is_sent_back_then_accepted_as_prompt_txt() {
     let mut client = home.session();
     let huge = "long question ".repeat(5_000);
     let result = client.call_tool("chat", json!({"prompt": huge}));
-    let text = result_text(&result);
+    let text = ok_text(&result);
     assert!(
         text.contains("resend_prompt") && text.contains("prompt.txt"),
         "{text}"
@@ -409,13 +408,12 @@ fn planner_keeps_its_plan_per_thread_without_model_calls() {
         }
         args
     };
-    let first_a = result_text(&a.call_tool("planner", step(1, "A: design schema", None, true)));
-    let first_b = result_text(&b.call_tool("planner", step(1, "B: pick a name", None, true)));
+    let first_a = ok_text(&a.call_tool("planner", step(1, "A: design schema", None, true)));
+    let first_b = ok_text(&b.call_tool("planner", step(1, "B: pick a name", None, true)));
     assert!(first_a.contains("pause_for_planning"), "{first_a}");
     let (id_a, id_b) = (continuation_id(&first_a), continuation_id(&first_b));
     assert_ne!(id_a, id_b);
-    let done =
-        result_text(&a.call_tool("planner", step(2, "A: write migration", Some(&id_a), false)));
+    let done = ok_text(&a.call_tool("planner", step(2, "A: write migration", Some(&id_a), false)));
     assert!(done.contains("planning_complete"), "{done}");
     assert!(
         done.contains("1. A: design schema") && done.contains("2. A: write migration"),
@@ -442,7 +440,7 @@ fn an_answered_turn_and_its_cost_survive_kill_9() {
     let home = ZenHome::with_mock(&mock);
     let mut client = home.session();
     let text =
-        result_text(&client.call_tool("chat", json!({"prompt": "remember me", "model": "gpt-5"})));
+        ok_text(&client.call_tool("chat", json!({"prompt": "remember me", "model": "gpt-5"})));
     let id = continuation_id(&text);
     // The live shim restarts zend at once (that is its job), so wait for the
     // killed daemon itself, not for "no daemon at all".
@@ -453,7 +451,7 @@ fn an_answered_turn_and_its_cost_survive_kill_9() {
     drop(client);
 
     let mut next = home.session();
-    let shown = result_text(&next.call_tool("threads", json!({"continuation_id": id})));
+    let shown = ok_text(&next.call_tool("threads", json!({"continuation_id": id})));
     assert!(
         shown.contains("remember me") && shown.contains("durable answer"),
         "{shown}"
@@ -508,7 +506,7 @@ fn two_sessions_appending_to_one_thread_both_land() {
     });
     let home = ZenHome::with_mock(&mock);
     let mut first = home.session();
-    let id = continuation_id(&result_text(
+    let id = continuation_id(&ok_text(
         &first.call_tool("chat", json!({"prompt": "start"})),
     ));
     let results: Vec<bool> = std::thread::scope(|scope| {
@@ -533,7 +531,7 @@ fn two_sessions_appending_to_one_thread_both_land() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(results.iter().all(|ok| *ok));
-    let shown = result_text(&first.call_tool("threads", json!({"continuation_id": id})));
+    let shown = ok_text(&first.call_tool("threads", json!({"continuation_id": id})));
     for i in 0..2 {
         let positions: Vec<usize> = (0..3)
             .map(|j| shown.find(&format!("s{i} m{j}")).unwrap())

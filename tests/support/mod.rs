@@ -681,6 +681,14 @@ pub fn result_text(result: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The text of a tools/call result that must not be an error (failing the
+/// test with the text if it is): a warm-up or lookup call read as a success.
+pub fn ok_text(result: &Value) -> String {
+    let text = result_text(result);
+    assert_eq!(result["isError"], false, "{text}");
+    text
+}
+
 /// The pid zend reports in the `version` tool's text.
 pub fn pid_from_version(text: &str) -> u32 {
     let start = text.find("(pid ").expect("version text names the pid") + 5;
