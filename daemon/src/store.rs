@@ -87,9 +87,9 @@
 //!   same error: redb has no way to tell which pages reached the disk, and a
 //!   retry must not pretend they did. Restarting zend reopens (and if need
 //!   be repairs) the file.
-//! - Quick repair is on ([`QUICK_REPAIR`]): each commit also saves redb's
-//!   allocator state, so opening after a crash does not walk the whole file
-//!   (ARCHITECTURE.md, "The store", says what it costs).
+//! - Quick repair is off ([`QUICK_REPAIR`]): a commit is one `fdatasync`
+//!   and saves no allocator state; the open after a crash walks the file
+//!   instead (ARCHITECTURE.md, "The store", says what each costs).
 //! - Budgets live in `limits.yaml`, not here.
 
 use std::any::Any;
@@ -113,7 +113,7 @@ pub const SCHEMA_VERSION: u64 = 2;
 const SCHEMA_KEY: &[u8] = b"meta/schema_version";
 
 /// Whether commits save redb's allocator state (see the module docs).
-pub const QUICK_REPAIR: bool = true;
+pub const QUICK_REPAIR: bool = false;
 
 /// redb's page cache. Small on purpose: a call reads one thread's turns once
 /// (and the thread cache keeps hot threads), the OS page cache keeps the file
