@@ -7,12 +7,12 @@
 //! what it changes. Errors name the file and line.
 //!
 //! This module holds the loader, `server.yaml`'s type and `limits.yaml`'s
-//! ([`limits`]); other modules own their files' types (models, tools) and
+//! types ([`limits`]: budgets, threads, tool limits); other modules own their files' types (models, tools) and
 //! load them through [`load_layered`].
 
 pub mod limits;
 
-pub use limits::{LIMITS_YAML, LimitsConfig};
+pub use limits::{BudgetConfig, LIMITS_YAML, LimitsConfig, MemoryConfig, ModelBudget};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

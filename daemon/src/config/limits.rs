@@ -1,15 +1,16 @@
-//! `limits.yaml`'s type, with the rest of the configuration. Each top-level
-//! section's type belongs to the part of zend it configures (budgets to the
-//! ledger, threads to memory, tool limits to the tools); a new section is a
-//! new field.
+//! `limits.yaml`'s types, with the rest of the configuration: the file and
+//! each of its sections (budgets for the ledger, threads for memory, tool
+//! limits for the tools). The parts of zend they configure take them as
+//! values, and what they do with them (checking caps, expiring threads) stays
+//! with those parts; a new section is a new field.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, load_layered};
-use crate::ledger::BudgetConfig;
-use crate::memory::MemoryConfig;
 
 /// The built-in `config/limits.yaml`.
 pub const LIMITS_YAML: &str = include_str!("../../../config/limits.yaml");
@@ -21,7 +22,7 @@ pub struct LimitsConfig {
     pub budgets: BudgetConfig,
     pub threads: MemoryConfig,
     /// Per-tool rate limits and concurrency caps (the tool engine applies them).
-    pub tools: std::collections::BTreeMap<String, crate::config::ToolLimits>,
+    pub tools: BTreeMap<String, crate::config::ToolLimits>,
 }
 
 impl LimitsConfig {
@@ -48,6 +49,123 @@ impl LimitsConfig {
             return Err("threads.max_turns must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// The `budgets:` section of `limits.yaml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Cap on all calls per UTC day.
+    pub daily_usd: Option<f64>,
+    /// Cap on all calls per UTC month.
+    pub monthly_usd: Option<f64>,
+    /// Fraction of a cap past which checks warn (0.8 = 80 %).
+    pub warn_at: f64,
+    /// Caps for single models, keyed by the ledger's model name.
+    pub per_model: BTreeMap<String, ModelBudget>,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            daily_usd: None,
+            monthly_usd: None,
+            warn_at: 0.8,
+            per_model: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelBudget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+impl BudgetConfig {
+    /// Checks values serde cannot: positive caps, a warning fraction in (0, 1].
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |name: String, cap: Option<f64>| match cap {
+            Some(cap) if !(cap.is_finite() && cap > 0.0) => Err(format!(
+                "{name} must be a positive number of US dollars, or null for no cap"
+            )),
+            _ => Ok(()),
+        };
+        check("budgets.daily_usd".into(), self.daily_usd)?;
+        check("budgets.monthly_usd".into(), self.monthly_usd)?;
+        for (model, caps) in &self.per_model {
+            check(
+                format!("budgets.per_model.{model}.daily_usd"),
+                caps.daily_usd,
+            )?;
+            check(
+                format!("budgets.per_model.{model}.monthly_usd"),
+                caps.monthly_usd,
+            )?;
+        }
+        if !(self.warn_at > 0.0 && self.warn_at <= 1.0) {
+            return Err(
+                "budgets.warn_at must be a fraction above 0 and at most 1, such as 0.8".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The `threads:` section of `limits.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// A thread expires this long after its last turn (Zen kept 3 hours in RAM).
+    pub ttl_hours: u64,
+    /// Turns a thread may hold; the append past it is refused.
+    pub max_turns: u32,
+    /// How often the background sweeper removes expired threads.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            ttl_hours: 72,
+            max_turns: 50,
+            sweep_interval_secs: 600,
+        }
+    }
+}
+
+impl MemoryConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_hours.saturating_mul(3600))
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_secs.max(1))
+    }
+
+    /// Applies Zen's variables, `CONVERSATION_TIMEOUT_HOURS` and
+    /// `MAX_CONVERSATION_TURNS`, so people moving from Zen keep their setup;
+    /// `var` reads zend's `Env` (environment and `.env`), a map in tests. Unparsable or zero
+    /// values are ignored with a warning.
+    pub fn apply_zen_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        let read = |name: &str| -> Option<u64> {
+            let text = var(name)?;
+            match text.trim().parse::<u64>() {
+                Ok(value) if value > 0 => Some(value),
+                _ => {
+                    tracing::warn!(name, value = %text, "ignoring: expected a whole number above 0");
+                    None
+                }
+            }
+        };
+        if let Some(hours) = read("CONVERSATION_TIMEOUT_HOURS") {
+            self.ttl_hours = hours;
+        }
+        if let Some(turns) = read("MAX_CONVERSATION_TURNS") {
+            self.max_turns = u32::try_from(turns).unwrap_or(u32::MAX);
+        }
     }
 }
 

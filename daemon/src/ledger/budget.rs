@@ -10,75 +10,14 @@
 //! A check is not a reservation: calls checked at the same moment may
 //! together pass a cap by the cost of the calls in flight.
 
-use std::collections::BTreeMap;
+use serde::Serialize;
 
-use serde::{Deserialize, Serialize};
-
+use crate::config::BudgetConfig;
 use crate::store::StoreError;
 use crate::time::Timestamp;
 use crate::util::{human_duration, usd};
 
-/// The `budgets:` section of `limits.yaml`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BudgetConfig {
-    /// Cap on all calls per UTC day.
-    pub daily_usd: Option<f64>,
-    /// Cap on all calls per UTC month.
-    pub monthly_usd: Option<f64>,
-    /// Fraction of a cap past which checks warn (0.8 = 80 %).
-    pub warn_at: f64,
-    /// Caps for single models, keyed by the ledger's model name.
-    pub per_model: BTreeMap<String, ModelBudget>,
-}
-
-impl Default for BudgetConfig {
-    fn default() -> Self {
-        Self {
-            daily_usd: None,
-            monthly_usd: None,
-            warn_at: 0.8,
-            per_model: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelBudget {
-    pub daily_usd: Option<f64>,
-    pub monthly_usd: Option<f64>,
-}
-
 impl BudgetConfig {
-    /// Checks values serde cannot: positive caps, a warning fraction in (0, 1].
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |name: String, cap: Option<f64>| match cap {
-            Some(cap) if !(cap.is_finite() && cap > 0.0) => Err(format!(
-                "{name} must be a positive number of US dollars, or null for no cap"
-            )),
-            _ => Ok(()),
-        };
-        check("budgets.daily_usd".into(), self.daily_usd)?;
-        check("budgets.monthly_usd".into(), self.monthly_usd)?;
-        for (model, caps) in &self.per_model {
-            check(
-                format!("budgets.per_model.{model}.daily_usd"),
-                caps.daily_usd,
-            )?;
-            check(
-                format!("budgets.per_model.{model}.monthly_usd"),
-                caps.monthly_usd,
-            )?;
-        }
-        if !(self.warn_at > 0.0 && self.warn_at <= 1.0) {
-            return Err(
-                "budgets.warn_at must be a fraction above 0 and at most 1, such as 0.8".into(),
-            );
-        }
-        Ok(())
-    }
-
     /// The caps that apply to a call of `model` (all caps when `None`), in
     /// the order global daily, global monthly, model daily, model monthly.
     pub(crate) fn caps(&self, model: Option<&str>) -> Vec<Cap> {

@@ -3,7 +3,8 @@
 //!
 //! Owns records, their aggregates (updated in the same store transaction as
 //! the records they count, so they never need a scan and equal the records
-//! after any crash), budget checks and the `budgets:` section of `limits.yaml`. Computing a
+//! after any crash) and budget checks against the `budgets:` section of `limits.yaml`
+//! ([`crate::config::BudgetConfig`], which the ledger is given). Computing a
 //! call's cost is the providers layer's job; deciding to call `check_budget`
 //! before a call and `record` after it is the tools engine's.
 //!
@@ -34,11 +35,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-pub use budget::{BudgetConfig, BudgetError, BudgetPeriod, BudgetStatus, ModelBudget};
+pub use budget::{BudgetError, BudgetPeriod, BudgetStatus};
 pub use record::{LedgerRecord, Outcome};
 pub use series::SeriesUnit;
 pub use totals::{LATENCY_BUCKETS_MS, PeriodTotals, Totals, UNKNOWN_CLIENT, Usage};
 
+use crate::config::BudgetConfig;
 use crate::store::{Snapshot, Store, StoreError, TreeId, Txn, decode, encode, trees};
 use crate::time::Timestamp;
 use totals::{

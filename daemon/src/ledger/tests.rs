@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::LimitsConfig;
+use crate::config::{BudgetConfig, LimitsConfig, ModelBudget};
 use crate::data::test_support::{open_store, reopen};
 use crate::memory::ThreadId;
 use crate::store::test_support::capture_warnings;

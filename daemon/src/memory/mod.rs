@@ -24,8 +24,8 @@
 //!   [`history::token_budget_for`]`(context_window) -> (input, answer)`: pure.
 //! - [`render`]: compact text for a listing and for one thread; the types are
 //!   `Serialize` for JSON.
-//! - [`MemoryConfig`]: the `threads:` section of `limits.yaml` (TTL, max
-//!   turns, sweep interval); `apply_zen_env` honours Zen's variables.
+//! - [`crate::config::MemoryConfig`] (the `threads:` section of `limits.yaml`:
+//!   TTL, max turns, sweep interval) is what [`Threads`] is given.
 //!
 //! A thread is identified by a UUID v4 ([`ThreadId`]). Appends to one thread
 //! are serialized (each is one operation of the store's single writer), so
@@ -43,8 +43,6 @@ mod tests;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 pub use sweeper::spawn_sweeper;
 pub use thread::{
     AppendOutcome, NewThread, NewTurn, Role, Thread, ThreadFilter, ThreadId, ThreadSummary, Turn,
@@ -54,61 +52,6 @@ pub use threads::{StagedTurns, ThreadTarget, Threads};
 use crate::store::StoreError;
 use crate::time::Timestamp;
 use crate::util::human_duration;
-
-/// The `threads:` section of `limits.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MemoryConfig {
-    /// A thread expires this long after its last turn (Zen kept 3 hours in RAM).
-    pub ttl_hours: u64,
-    /// Turns a thread may hold; the append past it is refused.
-    pub max_turns: u32,
-    /// How often the background sweeper removes expired threads.
-    pub sweep_interval_secs: u64,
-}
-
-impl Default for MemoryConfig {
-    fn default() -> Self {
-        Self {
-            ttl_hours: 72,
-            max_turns: 50,
-            sweep_interval_secs: 600,
-        }
-    }
-}
-
-impl MemoryConfig {
-    pub fn ttl(&self) -> Duration {
-        Duration::from_secs(self.ttl_hours.saturating_mul(3600))
-    }
-
-    pub fn sweep_interval(&self) -> Duration {
-        Duration::from_secs(self.sweep_interval_secs.max(1))
-    }
-
-    /// Applies Zen's variables, `CONVERSATION_TIMEOUT_HOURS` and
-    /// `MAX_CONVERSATION_TURNS`, so people moving from Zen keep their setup;
-    /// `var` reads zend's `Env` (environment and `.env`), a map in tests. Unparsable or zero
-    /// values are ignored with a warning.
-    pub fn apply_zen_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        let read = |name: &str| -> Option<u64> {
-            let text = var(name)?;
-            match text.trim().parse::<u64>() {
-                Ok(value) if value > 0 => Some(value),
-                _ => {
-                    tracing::warn!(name, value = %text, "ignoring: expected a whole number above 0");
-                    None
-                }
-            }
-        };
-        if let Some(hours) = read("CONVERSATION_TIMEOUT_HOURS") {
-            self.ttl_hours = hours;
-        }
-        if let Some(turns) = read("MAX_CONVERSATION_TURNS") {
-            self.max_turns = u32::try_from(turns).unwrap_or(u32::MAX);
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadError {

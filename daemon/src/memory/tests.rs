@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::history::{self, HISTORY_END, HISTORY_START, estimate_tokens, token_budget_for};
 use super::*;
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, MemoryConfig};
 use crate::data::test_support::{open_store, reopen};
 use crate::store::test_support::capture_warnings;
 use crate::store::{TreeId, trees};

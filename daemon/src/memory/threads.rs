@@ -22,9 +22,10 @@ use super::cache::{CachedThread, ThreadCache};
 use super::history::estimate_tokens;
 use super::thread::title_from;
 use super::{
-    AppendOutcome, MemoryConfig, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId,
-    ThreadSummary, Turn,
+    AppendOutcome, NewThread, NewTurn, Thread, ThreadError, ThreadFilter, ThreadId, ThreadSummary,
+    Turn,
 };
+use crate::config::MemoryConfig;
 use crate::store::{Snapshot, Store, TreeId, Txn, decode, encode, trees, warn_corrupt};
 use crate::time::{Clock, Timestamp};
 
