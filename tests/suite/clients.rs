@@ -467,7 +467,7 @@ fn shim_with_client_env(home: &ZenHome, vars: &[(&str, &str)]) -> McpClient {
     command
         .env_clear()
         .env("HOME", home.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATH", crate::support::host_path())
         .env("ZEN_HOME", home.path())
         .env("LANG", "C.UTF-8");
     for (name, value) in vars {
