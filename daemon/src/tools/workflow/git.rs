@@ -10,9 +10,9 @@
 //! every filter the configuration names blanked, `--no-ext-diff
 //! --no-textconv`), with no network (`protocol.allow=never`,
 //! `GIT_NO_LAZY_FETCH=1`), in a cleared environment (no `GIT_*` variable, no
-//! provider key), in its own process group killed whole on timeout or when the
-//! call is dropped, with prompts off, no pager, a cap on what is read and
-//! stderr drained while capped. The diff given to the expert is cut per file to
+//! provider key) with the user's umask, in its own process group killed whole
+//! on timeout or when the call is dropped, with prompts off, no pager, a cap on
+//! what is read and stderr drained while capped. The diff given to the expert is cut per file to
 //! a character budget, and the cut files are named.
 
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ async fn git(dir: &Path, overrides: &[String], args: &[&str]) -> Result<GitOutpu
             command.env(key, value);
         }
     }
-    let mut child = command
+    command
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("GIT_NO_LAZY_FETCH", "1")
@@ -145,15 +145,16 @@ async fn git(dir: &Path, overrides: &[String], args: &[&str]) -> Result<GitOutpu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => GitError::NoGit,
-            _ => GitError::Failed {
-                command: command_text.clone(),
-                stderr: e.to_string(),
-            },
-        })?;
+        .process_group(0);
+    // Whatever git writes in the repository gets the user's umask, not zend's 077.
+    crate::hardening::user_umask(&mut command);
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => GitError::NoGit,
+        _ => GitError::Failed {
+            command: command_text.clone(),
+            stderr: e.to_string(),
+        },
+    })?;
     let _group = GroupGuard(child.id());
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(GitError::Failed {
