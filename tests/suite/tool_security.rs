@@ -1,7 +1,9 @@
 //! What tools may read, run and send (issue #32 items 2, 3, 4, 6, 9): zen's own
 //! files and the user's credentials never reach a model, every path a tool
-//! reads passes one check, precommit's git runs nothing a repository names,
+//! reads passes one check (a FIFO cannot hang zend, a call's reads are capped),
+//! precommit's git runs nothing a repository names in a cleared environment,
 //! clink never runs in a shared directory, and prompts stay out of the logs.
+//! And an HTTP body over 16 MiB is refused (item 11).
 
 use crate::support::OutputWithin;
 use std::os::unix::fs::PermissionsExt;
@@ -389,6 +391,25 @@ impl HttpSession {
             .unwrap_or_else(|| panic!("no reply to {id} in {text}"))
     }
 
+    /// POSTs `body` as it is in this session: its status and text, or the
+    /// transport error (a server that stops reading a body may close first).
+    fn post_raw(&mut self, body: String) -> Result<(u16, String), String> {
+        // A connection of its own: zend may close it, and the session's stays pooled.
+        let request = reqwest::Client::new()
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .bearer_auth(&self.token)
+            .body(body);
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            Ok((status, response.text().await.map_err(|e| e.to_string())?))
+        })
+    }
+
     fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
         self.next_id += 1;
         let reply = self.post(
@@ -505,4 +526,243 @@ fn prompts_and_file_contents_stay_out_of_the_log_at_every_level() {
     home.stop_daemon();
     let log = String::from_utf8(home.zend(&["logs", "-n", "1000"]).stdout).unwrap();
     assert!(log.contains("ZEN_LOG_BODIES"), "{log}");
+}
+
+/// Makes a FIFO at `path` (nobody writes to it: opening it for reading blocks).
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
+    let made = unsafe { libc::mkfifo(name.as_ptr(), 0o600) };
+    assert_eq!(made, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_fifo_swapped_in_after_the_check_never_hangs_zend() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    let dir = home.path().join("project");
+    let regular = write(&dir.join(".regular"), "NOTES_MARKER\n");
+    let fifo = dir.join(".fifo");
+    mkfifo(&fifo);
+    let target = dir.join("notes.md");
+    std::fs::hard_link(&regular, &target).unwrap();
+    // The named file flips between a regular file and a FIFO nobody writes
+    // to, so some calls check one and open the other: a blocking open of the
+    // FIFO would hang that call, and the zend thread it runs on, for good.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (stop, dir, target) = (stop.clone(), dir.clone(), target.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let from = if n % 2 == 0 { &fifo } else { &regular };
+                let swap = dir.join(format!(".swap{}", n % 2));
+                std::fs::hard_link(from, &swap).unwrap();
+                std::fs::rename(&swap, &target).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut client = home.session();
+    let (mut checked_fifo, mut opened_fifo, mut read) = (0, 0, 0);
+    let until = std::time::Instant::now() + WAIT;
+    while opened_fifo < 3 && std::time::Instant::now() < until {
+        let (text, is_error) = call(
+            &mut client,
+            "chat",
+            json!({"prompt": "read my notes", "model": "gpt-5", "absolute_file_paths": [target]}),
+        );
+        if is_error {
+            assert!(text.contains("FIFO"), "{text}");
+            checked_fifo += 1;
+        } else if text.contains("not a regular file") {
+            opened_fifo += 1;
+        } else {
+            read += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    eprintln!("FIFO at the check: {checked_fifo}, at the open: {opened_fifo}, read: {read}");
+    assert!(
+        opened_fifo > 0,
+        "no call opened the FIFO: the test did not test"
+    );
+    let mut other = home.session();
+    assert_eq!(other.call_tool("version", json!({}))["isError"], false);
+}
+
+/// Whether `pid` is gone (or only its zombie is left, which no one may reap here).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        state.starts_with('Z') || state.starts_with('X')
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn precommit_git_gets_a_cleared_environment_and_its_group_dies_with_the_call() {
+    let mut home = ZenHome::new();
+    // A git that writes down its environment, leaves a child behind, and hangs.
+    let bin = home.path().join("bin");
+    let seen = home.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    script(
+        &bin.join("git"),
+        &format!(
+            "umask > '{seen}/umask'; env > '{seen}/env'\n\
+             sleep 600 &\necho $! > '{seen}/child.tmp'; mv '{seen}/child.tmp' '{seen}/child'\nwait",
+            seen = seen.display()
+        ),
+    );
+    home.env.push((
+        "PATH".into(),
+        format!("{}:{}", bin.display(), crate::support::host_path()),
+    ));
+    // What zend's own environment holds: git variables a repository's
+    // neighbour could set, and a provider key.
+    home.env
+        .push(("GIT_CONFIG_PARAMETERS".into(), "'core.pager=evil'".into()));
+    home.env.push(("GIT_DIR".into(), "/nonexistent".into()));
+    home.env
+        .push(("OPENAI_API_KEY".into(), crate::support::FAKE_KEY.into()));
+    // Started under the usual login umask, which git gets back (zend's own is 077).
+    let mut daemon = home
+        .command(Path::new("sh"))
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" serve")
+        .arg(zend_bin())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + WAIT;
+    while home.zend(&["status"]).status.code() != Some(0) {
+        assert!(std::time::Instant::now() < until, "zend never answered");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let mut client = home.session();
+    let id = client.send_tool_call(
+        "precommit",
+        json!({"step": "check", "step_number": 1, "total_steps": 1,
+               "next_step_required": false, "findings": "f", "path": project,
+               "model": "gpt-5"}),
+    );
+    let until = std::time::Instant::now() + WAIT;
+    let child = loop {
+        if let Ok(text) = std::fs::read_to_string(seen.join("child"))
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < until, "git never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let env = std::fs::read_to_string(seen.join("env")).unwrap();
+    let umask = std::fs::read_to_string(seen.join("umask")).unwrap();
+    client.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": id}}),
+    );
+    let until = std::time::Instant::now() + WAIT;
+    while !gone(child) {
+        if std::time::Instant::now() > until {
+            crate::support::kill9(child);
+            panic!("git's child outlived the cancelled call");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The session goes on.
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+    drop(client);
+    let stop = home
+        .command(&zend_bin())
+        .arg("stop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    daemon.wait().unwrap();
+    assert!(stop.wait_with_output().unwrap().status.success());
+
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(
+        !env.contains(crate::support::FAKE_KEY),
+        "git got a key: {env}"
+    );
+    for name in [
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_DIR",
+        "OPENAI_API_KEY",
+        "ZEN_HOME",
+    ] {
+        assert!(!names.contains(&name), "git got {name}: {env}");
+    }
+    assert!(names.contains(&"GIT_NO_LAZY_FETCH"), "{env}");
+    assert_eq!(umask.trim(), "0022", "git runs with the user's umask");
+}
+
+#[test]
+fn one_call_reads_at_most_64_mib_of_files() {
+    let mock = MockProvider::start();
+    let home = ZenHome::with_mock(&mock);
+    // Each turn names a tree of 2,000 files of 8 KiB (sparse: no disk); every
+    // turn re-reads the files of the turns before it, sniffing each before it
+    // is skipped as binary. By turn 5 that is 80 MB, over what one call may read.
+    let capped = "this call already read 64 MiB of files, the most one call reads";
+    let mut client = home.session();
+    let mut continuation = Value::Null;
+    for turn in 0..5 {
+        let tree = home.path().join(format!("tree{turn}"));
+        std::fs::create_dir_all(&tree).unwrap();
+        for n in 0..2_000 {
+            std::fs::File::create(tree.join(format!("{n:04}.bin")))
+                .unwrap()
+                .set_len(8192)
+                .unwrap();
+        }
+        let (text, is_error) = call(
+            &mut client,
+            "chat",
+            json!({"prompt": "summarise", "model": "gpt-5", "absolute_file_paths": [tree],
+                   "continuation_id": continuation}),
+        );
+        assert!(!is_error, "{}", &text[..text.len().min(2000)]);
+        let body = mock.requests().last().unwrap().body.to_string();
+        if turn < 3 {
+            assert!(!body.contains(capped), "turn {turn} read under 64 MiB");
+        } else if body.contains(capped) {
+            return;
+        }
+        continuation = json!(continuation_id(&text));
+    }
+    panic!("80 MB of files were read in one call");
+}
+
+#[test]
+fn an_http_body_over_16_mib_is_refused_and_the_session_goes_on() {
+    let home = ZenHome::new();
+    let mut session = HttpSession::start(&home);
+    let padding = "x".repeat(17 << 20);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{{"name":"version","arguments":{{"padding":"{padding}"}}}}}}"#
+    );
+    match session.post_raw(body) {
+        Ok((status, text)) => {
+            assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
+            assert!(text.contains("at most 16777216 bytes"), "{text}");
+            eprintln!("413: {text}");
+        }
+        // zend answered 413 and closed before reading the rest of the body.
+        Err(e) => eprintln!("the oversized request ended with: {e}"),
+    }
+    let result = session.call_tool("version", json!({}));
+    assert_eq!(result["isError"], false, "{result}");
 }
