@@ -283,6 +283,16 @@ fn stdout_of(output: &std::process::Output) -> String {
 #[test]
 fn remote_http_needs_tls() {
     let home = ZenHome::new();
+    let (cert, _, _) = self_signed(home.path());
+    let cert = cert.display().to_string();
+    for tls in [&[][..], &["--http-cert", cert.as_str()][..]] {
+        let stderr = refused_serve(&home, tls);
+        assert!(stderr.contains("--http-key"), "{stderr}");
+    }
+}
+
+/// `zend serve --http ... --http-allow-remote TLS`, which must exit refused; its stderr.
+fn refused_serve(home: &ZenHome, tls: &[&str]) -> String {
     let port = free_port();
     let mut daemon = home
         .command(&zend_bin())
@@ -292,6 +302,7 @@ fn remote_http_needs_tls() {
             &format!("127.0.0.1:{port}"),
             "--http-allow-remote",
         ])
+        .args(tls)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -312,8 +323,8 @@ fn remote_http_needs_tls() {
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success());
-    assert!(stderr.contains("--http-cert"), "{stderr}");
+    assert!(!status.success(), "{stderr}");
+    stderr
 }
 
 /// A self-signed certificate for 127.0.0.1, written as PEM files in `dir`.
@@ -413,29 +424,111 @@ fn https_serves_with_a_rotatable_token_and_refusals_are_logged_once_a_minute() {
     );
 }
 
+/// Opens a `Session` straight to the zend of `home` (no shim: nothing drops an
+/// oversized line before zend sees it), sends `messages` as frames, half-closes,
+/// and returns every message zend answered before ending the stream.
+fn raw_session(home: &ZenHome, messages: Vec<Vec<u8>>) -> Vec<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = zen_proto::paths::Socket {
+            path: home.socket(),
+            chosen: zen_proto::paths::Chosen::ByUser,
+        };
+        let stream = zen_proto::client::try_connect(&socket)
+            .await
+            .unwrap()
+            .expect("zend is listening");
+        let mut client = zen_proto::client::handshake(stream).await.unwrap();
+        let frames = tokio_stream::iter(
+            messages
+                .into_iter()
+                .map(|json| zen_proto::v1::Frame { json: json.into() }),
+        );
+        let mut answers = client.session(frames).await.unwrap().into_inner();
+        let mut out = Vec::new();
+        while let Ok(Some(frame)) = answers.message().await {
+            out.push(serde_json::from_slice(&frame.json).unwrap());
+        }
+        out
+    })
+}
+
 #[test]
-fn an_oversized_message_gets_invalid_request_and_the_session_goes_on() {
+fn zend_answers_an_oversized_frame_invalid_request_and_the_session_goes_on() {
     let home = ZenHome::new();
+    // Start zend (and check the usual way in works) before speaking gRPC to it.
     let mut client = home.session();
-    let id = client.next_request_id();
-    let padding = "x".repeat(17 << 20);
-    client.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "version", "arguments": {"padding": padding}}}));
-    let reply = client.response_to(id);
-    assert_eq!(
-        reply["error"]["code"],
-        -32600,
-        "{}",
-        &reply.to_string()[..200.min(reply.to_string().len())]
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+    let message = |value: serde_json::Value| value.to_string().into_bytes();
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"version","arguments":{{"padding":"{}"}}}},"id":2}}"#,
+        "x".repeat(17 << 20)
     );
+    let answers = raw_session(
+        &home,
+        vec![
+            message(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "zen-grpc-e2e", "version": "1.0"}}}),
+            ),
+            message(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+            huge.into_bytes(),
+            message(json!({"jsonrpc": "2.0", "id": 3, "method": "ping"})),
+        ],
+    );
+    let by_id = |id: u64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to {id}"))
+    };
+    assert_eq!(by_id(1)["result"]["serverInfo"]["name"], "zen");
+    let error = &by_id(2)["error"];
+    assert_eq!(error["code"], -32600, "{error}");
     assert!(
-        reply["error"]["message"]
+        error["message"]
             .as_str()
             .unwrap_or_default()
             .contains("at most"),
-        "{reply}"
+        "{error}"
     );
+    assert_eq!(by_id(3)["result"], json!({}), "the session ended");
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+}
+
+#[test]
+fn a_service_zend_writes_nothing_to_the_managers_stderr_file() {
+    let mut home = ZenHome::new();
+    home.env.push(("ZEN_LOG".into(), "trace".into()));
+    // launchd's StandardErrorPath: a file nobody rotates.
+    let stderr_file = home.path().join("launchd.stderr.log");
+    let mut daemon = home
+        .command(&zend_bin())
+        .args(["serve", "--service"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    while home.zend(&["status"]).status.code() != Some(0) {
+        assert!(
+            Instant::now() < until,
+            "zend serve --service never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut client = home.session();
+    assert_eq!(client.call_tool("version", json!({}))["isError"], false);
+    drop(client);
+    stop_child(&home, &mut daemon);
+    let log = String::from_utf8_lossy(&home.zend(&["logs", "-n", "1000"]).stdout).into_owned();
+    assert!(log.contains("zend serving"), "{log}");
+    assert_eq!(std::fs::read_to_string(&stderr_file).unwrap(), "");
 }
 
 #[test]
@@ -516,6 +609,26 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
         .filter(|name| name.contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Changed again (zen's entry removed by hand): still one backup, of the last version.
+    let edited = "{\n  \"mcpServers\": {\"other\": {\"command\": \"edited\"}}\n}\n";
+    std::fs::write(&real, edited).unwrap();
+    let again = home
+        .command(Path::new("sh"))
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" register cursor")
+        .arg(zend_bin())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), edited);
+    let backups: Vec<_> = std::fs::read_dir(&dotfiles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("zen-backup"))
+        .collect();
+    assert_eq!(backups, ["cursor.json.zen-backup"]);
 
     // A config zen creates is written 0600 whatever the umask (its temporary file was).
     let fresh = home
