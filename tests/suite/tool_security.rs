@@ -552,9 +552,16 @@ fn a_fifo_swapped_in_after_the_check_never_hangs_zend() {
     // The named file flips between a regular file and a FIFO nobody writes
     // to, so some calls check one and open the other: a blocking open of the
     // FIFO would hang that call, and the zend thread it runs on, for good.
-    let stop = Arc::new(AtomicBool::new(false));
+    /// Stops the flipper however the test ends.
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(Arc::new(AtomicBool::new(false)));
     let flipper = {
-        let (stop, dir, target) = (stop.clone(), dir.clone(), target.clone());
+        let (stop, dir, target) = (stop.0.clone(), dir.clone(), target.clone());
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -584,7 +591,7 @@ fn a_fifo_swapped_in_after_the_check_never_hangs_zend() {
             read += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     flipper.join().unwrap();
     eprintln!("FIFO at the check: {checked_fifo}, at the open: {opened_fifo}, read: {read}");
     assert!(
@@ -747,9 +754,20 @@ fn one_call_reads_at_most_64_mib_of_files() {
 }
 
 #[test]
-fn an_http_body_over_16_mib_is_refused_and_the_session_goes_on() {
+fn http_bodies_up_to_16_mib_are_served_larger_ones_refused_and_the_session_goes_on() {
     let home = ZenHome::new();
     let mut session = HttpSession::start(&home);
+    // Under the limit (and over rmcp's own default of 4 MiB): served.
+    let padding = "x".repeat(5 << 20);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":98,"method":"tools/call","params":{{"name":"version","arguments":{{"padding":"{padding}"}}}}}}"#
+    );
+    let (status, text) = session.post_raw(body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("\"id\":98") && text.contains("\"isError\":false"),
+        "{text}"
+    );
     let padding = "x".repeat(17 << 20);
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{{"name":"version","arguments":{{"padding":"{padding}"}}}}}}"#

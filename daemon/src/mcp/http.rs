@@ -583,6 +583,9 @@ pub async fn serve(
         // The gate does the Host and Origin checks, with zend's own rules.
         StreamableHttpServerConfig::default()
             .with_cancellation_token(daemon.shutdown.child_token())
+            // The gate already bounds the body; rmcp's own default (4 MiB) would refuse
+            // messages the socket takes.
+            .with_max_request_body_bytes(zen_proto::MAX_MESSAGE_BYTES)
             .disable_allowed_hosts()
             .disable_allowed_origins(),
     );
