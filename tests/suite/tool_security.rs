@@ -563,13 +563,13 @@ fn a_fifo_swapped_in_after_the_check_never_hangs_zend() {
     let flipper = {
         let (stop, dir, target) = (stop.0.clone(), dir.clone(), target.clone());
         std::thread::spawn(move || {
-            let mut n = 0u64;
+            let mut to_fifo = true;
             while !stop.load(Ordering::Relaxed) {
-                let from = if n % 2 == 0 { &fifo } else { &regular };
-                let swap = dir.join(format!(".swap{}", n % 2));
+                let from = if to_fifo { &fifo } else { &regular };
+                let swap = dir.join(format!(".swap{}", u8::from(to_fifo)));
                 std::fs::hard_link(from, &swap).unwrap();
                 std::fs::rename(&swap, &target).unwrap();
-                n += 1;
+                to_fifo = !to_fifo;
             }
         })
     };
