@@ -670,3 +670,59 @@ fn a_socket_directory_the_user_named_is_checked_never_chmodded() {
     assert!(stderr.contains("written by other users"), "{stderr}");
     assert_eq!(mode(&named), 0o777);
 }
+
+/// On Linux zend is non-dumpable: the kernel gives its `/proc` entries to
+/// root, so no process of its user (short of root) can read its memory or
+/// environment, or attach a debugger. Seen from root, with zend run as another
+/// uid (a dumpable zend's entries would be that uid's).
+#[cfg(target_os = "linux")]
+#[test]
+fn zend_is_not_dumpable() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    const OTHER_UID: u32 = 65534;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: run the tests as root to run zend as uid {OTHER_UID}");
+        return;
+    }
+    let home = ZenHome::new();
+    for dir in [home.path().to_path_buf(), home.config_dir()] {
+        std::os::unix::fs::chown(&dir, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
+    }
+    let mut daemon = home
+        .command(&zend_bin())
+        .arg("serve")
+        .uid(OTHER_UID)
+        .gid(OTHER_UID)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    while !home.socket().exists() {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            panic!("zend serve as uid {OTHER_UID} exited: {status}");
+        }
+        assert!(Instant::now() < until, "zend never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Files under /proc/<pid> are given their owner when first looked up.
+    let owners: Vec<u32> = ["status", "environ", "mem"]
+        .iter()
+        .map(|name| {
+            std::fs::metadata(format!("/proc/{}/{name}", daemon.id()))
+                .unwrap()
+                .uid()
+        })
+        .collect();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    assert_eq!(
+        owners,
+        [0, 0, 0],
+        "zend's /proc entries belong to uid {OTHER_UID}: it is dumpable"
+    );
+}
