@@ -253,10 +253,8 @@ impl Tool for Consensus {
             ..ModelTurn::default()
         };
         // Check the files once up front, so a bad path is one clear error, not one per model.
-        context
-            .settings
-            .files
-            .expand(&files)
+        let policy = &context.settings.files;
+        super::files::off_worker(|| policy.expand(&files))
             .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
 
         let labels: Vec<String> = parsed
@@ -456,10 +454,8 @@ impl Tool for Consensus {
                 .await
                 .map_err(|e| ToolError::Failed(e.to_string()))?,
         };
-        let files_recorded: Vec<String> = context
-            .settings
-            .files
-            .expand(&files)
+        let policy = &context.settings.files;
+        let files_recorded: Vec<String> = super::files::off_worker(|| policy.expand(&files))
             .map(|e| {
                 e.files
                     .iter()

@@ -1106,4 +1106,25 @@ mod tests {
         let many: Vec<String> = (0..MAX_FILES + 1).map(|i| format!("/tmp/{i}")).collect();
         assert_eq!(expand(&many), Err(FileError::TooMany(MAX_FILES + 1)));
     }
+
+    /// zend runs one async worker: a read that blocks (a slow disk, a hung
+    /// network mount) must leave it to the other sessions' tasks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_blocking_read_off_the_worker_stalls_no_other_task() {
+        let (started, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let slow = tokio::spawn(async move {
+            off_worker(move || {
+                let _ = started.send(());
+                released.recv().is_ok()
+            })
+        });
+        // Runs only if the worker is free while the read blocks; it is what ends the read.
+        let other = tokio::spawn(async move {
+            let _ = started_rx.await;
+            let _ = release.send(());
+        });
+        other.await.unwrap();
+        assert!(slow.await.unwrap());
+    }
 }

@@ -71,14 +71,18 @@ impl Budget {
         paths: &[String],
         fixed: &[&str],
     ) -> Result<(Vec<String>, Vec<String>), ToolError> {
-        let expanded = policy
-            .expand(paths)
-            .map_err(|e| ToolError::InvalidArguments(format!("`relevant_files`: {e}")))?;
         let used: u64 = fixed.iter().map(|t| estimate_tokens(t)).sum::<u64>() + FRAMING_TOKENS;
         // Leave a tenth of the room for the thread's history.
         let room = self.input_tokens.saturating_sub(used) * 9 / 10;
-        let embedded =
-            files::off_worker(|| policy.embed(&expanded.files, room, estimate_tokens, meter));
+        // The walk and the reads both, off the worker: a slow directory stalls no one else.
+        let (expanded, embedded) = files::off_worker(|| {
+            let expanded = policy.expand(paths)?;
+            let embedded = policy.embed(&expanded.files, room, estimate_tokens, meter);
+            Ok((expanded, embedded))
+        })
+        .map_err(|e: files::FileError| {
+            ToolError::InvalidArguments(format!("`relevant_files`: {e}"))
+        })?;
         if let Some(refused) = embedded.refused_among(&expanded.named) {
             return Err(ToolError::InvalidArguments(format!(
                 "`relevant_files`: {refused}"
