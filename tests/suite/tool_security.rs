@@ -410,6 +410,21 @@ impl HttpSession {
         })
     }
 
+    /// POSTs `body` with no session id (a new session), on a connection of its own.
+    fn post_new_session(&self, body: String) -> (u16, String) {
+        let request = reqwest::Client::new()
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .bearer_auth(&self.token)
+            .body(body);
+        self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        })
+    }
+
     fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
         self.next_id += 1;
         let reply = self.post(
@@ -783,4 +798,18 @@ fn http_bodies_up_to_16_mib_are_served_larger_ones_refused_and_the_session_goes_
     }
     let result = session.call_tool("version", json!({}));
     assert_eq!(result["isError"], false, "{result}");
+}
+
+#[test]
+fn http_sessions_beyond_max_sessions_are_refused_with_a_message() {
+    let home = ZenHome::new();
+    home.write_config("server.yaml", "max_sessions: 1\n");
+    let mut first = HttpSession::start(&home);
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "zen-security-e2e", "version": "1.0"}}});
+    let (status, text) = first.post_new_session(initialize.to_string());
+    assert_ne!(status, 200, "{text}");
+    assert!(text.contains("max_sessions"), "{status}: {text}");
+    assert_eq!(first.call_tool("version", json!({}))["isError"], false);
 }
