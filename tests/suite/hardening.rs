@@ -618,8 +618,7 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
         .arg("-c")
         .arg("umask 022; exec \"$0\" register cursor")
         .arg(zend_bin())
-        .output()
-        .unwrap();
+        .output_within(crate::support::COMMAND_DEADLINE);
     assert!(again.status.success(), "{again:?}");
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), edited);
     let backups: Vec<_> = std::fs::read_dir(&dotfiles)
@@ -719,7 +718,7 @@ fn zend_is_not_dumpable() {
         .collect();
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
-    daemon.wait().unwrap();
+    crate::support::wait_within(&mut daemon, WAIT, "zend serve");
     assert_eq!(
         owners,
         [0, 0, 0],

@@ -707,12 +707,13 @@ fn precommit_git_gets_a_cleared_environment_and_its_group_dies_with_the_call() {
     let stop = home
         .command(&zend_bin())
         .arg("stop")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    daemon.wait().unwrap();
-    assert!(stop.wait_with_output().unwrap().status.success());
+    crate::support::wait_within(&mut daemon, WAIT, "zend serve");
+    let stop = crate::support::child_output_within(stop, WAIT, "zend stop");
+    assert!(stop.status.success(), "{stop:?}");
 
     let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
     assert!(
