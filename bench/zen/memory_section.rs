@@ -144,6 +144,18 @@ pub(super) fn memory(
         Target::AtMost(4.0 * MIB),
         "",
     );
+    // What users install per client: built alone (a shim built together with
+    // zend gets tokio's multi-thread scheduler and libm, +0.5 MiB per session).
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0.0, |m| m.len() as f64);
+    report.row(
+        "memory",
+        "zen-shim release binary size",
+        size(&bins.shim),
+        Unit::MiB,
+        Some((size(&bins.floor), "rmcp stdio floor server")),
+        Target::AtMost(3.0 * MIB),
+        "",
+    );
     for shim in shims {
         shim.close();
     }
