@@ -44,20 +44,6 @@ fn serve_under_umask_022(home: &ZenHome, args: &[&str]) -> Child {
     daemon
 }
 
-/// `zend stop` for a zend that is our child (reaped while stop waits).
-fn stop_child(home: &ZenHome, daemon: &mut Child) {
-    let stop = home
-        .command(&zend_bin())
-        .arg("stop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_within(daemon, WAIT, "zend serve");
-    let stop = crate::support::child_output_within(stop, WAIT, "zend stop");
-    assert!(stop.status.success(), "{stop:?}");
-}
-
 /// Every file under `dir` (a few levels deep) with its mode.
 fn files_under(dir: &Path, depth: usize, out: &mut Vec<(std::path::PathBuf, u32)>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -108,7 +94,7 @@ fn what_zend_writes_is_private_whatever_the_umask_and_old_files_are_tightened() 
         found.push((path.clone(), mode(&path)));
     }
     found.push((home.config_dir(), mode(&home.config_dir())));
-    stop_child(&home, &mut daemon);
+    crate::support::stop_child_daemon(&home, &mut daemon);
 
     let names: Vec<String> = found.iter().map(|(p, _)| p.display().to_string()).collect();
     for expected in ["store.redb", "zend.lock", "zend.sock", "http-token", ".log"] {
@@ -132,7 +118,7 @@ fn zend_serves_from_root_without_core_dumps() {
     let pid = daemon.id();
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-    stop_child(&home, &mut daemon);
+    crate::support::stop_child_daemon(&home, &mut daemon);
 
     assert_eq!(cwd.ok().as_deref(), Some(Path::new("/")));
     let core = limits
@@ -399,7 +385,7 @@ fn https_serves_with_a_rotatable_token_and_refusals_are_logged_once_a_minute() {
         }
         statuses
     });
-    stop_child(&home, &mut daemon);
+    crate::support::stop_child_daemon(&home, &mut daemon);
     assert_eq!(
         statuses,
         [200, 0, 200, 401, 401, 401, 401, 401],
@@ -525,7 +511,7 @@ fn a_service_zend_writes_nothing_to_the_managers_stderr_file() {
     let mut client = home.session();
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     drop(client);
-    stop_child(&home, &mut daemon);
+    crate::support::stop_child_daemon(&home, &mut daemon);
     let log = String::from_utf8_lossy(&home.zend(&["logs", "-n", "1000"]).stdout).into_owned();
     assert!(log.contains("zend serving"), "{log}");
     assert_eq!(std::fs::read_to_string(&stderr_file).unwrap(), "");
@@ -654,7 +640,7 @@ fn a_socket_directory_the_user_named_is_checked_never_chmodded() {
     let mut client = home.session();
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     drop(client);
-    stop_child(&home, &mut daemon);
+    crate::support::stop_child_daemon(&home, &mut daemon);
     assert_eq!(
         mode(&named),
         0o755,

@@ -166,7 +166,7 @@ fn socket_activation_serves_the_passed_socket_and_leaves_it_on_stop() {
     assert_eq!(status["socket_path"], socket.to_string_lossy().as_ref());
     assert_eq!(status["auto_started"], false);
 
-    assert!(stop_child(&home, &mut daemon).success());
+    assert!(crate::support::stop_child_daemon(&home, &mut daemon).success());
     assert!(
         socket.exists(),
         "zend must not remove a socket it did not create"
@@ -197,23 +197,7 @@ fn a_zend_started_by_hand_marks_itself_managed_with_service() {
     let mut client = home.session();
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     assert!(zen_proto::paths::managed_marker(&home.socket()).is_file());
-    assert!(stop_child(&home, &mut daemon).success());
-}
-
-/// `zend stop` for a zend that is our child: reap it while stop waits, or
-/// stop would see the zombie as still alive.
-fn stop_child(home: &ZenHome, daemon: &mut std::process::Child) -> std::process::ExitStatus {
-    let stop = home
-        .command(&zend_bin())
-        .arg("stop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = crate::support::wait_within(daemon, crate::support::WAIT, "zend serve");
-    let stop = crate::support::child_output_within(stop, crate::support::WAIT, "zend stop");
-    assert!(stop.status.success(), "{stop:?}");
-    status
+    assert!(crate::support::stop_child_daemon(&home, &mut daemon).success());
 }
 
 #[test]
@@ -526,7 +510,7 @@ fn http_endpoint_needs_the_token_rejects_foreign_origins_and_serves_tools() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(stop_child(&home, &mut daemon).success());
+    assert!(crate::support::stop_child_daemon(&home, &mut daemon).success());
 }
 
 #[test]
@@ -643,5 +627,5 @@ fn http_refuses_foreign_hosts_and_origins_before_the_token_and_serves_allowed_on
     let sessions = status["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), accepted, "{status}");
     assert!(sessions.iter().all(|s| s["client_name"] == "zen-http-gate"));
-    assert!(stop_child(&home, &mut daemon).success());
+    assert!(crate::support::stop_child_daemon(&home, &mut daemon).success());
 }

@@ -704,16 +704,7 @@ fn precommit_git_gets_a_cleared_environment_and_its_group_dies_with_the_call() {
     // The session goes on.
     assert_eq!(client.call_tool("version", json!({}))["isError"], false);
     drop(client);
-    let stop = home
-        .command(&zend_bin())
-        .arg("stop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_within(&mut daemon, WAIT, "zend serve");
-    let stop = crate::support::child_output_within(stop, WAIT, "zend stop");
-    assert!(stop.status.success(), "{stop:?}");
+    crate::support::stop_child_daemon(&home, &mut daemon);
 
     let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
     assert!(

@@ -106,6 +106,22 @@ pub fn child_output_within(mut child: Child, deadline: Duration, what: &str) -> 
     }
 }
 
+/// `zend stop` for a zend that is the test's own child, reaped while stop
+/// waits (stop would see a zombie as still alive); zend's exit status.
+pub fn stop_child_daemon(home: &ZenHome, daemon: &mut Child) -> ExitStatus {
+    let stop = home
+        .command(&zend_bin())
+        .arg("stop")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zend stop starts");
+    let status = wait_within(daemon, WAIT, "zend serve");
+    let stop = child_output_within(stop, WAIT, "zend stop");
+    assert!(stop.status.success(), "{stop:?}");
+    status
+}
+
 /// Waits for `child` to exit; past `deadline` kills it and fails the test
 /// naming `what`, so a hang is a failure with a message.
 pub fn wait_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
