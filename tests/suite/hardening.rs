@@ -566,13 +566,26 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
     std::fs::create_dir_all(link.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
 
-    let output = home
-        .command(Path::new("sh"))
-        .arg("-c")
-        .arg("umask 022; exec \"$0\" register cursor")
-        .arg(zend_bin())
-        .output_within(crate::support::COMMAND_DEADLINE);
-    assert!(output.status.success(), "{output:?}");
+    // `zend register <client>` under umask 022, which must succeed.
+    let register = |client: &str| {
+        let output = home
+            .command(Path::new("sh"))
+            .arg("-c")
+            .arg(format!("umask 022; exec \"$0\" register {client}"))
+            .arg(zend_bin())
+            .output_within(crate::support::COMMAND_DEADLINE);
+        assert!(output.status.success(), "{output:?}");
+    };
+    // The names of `dotfiles`' entries that contain `part`.
+    let named = |part: &str| -> Vec<String> {
+        std::fs::read_dir(&dotfiles)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(part))
+            .collect()
+    };
+    register("cursor");
 
     assert!(
         std::fs::symlink_metadata(&link)
@@ -588,41 +601,18 @@ fn register_edits_a_symlinked_config_where_it_points_and_keeps_one_backup() {
     let backup = dotfiles.join("cursor.json.zen-backup");
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), before);
     assert_eq!(mode(&backup), 0o600);
-    let leftovers: Vec<_> = std::fs::read_dir(&dotfiles)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".tmp"))
-        .collect();
+    let leftovers = named(".tmp");
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // Changed again (zen's entry removed by hand): still one backup, of the last version.
     let edited = "{\n  \"mcpServers\": {\"other\": {\"command\": \"edited\"}}\n}\n";
     std::fs::write(&real, edited).unwrap();
-    let again = home
-        .command(Path::new("sh"))
-        .arg("-c")
-        .arg("umask 022; exec \"$0\" register cursor")
-        .arg(zend_bin())
-        .output_within(crate::support::COMMAND_DEADLINE);
-    assert!(again.status.success(), "{again:?}");
+    register("cursor");
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), edited);
-    let backups: Vec<_> = std::fs::read_dir(&dotfiles)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains("zen-backup"))
-        .collect();
-    assert_eq!(backups, ["cursor.json.zen-backup"]);
+    assert_eq!(named("zen-backup"), ["cursor.json.zen-backup"]);
 
     // A config zen creates is written 0600 whatever the umask (its temporary file was).
-    let fresh = home
-        .command(Path::new("sh"))
-        .arg("-c")
-        .arg("umask 022; exec \"$0\" register gemini")
-        .arg(zend_bin())
-        .output_within(crate::support::COMMAND_DEADLINE);
-    assert!(fresh.status.success(), "{fresh:?}");
+    register("gemini");
     assert_eq!(mode(&home.path().join(".gemini/settings.json")), 0o600);
 }
 
