@@ -656,12 +656,12 @@ fn zend_is_not_dumpable() {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
     const OTHER_UID: u32 = 65534;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    let home = ZenHome::new();
+    // The test's own new directory is owned by its effective uid.
+    if std::fs::metadata(home.path()).unwrap().uid() != 0 {
         eprintln!("skipped: run the tests as root to run zend as uid {OTHER_UID}");
         return;
     }
-    let home = ZenHome::new();
     for dir in [home.path().to_path_buf(), home.config_dir()] {
         std::os::unix::fs::chown(&dir, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
     }
@@ -692,8 +692,11 @@ fn zend_is_not_dumpable() {
                 .uid()
         })
         .collect();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     crate::support::wait_within(&mut daemon, WAIT, "zend serve");
     assert_eq!(
         owners,
