@@ -553,19 +553,11 @@ pub(crate) fn free_port() -> u16 {
 fn with_http_the_dashboard_is_served_beside_mcp() {
     let home = ZenHome::new();
     let port = free_port();
-    let mut daemon = home
-        .command(&crate::support::zend_bin())
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + WAIT;
-    while !home.socket().exists() || TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "zend never listened on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut serve = home.command(&crate::support::zend_bin());
+    serve.args(["serve", "--http", &format!("127.0.0.1:{port}")]);
+    let mut daemon = crate::support::spawn_until_ready(serve, "zend serve --http", || {
+        home.socket().exists() && crate::support::listening(port)
+    });
     let link = login_link(&home);
     assert!(
         link.starts_with(&format!("http://127.0.0.1:{port}/dashboard/login?code=")),

@@ -22,26 +22,15 @@ fn mode(path: &Path) -> u32 {
 
 /// `zend serve ARGS` started under umask 022 (the usual login umask), once it answers.
 fn serve_under_umask_022(home: &ZenHome, args: &[&str]) -> Child {
-    let mut daemon = home
-        .command(Path::new("sh"))
+    let mut serve = home.command(Path::new("sh"));
+    serve
         .arg("-c")
         .arg("umask 022; exec \"$0\" serve \"$@\"")
         .arg(zend_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + WAIT;
-    while home.zend(&["status"]).status.code() != Some(0) {
-        if let Some(status) = daemon.try_wait().unwrap() {
-            panic!("zend serve exited early: {status}");
-        }
-        assert!(Instant::now() < until, "zend serve never answered");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    daemon
+        .args(args);
+    crate::support::spawn_until_ready(serve, "zend serve under umask 022", || {
+        home.zend(&["status"]).status.code() == Some(0)
+    })
 }
 
 /// Every file under `dir` (a few levels deep) with its mode.
@@ -665,24 +654,11 @@ fn zend_is_not_dumpable() {
     for dir in [home.path().to_path_buf(), home.config_dir()] {
         std::os::unix::fs::chown(&dir, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
     }
-    let mut daemon = home
-        .command(&zend_bin())
-        .arg("serve")
-        .uid(OTHER_UID)
-        .gid(OTHER_UID)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + WAIT;
-    while !home.socket().exists() {
-        if let Some(status) = daemon.try_wait().unwrap() {
-            panic!("zend serve as uid {OTHER_UID} exited: {status}");
-        }
-        assert!(Instant::now() < until, "zend never listened");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut serve = home.command(&zend_bin());
+    serve.arg("serve").uid(OTHER_UID).gid(OTHER_UID);
+    let mut daemon = crate::support::spawn_until_ready(serve, "zend serve as uid 65534", || {
+        home.socket().exists()
+    });
     // Files under /proc/<pid> are given their owner when first looked up.
     let owners: Vec<u32> = ["status", "environ", "mem"]
         .iter()

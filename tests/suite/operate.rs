@@ -372,22 +372,11 @@ fn http_endpoint_needs_the_token_rejects_foreign_origins_and_serves_tools() {
     assert_eq!(stdout(&home.zend(&["http-token"])).trim(), token, "stable");
 
     let port = free_port();
-    let mut daemon = home
-        .command(&zend_bin())
-        .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = std::time::Instant::now() + crate::support::WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < until,
-            "zend never listened on {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut serve = home.command(&zend_bin());
+    serve.args(["serve", "--http", &format!("127.0.0.1:{port}")]);
+    let mut daemon = crate::support::spawn_until_ready(serve, "zend serve --http", || {
+        crate::support::listening(port)
+    });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -518,30 +507,19 @@ fn http_refuses_foreign_hosts_and_origins_before_the_token_and_serves_allowed_on
     let home = ZenHome::new();
     let token = stdout(&home.zend(&["http-token"])).trim().to_owned();
     let port = free_port();
-    let mut daemon = home
-        .command(&zend_bin())
-        .args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--http-allow-host",
-            "zen.internal",
-            "--http-allow-origin",
-            "https://app.example",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = std::time::Instant::now() + crate::support::WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < until,
-            "zend never listened on {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut serve = home.command(&zend_bin());
+    serve.args([
+        "serve",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+        "--http-allow-host",
+        "zen.internal",
+        "--http-allow-origin",
+        "https://app.example",
+    ]);
+    let mut daemon = crate::support::spawn_until_ready(serve, "zend serve --http", || {
+        crate::support::listening(port)
+    });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -251,23 +251,11 @@ fn zen_socket_in_home_leaves_home_as_it_was() {
     stop(&home);
 
     // A service's zend writes its marker beside the socket: in $HOME, unchanged.
-    let mut service = home
-        .command(&zend_bin())
-        .args(["serve", "--service"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + WAIT;
-    while !home.zend(&["status"]).status.success() {
-        assert!(
-            service.try_wait().unwrap().is_none(),
-            "zend serve --service exited"
-        );
-        assert!(Instant::now() < until, "zend never answered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut serve = home.command(&zend_bin());
+    serve.args(["serve", "--service"]);
+    let mut service = crate::support::spawn_until_ready(serve, "zend serve --service", || {
+        home.zend(&["status"]).status.success()
+    });
     assert!(home.path().join("zend.managed").is_file());
     assert_eq!(
         mode(home.path()),

@@ -312,19 +312,11 @@ impl HttpSession {
             .local_addr()
             .unwrap()
             .port();
-        let daemon = home
-            .command(&zend_bin())
-            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let until = std::time::Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < until, "zend never listened");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let mut serve = home.command(&zend_bin());
+        serve.args(["serve", "--http", &format!("127.0.0.1:{port}")]);
+        let daemon = crate::support::spawn_until_ready(serve, "zend serve --http", || {
+            crate::support::listening(port)
+        });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -122,6 +122,36 @@ pub fn stop_child_daemon(home: &ZenHome, daemon: &mut Child) -> ExitStatus {
     status
 }
 
+/// Starts `command` (a `zend serve ...`; stdio to /dev/null) and returns it
+/// once `ready` holds; fails the test naming `what` when it exits first or is
+/// not ready within [`WAIT`] (killing it).
+pub fn spawn_until_ready(mut command: Command, what: &str, ready: impl Fn() -> bool) -> Child {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    let until = Instant::now() + WAIT;
+    while !ready() {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            panic!("{what} exited before it was ready: {status}");
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} was not ready within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Whether something accepts connections on loopback `port`.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
 /// Waits for `child` to exit; past `deadline` kills it and fails the test
 /// naming `what`, so a hang is a failure with a message.
 pub fn wait_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
