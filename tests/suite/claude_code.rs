@@ -6,7 +6,7 @@
 //! is the mock provider. The test checks the `tool_result` Claude Code sent
 //! back to its model: zen's answer and a continuation id of a real thread.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -56,33 +56,8 @@ impl ScriptedModel {
 fn serve(stream: TcpStream, seen: &Mutex<Vec<(String, Value)>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_owned();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    while let Some(request) = crate::support::mock_provider::read_request(&mut reader)? {
+        let (path, body) = (request.path, request.body);
         seen.lock().unwrap().push((path.clone(), body.clone()));
         let (content_type, text) = if path.starts_with("/v1/messages") {
             ("text/event-stream", messages_answer(&body))
@@ -97,6 +72,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<(String, Value)>>) -> std::io::Resu
         stream.write_all(text.as_bytes())?;
         stream.flush()?;
     }
+    Ok(())
 }
 
 /// The stream one Messages request gets.

@@ -289,36 +289,61 @@ impl MockProvider {
     }
 }
 
+/// One HTTP/1.1 request read off a connection: method, path, headers
+/// (names lowercased) and the JSON body (`Null` when it is not JSON).
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+/// The next request on `reader`, or `None` once the client closed.
+pub fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<HttpRequest>> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            if name == "content-length" {
+                length = value.parse().unwrap_or(0);
+            }
+            headers.push((name, value));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Ok(Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
 fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                if name == "content-length" {
-                    length = value.parse().unwrap_or(0);
-                }
-                headers.push((name, value));
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    while let Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }) = read_request(&mut reader)?
+    {
         shared.requests.lock().unwrap().push(Recorded {
             method: method.clone(),
             path: path.clone(),
@@ -352,6 +377,7 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Answers one request; false when the connection must be closed after it.
