@@ -12,12 +12,11 @@
 //!
 //! Each event is formatted and written to the file by the thread that logs it,
 //! one `write(2)` of one line: nothing is queued, so nothing is lost when zend
-//! dies, and no thread is woken. (tracing-appender's `non_blocking` writer, used
-//! before, woke its writer thread for every line, which then spun through
-//! `sched_yield`s before parking again: at the one INFO line a session writes,
-//! ~0.15 ms of zend's CPU per session and a cross-thread wake in the path of the
-//! `initialize` answer, BENCHMARKS.md session 16. zend logs a few lines per
-//! session at info, to a local file, where a write is a copy into the page cache.)
+//! dies, and no thread is woken. (tracing-appender's `non_blocking` writer wakes
+//! its writer thread for every line, which then spins through `sched_yield`s
+//! before parking again: a cross-thread wake in the path of each session's
+//! `initialize` answer. zend logs a few lines per session at info, to a local
+//! file, where a write is a copy into the page cache.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};
