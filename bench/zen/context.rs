@@ -94,7 +94,10 @@ pub(super) fn context_chat_only(
         .map(String::as_str)
         .filter(|n| *n != "chat")
         .collect();
-    narrow.env.push(("DISABLED_TOOLS".into(), hidden.join(",")));
+    // In server.yaml: an auto-started zend takes no variables but `ZEN_*` from its client.
+    let server_yaml = format!("disabled_tools: [{}]\n", hidden.join(", "));
+    std::fs::write(narrow.path().join("config/server.yaml"), server_yaml)
+        .map_err(|e| format!("cannot write the narrow home's server.yaml: {e}"))?;
     let narrow_listing = listing(bins, &narrow);
     narrow.stop_daemon();
     let (init, tools_line) = narrow_listing?;
@@ -105,7 +108,7 @@ pub(super) fn context_chat_only(
         .unwrap_or_default();
     if !shown.contains(&"chat") || shown.len() >= names.len() {
         return Err(format!(
-            "with DISABLED_TOOLS the daemon still listed {shown:?}: the chat-only row would measure the wrong set"
+            "with disabled_tools the daemon still listed {shown:?}: the chat-only row would measure the wrong set"
         ));
     }
     floors.zen.context_chat_only = (tools + instructions) as f64;
