@@ -31,14 +31,30 @@ pub(super) fn peer_row(
     // meet the same moments of the host (the round-trip section's pings ran
     // minutes earlier).
     let mut zen_client = shim_session(bins, home)?;
+    // What each spends on a ping, beside how long it takes: the peer's every thread, zen's
+    // shim and zend (their other sessions are idle meanwhile).
+    let peer_pids = [client.pid()];
+    let zen_pids: Vec<u32> = [Some(zen_client.pid()), home.daemon_pid()]
+        .into_iter()
+        .flatten()
+        .collect();
     let (mut pings, mut zen_pings) = (Vec::new(), Vec::new());
+    let (mut peer_spent, mut zen_spent) = (PerCall::default(), PerCall::default());
     let per_round = plan.rtt_n.div_ceil(PING_ROUNDS);
     let warmup = plan.rtt_warmup.div_ceil(PING_ROUNDS);
     for _ in 0..PING_ROUNDS {
-        let (peer_spans, _) = timed_calls(&mut client, "ping", None, warmup, per_round, &[])?;
-        let (zen_spans, _) = timed_calls(&mut zen_client, "ping", None, warmup, per_round, &[])?;
+        let (peer_spans, peer_calls) =
+            timed_calls(&mut client, "ping", None, warmup, per_round, &peer_pids)?;
+        let (zen_spans, zen_calls) =
+            timed_calls(&mut zen_client, "ping", None, warmup, per_round, &zen_pids)?;
         pings.extend(durations(&peer_spans));
         zen_pings.extend(durations(&zen_spans));
+        for (sum, calls) in [(&mut peer_spent, peer_calls), (&mut zen_spent, zen_calls)] {
+            for call in calls {
+                sum.cpu += call.cpu / PING_ROUNDS as f64;
+                sum.switches += call.switches / PING_ROUNDS as f64;
+            }
+        }
     }
     zen_client.close();
     let hwm = procs::status_kib(client.pid(), "VmHWM").unwrap_or(0) as f64;
@@ -64,6 +80,15 @@ pub(super) fn peer_row(
         (floors.echo_rtt.p50 > 0.0).then_some((floors.echo_rtt.p50, "Unix-socket echo")),
         Target::None,
         "",
+    );
+    report.row(
+        "peer",
+        format!("{label}: CPU per ping, all its threads"),
+        peer_spent.cpu,
+        Unit::Us,
+        None,
+        Target::None,
+        format!("{:.1} context switches per ping", peer_spent.switches),
     );
     report.row(
         "peer",
@@ -126,9 +151,29 @@ pub(super) fn peer_row(
             Target::RatioAtMost(1.0),
         );
     }
+    // What a ping costs each, beside how long it takes: shown, not a target (the issue's
+    // figure is CPU per call, a `chat` call's, in the rows of 7b).
+    versus(
+        report,
+        "zen vs the peer: CPU per ping (shim + zend; rounds alternated)",
+        zen_spent.cpu,
+        peer_spent.cpu,
+        Unit::Us,
+        "the peer's, all its threads",
+        Target::None,
+    );
+    versus(
+        report,
+        "zen vs the peer: context switches per ping (shim + zend)",
+        zen_spent.switches,
+        peer_spent.switches,
+        Unit::Count,
+        "the peer's, all its threads",
+        Target::None,
+    );
     report.detail(
         "peer",
-        json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "zen_ping_alternated": zen_pings.json(), "vmhwm": hwm, "context_bytes": peer_context}),
+        json!({"package": peer::PACKAGE, "version": peer.version, "cold": cold.json(), "ping": pings.json(), "zen_ping_alternated": zen_pings.json(), "cpu_per_ping": peer_spent.cpu, "switches_per_ping": peer_spent.switches, "zen_cpu_per_ping": zen_spent.cpu, "zen_switches_per_ping": zen_spent.switches, "vmhwm": hwm, "context_bytes": peer_context}),
     );
     Ok(())
 }
