@@ -87,7 +87,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "mcp",
         &[
-            "access", "daemon", "memory", "sessions", "store", "time", "tools",
+            "access", "daemon", "memory", "sessions", "store", "time", "tools", "util",
         ],
     ),
     (
@@ -395,6 +395,36 @@ fn only_providers_builds_an_http_client() {
     assert!(
         wrong.is_empty(),
         "every provider call goes through `providers`; outside it nothing builds an HTTP client:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn locks_that_survive_a_panic_are_taken_through_util() {
+    let mut wrong = Vec::new();
+    for source in daemon_sources() {
+        let tests = source
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"));
+        if source.path.ends_with("util.rs") || tests || is_test_file(&source.path) {
+            continue;
+        }
+        let code = without_tests(&source.code);
+        for needle in ["PoisonError", ".into_inner())"] {
+            for (at, _) in code.match_indices(needle) {
+                let line = code[..at].matches('\n').count() + 1;
+                let text = code.lines().nth(line - 1).unwrap_or("").trim();
+                // `into_inner` of anything else (a response, a stream) is not a lock's.
+                if needle == "PoisonError" || text.contains("unwrap_or_else") {
+                    wrong.push(format!("{}:{line}: {text}", relative(&source.path)));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a lock that survives a panic is `util::lock`, `util::read` or `util::write`, not a copy:\n{}",
         wrong.join("\n")
     );
 }

@@ -33,7 +33,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 pub use budget::{BudgetError, BudgetPeriod, BudgetStatus};
 pub use record::{LedgerRecord, Outcome};
@@ -164,19 +164,11 @@ impl Ledger {
     }
 
     pub fn budgets(&self) -> BudgetConfig {
-        self.inner
-            .budgets
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::util::read(&self.inner.budgets).clone()
     }
 
     pub fn set_budgets(&self, budgets: BudgetConfig) {
-        *self
-            .inner
-            .budgets
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = budgets;
+        *crate::util::write(&self.inner.budgets) = budgets;
     }
 
     /// Up to `limit` records from `since` on, oldest first; corrupt ones skipped.

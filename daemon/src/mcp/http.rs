@@ -292,9 +292,9 @@ impl Gate {
 
     /// The current token: the file's, when it changed since last read.
     fn token(&self) -> Token {
-        let mut token = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        let mut token = crate::util::lock(&self.token);
         if let Some((path, seen)) = &self.token_file {
-            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seen = crate::util::lock(seen);
             let now = identity(path);
             if now != *seen {
                 match std::fs::read_to_string(path) {
@@ -314,11 +314,7 @@ impl Gate {
     /// Counts a refused request; logs at most one line a minute, with the count since the last.
     pub fn note_refusal(&self, rejection: Rejection, method: &axum::http::Method) {
         let total = self.refusals.total.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut window = self
-            .refusals
-            .window
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut window = crate::util::lock(&self.refusals.window);
         window.unlogged += 1;
         let now = Instant::now();
         if window
