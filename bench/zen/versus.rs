@@ -151,7 +151,7 @@ pub(super) fn peer_row(
             Target::RatioAtMost(1.0),
         );
     }
-    // What a ping costs each, beside how long it takes: shown, not a target (the rent rule.s
+    // What a ping costs each, beside how long it takes: shown, not a target (the rent rule's
     // figure is CPU per call, a `chat` call's, in the rows of 7b).
     versus(
         report,
