@@ -262,17 +262,7 @@ fn zen_socket_in_home_leaves_home_as_it_was() {
         0o755,
         "zend serve --service changed $HOME"
     );
-    // Our child: reaped while `zend stop` waits for it to be gone.
-    let stopping = home
-        .command(&zend_bin())
-        .arg("stop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_within(&mut service, crate::support::WAIT, "zend serve --service");
-    let stopped = crate::support::child_output_within(stopping, crate::support::WAIT, "zend stop");
-    assert!(stopped.status.success(), "{stopped:?}");
+    crate::support::stop_child_daemon(&home, &mut service);
 }
 
 #[test]
